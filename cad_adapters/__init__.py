@@ -1,0 +1,29 @@
+"""Parsers that turn what a CAD system sends into one normalized :class:`IncidentReport`.
+
+Everything here is pure: bytes or mappings in, an ``IncidentReport`` or a
+:class:`CadParseError` out. No I/O and no import of ``dispatch``, ``geoindex`` or ``notify``.
+"""
+
+from cad_adapters.errors import CadParseError
+from cad_adapters.models import (
+    Address,
+    CallType,
+    Coordinates,
+    IncidentReport,
+    IncidentStatus,
+    PlaceType,
+    UnitReport,
+    UnitStatus,
+)
+
+__all__ = [
+    "Address",
+    "CadParseError",
+    "CallType",
+    "Coordinates",
+    "IncidentReport",
+    "IncidentStatus",
+    "PlaceType",
+    "UnitReport",
+    "UnitStatus",
+]

@@ -1,0 +1,63 @@
+"""Timestamp parsing shared by the CAD parsers: everything becomes an aware UTC datetime."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, tzinfo
+
+from cad_adapters.errors import CadParseError
+
+_ISO = re.compile(
+    r"""
+    (?P<date>\d{4}-\d{2}-\d{2})
+    [T\ ]
+    (?P<time>\d{2}:\d{2}(?::\d{2})?)
+    (?:\.(?P<frac>\d{1,12}))?
+    (?P<tz>Z|z|[+-]\d{2}:?\d{2})?
+    """,
+    re.VERBOSE | re.ASCII,
+)
+
+
+def parse_timestamp(value: object, *, pointer: str, default_tz: tzinfo = UTC) -> datetime:
+    """Parse an ISO 8601 / W3C date-time into an aware UTC :class:`datetime`.
+
+    Accepts ``Z`` or a numeric offset (``-00:00`` included), any number of
+    fractional-second digits (truncated to microseconds) and a space instead of
+    ``T``. A stamp without an offset is local time in ``default_tz``; a local time
+    that does not exist there (the DST spring-forward gap) is refused, and an
+    ambiguous one (the autumn fold) is read as the first occurrence (``fold=0``).
+    Hour ``24``, week dates, basic format and anything else is refused.
+    """
+    if not isinstance(value, str):
+        raise CadParseError(pointer, f"expected a date-time string, got {type(value).__name__}")
+    text = value.strip()
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise CadParseError(pointer, f"not an ISO 8601 date-time: {value[:64]!r}")
+    frac = (match["frac"] or "")[:6]
+    iso = f"{match['date']}T{match['time']}"
+    if frac:
+        iso += "." + frac.ljust(6, "0")
+    offset = match["tz"]
+    if offset is not None:
+        if offset in ("Z", "z"):
+            offset = "+00:00"
+        elif ":" not in offset:
+            offset = f"{offset[:3]}:{offset[3:]}"
+        iso += offset
+    try:
+        parsed = datetime.fromisoformat(iso)
+        if parsed.tzinfo is None:
+            local = parsed.replace(tzinfo=default_tz)
+            result = local.astimezone(UTC)
+            if result.astimezone(default_tz).replace(tzinfo=None) != parsed:
+                raise CadParseError(
+                    pointer, f"local time {value[:64]!r} does not exist in {default_tz}"
+                )
+            return result
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, CadParseError):
+            raise
+        raise CadParseError(pointer, f"invalid date-time {value[:64]!r}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Dispatch core: intake, matching, alert state, workers, HTTP API and CLI."""

@@ -1,0 +1,168 @@
+"""The ``dispatch`` command: ``serve``, ``migrate`` and admin verbs over the same service layer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from dispatch.config import ConfigError, Settings, load_settings
+from dispatch.db.embedded import embedded_postgres
+from dispatch.db.migrate import migrate
+from dispatch.db.pool import open_pool
+from dispatch.logging_setup import configure_logging
+from dispatch.store import agencies as agency_store
+from dispatch.store import volunteers as volunteer_store
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+@asynccontextmanager
+async def _connection(settings: Settings) -> AsyncIterator[Any]:
+    """A migrated database connection, starting the embedded server when needed."""
+    async with AsyncExitStack() as stack:
+        dsn = settings.database_url
+        if dsn is None:
+            dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
+        pool = await stack.enter_async_context(
+            open_pool(dsn, settings.with_overrides(db_pool_min=1, db_pool_max=2))
+        )
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            yield conn
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings):
+        _out("schema up to date")
+
+
+async def _agency_create(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        agency_id, key = await agency_store.create_agency(
+            conn, name=args.name, radius_m=args.radius_m, limit=args.limit
+        )
+    _out(f"agency_id: {agency_id}")
+    _out(f"integration_key: {key}")
+    _out("The key is shown once; only its hash is stored.")
+
+
+async def _supervisor_create(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        supervisor_id, token = await agency_store.create_supervisor(
+            conn, agency_id=args.agency, name=args.name
+        )
+    _out(f"supervisor_id: {supervisor_id}")
+    _out(f"token: {token}")
+
+
+async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        volunteer_id, token = await volunteer_store.create_volunteer(
+            conn,
+            agency_id=args.agency,
+            display_name=args.name,
+            phone_e164=args.phone,
+            language=args.language,
+        )
+    _out(f"volunteer_id: {volunteer_id}")
+    _out(f"token: {token}")
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    from dispatch.web.app import create_app
+
+    settings = settings.with_overrides(
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+    )
+    app = create_app(settings)
+    if args.demo:
+        from dispatch.demo import demo_ctx
+
+        app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, demo_ctx)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_grace_s,
+        access_log=None,
+        print=None,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatch", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    serve = verbs.add_parser("serve", help="run the HTTP API and workers")
+    serve.add_argument("--host", help="listen address (env DISPATCH_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (env DISPATCH_PORT, default 8080)")
+    serve.add_argument(
+        "--demo", action="store_true", help="create demo data and print a curl to try"
+    )
+
+    verbs.add_parser("migrate", help="apply database migrations and exit")
+
+    agency = verbs.add_parser("agency", help="manage agencies").add_subparsers(
+        dest="action", required=True
+    )
+    create = agency.add_parser("create", help="create an agency and print its integration key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--radius-m", type=float, help="alert radius in metres (default 500)")
+    create.add_argument("--limit", type=int, help="volunteers alerted per incident (default 7)")
+
+    supervisor = verbs.add_parser("supervisor", help="manage supervisors").add_subparsers(
+        dest="action", required=True
+    )
+    create = supervisor.add_parser("create", help="create a supervisor and print the token")
+    create.add_argument("--agency", type=UUID, required=True)
+    create.add_argument("--name", required=True)
+
+    volunteer = verbs.add_parser("volunteer", help="manage volunteers").add_subparsers(
+        dest="action", required=True
+    )
+    create = volunteer.add_parser("create", help="create a volunteer and print the token")
+    create.add_argument("--agency", type=UUID, required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--phone", help="E.164, e.g. +31612345678")
+    create.add_argument("--language", default="en")
+    return parser
+
+
+_ASYNC_VERBS: dict[
+    tuple[str, str | None], Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
+] = {
+    ("migrate", None): _migrate,
+    ("agency", "create"): _agency_create,
+    ("supervisor", "create"): _supervisor_create,
+    ("volunteer", "create"): _volunteer_create,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"dispatch: {exc}\n")
+        return 2
+    if args.verb == "serve":
+        _serve(settings, args)
+        return 0
+    configure_logging(log_format=settings.log_format, level="warning", stream=sys.stderr)
+    command = _ASYNC_VERBS[(args.verb, getattr(args, "action", None))]
+    asyncio.run(command(settings, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Service configuration, read once from the environment into a frozen value."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the service cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob the service has. The README's configuration table mirrors this."""
+
+    database_url: str | None = None
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_base_url: str | None = None
+    log_format: str = "auto"
+    log_level: str = "info"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_command_timeout_s: float = 5.0
+    db_acquire_timeout_s: float = 2.0
+    notifier_enabled: bool = True
+    notifier_poll_s: float = 0.2
+    notifier_batch: int = 50
+    notifier_send_timeout_s: float = 10.0
+    notifier_lease_s: float = 30.0
+    log_provider_file: Path | None = None
+    position_flush_s: float = 0.2
+    position_flush_rows: int = 2000
+    shutdown_grace_s: float = 10.0
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: set[str]) -> str:
+    raw = env.get(name) or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {sorted(choices)}, got {raw!r}")
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default ``os.environ``); bad values fail loudly."""
+    env = os.environ if env is None else env
+    log_file = env.get("DISPATCH_LOG_PROVIDER_FILE")
+    return Settings(
+        database_url=env.get("DATABASE_URL") or None,
+        data_dir=Path(env.get("DISPATCH_DATA_DIR") or "var"),
+        host=env.get("DISPATCH_HOST") or "127.0.0.1",
+        port=_integer(env, "DISPATCH_PORT", 8080, minimum=0),
+        public_base_url=env.get("DISPATCH_PUBLIC_BASE_URL") or None,
+        log_format=_choice(env, "DISPATCH_LOG_FORMAT", "auto", {"auto", "json", "console"}),
+        log_level=_choice(env, "DISPATCH_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}),
+        db_pool_min=_integer(env, "DISPATCH_DB_POOL_MIN", 1, minimum=0),
+        db_pool_max=_integer(env, "DISPATCH_DB_POOL_MAX", 10, minimum=1),
+        db_command_timeout_s=_number(env, "DISPATCH_DB_COMMAND_TIMEOUT_S", 5.0, minimum=0.01),
+        db_acquire_timeout_s=_number(env, "DISPATCH_DB_ACQUIRE_TIMEOUT_S", 2.0, minimum=0.01),
+        notifier_enabled=_flag(env, "DISPATCH_NOTIFIER_ENABLED", True),
+        notifier_poll_s=_number(env, "DISPATCH_NOTIFIER_POLL_S", 0.2, minimum=0.01),
+        notifier_batch=_integer(env, "DISPATCH_NOTIFIER_BATCH", 50, minimum=1),
+        notifier_send_timeout_s=_number(env, "DISPATCH_NOTIFIER_SEND_TIMEOUT_S", 10.0, minimum=0.1),
+        notifier_lease_s=_number(env, "DISPATCH_NOTIFIER_LEASE_S", 30.0, minimum=1.0),
+        log_provider_file=Path(log_file) if log_file else None,
+        position_flush_s=_number(env, "DISPATCH_POSITION_FLUSH_S", 0.2, minimum=0.01),
+        position_flush_rows=_integer(env, "DISPATCH_POSITION_FLUSH_ROWS", 2000, minimum=1),
+        shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", 10.0, minimum=0.0),
+    )

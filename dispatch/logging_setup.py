@@ -1,0 +1,149 @@
+"""structlog configuration and the redaction processor every log line passes through.
+
+Logs are for operators; they must never carry a phone number, a secret token or
+an exact position (ARCHITECTURE invariant 8). Redaction runs as the last
+processor before rendering, so nothing bound earlier can slip past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED: Final = "[redacted]"
+
+_SECRET_KEYS: Final = frozenset(
+    {
+        "authorization",
+        "token",
+        "device_token",
+        "api_key",
+        "key",
+        "integration_key",
+        "secret",
+        "password",
+        "phone",
+        "phone_e164",
+        "to",
+        "from_",
+        "address",
+    }
+)
+_COORDINATE_KEYS: Final = frozenset({"lat", "lon", "lng", "latitude", "longitude"})
+
+# E.164 and common national formats with at least 7 digits.
+_PHONE_RE: Final = re.compile(r"(?<![\w.])\+?\d[\d ()\-]{6,18}\d(?![\w.])")
+_BEARER_RE: Final = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;]+")
+# Our own secrets carry recognisable prefixes (see dispatch.secrets).
+_OWN_TOKEN_RE: Final = re.compile(r"\b(dak|dvt|dsv)_[A-Za-z0-9_\-]{8,}")
+# "52.370216, 4.895168" style pairs with enough decimals to pinpoint a door.
+_COORD_PAIR_RE: Final = re.compile(r"-?\d{1,3}\.\d{3,}\s*[,; ]\s*-?\d{1,3}\.\d{3,}")
+_MAX_DEPTH: Final = 6
+_HANDLER_NAME: Final = "dispatch"
+
+
+def _coarsen(value: Any) -> Any:
+    """Round a coordinate to 0.01° (about 1 km): enough for an operator, not a door."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return round(float(value), 2)
+    return REDACTED
+
+
+def redact_text(text: str) -> str:
+    text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _OWN_TOKEN_RE.sub(REDACTED, text)
+    text = _COORD_PAIR_RE.sub(REDACTED, text)
+    return _PHONE_RE.sub(REDACTED, text)
+
+
+def _redact(value: Any, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_item(str(k), v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact(v, depth + 1) for v in value]
+    return value
+
+
+def _redact_item(key: str, value: Any, depth: int) -> Any:
+    lowered = key.lower()
+    if lowered in _SECRET_KEYS or lowered.endswith(("_token", "_key", "_secret", "_phone")):
+        return REDACTED if value is not None else None
+    if lowered in _COORDINATE_KEYS:
+        return _coarsen(value)
+    return _redact(value, depth)
+
+
+def redact_processor(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask secrets and phone numbers, coarsen coordinates."""
+    for key in list(event_dict):
+        if key == "exception":
+            event_dict[key] = redact_text(str(event_dict[key]))
+            continue
+        event_dict[key] = _redact_item(key, event_dict[key], 0)
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
+
+
+def configure_logging(
+    *, log_format: str = "auto", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and route stdlib logging (aiohttp, asyncpg) through it.
+
+    ``log_format="auto"`` renders for humans on a TTY and as JSON lines otherwise.
+    """
+    stream = stream or sys.stdout
+    use_console = log_format == "console" or (log_format == "auto" and stream.isatty())
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if use_console
+        else structlog.processors.JSONRenderer()
+    )
+    numeric_level = logging.getLevelName(level.upper())
+    structlog.configure(
+        processors=[
+            *_shared_processors(),
+            redact_processor,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared_processors(), redact_processor],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    # Replace only our own handler: a host (pytest, an embedding app) may have its own.
+    for existing in list(root.handlers):
+        if existing.get_name() == _HANDLER_NAME:
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+    # aiohttp's access log prints client addresses and query strings; we log requests ourselves.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

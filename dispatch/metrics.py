@@ -1,0 +1,36 @@
+"""Prometheus metrics, one registry per application (so tests can run several apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.incidents = Counter(
+            "dispatch_incidents_total",
+            "Incident snapshots accepted from CAD systems, by intake status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.alerts_queued = Counter(
+            "dispatch_alerts_queued_total", "Alerts written to the outbox", registry=self.registry
+        )
+        self.notifications = Counter(
+            "dispatch_notifications_total",
+            "Delivery attempts, by channel and outcome",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.http_requests = Histogram(
+            "dispatch_http_request_seconds",
+            "HTTP request latency by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.indexed_volunteers = Gauge(
+            "dispatch_indexed_volunteers",
+            "Volunteers with a position in the in-memory index",
+            registry=self.registry,
+        )

@@ -1,0 +1,1 @@
+"""Orchestration: each use case runs its decisions (domain) against storage and ports."""

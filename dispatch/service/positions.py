@@ -1,0 +1,136 @@
+"""Last known positions: in memory at once for matching, persisted in batches.
+
+One :class:`geoindex.VolunteerIndex` per agency, so a query never has to filter
+out another agency's volunteers. Only eligible (verified, available) volunteers
+are indexed. The database copy exists so a restart can rebuild the index; it is
+written by :class:`PositionWriter` in batches, one round trip each, never one
+statement per update on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from dispatch.store import volunteers as volunteer_store
+from dispatch.store.volunteers import PositionRow
+from geoindex import Hit, VolunteerIndex
+
+log = structlog.get_logger(__name__)
+
+
+class PositionCache:
+    def __init__(self) -> None:
+        self._indexes: dict[UUID, VolunteerIndex] = {}
+        self._agency_of: dict[int, UUID] = {}
+
+    def __len__(self) -> int:
+        return len(self._agency_of)
+
+    def upsert(self, row: PositionRow) -> None:
+        previous = self._agency_of.get(row.volunteer_id)
+        if previous is not None and previous != row.agency_id:
+            self._indexes[previous].remove(row.volunteer_id)
+        index = self._indexes.get(row.agency_id)
+        if index is None:
+            index = self._indexes[row.agency_id] = VolunteerIndex()
+        index.upsert(row.volunteer_id, row.lat, row.lon, at=row.reported_at)
+        self._agency_of[row.volunteer_id] = row.agency_id
+
+    def remove(self, volunteer_id: int) -> None:
+        agency = self._agency_of.pop(volunteer_id, None)
+        if agency is not None:
+            self._indexes[agency].remove(volunteer_id)
+
+    def load(self, rows: Iterable[PositionRow]) -> None:
+        by_agency: dict[UUID, list[PositionRow]] = {}
+        for row in rows:
+            by_agency.setdefault(row.agency_id, []).append(row)
+        for agency_id, agency_rows in by_agency.items():
+            index = self._indexes.setdefault(agency_id, VolunteerIndex())
+            index.bulk_load(
+                [r.volunteer_id for r in agency_rows],
+                [r.lat for r in agency_rows],
+                [r.lon for r in agency_rows],
+                [r.reported_at for r in agency_rows],
+            )
+            for r in agency_rows:
+                self._agency_of[r.volunteer_id] = agency_id
+
+    def nearest(
+        self,
+        agency_id: UUID,
+        lat: float,
+        lon: float,
+        *,
+        radius_m: float,
+        limit: int,
+        max_age_s: float,
+        now: datetime,
+        exclude: Collection[int],
+    ) -> list[Hit]:
+        index = self._indexes.get(agency_id)
+        if index is None:
+            return []
+        return index.nearest(
+            lat, lon, radius_m=radius_m, limit=limit, max_age_s=max_age_s, now=now, exclude=exclude
+        )
+
+
+class PositionWriter:
+    """Coalesces position updates and writes them in batches.
+
+    Only the latest fix per volunteer is kept in the queue: an older fix that was
+    never written is worth nothing once a newer one arrived.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, flush_s: float, max_rows: int) -> None:
+        self._pool = pool
+        self._flush_s = flush_s
+        self._max_rows = max_rows
+        self._pending: dict[int, PositionRow] = {}
+        self._wakeup = asyncio.Event()
+
+    def submit(self, row: PositionRow) -> None:
+        self._pending[row.volunteer_id] = row
+        if len(self._pending) >= self._max_rows:
+            self._wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> int:
+        if not self._pending:
+            return 0
+        batch = list(self._pending.values())
+        self._pending = {}
+        try:
+            async with self._pool.acquire() as conn:
+                await volunteer_store.upsert_positions(conn, batch)
+        except BaseException:
+            # Put the batch back under anything newer that arrived meanwhile, then re-raise.
+            for row in batch:
+                self._pending.setdefault(row.volunteer_id, row)
+            raise
+        return len(batch)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every ``flush_s`` (or when the queue is full) until ``stop``; then a last flush."""
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(self._flush_s):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                await self.flush()
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                log.exception("position_flush_failed", pending=len(self._pending))
+        await self.flush()

@@ -1,0 +1,1 @@
+"""asyncpg queries by aggregate; functions take a connection, callers own transactions."""

@@ -1,0 +1,1 @@
+"""The HTTP API (aiohttp): app factory, handlers, problem+json errors, OpenAPI document."""

@@ -1,0 +1,196 @@
+"""The application factory: routes, middlewares and resource lifecycles, nothing else.
+
+Resources open in dependency order through ``cleanup_ctx`` and close in reverse:
+logging → database (embedded server, pool, migrations) → outbound HTTP session
+→ notifier → position cache and writer → outbox worker. Workers start last and
+stop first, so they never run without the things they use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from dispatch.config import Settings
+from dispatch.db.embedded import embedded_postgres
+from dispatch.db.migrate import migrate
+from dispatch.db.pool import open_pool
+from dispatch.domain.clock import Clock, SystemClock
+from dispatch.logging_setup import configure_logging
+from dispatch.metrics import Metrics
+from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.store import volunteers as volunteer_store
+from dispatch.web import app_keys as keys
+from dispatch.web import handlers
+from dispatch.web.problems import Problem, from_http_exception
+from dispatch.workers.notifier import OutboxWorker
+from notify.log import LogNotifier
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    route = request.match_info.route.resource
+    route_name = route.canonical if route is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except Problem as problem:
+        status = problem.status
+        raise
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        return from_http_exception(exc)
+    except Exception:
+        log.exception("unhandled_error", route=route_name, method=request.method)
+        internal = Problem(500, "internal-error", "Internal error", "the error was logged")
+        return web.Response(status=500, text=internal.text, content_type=internal.content_type)
+    finally:
+        request.app[keys.METRICS].http_requests.labels(route_name, str(status)).observe(
+            time.perf_counter() - started
+        )
+
+
+def _logging_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        configure_logging(log_format=settings.log_format, level=settings.log_level)
+        yield
+
+    return ctx
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    async with AsyncExitStack() as stack:
+        dsn = settings.database_url
+        if dsn is None:
+            dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
+        pool = await stack.enter_async_context(open_pool(dsn, settings))
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("database_ready", embedded=settings.database_url is None, migrated=applied)
+        app[keys.POOL] = pool
+        yield
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=10, connect=3)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        app[keys.HTTP] = session
+        yield
+
+
+async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+    notifier = LogNotifier(app[keys.SETTINGS].log_provider_file)
+    app[keys.NOTIFIER] = notifier
+    try:
+        yield
+    finally:
+        await notifier.aclose()
+
+
+async def _owned_task(
+    app: web.Application, name: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+) -> AsyncIterator[None]:
+    """Run ``work(stop)`` as a task owned by the app; on exit ask it to stop, then cancel it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(work(stop), name=name)
+    app[keys.WORKER_TASKS][name] = task
+    try:
+        yield
+    finally:
+        stop.set()
+        grace = app[keys.SETTINGS].shutdown_grace_s
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+        except TimeoutError:
+            log.warning("worker_drain_timeout", worker=name, grace_s=grace)
+        except Exception:
+            log.exception("worker_failed", worker=name)
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        del app[keys.WORKER_TASKS][name]
+
+
+async def _positions_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    pool = app[keys.POOL]
+    cache = PositionCache()
+    async with pool.acquire() as conn:
+        purged = await volunteer_store.purge_stale_positions(conn, app[keys.CLOCK].now())
+        rows = await volunteer_store.fresh_positions(conn)
+    started = time.perf_counter()
+    cache.load(rows)
+    log.info(
+        "position_index_rebuilt",
+        volunteers=len(cache),
+        purged_stale=purged,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    app[keys.METRICS].indexed_volunteers.set_function(lambda: len(cache))
+    writer = PositionWriter(
+        pool, flush_s=settings.position_flush_s, max_rows=settings.position_flush_rows
+    )
+    app[keys.POSITIONS] = cache
+    app[keys.POSITION_WRITER] = writer
+    async for _ in _owned_task(app, "position_writer", writer.run):
+        yield
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    worker = OutboxWorker(
+        app[keys.POOL],
+        app[keys.NOTIFIER],
+        app[keys.CLOCK],
+        app[keys.METRICS],
+        poll_s=settings.notifier_poll_s,
+        batch=settings.notifier_batch,
+        send_timeout_s=settings.notifier_send_timeout_s,
+        lease_s=settings.notifier_lease_s,
+    )
+    app[keys.OUTBOX_WORKER] = worker
+    if not settings.notifier_enabled:
+        log.warning("outbox_worker_disabled")
+        yield
+        return
+    async for _ in _owned_task(app, "outbox_worker", worker.run):
+        yield
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.METRICS] = Metrics()
+    app[keys.WORKER_TASKS] = {}
+    app.cleanup_ctx.extend(
+        [
+            _logging_ctx(settings),
+            _database_ctx,
+            _http_ctx,
+            _notifier_ctx,
+            _positions_ctx,
+            _outbox_ctx,
+        ]
+    )
+    app.add_routes(handlers.routes)
+    return app

@@ -1,0 +1,27 @@
+"""Every typed key the application stores, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from dispatch.config import Settings
+from dispatch.domain.clock import Clock
+from dispatch.metrics import Metrics
+from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.workers.notifier import OutboxWorker
+from notify.ports import Notifier
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+METRICS = web.AppKey("metrics", Metrics)
+POOL = web.AppKey("pool", asyncpg.Pool)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+NOTIFIER = web.AppKey("notifier", Notifier)
+POSITIONS = web.AppKey("positions", PositionCache)
+POSITION_WRITER = web.AppKey("position_writer", PositionWriter)
+OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
+WORKER_TASKS = web.AppKey("worker_tasks", dict[str, asyncio.Task[None]])

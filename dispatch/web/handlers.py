@@ -1,0 +1,322 @@
+"""HTTP handlers. Each one authenticates, validates, calls one service function, answers JSON."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cad_adapters.errors import CadParseError
+from cad_adapters.generic import decode_json, parse_generic, schema
+from dispatch.domain.alert_states import AlertEvent, IllegalTransition
+from dispatch.domain.intake import VersionConflict
+from dispatch.domain.models import AgencyPolicy
+from dispatch.secrets import TokenKind, bearer_token
+from dispatch.service.ingest import ingest_incident
+from dispatch.service.responses import AlertNotFound, respond
+from dispatch.store import agencies as agency_store
+from dispatch.store import incidents as incident_store
+from dispatch.store import response_log
+from dispatch.store import volunteers as volunteer_store
+from dispatch.store.volunteers import PositionRow, VolunteerIdentity
+from dispatch.web import app_keys as keys
+from dispatch.web.openapi import openapi_document
+from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+
+routes = web.RouteTableDef()
+
+# A phone's clock may run slightly ahead; a fix further in the future is refused.
+_MAX_CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _uuid(request: web.Request, name: str) -> UUID:
+    try:
+        return UUID(request.match_info[name])
+    except ValueError:
+        raise not_found(name.removesuffix("_id")) from None
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the document as application/json",
+        )
+    body = await request.read()
+    try:
+        return decode_json(body)
+    except CadParseError as exc:
+        raise malformed(exc.detail) from None
+
+
+def _token(request: web.Request, *kinds: TokenKind) -> str:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None or not token.startswith(tuple(f"{k.value}_" for k in kinds)):
+        raise unauthorized()
+    return token
+
+
+async def _agency(request: web.Request, agency_id: UUID) -> AgencyPolicy:
+    token = _token(request, TokenKind.AGENCY_KEY)
+    async with request.app[keys.POOL].acquire() as conn:
+        policy = await agency_store.authenticate_key(conn, agency_id, token)
+    if policy is None:
+        raise unauthorized("the integration key is not valid for this agency")
+    return policy
+
+
+async def _volunteer(request: web.Request) -> VolunteerIdentity:
+    token = _token(request, TokenKind.VOLUNTEER)
+    async with request.app[keys.POOL].acquire() as conn:
+        volunteer = await volunteer_store.authenticate(conn, token)
+    if volunteer is None:
+        raise unauthorized("the volunteer token is not valid")
+    return volunteer
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[keys.POOL].acquire(timeout=1.0) as conn:
+            await conn.fetchval("SELECT 1", timeout=1.0)
+        checks["database"] = "ok"
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    expected = {"position_writer"}
+    if request.app[keys.SETTINGS].notifier_enabled:
+        expected.add("outbox_worker")
+    tasks = request.app[keys.WORKER_TASKS]
+    for name in sorted(expected):
+        task = tasks.get(name)
+        checks[name] = "ok" if task is not None and not task.done() else "not running"
+    if all(v == "ok" for v in checks.values()):
+        return web.json_response({"status": "ready", "checks": checks})
+    raise Problem(503, "not-ready", "Not ready", extra={"checks": checks})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    payload = generate_latest(request.app[keys.METRICS].registry)
+    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+@routes.get("/v1/schemas/generic-incident.v1.json")
+async def generic_schema(request: web.Request) -> web.Response:
+    return web.json_response(schema(), content_type="application/schema+json")
+
+
+# --- CAD intake -----------------------------------------------------------------------------
+
+
+@routes.post("/v1/cad/{agency_id}/incidents")
+async def post_incident(request: web.Request) -> web.Response:
+    agency_id = _uuid(request, "agency_id")
+    policy = await _agency(request, agency_id)
+    data = await _json_body(request)
+    try:
+        tz = ZoneInfo(policy.time_zone)
+    except ZoneInfoNotFoundError:
+        tz = ZoneInfo("UTC")
+    try:
+        report = parse_generic(data, default_tz=tz)
+    except CadParseError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
+    app = request.app
+    try:
+        result = await ingest_incident(
+            app[keys.POOL], app[keys.POSITIONS], policy, report, now=app[keys.CLOCK].now()
+        )
+    except VersionConflict as exc:
+        raise Problem(409, "version-conflict", "Version conflict", str(exc)) from None
+    app[keys.METRICS].incidents.labels(result.status.value).inc()
+    if result.alerts_queued:
+        app[keys.METRICS].alerts_queued.inc(result.alerts_queued)
+        app[keys.OUTBOX_WORKER].wakeup.set()
+    body = {
+        "incident_id": str(result.incident_id),
+        "status": result.status.value,
+        "alerts_queued": result.alerts_queued,
+    }
+    return web.json_response(body, status=202)
+
+
+# --- volunteers -----------------------------------------------------------------------------
+
+
+def _finite(
+    data: dict[str, Any], name: str, low: float, high: float, required: bool
+) -> float | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise invalid(f"/{name}", "is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(f"/{name}", "must be a number")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise invalid(f"/{name}", f"must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def _fix_time(raw: Any, now: datetime) -> datetime:
+    """When the phone took the fix (default: now); aware, and not in the future."""
+    if raw is None:
+        return now
+    stamp = None
+    if isinstance(raw, str) and len(raw) <= 64:
+        try:
+            stamp = datetime.fromisoformat(raw)
+        except ValueError:
+            stamp = None
+    if stamp is None or stamp.tzinfo is None:
+        raise invalid("/at", "must be an RFC 3339 date-time with an offset")
+    stamp = stamp.astimezone(UTC)
+    if stamp > now + _MAX_CLOCK_SKEW:
+        raise invalid("/at", "is in the future")
+    return stamp
+
+
+@routes.put("/v1/me/location")
+async def put_location(request: web.Request) -> web.Response:
+    volunteer = await _volunteer(request)
+    data = await _json_body(request)
+    if not isinstance(data, dict):
+        raise invalid("", "must be an object")
+    unknown = sorted(set(data) - {"lat", "lon", "accuracy_m", "at"})
+    if unknown:
+        raise invalid(f"/{unknown[0]}", "is not a known field")
+    lat = _finite(data, "lat", -90, 90, True)
+    lon = _finite(data, "lon", -180, 180, True)
+    accuracy = _finite(data, "accuracy_m", 0, 100_000, False)
+    assert lat is not None
+    assert lon is not None
+    now = request.app[keys.CLOCK].now()
+    at = _fix_time(data.get("at"), now)
+    row = PositionRow(volunteer.volunteer_id, volunteer.agency_id, lat, lon, accuracy, at)
+    if volunteer.eligible:
+        request.app[keys.POSITIONS].upsert(row)
+    request.app[keys.POSITION_WRITER].submit(row)
+    return web.Response(status=204)
+
+
+@routes.post("/v1/agencies/{agency_id}/volunteers")
+async def create_volunteer(request: web.Request) -> web.Response:
+    agency_id = _uuid(request, "agency_id")
+    token = _token(request, TokenKind.SUPERVISOR)
+    async with request.app[keys.POOL].acquire() as conn:
+        if await agency_store.supervisor_agency(conn, token) != agency_id:
+            raise unauthorized("the supervisor token is not valid for this agency")
+    data = await _json_body(request)
+    if not isinstance(data, dict):
+        raise invalid("", "must be an object")
+    unknown = sorted(set(data) - {"display_name", "phone_e164", "language"})
+    if unknown:
+        raise invalid(f"/{unknown[0]}", "is not a known field")
+    name = data.get("display_name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+        raise invalid("/display_name", "must be a string of 1 to 200 characters")
+    phone = data.get("phone_e164")
+    if phone is not None and (
+        not isinstance(phone, str)
+        or not phone.startswith("+")
+        or not phone[1:].isdigit()
+        or not 8 <= len(phone) <= 16
+    ):
+        raise invalid("/phone_e164", "must be an E.164 number like +31612345678")
+    language = data.get("language", "en")
+    if not isinstance(language, str) or not 2 <= len(language) <= 16:
+        raise invalid("/language", "must be a language tag like en or nl-NL")
+    async with request.app[keys.POOL].acquire() as conn:
+        volunteer_id, volunteer_token = await volunteer_store.create_volunteer(
+            conn,
+            agency_id=agency_id,
+            display_name=name.strip(),
+            phone_e164=phone,
+            language=language,
+        )
+    return web.json_response({"volunteer_id": volunteer_id, "token": volunteer_token}, status=201)
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+
+async def _answer(request: web.Request, event: AlertEvent) -> web.Response:
+    alert_id = _uuid(request, "alert_id")
+    volunteer = await _volunteer(request)
+    try:
+        result = await respond(
+            request.app[keys.POOL],
+            alert_id=alert_id,
+            volunteer_id=volunteer.volunteer_id,
+            event=event,
+            now=request.app[keys.CLOCK].now(),
+        )
+    except AlertNotFound:
+        raise not_found("alert") from None
+    except IllegalTransition as exc:
+        raise Problem(
+            409,
+            "illegal-transition",
+            "The alert cannot make this move",
+            str(exc),
+            extra={"state": exc.state.value},
+        ) from None
+    return web.json_response(
+        {"alert_id": str(result.alert_id), "state": result.state.value, "changed": result.changed}
+    )
+
+
+@routes.post("/v1/alerts/{alert_id}/accept")
+async def accept_alert(request: web.Request) -> web.Response:
+    return await _answer(request, AlertEvent.ACCEPT)
+
+
+@routes.post("/v1/alerts/{alert_id}/decline")
+async def decline_alert(request: web.Request) -> web.Response:
+    return await _answer(request, AlertEvent.DECLINE)
+
+
+# --- supervisors ----------------------------------------------------------------------------
+
+
+@routes.get("/v1/incidents/{incident_id}/timeline")
+async def timeline(request: web.Request) -> web.Response:
+    incident_id = _uuid(request, "incident_id")
+    token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
+    async with request.app[keys.POOL].acquire() as conn:
+        agency_id = await incident_store.agency_of(conn, incident_id)
+        if token.startswith(TokenKind.SUPERVISOR.value):
+            allowed = agency_id is not None and (
+                await agency_store.supervisor_agency(conn, token) == agency_id
+            )
+        else:
+            allowed = agency_id is not None and (
+                await agency_store.authenticate_key(conn, agency_id, token) is not None
+            )
+        if not allowed:
+            # Same answer for "no such incident" and "not yours": ids are not an oracle.
+            raise not_found("incident")
+        events = await response_log.timeline(conn, incident_id)
+    return web.json_response({"incident_id": str(incident_id), "events": events})

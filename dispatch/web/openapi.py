@@ -1,0 +1,286 @@
+"""The OpenAPI 3.1 description of the HTTP API. A test keeps it in step with the router."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from cad_adapters.generic import schema as generic_schema
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+def _path_id(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+
+
+_AUTH_ERRORS = {"401": _problem("Missing or invalid bearer token")}
+_BODY_ERRORS = {
+    "400": _problem("Malformed JSON, NaN, or nesting too deep"),
+    "413": _problem("Body larger than 1 MiB"),
+    "415": _problem("Body is not application/json"),
+    "422": _problem("A field is missing, of the wrong type or out of range; `pointer` names it"),
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    incident = generic_schema()
+    incident = {k: v for k, v in incident.items() if not k.startswith("$")}
+    answer = {
+        "parameters": [_path_id("alert_id", "The alert, as sent in the push data")],
+        "security": [{"volunteerToken": []}],
+        "responses": {
+            "200": _json("AlertAnswer", "The alert's state after the answer"),
+            "404": _problem("No such alert for this volunteer"),
+            "409": _problem("The alert's state does not allow this answer; `state` gives it"),
+            **_AUTH_ERRORS,
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CPR volunteer dispatch",
+            "version": "1",
+            "description": "CAD intake, volunteer positions and answers, incident timelines.",
+        },
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "The process is up",
+                    "responses": {"200": {"description": "Alive"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Database reachable and workers alive",
+                    "responses": {
+                        "200": {"description": "Ready"},
+                        "503": _problem("Not ready; `checks` says why"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "responses": {"200": {"description": "Metrics", "content": {"text/plain": {}}}},
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI document"}},
+                }
+            },
+            "/v1/schemas/generic-incident.v1.json": {
+                "get": {
+                    "summary": "JSON Schema of the generic incident document",
+                    "responses": {"200": {"description": "JSON Schema (draft 2020-12)"}},
+                }
+            },
+            "/v1/cad/{agency_id}/incidents": {
+                "post": {
+                    "summary": "Submit a full incident snapshot from a CAD (generic JSON v1)",
+                    "description": (
+                        "Idempotent by (agency, incident_id). A replay answers `unchanged`, an "
+                        "older version after a newer one answers `stale`; neither changes anything."
+                    ),
+                    "parameters": [_path_id("agency_id", "The agency the key belongs to")],
+                    "security": [{"agencyKey": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/GenericIncident"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json("IntakeResult", "Accepted (or recognised as a replay)"),
+                        "409": _problem("Same version, different content"),
+                        **_AUTH_ERRORS,
+                        **_BODY_ERRORS,
+                    },
+                }
+            },
+            "/v1/me/location": {
+                "put": {
+                    "summary": "Report the volunteer's last known position",
+                    "description": "Only the latest position is kept; it is purged when stale.",
+                    "security": [{"volunteerToken": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Fix"}}
+                        },
+                    },
+                    "responses": {
+                        "204": {"description": "Stored"},
+                        **_AUTH_ERRORS,
+                        **_BODY_ERRORS,
+                    },
+                }
+            },
+            "/v1/agencies/{agency_id}/volunteers": {
+                "post": {
+                    "summary": "Register a volunteer (supervisor); the token is shown once",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/NewVolunteer"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json("VolunteerCreated", "Created"),
+                        **_AUTH_ERRORS,
+                        **_BODY_ERRORS,
+                    },
+                }
+            },
+            "/v1/alerts/{alert_id}/accept": {
+                "post": {"summary": "The volunteer is going", **answer}
+            },
+            "/v1/alerts/{alert_id}/decline": {
+                "post": {"summary": "The volunteer cannot go", **answer}
+            },
+            "/v1/incidents/{incident_id}/timeline": {
+                "get": {
+                    "summary": "The incident's response log, in order",
+                    "parameters": [_path_id("incident_id", "The incident")],
+                    "security": [{"agencyKey": []}, {"supervisorToken": []}],
+                    "responses": {
+                        "200": _json("Timeline", "Events ordered by time"),
+                        "404": _problem("No such incident for this agency"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "agencyKey": {"type": "http", "scheme": "bearer", "description": "dak_… key"},
+                "volunteerToken": {"type": "http", "scheme": "bearer", "description": "dvt_…"},
+                "supervisorToken": {"type": "http", "scheme": "bearer", "description": "dsv_…"},
+            },
+            "schemas": {
+                "GenericIncident": incident,
+                "Problem": {
+                    "type": "object",
+                    "description": "RFC 9457 problem details",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "pointer": {"type": "string", "description": "JSON Pointer to the field"},
+                        "invalid-params": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                    "required": ["type", "title", "status"],
+                },
+                "IntakeResult": {
+                    "type": "object",
+                    "required": ["incident_id", "status", "alerts_queued"],
+                    "properties": {
+                        "incident_id": {"type": "string", "format": "uuid"},
+                        "status": {
+                            "enum": ["created", "updated", "unchanged", "stale", "cancelled"]
+                        },
+                        "alerts_queued": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "Fix": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["lat", "lon"],
+                    "properties": {
+                        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                        "accuracy_m": {"type": "number", "minimum": 0, "maximum": 100000},
+                        "at": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "When the fix was taken; defaults to now",
+                        },
+                    },
+                },
+                "NewVolunteer": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["display_name"],
+                    "properties": {
+                        "display_name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "phone_e164": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$"},
+                        "language": {"type": "string"},
+                    },
+                },
+                "VolunteerCreated": {
+                    "type": "object",
+                    "properties": {
+                        "volunteer_id": {"type": "integer"},
+                        "token": {"type": "string", "description": "Shown once"},
+                    },
+                },
+                "AlertAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "alert_id": {"type": "string", "format": "uuid"},
+                        "state": {"type": "string"},
+                        "changed": {"type": "boolean"},
+                    },
+                },
+                "Timeline": {
+                    "type": "object",
+                    "properties": {
+                        "incident_id": {"type": "string", "format": "uuid"},
+                        "events": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "seq": {"type": "integer"},
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "event": {"type": "string"},
+                                    "alert_id": {"type": ["string", "null"]},
+                                    "volunteer_id": {"type": ["integer", "null"]},
+                                    "details": {"type": "object"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,85 @@
+"""RFC 9457 problem details: every error the API returns is one of these."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(web.HTTPException):
+    """An HTTP error rendered as ``application/problem+json``.
+
+    ``pointer`` (a JSON Pointer, RFC 6901) names the offending field, also given
+    as RFC 9457's ``invalid-params`` list so generic clients can show it.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        pointer: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = status
+        body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status}
+        if detail:
+            body["detail"] = detail
+        if pointer is not None:
+            body["pointer"] = pointer
+            body["invalid-params"] = [{"name": pointer or "/", "reason": detail or title}]
+        if extra:
+            body.update(extra)
+        super().__init__(
+            headers=headers,
+            text=json.dumps(body),
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
+        self.body_data = body
+
+
+def invalid(pointer: str, detail: str, *, status: int = 422) -> Problem:
+    return Problem(status, "invalid-field", "A field is invalid", detail, pointer=pointer)
+
+
+def malformed(detail: str) -> Problem:
+    return Problem(400, "malformed-document", "The document cannot be read", detail, pointer="")
+
+
+def unauthorized(detail: str = "a valid bearer token is required") -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        "Not authenticated",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="dispatch"'},
+    )
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not-found", "Not found", f"no such {what}")
+
+
+def from_http_exception(exc: web.HTTPException) -> web.Response:
+    """Render aiohttp's own errors (404 route, 405, 413 body too large) as problems."""
+    slug = {
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "body-too-large",
+        415: "unsupported-media-type",
+    }.get(exc.status, "http-error")
+    detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else None
+    problem = Problem(exc.status, slug, exc.reason, detail)
+    response = web.Response(status=exc.status, text=problem.text, content_type=PROBLEM_CONTENT_TYPE)
+    for name in ("Allow",):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response

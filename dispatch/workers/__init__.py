@@ -1,0 +1,1 @@
+"""Background workers. each is owned by one cleanup context in ``dispatch.web.app``."""

@@ -1,0 +1,9 @@
+"""Delivery of alerts to volunteers' phones behind one :class:`Notifier` Protocol.
+
+Providers never import ``dispatch``; they receive an :class:`AlertMessage` and
+return a :class:`DeliveryResult`, never a bool.
+"""
+
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
+
+__all__ = ["AlertMessage", "Channel", "DeliveryOutcome", "DeliveryResult", "Notifier"]

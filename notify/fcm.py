@@ -1,0 +1,409 @@
+"""Push alerts through Firebase Cloud Messaging (HTTP v1) with firebase-admin's async API.
+
+Lifecycle: construct :class:`FcmNotifier` inside the event loop that will use
+it (the SDK's httpx client binds to the first loop that sends) and ``await
+aclose()`` in the same loop at shutdown; ``await warm_up()`` once at start-up
+fetches the first OAuth token off the loop. Each instance owns its own
+``firebase_admin.App``.
+
+What the SDK is told (see ``notes/integrations.md`` §1):
+
+- ``httpTimeout`` per HTTP request, plus our own ``asyncio.timeout`` per call;
+- SDK retries off (``HttpxRetry(max_retries=0)``): ``notify.retry`` decides;
+- an optional base URL, applied once here through the private ``_fcm_url`` hook,
+  because firebase-admin has no public endpoint override;
+- OAuth tokens are refreshed in a worker thread *before* sending, so the SDK's
+  synchronous refresh (``requests`` inside the event loop) does not run on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import firebase_admin
+from firebase_admin import _http_client, _retry, credentials, messaging
+
+from notify.errors import ConfigurationError, ErrorCode, parse_retry_after, redact
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+
+MAX_BATCH = 500
+"""``send_each_async`` accepts at most 500 messages per call."""
+MAX_TTL_S = 2_419_200
+"""FCM's maximum time-to-live (4 weeks)."""
+FCM_ERROR_DETAIL_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST_DETAIL_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+
+_log = logging.getLogger("notify.fcm")
+_app_names = itertools.count(1)
+
+_Outcome = tuple[DeliveryOutcome, ErrorCode]
+
+# FCM ``details[].errorCode`` -> (outcome, our code). INVALID_ARGUMENT is split
+# further (token vs payload) in ``classify_fcm_error``.
+FCM_ERROR_TABLE: dict[str, _Outcome] = {
+    "UNREGISTERED": (DeliveryOutcome.PERMANENT, ErrorCode.UNREGISTERED),
+    "SENDER_ID_MISMATCH": (DeliveryOutcome.PERMANENT, ErrorCode.SENDER_ID_MISMATCH),
+    "QUOTA_EXCEEDED": (DeliveryOutcome.RETRYABLE, ErrorCode.QUOTA_EXCEEDED),
+    "UNAVAILABLE": (DeliveryOutcome.RETRYABLE, ErrorCode.UNAVAILABLE),
+    "INTERNAL": (DeliveryOutcome.RETRYABLE, ErrorCode.SERVER_ERROR),
+    "THIRD_PARTY_AUTH_ERROR": (DeliveryOutcome.PERMANENT, ErrorCode.THIRD_PARTY_AUTH),
+    "APNS_AUTH_ERROR": (DeliveryOutcome.PERMANENT, ErrorCode.THIRD_PARTY_AUTH),
+}
+
+# The SDK's platform code (``FirebaseError.code``) when no FCM errorCode is present.
+PLATFORM_CODE_TABLE: dict[str, _Outcome] = {
+    "DEADLINE_EXCEEDED": (DeliveryOutcome.RETRYABLE, ErrorCode.TIMEOUT),
+    "UNAVAILABLE": (DeliveryOutcome.RETRYABLE, ErrorCode.UNAVAILABLE),
+    "INTERNAL": (DeliveryOutcome.RETRYABLE, ErrorCode.SERVER_ERROR),
+    "RESOURCE_EXHAUSTED": (DeliveryOutcome.RETRYABLE, ErrorCode.QUOTA_EXCEEDED),
+    "UNAUTHENTICATED": (DeliveryOutcome.PERMANENT, ErrorCode.AUTH_ERROR),
+    "PERMISSION_DENIED": (DeliveryOutcome.PERMANENT, ErrorCode.AUTH_ERROR),
+    "NOT_FOUND": (DeliveryOutcome.PERMANENT, ErrorCode.CONFIG_ERROR),
+    "INVALID_ARGUMENT": (DeliveryOutcome.PERMANENT, ErrorCode.INVALID_ARGUMENT),
+    "FAILED_PRECONDITION": (DeliveryOutcome.PERMANENT, ErrorCode.PROVIDER_ERROR),
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _error_body(exc: Any) -> dict[str, Any]:
+    response = getattr(exc, "http_response", None)
+    if response is None:
+        return {}
+    try:
+        body = json.loads(response.content or b"{}")
+    except (ValueError, TypeError):
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _token_is_the_problem(error: dict[str, Any]) -> bool:
+    message = str(error.get("message", "")).lower()
+    if "registration token" in message or "installation id" in message:
+        return True
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("@type") == BAD_REQUEST_DETAIL_TYPE:
+            for violation in detail.get("fieldViolations") or []:
+                field = str(violation.get("field", "")) if isinstance(violation, dict) else ""
+                if field.split(".")[-1] in ("token", "fid"):
+                    return True
+    return False
+
+
+def classify_fcm_error(exc: Any) -> tuple[DeliveryOutcome, ErrorCode, float | None]:
+    """``(outcome, error_code, retry_after_s)`` for a per-message ``FirebaseError``."""
+    error = _error_body(exc)
+    fcm_code = None
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("@type") == FCM_ERROR_DETAIL_TYPE:
+            fcm_code = detail.get("errorCode")
+    response = getattr(exc, "http_response", None)
+    status = int(getattr(response, "status_code", 0) or 0)
+    headers = getattr(response, "headers", None)
+    retry_after = parse_retry_after(headers) if headers is not None else None
+
+    outcome: _Outcome
+    if fcm_code == "INVALID_ARGUMENT" or (
+        fcm_code is None and getattr(exc, "code", None) == "INVALID_ARGUMENT"
+    ):
+        code = (
+            ErrorCode.INVALID_TOKEN if _token_is_the_problem(error) else ErrorCode.INVALID_ARGUMENT
+        )
+        outcome = (DeliveryOutcome.PERMANENT, code)
+    elif fcm_code in FCM_ERROR_TABLE:
+        outcome = FCM_ERROR_TABLE[fcm_code]
+    elif status == 429:
+        outcome = (DeliveryOutcome.RETRYABLE, ErrorCode.RATE_LIMITED)
+    elif status >= 500:
+        outcome = (DeliveryOutcome.RETRYABLE, ErrorCode.SERVER_ERROR)
+    elif response is None and getattr(exc, "code", None) in ("UNAVAILABLE", "UNKNOWN"):
+        outcome = (DeliveryOutcome.RETRYABLE, ErrorCode.NETWORK_ERROR)
+    elif str(getattr(exc, "code", "")) in PLATFORM_CODE_TABLE:
+        outcome = PLATFORM_CODE_TABLE[str(exc.code)]
+    elif 400 <= status < 500:
+        outcome = (DeliveryOutcome.PERMANENT, ErrorCode.PROVIDER_ERROR)
+    else:
+        outcome = (DeliveryOutcome.RETRYABLE, ErrorCode.NETWORK_ERROR)
+    if outcome[0] is DeliveryOutcome.PERMANENT:
+        retry_after = None
+    return outcome[0], outcome[1], retry_after
+
+
+def _classify_auth_failure(exc: BaseException) -> tuple[DeliveryOutcome, ErrorCode]:
+    """Token refresh failures (google.auth RefreshError / TransportError, by duck typing)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        name = type(cause).__name__
+        if name == "RefreshError":
+            if getattr(cause, "retryable", False):
+                return DeliveryOutcome.RETRYABLE, ErrorCode.AUTH_UNAVAILABLE
+            return DeliveryOutcome.PERMANENT, ErrorCode.AUTH_ERROR
+        if name == "TransportError":
+            return DeliveryOutcome.RETRYABLE, ErrorCode.AUTH_UNAVAILABLE
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return DeliveryOutcome.RETRYABLE, ErrorCode.INTERNAL
+
+
+def collapse_key_for(message: AlertMessage) -> str:
+    """``message.collapse_key`` or ``incident-<id>``, cut to APNs' 64-byte collapse-id limit."""
+    key = message.collapse_key or f"incident-{message.incident_id}"
+    return key.encode()[:64].decode(errors="ignore")
+
+
+class FcmNotifier:
+    """:class:`notify.ports.Notifier` for FCM push (Android and iOS via APNs)."""
+
+    def __init__(
+        self,
+        *,
+        service_account_file: str | os.PathLike[str],
+        project_id: str | None = None,
+        base_url: str | None = None,
+        http_timeout_s: float = 10.0,
+        address_field: Literal["token", "fid"] = "token",
+        app_name: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        """
+        ``base_url`` (e.g. ``http://127.0.0.1:8081``) replaces ``https://fcm.googleapis.com``.
+        ``address_field`` picks the v1 field for ``AlertMessage.address``: ``token`` (the
+        default) accepts both registration tokens and installation IDs during FCM's
+        transition; ``fid`` only installation IDs.
+        """
+        if http_timeout_s <= 0:
+            raise ConfigurationError("http_timeout_s must be positive")
+        try:
+            cred = credentials.Certificate(os.fspath(service_account_file))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot load the FCM service account: {exc}") from exc
+        options: dict[str, Any] = {"httpTimeout": http_timeout_s}
+        if project_id:
+            options["projectId"] = project_id
+        name = app_name or f"notify-fcm-{os.getpid()}-{next(_app_names)}"
+        try:
+            self._app = firebase_admin.initialize_app(cred, options, name=name)
+            service = messaging._get_messaging_service(self._app)
+        except ValueError as exc:
+            raise ConfigurationError(f"cannot set up the FCM app: {exc}") from exc
+        self._project_id: str = service._project_id
+        if base_url:
+            service._fcm_url = (
+                f"{base_url.rstrip('/')}/v1/projects/{self._project_id}/messages:send"
+            )
+        # One attempt per call: our caller owns retries (notify.retry).
+        self._spare_client = service._async_client
+        service._async_client = _http_client.HttpxAsyncClient(
+            credential=service._credential,
+            timeout=http_timeout_s,
+            retry_config=_retry.HttpxRetry(max_retries=0),
+        )
+        self._service = service
+        self._address_field = address_field
+        self._clock = clock
+        self._refresh_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.PUSH
+
+    @property
+    def fcm_url(self) -> str:
+        return str(self._service._fcm_url)
+
+    async def warm_up(self) -> None:
+        """Fetch an OAuth token now (in a thread); raises if the credentials are refused."""
+        await asyncio.to_thread(self._app.credential.get_access_token)
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients, then delete the App in a thread (it calls asyncio.run)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._service._async_client.aclose()
+        await self._spare_client.aclose()
+        await asyncio.to_thread(firebase_admin.delete_app, self._app)
+
+    async def _ensure_token(self) -> None:
+        cred = self._app.credential.get_credential()
+        state = getattr(getattr(cred, "token_state", None), "name", None)
+        fresh = state == "FRESH" if state is not None else bool(getattr(cred, "valid", False))
+        if fresh:
+            return
+        async with self._refresh_lock:
+            state = getattr(getattr(cred, "token_state", None), "name", None)
+            if state == "FRESH":
+                return
+            await asyncio.to_thread(self._app.credential.get_access_token)
+
+    def build_message(self, message: AlertMessage, ttl_s: int) -> Any:
+        """The ``messaging.Message`` for one alert (Android high priority, APNs priority 10)."""
+        collapse = collapse_key_for(message)
+        expires = message.expires_at.astimezone(UTC)
+        data = {
+            **message.data,
+            "alert_id": message.alert_id,
+            "incident_id": message.incident_id,
+            "role": message.role,
+            "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        }
+        android = messaging.AndroidConfig(
+            priority="high", ttl=timedelta(seconds=ttl_s), collapse_key=collapse
+        )
+        if message.critical:
+            sound: Any = messaging.CriticalSound("default", critical=True, volume=1.0)
+            level = "critical"
+        else:
+            sound = "default"
+            level = "time-sensitive"
+        apns = messaging.APNSConfig(
+            headers={
+                "apns-priority": "10",
+                "apns-push-type": "alert",
+                "apns-expiration": str(math.floor(expires.timestamp())),
+                "apns-collapse-id": collapse,
+            },
+            payload=messaging.APNSPayload(
+                aps=messaging.Aps(
+                    alert=messaging.ApsAlert(title=message.title, body=message.body),
+                    sound=sound,
+                    thread_id=collapse,
+                    custom_data={"interruption-level": level},
+                )
+            ),
+        )
+        if self._address_field == "fid":
+            return messaging.Message(data=data, android=android, apns=apns, fid=message.address)
+        # v1 still accepts ``token`` (and FIDs in it); firebase-admin >= 7.5 warns on it.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Message.token is deprecated", category=DeprecationWarning
+            )
+            return messaging.Message(data=data, android=android, apns=apns, token=message.address)
+
+    async def send(self, message: AlertMessage, *, timeout_s: float) -> DeliveryResult:
+        return (await self.send_many([message], timeout_s=timeout_s))[0]
+
+    async def send_many(
+        self, messages: Sequence[AlertMessage], *, timeout_s: float
+    ) -> list[DeliveryResult]:
+        """Send alerts (500 per SDK call, concurrently); one result per message, in order."""
+        started = time.perf_counter()
+        results: list[DeliveryResult | None] = [None] * len(messages)
+        now = self._clock()
+        pending: list[tuple[int, Any]] = []
+        for index, alert in enumerate(messages):
+            remaining = (alert.expires_at - now).total_seconds()
+            if remaining < 1:
+                results[index] = self._result(
+                    started, DeliveryOutcome.PERMANENT, ErrorCode.EXPIRED, "alert expired"
+                )
+                continue
+            try:
+                built = self.build_message(alert, min(MAX_TTL_S, int(remaining)))
+            except (ValueError, TypeError) as exc:
+                results[index] = self._result(
+                    started, DeliveryOutcome.PERMANENT, ErrorCode.INVALID_MESSAGE, redact(str(exc))
+                )
+                continue
+            pending.append((index, built))
+
+        if pending:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    try:
+                        await self._ensure_token()
+                    except Exception as exc:  # noqa: BLE001 - classified, never raised
+                        self._fail_auth(exc, pending, results, started)
+                    else:
+                        chunks = [
+                            pending[i : i + MAX_BATCH] for i in range(0, len(pending), MAX_BATCH)
+                        ]
+                        await asyncio.gather(
+                            *(self._send_chunk(chunk, results, started) for chunk in chunks)
+                        )
+            except TimeoutError:
+                for index, _ in pending:
+                    if results[index] is None:
+                        results[index] = self._result(
+                            started,
+                            DeliveryOutcome.RETRYABLE,
+                            ErrorCode.TIMEOUT,
+                            f"no answer within {timeout_s:g}s",
+                        )
+        return [r for r in results if r is not None]
+
+    def _fail_auth(
+        self,
+        exc: Exception,
+        chunk: list[tuple[int, Any]],
+        results: list[DeliveryResult | None],
+        started: float,
+    ) -> None:
+        outcome, code = _classify_auth_failure(exc)
+        if code is ErrorCode.INTERNAL:
+            _log.error("unexpected error while sending FCM messages", exc_info=exc)
+        detail = redact(f"{type(exc).__name__}: {exc}")
+        for index, _ in chunk:
+            results[index] = self._result(started, outcome, code, detail)
+
+    async def _send_chunk(
+        self, chunk: list[tuple[int, Any]], results: list[DeliveryResult | None], started: float
+    ) -> None:
+        try:
+            batch = await messaging.send_each_async([m for _, m in chunk], app=self._app)
+        except Exception as exc:  # noqa: BLE001 - classified, never raised
+            # The whole batch fails only for auth/refresh problems (UnknownError with a cause).
+            self._fail_auth(exc, chunk, results, started)
+            return
+        for (index, _), response in zip(chunk, batch.responses, strict=True):
+            if response.success:
+                results[index] = DeliveryResult(
+                    channel=Channel.PUSH,
+                    outcome=DeliveryOutcome.ACCEPTED,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    provider_message_id=response.message_id,
+                )
+                continue
+            error = response.exception
+            outcome, code, retry_after = classify_fcm_error(error)
+            results[index] = self._result(
+                started,
+                outcome,
+                code,
+                redact(f"{getattr(error, 'code', '')}: {error}"),
+                retry_after,
+            )
+
+    @staticmethod
+    def _result(
+        started: float,
+        outcome: DeliveryOutcome,
+        code: ErrorCode,
+        detail: str,
+        retry_after_s: float | None = None,
+    ) -> DeliveryResult:
+        return DeliveryResult(
+            channel=Channel.PUSH,
+            outcome=outcome,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            error_code=code,
+            detail=detail,
+            retry_after_s=retry_after_s,
+        )
+
+
+__all__ = ["FCM_ERROR_TABLE", "FcmNotifier", "classify_fcm_error", "collapse_key_for"]

@@ -1,0 +1,63 @@
+"""A provider that only records what it would send: for development, demos and tests.
+
+With a ``record_path`` each message is appended as one JSON line and flushed to
+disk before ``send`` returns, so a test can count deliveries across a crash and
+restart of the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+
+log = structlog.get_logger(__name__)
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class LogNotifier:
+    def __init__(self, record_path: Path | None = None) -> None:
+        self._path = record_path
+        self.sent: list[AlertMessage] = []
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.LOG
+
+    async def send(self, message: AlertMessage, *, timeout_s: float) -> DeliveryResult:
+        started = time.perf_counter()
+        record: dict[str, Any] = {
+            "alert_id": message.alert_id,
+            "incident_id": message.incident_id,
+            "volunteer_id": message.volunteer_id,
+            "role": message.role,
+            "title": message.title,
+            "expires_at": message.expires_at.isoformat(),
+        }
+        if self._path is not None:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.to_thread(_append_line, self._path, json.dumps(record))
+        self.sent.append(message)
+        log.info("log_provider_alert", **record)
+        return DeliveryResult(
+            channel=Channel.LOG,
+            outcome=DeliveryOutcome.ACCEPTED,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            provider_message_id=f"log-{message.alert_id}",
+        )
+
+    async def aclose(self) -> None:
+        return None

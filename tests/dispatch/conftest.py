@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from dispatch.config import Settings
+from dispatch.web.app import create_app
+from tests.dispatch import pg
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    with pg.server_dsn() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def template_name(admin_dsn: str) -> Iterator[str]:
+    with pg.template(admin_dsn) as name:
+        yield name
+
+
+@pytest.fixture
+async def database_url(admin_dsn: str, template_name: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = await pg.create_test_database(admin_dsn, template_name)
+    try:
+        yield pg.with_database(admin_dsn, name)
+    finally:
+        await pg.drop_test_database(admin_dsn, name)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "var",
+        log_format="json",
+        notifier_poll_s=0.05,
+        position_flush_s=0.05,
+        shutdown_grace_s=2.0,
+    )
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, aiohttp_client: Any
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = create_app(settings)
+    yield await aiohttp_client(app)
+
+
+class AgencyFixture:
+    def __init__(self, agency_id: Any, key: str, supervisor_token: str) -> None:
+        self.agency_id = agency_id
+        self.key = key
+        self.supervisor_token = supervisor_token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def supervisor_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.supervisor_token}"}
+
+
+@pytest.fixture
+async def agency(db: asyncpg.Connection) -> AgencyFixture:
+    from dispatch.store import agencies
+
+    agency_id, key = await agencies.create_agency(db, name="Test agency")
+    _, supervisor_token = await agencies.create_supervisor(db, agency_id=agency_id, name="Sup")
+    return AgencyFixture(agency_id, key, supervisor_token)

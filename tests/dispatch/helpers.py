@@ -1,0 +1,71 @@
+"""Small builders shared by the dispatch tests."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+# Dam Square, Amsterdam.
+CENTRE = (52.3731, 4.8926)
+_M_PER_DEG_LAT = 111_320.0
+
+
+def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
+    """A point ``north_m``/``east_m`` metres from (lat, lon), good to well under a metre at 2 km."""
+    return (
+        lat + north_m / _M_PER_DEG_LAT,
+        lon + east_m / (_M_PER_DEG_LAT * math.cos(math.radians(lat))),
+    )
+
+
+def incident(incident_id: str = "inc-1", **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "incident_id": incident_id,
+        "call_type": {"code": "09-E-01", "text": "Cardiac arrest"},
+        "is_cardiac_arrest": True,
+        "received_at": datetime.now(UTC).isoformat(),
+        "location": {"lat": CENTRE[0], "lon": CENTRE[1]},
+        "place_type": "public",
+    }
+    doc.update(overrides)
+    return doc
+
+
+TABLES = (
+    "agencies",
+    "agency_keys",
+    "supervisors",
+    "volunteers",
+    "volunteer_positions",
+    "incidents",
+    "alerts",
+    "outbox",
+    "response_log",
+)
+
+
+async def snapshot(db: asyncpg.Connection) -> dict[str, list[str]]:
+    """Every row of every table, as text: equal snapshots mean nothing changed."""
+    result = {}
+    for table in TABLES:
+        rows = await db.fetch(f"SELECT t::text AS row FROM {table} t ORDER BY 1")
+        result[table] = [r["row"] for r in rows]
+    return result
+
+
+async def drained(db: asyncpg.Connection, *, positions: int = 0, timeout_s: float = 10.0) -> None:
+    """Wait until the notifier finished every outbox row and ``positions`` fixes are persisted.
+
+    Both happen in background workers; snapshots compared before and after a
+    request must not catch them half-way.
+    """
+    import asyncio
+
+    async with asyncio.timeout(timeout_s):
+        while await db.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL") or (
+            await db.fetchval("SELECT count(*) FROM volunteer_positions") < positions
+        ):
+            await asyncio.sleep(0.02)
