@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from uuid import UUID
 
+import structlog
 from aiohttp import web
 
 from dispatch.config import ConfigError, Settings, load_settings
@@ -19,6 +20,8 @@ from dispatch.db.pool import open_pool
 from dispatch.logging_setup import configure_logging
 from dispatch.store import agencies as agency_store
 from dispatch.store import volunteers as volunteer_store
+
+log = structlog.get_logger("dispatch.cli")
 
 
 def _out(text: str) -> None:
@@ -95,7 +98,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=settings.port,
         shutdown_timeout=settings.shutdown_grace_s,
         access_log=None,
-        print=None,
+        print=lambda message: log.info("http_listening", detail=message.strip()),
     )
 
 

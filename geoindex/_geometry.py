@@ -101,7 +101,7 @@ def chord2(xyz: F64, q: F64) -> F64:
     """
     diff = xyz[:3] - q
     np.multiply(diff, diff, out=diff)
-    out = diff[0] + diff[1]
+    out: F64 = diff[0] + diff[1]
     out += diff[2]
     return out
 

@@ -74,6 +74,7 @@ _TWO_R: Final = 2.0 * EARTH_RADIUS_M
 _TIE_SLACK: Final = 1.0 + 1e-12
 _SMALL_EXCLUDE: Final = 32
 _MIN_CAPACITY: Final = 4
+_LEVEL_FACTOR = 1.0
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -87,59 +88,52 @@ class Hit:
     distance_m: float
 
 
+# Building Hits through the slot descriptors is ~2x faster than the frozen dataclass __init__.
+_new_hit = object.__new__
+_set_hit_id = vars(Hit)["volunteer_id"].__set__
+_set_hit_d = vars(Hit)["distance_m"].__set__
+
+
 class _Bucket:
-    """The volunteers of one cell: unit vectors and internal slots, swap-remove on delete."""
+    """The volunteers of one cell: a ``(4, capacity)`` array of columns (x, y, z, slot).
 
-    __slots__ = ("n", "slots", "v_slots", "v_xyz", "xyz")
+    The slot (the volunteer's internal index) is stored as float64, exact below 2**53, so one
+    concatenation per query gathers coordinates and slots together. Swap-remove on delete.
+    """
 
-    def __init__(self, xyz: F64, slots: I64) -> None:
-        self.xyz = xyz
-        self.slots = slots
-        self.n = 0
-        self.v_xyz = xyz[:0]
-        self.v_slots = slots[:0]
+    __slots__ = ("data", "n", "view")
+
+    def __init__(self, data: F64, n: int) -> None:
+        self.data = data
+        self.n = n
+        self.view = data[:, :n]
 
     @classmethod
     def empty(cls) -> _Bucket:
-        return cls(
-            np.empty((_MIN_CAPACITY, 3), dtype=np.float64),
-            np.empty(_MIN_CAPACITY, dtype=np.int64),
-        )
-
-    def _refresh(self) -> None:
-        n = self.n
-        self.v_xyz = self.xyz[:n]
-        self.v_slots = self.slots[:n]
+        return cls(np.empty((4, _MIN_CAPACITY), dtype=np.float64), 0)
 
     def append(self, slot: int, x: float, y: float, z: float) -> int:
         n = self.n
-        if n == self.slots.shape[0]:
-            cap = 2 * n
-            xyz = np.empty((cap, 3), dtype=np.float64)
-            xyz[:n] = self.xyz
-            slots = np.empty(cap, dtype=np.int64)
-            slots[:n] = self.slots
-            self.xyz = xyz
-            self.slots = slots
-        row = self.xyz[n]
-        row[0] = x
-        row[1] = y
-        row[2] = z
-        self.slots[n] = slot
+        data = self.data
+        if n == data.shape[1]:
+            grown = np.empty((4, 2 * n), dtype=np.float64)
+            grown[:, :n] = data
+            self.data = data = grown
+        data[:, n] = (x, y, z, slot)
         self.n = n + 1
-        self._refresh()
+        self.view = data[:, : n + 1]
         return n
 
     def pop(self, pos: int) -> int:
-        """Remove row ``pos``; return the slot moved into it (or -1 if it was the last row)."""
+        """Remove column ``pos``; return the slot moved into it (or -1 if it was the last)."""
         last = self.n - 1
+        data = self.data
         moved = -1
         if pos != last:
-            self.xyz[pos] = self.xyz[last]
-            moved = int(self.slots[last])
-            self.slots[pos] = moved
+            data[:, pos] = data[:, last]
+            moved = int(data[3, last])
         self.n = last
-        self._refresh()
+        self.view = data[:, :last]
         return moved
 
 
@@ -311,10 +305,7 @@ class VolunteerIndex:
                 cell = fine if li == 0 else _h3.cell_to_parent(fine, res[li])
                 old = int(cells[li, slot])
                 if old == cell:
-                    row = self._buckets[li][cell].xyz[int(positions[li, slot])]
-                    row[0] = x
-                    row[1] = y
-                    row[2] = z
+                    self._buckets[li][cell].data[:3, int(positions[li, slot])] = (x, y, z)
                 else:
                     self._bucket_remove(li, old, int(positions[li, slot]))
                     positions[li, slot] = self._bucket_append(li, cell, slot, x, y, z)
@@ -447,33 +438,29 @@ class VolunteerIndex:
             self._cell[li, start : start + n] = cells
             order = np.argsort(cells, kind="stable")
             sorted_cells = cells[order]
-            sorted_xyz = xyz[order]
+            sorted_data = np.empty((4, n), dtype=np.float64)
+            sorted_data[:3] = xyz[:, order]
             sorted_slots = slots[order]
+            sorted_data[3] = sorted_slots
             bounds = np.flatnonzero(sorted_cells[1:] != sorted_cells[:-1]) + 1
             starts = np.concatenate(([0], bounds))
             ends = np.concatenate((bounds, [n]))
             buckets = self._buckets[li]
             pos = self._pos[li]
-            group_pos = np.arange(n, dtype=np.int64) - np.repeat(starts, ends - starts)
-            pos[sorted_slots] = group_pos
-            for cell, a, b in zip(
-                sorted_cells[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
-            ):
+            pos[sorted_slots] = np.arange(n, dtype=np.int64) - np.repeat(starts, ends - starts)
+            group_cells = sorted_cells[starts].tolist()
+            _warm_centres(group_cells)
+            for cell, a, b in zip(group_cells, starts.tolist(), ends.tolist(), strict=True):
                 bucket = buckets.get(cell)
                 if bucket is None:
-                    cap = max(_MIN_CAPACITY, b - a + (b - a) // 4)
-                    xyz_buf = np.empty((cap, 3), dtype=np.float64)
-                    xyz_buf[: b - a] = sorted_xyz[a:b]
-                    slot_buf = np.empty(cap, dtype=np.int64)
-                    slot_buf[: b - a] = sorted_slots[a:b]
-                    bucket = buckets[cell] = _Bucket(xyz_buf, slot_buf)
-                    bucket.n = b - a
-                    bucket._refresh()
+                    size = b - a
+                    buf = np.empty((4, max(_MIN_CAPACITY, size + size // 4)), dtype=np.float64)
+                    buf[:, :size] = sorted_data[:, a:b]
+                    buckets[cell] = _Bucket(buf, size)
                 else:
                     for k in range(a, b):
-                        s = int(sorted_slots[k])
-                        x, y, z = sorted_xyz[k].tolist()
-                        pos[s] = bucket.append(s, x, y, z)
+                        x, y, z, s = sorted_data[:, k].tolist()
+                        pos[int(s)] = bucket.append(int(s), x, y, z)
 
     # ------------------------------------------------------------------ reads
 
@@ -551,8 +538,23 @@ def _parent_cells(cells: I64, res: int) -> I64:
     return out
 
 
+# Cell centres (unit vectors), a pure function of H3: shared by all indexes, filled for every
+# non-empty cell on bulk load and lazily for the others, cleared when it reaches _CENTRES_MAX.
 _CENTRES: dict[int, tuple[float, float, float]] = {}
-_CENTRES_MAX: Final = 1_000_000
+_CENTRES_MAX: Final = 2_000_000
+
+
+def _warm_centres(cells: list[int]) -> None:
+    """Compute the centres of many cells at once (numpy trig) into the centre cache."""
+    cold = [c for c in cells if c not in _CENTRES]
+    if not cold:
+        return
+    if len(_CENTRES) + len(cold) > _CENTRES_MAX:
+        _CENTRES.clear()
+    c2ll = _h3.cell_to_latlng
+    latlng = np.array([c2ll(c) for c in cold], dtype=np.float64).reshape(-1, 2)
+    xyz = unit_vectors(latlng[:, 0], latlng[:, 1])
+    _CENTRES.update(zip(cold, zip(*xyz.tolist(), strict=True), strict=True))
 
 
 def _centre(cell: int) -> tuple[float, float, float]:
@@ -596,7 +598,7 @@ class _Query:
         self.lat = lat
         self.lon = lon
         self.q = unit_vector(lat, lon)
-        self.qa = np.array(self.q, dtype=np.float64)
+        self.qa = np.array(self.q, dtype=np.float64).reshape(3, 1)
         self.radius_m = radius_m
         self.limit = limit
         self.cutoff_us = cutoff_us
@@ -616,7 +618,7 @@ class _Query:
         index = self.index
         res = index._res
         last = index._nres - 1
-        threshold = max(self.limit, 1) / 3.0
+        threshold = max(self.need, 1) * _LEVEL_FACTOR
         fine = _h3.latlng_to_cell(self.lat, self.lon, res[0])
         c0 = fine
         li = 0
@@ -682,63 +684,59 @@ class _Query:
         excl = self.excl_set
         out: list[Hit] = []
         limit = self.limit
+        new = _new_hit
+        set_id = _set_hit_id
+        set_d = _set_hit_d
         for d, vid in hits:
             if excl and vid in excl:
                 continue
-            out.append(Hit(vid, d))
+            hit = new(Hit)
+            set_id(hit, vid)
+            set_d(hit, d)
+            out.append(hit)
             if len(out) == limit:
                 break
         return out
 
     def _batch(self, buckets: dict[int, _Bucket], cells: Iterable[int]) -> list[tuple[float, int]]:
         """Candidates in ``cells``: the best ``need`` (plus ties) within the radius, sorted."""
-        got = [b for c in cells if (b := buckets.get(c)) is not None]
+        got = [b.view for c in cells if (b := buckets.get(c)) is not None]
         if not got:
             return []
-        if len(got) == 1:
-            xyz = got[0].v_xyz
-            slots = got[0].v_slots
-        else:
-            xyz = np.concatenate([b.v_xyz for b in got])
-            slots = np.concatenate([b.v_slots for b in got])
-        return self._select(chord2(xyz, self.qa), slots)
-
-    def _select(self, c2: F64, slots: I64) -> list[tuple[float, int]]:
+        data = got[0] if len(got) == 1 else np.concatenate(got, axis=1)
+        c2 = chord2(data, self.qa)
         index = self.index
+        cap2 = self.cap2
         if self.cutoff_us is not None or self.excl_arr is not None:
-            keep = c2 <= self.cap2
+            slots = data[3].astype(np.int64)
+            keep = c2 <= cap2
             if self.cutoff_us is not None:
                 keep &= index._ts[slots] >= self.cutoff_us
             if self.excl_arr is not None:
                 keep &= ~np.isin(index._ids[slots], self.excl_arr)
             sel = np.flatnonzero(keep)
             c2 = c2[sel]
-            slots = slots[sel]
-            cap2 = math.inf
-        else:
-            cap2 = self.cap2
+            data = data[:, sel]
         need = self.need
         if c2.shape[0] > need:
-            part = np.argpartition(c2, need - 1)
-            kth = float(c2[part[need - 1]]) * _TIE_SLACK
+            kth = float(np.partition(c2, need - 1)[need - 1]) * _TIE_SLACK
             sel = np.flatnonzero(c2 <= min(kth, cap2))
-            c2 = c2[sel]
-            slots = slots[sel]
-        elif cap2 != math.inf:
+        else:
             sel = np.flatnonzero(c2 <= cap2)
-            c2 = c2[sel]
-            slots = slots[sel]
-        if c2.shape[0] == 0:
+        if sel.shape[0] == 0:
             return []
-        half = np.sqrt(c2)
+        c2 = c2[sel]
+        half = np.sqrt(c2, out=c2)
         half *= 0.5
         np.minimum(half, 1.0, out=half)
-        dist = np.arcsin(half)
+        dist = np.arcsin(half, out=half)
         dist *= _TWO_R
         radius = self.radius_m
         hits = [
             (d, v)
-            for d, v in zip(dist.tolist(), index._ids[slots].tolist(), strict=True)
+            for d, v in zip(
+                dist.tolist(), index._ids[data[3, sel].astype(np.int64)].tolist(), strict=True
+            )
             if d <= radius
         ]
         hits.sort()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,3 +16,16 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"reference material not present at {SHARED}")
     return SHARED
+
+
+def _hypothesis_profiles() -> None:
+    from hypothesis import settings
+
+    # CI machines are small and shared: no per-example deadline, and a fixed seed so a
+    # red run can be reproduced exactly.
+    settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+_hypothesis_profiles()

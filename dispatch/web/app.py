@@ -106,25 +106,28 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
         await notifier.aclose()
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    # Said at once, not at shutdown: /readyz turns 503, and the operator needs the reason.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker_crashed", worker=task.get_name(), error=repr(task.exception()))
+
+
 async def _owned_task(
     app: web.Application, name: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 ) -> AsyncIterator[None]:
     """Run ``work(stop)`` as a task owned by the app; on exit ask it to stop, then cancel it."""
     stop = asyncio.Event()
     task = asyncio.create_task(work(stop), name=name)
+    task.add_done_callback(_report_crash)
     app[keys.WORKER_TASKS][name] = task
     try:
         yield
     finally:
         stop.set()
         grace = app[keys.SETTINGS].shutdown_grace_s
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-        except TimeoutError:
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
             log.warning("worker_drain_timeout", worker=name, grace_s=grace)
-        except Exception:
-            log.exception("worker_failed", worker=name)
-        if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         del app[keys.WORKER_TASKS][name]

@@ -59,9 +59,9 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
 @pytest.fixture
 async def client(
     settings: Settings, aiohttp_client: Any
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(settings)
-    yield await aiohttp_client(app)
+) -> TestClient[web.Request, web.Application]:
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
+    return client
 
 
 class AgencyFixture:

@@ -48,12 +48,24 @@ def _raw(body: str | bytes) -> dict[str, Any]:
 BAD_DOCUMENTS: list[tuple[str, Any, int, str]] = [
     ("malformed json", b'{"incident_id": "x",', 400, ""),
     ("not an object", b"[1, 2, 3]", 422, ""),
-    ("missing incident_id", {k: v for k, v in incident().items() if k != "incident_id"}, 422,
-     "/incident_id"),
-    ("missing location", {k: v for k, v in incident().items() if k != "location"}, 422,
-     "/location"),
-    ("missing received_at", {k: v for k, v in incident().items() if k != "received_at"}, 422,
-     "/received_at"),
+    (
+        "missing incident_id",
+        {k: v for k, v in incident().items() if k != "incident_id"},
+        422,
+        "/incident_id",
+    ),
+    (
+        "missing location",
+        {k: v for k, v in incident().items() if k != "location"},
+        422,
+        "/location",
+    ),
+    (
+        "missing received_at",
+        {k: v for k, v in incident().items() if k != "received_at"},
+        422,
+        "/received_at",
+    ),
     ("wrong type incident_id", incident(incident_id=12), 422, "/incident_id"),
     ("wrong type lat", incident(location={"lat": "52.1", "lon": 4.9}), 422, "/location/lat"),
     ("bool is not a number", incident(location={"lat": True, "lon": 4.9}), 422, "/location/lat"),
@@ -62,8 +74,13 @@ BAD_DOCUMENTS: list[tuple[str, Any, int, str]] = [
     ("longitude above 180", incident(location={"lat": 52, "lon": 180.5}), 422, "/location/lon"),
     ("longitude below -180", incident(location={"lat": 52, "lon": -181}), 422, "/location/lon"),
     ("null island", incident(location={"lat": 0, "lon": 0}), 422, "/location"),
-    ("NaN latitude", b'{"incident_id": "x", "call_type": {"code": "A"}, "received_at": '
-     b'"2026-01-01T00:00:00Z", "location": {"lat": NaN, "lon": 4.9}}', 400, ""),
+    (
+        "NaN latitude",
+        b'{"incident_id": "x", "call_type": {"code": "A"}, "received_at": '
+        b'"2026-01-01T00:00:00Z", "location": {"lat": NaN, "lon": 4.9}}',
+        400,
+        "",
+    ),
     ("Infinity", b'{"incident_id": "x", "location": {"lat": Infinity, "lon": 4.9}}', 400, ""),
     ("bad time", incident(received_at="yesterday"), 422, "/received_at"),
     ("unknown field", incident(colour="red"), 422, "/colour"),
@@ -164,7 +181,7 @@ async def test_replay_is_unchanged_and_older_version_is_stale(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """Same document twice: same id, "unchanged", no new alerts; an older version: "stale"."""
-    vid, token = await _volunteer(client, agency)
+    _, token = await _volunteer(client, agency)
     await _place(client, token, *offset(*CENTRE, 100, 0))
     t0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     v2 = incident("replay-1", version=2, updated_at=(t0 + timedelta(minutes=1)).isoformat())
@@ -205,7 +222,7 @@ async def test_concurrent_identical_posts_create_one_incident(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """Duplicate webhooks arriving together create one incident and one set of alerts."""
-    vid, token = await _volunteer(client, agency)
+    _, token = await _volunteer(client, agency)
     await _place(client, token, *offset(*CENTRE, 50, 50))
     doc = incident("dup-1")
     answers = await asyncio.gather(*(_post(client, agency, doc) for _ in range(5)))
@@ -244,7 +261,7 @@ async def test_not_alertable_incidents_are_recorded_without_alerts(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """Unknown call types, tests and closed incidents never wake volunteers; the log says why."""
-    vid, token = await _volunteer(client, agency)
+    _, token = await _volunteer(client, agency)
     await _place(client, token, *CENTRE)
     cases = {
         "u-1": ({"is_cardiac_arrest": None}, "unknown_call_type"),

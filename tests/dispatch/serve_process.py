@@ -1,0 +1,96 @@
+"""Run the real ``dispatch serve`` in a child process, as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServeProcess:
+    def __init__(self, env: Mapping[str, str], log_path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {
+            **os.environ,
+            "DISPATCH_LOG_FORMAT": "json",
+            "DISPATCH_NOTIFIER_POLL_S": "0.05",
+            "DISPATCH_POSITION_FLUSH_S": "0.05",
+            "DISPATCH_SHUTDOWN_GRACE_S": "5",
+            **env,
+        }
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dispatch", "serve", "--port", str(self.port), *args],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> float:
+        """Seconds until /readyz answered 200; fails if the process dies first."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with aiohttp.ClientSession() as session:
+            while loop.time() - started < timeout_s:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"serve exited early:\n{self.output()[-4000:]}")
+                try:
+                    async with session.get(f"{self.base}/readyz") as resp:
+                        if resp.status == 200:
+                            return loop.time() - started
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"not ready after {timeout_s}s:\n{self.output()[-4000:]}")
+
+    async def terminate(self, timeout_s: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.proc.wait, timeout_s)
+        self._log.close()
+        return code
+
+    async def kill(self) -> None:
+        self.proc.kill()
+        await asyncio.to_thread(self.proc.wait, 10)
+        self._log.close()
+
+
+def run_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
+    """Run a ``dispatch`` admin verb; returns its ``key: value`` output lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatch", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pairs = {}
+    for line in done.stdout.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            pairs[key.strip()] = value.strip()
+    return pairs
