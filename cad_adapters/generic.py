@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from importlib import resources
@@ -28,6 +29,12 @@ from cad_adapters.models import (
 )
 
 SOURCE: Final = "generic"
+# RFC 3339 as the schema's pattern states it; stricter than datetime.fromisoformat, which
+# also takes bare dates and spaces.
+_DATETIME_RE: Final = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
 MAX_DEPTH: Final = 16
 _TOP_LEVEL: Final = frozenset(
     {
@@ -154,6 +161,8 @@ class _Fields:
         if value is None:
             return None
         try:
+            if not _DATETIME_RE.match(value):
+                raise ValueError(value)
             stamp = datetime.fromisoformat(value)
         except ValueError:
             raise CadParseError(self.at(name), "must be an RFC 3339 date-time") from None

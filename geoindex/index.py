@@ -74,7 +74,7 @@ _TWO_R: Final = 2.0 * EARTH_RADIUS_M
 _TIE_SLACK: Final = 1.0 + 1e-12
 _SMALL_EXCLUDE: Final = 32
 _MIN_CAPACITY: Final = 4
-_LEVEL_FACTOR = 1.0
+_LEVEL_FACTOR = 2.0
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
