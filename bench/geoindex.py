@@ -119,6 +119,14 @@ def check_exact(
 # ---------------------------------------------------------------------------------------- peers
 
 
+def settle(use_pg: bool) -> None:
+    """Let Postgres flush earlier loads (2 cores: background writes would skew any timing)."""
+    if use_pg:
+        asyncio.run(pg_admin("CHECKPOINT"))
+    gc.collect()
+    time.sleep(3.0)
+
+
 async def pg_admin(sql: str) -> None:
     import asyncpg
 
@@ -157,6 +165,8 @@ async def time_postgis(
             "(SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS p) q "
             "WHERE ST_DWithin(geog, p, $3) ORDER BY geog <-> p LIMIT $4"
         )
+        await conn.execute("CHECKPOINT")
+        await asyncio.sleep(3.0)
         results = []
         for qlat, qlon, radius in queries:
             for a, b in zip(qlat[:50].tolist(), qlon[:50].tolist(), strict=True):  # warm-up
@@ -308,8 +318,11 @@ def main() -> None:
                 per_vol = (rss_bytes() - rss0) / n
                 check_exact(index, ids, lat, lon, qlat, qlon)
                 queries = [(qlat, qlon, r) for r in RADII]
+                settle(use_pg)
                 ours = [time_geoindex(index, qlat, qlon, r) for r in RADII]
                 pg = asyncio.run(time_postgis(ids, lat, lon, queries)) if use_pg else None
+                if use_redis:
+                    settle(use_pg)
                 rd = time_redis(ids, lat, lon, queries) if use_redis else None
                 for qi, radius in enumerate(RADII):
                     o50, o99 = pct(ours[qi])

@@ -4,7 +4,7 @@ Everything here is pure: bytes or mappings in, an ``IncidentReport`` or a
 :class:`CadParseError` out. No I/O and no import of ``dispatch``, ``geoindex`` or ``notify``.
 """
 
-from cad_adapters.errors import CadParseError
+from cad_adapters.errors import CadParseError, UnknownLocation
 from cad_adapters.models import (
     Address,
     CallType,
@@ -26,4 +26,5 @@ __all__ = [
     "PlaceType",
     "UnitReport",
     "UnitStatus",
+    "UnknownLocation",
 ]

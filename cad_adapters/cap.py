@@ -37,12 +37,13 @@ not unwrapped: their root is refused.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, tzinfo
 from xml.etree.ElementTree import Element
 
 from cad_adapters._time import parse_timestamp
 from cad_adapters._xml import children, first_child, parse_xml, split_tag, text_of
-from cad_adapters.errors import CadParseError
+from cad_adapters.errors import CadParseError, UnknownLocation
 from cad_adapters.models import (
     Address,
     CallType,
@@ -133,11 +134,11 @@ def _area(info: Element, ns: frozenset[str]) -> tuple[Coordinates | None, str | 
         desc = text_of(first_child(area, "areaDesc", ns))
         first_desc = first_desc or desc
         for element in children(area, "circle", ns):
-            found = _circle(element.text)
-            circle = circle or (found, desc)
+            with contextlib.suppress(UnknownLocation):
+                circle = circle or (_circle(element.text), desc)
         for element in children(area, "polygon", ns):
-            found = _polygon(element.text)
-            polygon = polygon or (found, desc)
+            with contextlib.suppress(UnknownLocation):
+                polygon = polygon or (_polygon(element.text), desc)
     if circle is not None:
         return circle[0], circle[1] or first_desc, "cap:circle"
     if polygon is not None:

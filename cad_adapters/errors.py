@@ -15,3 +15,11 @@ class CadParseError(ValueError):
         super().__init__(f"{pointer or '/'}: {detail}")
         self.pointer = pointer
         self.detail = detail
+
+
+class UnknownLocation(CadParseError):
+    """The source sent a placeholder position, (0, 0) "Null Island", meaning "not known".
+
+    Not hostile: parsers catch it and report ``location=None``, so the incident is
+    stored (and never alerts) instead of being refused.
+    """

@@ -181,15 +181,19 @@ class _Fields:
             raise CadParseError(self.at(name), f"must be one of {allowed}") from None
 
 
-def _location(data: Any) -> Coordinates:
+def _location(data: Any) -> Coordinates | None:
+    """The incident's position; None when absent or the (0, 0) "unknown" placeholder."""
+    if data is None:
+        return None
     fields = _Fields(data, "/location", frozenset({"lat", "lon", "uncertainty_m"}))
     lat = fields.number("lat", -90, 90, required=True)
     lon = fields.number("lon", -180, 180, required=True)
     assert lat is not None
     assert lon is not None
+    uncertainty = fields.number("uncertainty_m", 0, 100_000)
     if lat == 0 and lon == 0:
-        raise CadParseError("/location", "0,0 is the placeholder for an unknown location")
-    return Coordinates(lat, lon, fields.number("uncertainty_m", 0, 100_000))
+        return None
+    return Coordinates(lat, lon, uncertainty)
 
 
 def _units(data: Any, default_tz: tzinfo) -> tuple[UnitReport, ...]:
@@ -232,8 +236,6 @@ def parse_generic(body: bytes | Mapping[str, Any], *, default_tz: tzinfo = UTC) 
     ):
         raise CadParseError("/version", "must be a non-negative integer")
 
-    if "location" not in data:
-        raise CadParseError("/location", "is required")
     received_at = fields.time("received_at", default_tz, required=True)
     assert received_at is not None
     address_text = fields.text("address", max_len=500)
@@ -243,7 +245,7 @@ def parse_generic(body: bytes | Mapping[str, Any], *, default_tz: tzinfo = UTC) 
         local_incident_number=fields.text("local_incident_number", max_len=64),
         call_type=CallType(code=code, text=call_fields.text("text")),
         is_cardiac_arrest=fields.boolean("is_cardiac_arrest"),
-        location=_location(data["location"]),
+        location=_location(data.get("location")),
         address=Address(text=address_text) if address_text else None,
         place_type=fields.choice("place_type", PlaceType, PlaceType.UNKNOWN),
         place_detail=fields.text("place_detail"),

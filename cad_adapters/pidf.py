@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from cad_adapters._xml import first_child, parse_xml, split_tag, text_of
-from cad_adapters.errors import CadParseError
+from cad_adapters.errors import CadParseError, UnknownLocation
 from cad_adapters.models import Coordinates, PlaceType
 
 NS_PIDF = "urn:ietf:params:xml:ns:pidf"
@@ -73,7 +73,7 @@ def checked_coordinates(
     if not -180.0 <= lon <= 180.0:
         raise CadParseError(pointer, f"longitude {lon} outside -180..180")
     if abs(lat) < 1e-9 and abs(lon) < 1e-9:
-        raise CadParseError(pointer, "coordinates (0, 0) mean an unknown location")
+        raise UnknownLocation(pointer, "coordinates (0, 0) mean an unknown location")
     if uncertainty_m is not None and (
         not math.isfinite(uncertainty_m) or not 0.0 <= uncertainty_m <= _MAX_UNCERTAINTY_M
     ):
@@ -285,7 +285,10 @@ def parse_pidf_lo(document: str | bytes, *, pointer: str = "") -> PidfLocation:
         for element in info:
             ns, name = split_tag(element.tag)
             if coordinates is None:
-                found = _shape_coordinates(element, here)
+                try:
+                    found = _shape_coordinates(element, here)
+                except UnknownLocation:
+                    found = None
                 if found is not None:
                     coordinates, shape_name = found, name
             if (ns, name) == (NS_CIVIC, "civicAddress") and not civic:

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import structlog
 from aiohttp import web
 
+from cad_adapters.errors import CadParseError
+from cad_adapters.feed import FeedMapping
 from dispatch.config import ConfigError, Settings, load_settings
 from dispatch.db.embedded import embedded_postgres
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
+from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.logging_setup import configure_logging
 from dispatch.store import agencies as agency_store
+from dispatch.store import feeds as feed_store
 from dispatch.store import volunteers as volunteer_store
 
 log = structlog.get_logger("dispatch.cli")
@@ -56,6 +62,76 @@ async def _agency_create(settings: Settings, args: argparse.Namespace) -> None:
     _out(f"agency_id: {agency_id}")
     _out(f"integration_key: {key}")
     _out("The key is shown once; only its hash is stored.")
+
+
+async def _agency_key_add(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        key_id, key = await agency_store.add_key(
+            conn, args.agency, label=args.label, now=datetime.now(UTC)
+        )
+    _out(f"key_id: {key_id}")
+    _out(f"integration_key: {key}")
+    _out("Both live keys work until one is revoked; the key is shown once.")
+
+
+async def _agency_key_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        for key in await agency_store.list_keys(conn, args.agency):
+            state = f"revoked {key['revoked_at']:%Y-%m-%d}" if key["revoked_at"] else "live"
+            _out(f"{key['id']}\t{state}\t{key['created_at']:%Y-%m-%d %H:%M}\t{key['label'] or ''}")
+
+
+async def _agency_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        revoked = await agency_store.revoke_key(
+            conn, args.agency, args.key_id, now=datetime.now(UTC)
+        )
+    if not revoked:
+        raise CliError(f"no live key {args.key_id} for agency {args.agency}")
+    _out(f"revoked: {args.key_id}")
+
+
+async def _agency_configure(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        changes = validate_settings(json.loads(args.settings))
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--settings is not JSON: {exc}") from None
+    except SettingsError as exc:
+        raise CliError(f"--settings {exc.pointer or '/'}: {exc.detail}") from None
+    async with _connection(settings) as conn:
+        await agency_store.update_settings(conn, args.agency, changes)
+        current = await agency_store.settings(conn, args.agency)
+    _out(json.dumps(current, indent=2, default=str))
+
+
+async def _feed_add(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        mapping = json.loads(args.mapping)
+        FeedMapping.from_config(mapping)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--mapping is not JSON: {exc}") from None
+    except CadParseError as exc:
+        raise CliError(f"--mapping {exc.pointer}: {exc.detail}") from None
+    if not args.url.startswith(("http://", "https://")):
+        raise CliError("--url must be http:// or https://")
+    headers = {}
+    for header in args.header or []:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise CliError(f"--header {header!r} must look like 'Name: value'")
+        headers[name.strip()] = value.strip()
+    async with _connection(settings) as conn:
+        feed_id = await feed_store.create(
+            conn,
+            agency_id=args.agency,
+            name=args.name,
+            url=args.url,
+            mapping=mapping,
+            interval_s=args.interval_s,
+            timeout_s=args.timeout_s,
+            headers=headers,
+        )
+    _out(f"feed_id: {feed_id}")
 
 
 async def _supervisor_create(settings: Settings, args: argparse.Namespace) -> None:
@@ -122,6 +198,23 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--radius-m", type=float, help="alert radius in metres (default 500)")
     create.add_argument("--limit", type=int, help="volunteers alerted per incident (default 7)")
+    configure = agency.add_parser(
+        "configure", help="change settings: radius, limits, time zone, call-type and place rules"
+    )
+    configure.add_argument("--agency", type=UUID, required=True)
+    configure.add_argument(
+        "--settings",
+        required=True,
+        help='JSON, e.g. \'{"time_zone": "Europe/Amsterdam", "alert_radius_m": 800}\'',
+    )
+    key_add = agency.add_parser("key-add", help="add a second live key (for rotation)")
+    key_add.add_argument("--agency", type=UUID, required=True)
+    key_add.add_argument("--label")
+    key_list = agency.add_parser("key-list", help="list the agency's keys (never the secrets)")
+    key_list.add_argument("--agency", type=UUID, required=True)
+    key_revoke = agency.add_parser("key-revoke", help="revoke a key by its id")
+    key_revoke.add_argument("--agency", type=UUID, required=True)
+    key_revoke.add_argument("--key-id", type=int, required=True)
 
     supervisor = verbs.add_parser("supervisor", help="manage supervisors").add_subparsers(
         dest="action", required=True
@@ -129,6 +222,23 @@ def _parser() -> argparse.ArgumentParser:
     create = supervisor.add_parser("create", help="create a supervisor and print the token")
     create.add_argument("--agency", type=UUID, required=True)
     create.add_argument("--name", required=True)
+
+    feed = verbs.add_parser("feed", help="CAD feeds polled over HTTP").add_subparsers(
+        dest="action", required=True
+    )
+    feed_add = feed.add_parser("add", help="poll a CAD's JSON list of active incidents")
+    feed_add.add_argument("--agency", type=UUID, required=True)
+    feed_add.add_argument("--name", required=True)
+    feed_add.add_argument("--url", required=True)
+    feed_add.add_argument(
+        "--mapping",
+        required=True,
+        help='JSON: {"items": "incidents", "fields": {"id": "ID", "call_type_code": "Type", '
+        '"received_at": "Received", "lat": "Lat", "lon": "Lon"}}',
+    )
+    feed_add.add_argument("--interval-s", type=float, default=30.0)
+    feed_add.add_argument("--timeout-s", type=float, default=10.0)
+    feed_add.add_argument("--header", action="append", help="'Name: value', repeatable")
 
     volunteer = verbs.add_parser("volunteer", help="manage volunteers").add_subparsers(
         dest="action", required=True
@@ -141,12 +251,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class CliError(Exception):
+    """A refusal to print without a traceback."""
+
+
 _ASYNC_VERBS: dict[
     tuple[str, str | None], Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
 ] = {
     ("migrate", None): _migrate,
     ("agency", "create"): _agency_create,
+    ("agency", "configure"): _agency_configure,
+    ("agency", "key-add"): _agency_key_add,
+    ("agency", "key-list"): _agency_key_list,
+    ("agency", "key-revoke"): _agency_key_revoke,
     ("supervisor", "create"): _supervisor_create,
+    ("feed", "add"): _feed_add,
     ("volunteer", "create"): _volunteer_create,
 }
 
@@ -163,7 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     configure_logging(log_format=settings.log_format, level="warning", stream=sys.stderr)
     command = _ASYNC_VERBS[(args.verb, getattr(args, "action", None))]
-    asyncio.run(command(settings, args))
+    try:
+        asyncio.run(command(settings, args))
+    except (CliError, agency_store.TooManyKeys, LookupError) as exc:
+        sys.stderr.write(f"dispatch: {exc}\n")
+        return 1
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,23 @@ class Settings:
     position_flush_s: float = 0.2
     position_flush_rows: int = 2000
     shutdown_grace_s: float = 10.0
+    feeds_enabled: bool = True
+    feed_tick_s: float = 0.5
+    # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
+    fcm_service_account_file: Path | None = None
+    fcm_base_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_voice_from_number: str | None = None
+    twilio_base_url: str | None = None
+    twilio_ring_timeout_s: int = 25
+    sms_rate_per_s: float = 1.0
+    voice_rate_per_s: float = 1.0
+    provider_max_in_flight: int = 100
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 30.0
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -113,4 +130,38 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         position_flush_s=_number(env, "DISPATCH_POSITION_FLUSH_S", 0.2, minimum=0.01),
         position_flush_rows=_integer(env, "DISPATCH_POSITION_FLUSH_ROWS", 2000, minimum=1),
         shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", 10.0, minimum=0.0),
+        feeds_enabled=_flag(env, "DISPATCH_FEEDS_ENABLED", True),
+        feed_tick_s=_number(env, "DISPATCH_FEED_TICK_S", 0.5, minimum=0.05),
+        **_delivery_settings(env),
     )
+
+
+def _delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Provider settings (issue 4); checked together so a half-configured Twilio fails loudly."""
+    fcm_file = env.get("DISPATCH_FCM_SERVICE_ACCOUNT_FILE")
+    sid = env.get("DISPATCH_TWILIO_ACCOUNT_SID") or None
+    token = env.get("DISPATCH_TWILIO_AUTH_TOKEN") or None
+    from_number = env.get("DISPATCH_TWILIO_FROM") or None
+    service = env.get("DISPATCH_TWILIO_MESSAGING_SERVICE_SID") or None
+    if (sid is None) != (token is None):
+        raise ConfigError("set both DISPATCH_TWILIO_ACCOUNT_SID and DISPATCH_TWILIO_AUTH_TOKEN")
+    if sid is not None and from_number is None and service is None:
+        raise ConfigError(
+            "Twilio needs DISPATCH_TWILIO_FROM or DISPATCH_TWILIO_MESSAGING_SERVICE_SID"
+        )
+    return {
+        "fcm_service_account_file": Path(fcm_file) if fcm_file else None,
+        "fcm_base_url": env.get("DISPATCH_FCM_BASE_URL") or None,
+        "twilio_account_sid": sid,
+        "twilio_auth_token": token,
+        "twilio_from_number": from_number,
+        "twilio_messaging_service_sid": service,
+        "twilio_voice_from_number": env.get("DISPATCH_TWILIO_VOICE_FROM") or from_number,
+        "twilio_base_url": env.get("DISPATCH_TWILIO_BASE_URL") or None,
+        "twilio_ring_timeout_s": _integer(env, "DISPATCH_TWILIO_RING_TIMEOUT_S", 25, minimum=5),
+        "sms_rate_per_s": _number(env, "DISPATCH_SMS_RATE_PER_S", 1.0, minimum=0.01),
+        "voice_rate_per_s": _number(env, "DISPATCH_VOICE_RATE_PER_S", 1.0, minimum=0.01),
+        "provider_max_in_flight": _integer(env, "DISPATCH_PROVIDER_MAX_IN_FLIGHT", 100, minimum=1),
+        "retry_base_s": _number(env, "DISPATCH_RETRY_BASE_S", 1.0, minimum=0.01),
+        "retry_cap_s": _number(env, "DISPATCH_RETRY_CAP_S", 30.0, minimum=0.1),
+    }

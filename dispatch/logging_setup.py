@@ -124,6 +124,8 @@ def configure_logging(
     numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[
+            # Drop below-level events before any rendering work is spent on them.
+            structlog.stdlib.filter_by_level,
             *_shared_processors(),
             redact_processor,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

@@ -42,3 +42,44 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not value or len(value) > 512:
         return None
     return value
+
+
+SIGNATURE_HEADER = "Dispatch-Signature"
+SIGNATURE_WINDOW_S = 300
+
+
+class SignatureError(Exception):
+    """A body signature is missing, malformed, outside the window or wrong."""
+
+
+def sign_body(body: bytes, key: str, timestamp: int) -> str:
+    """The ``Dispatch-Signature`` header value a CAD sends with ``body``.
+
+    HMAC-SHA256 over ``"{timestamp}." + body``, keyed with SHA-256 of the
+    integration key. Keying with the hash lets the server verify without ever
+    storing the key itself; a leaked database still cannot produce the bearer
+    token every request also needs.
+    """
+    mac = hmac.new(hash_token(key), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_body_signature(header: str, body: bytes, key_hash: bytes, now_s: float) -> bytes:
+    """Check a ``Dispatch-Signature`` header; returns the signature bytes (for replay checks)."""
+    fields: dict[str, str] = {}
+    for part in header.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep:
+            raise SignatureError("signature header must look like t=<unix time>,v1=<hex>")
+        fields[name] = value
+    try:
+        timestamp = int(fields["t"])
+        claimed = bytes.fromhex(fields["v1"])
+    except (KeyError, ValueError):
+        raise SignatureError("signature header must look like t=<unix time>,v1=<hex>") from None
+    if abs(now_s - timestamp) > SIGNATURE_WINDOW_S:
+        raise SignatureError(f"signature timestamp is more than {SIGNATURE_WINDOW_S} s away")
+    expected = hmac.new(key_hash, f"{timestamp}.".encode() + body, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, claimed):
+        raise SignatureError("signature does not match the body")
+    return expected

@@ -2,41 +2,61 @@
 
 Layout
 ------
-Each volunteer gets a dense internal slot ``i``; per-slot numpy arrays hold its id, lat, lon and
-report time (int64 microseconds since the Unix epoch), plus, for every indexed H3 resolution, its
-cell and its position inside that cell's bucket. A bucket (one per non-empty cell per resolution)
-owns a contiguous ``(capacity, 3)`` float64 array of unit vectors and an int64 array of slots;
-inserts append (capacity doubles), removes swap the last row into the hole. An upsert therefore
-costs a few microseconds per resolution and never touches other cells.
+Each volunteer occupies one *slot* of a set of parallel numpy arrays: ``_data`` (4 rows: the unit
+vector x, y, z and the slot number itself as float64), id, lat, lon, report time (int64 us since
+the epoch) and ``key``, the H3 cell at the finest indexed resolution ``F``. Slots ``[0, m)`` (the
+*main* region) are sorted by key; slots ``[m, n)`` (the *delta* region) are appended by
+``upsert`` since the last rebuild. H3 indexes of one resolution sort hierarchically (base cell,
+then one 3-bit digit per resolution), so the res-``F`` descendants of any coarser cell are one
+contiguous key range: a single ``np.searchsorted`` turns a list of cells at *any* coarser
+resolution into slices of the main region. One sorted array therefore serves every resolution,
+with no per-cell Python objects. Delta slots are found through one small ``dict`` per query
+resolution (cell -> list of slots).
+
+``upsert`` of a new id appends a slot; moving a volunteer whose slot is in the main region
+tombstones it (x = NaN, so its distance is NaN and never passes a ``<=`` test) and appends a new
+slot; a delta slot is updated in place. When the delta plus tombstones exceed
+``max(_MERGE_MIN, m / 8)`` the arrays are compacted and re-sorted (vectorised, ~50 ms at 1M,
+under 1 us per update amortised). ``bulk_load`` appends and rebuilds once. Ids map to slots
+through a dense ``int32`` array when ids are small non-negative integers (database sequences) and
+a ``dict`` for the others. Measured index memory at 1,000,000 volunteers: ~90 bytes each
+(``bench/geoindex.py``, tracemalloc).
 
 Resolutions
 -----------
-Points are indexed at several resolutions (:data:`DEFAULT_RESOLUTIONS`) and each query picks one
-from local density: the finest whose cell containing the query point holds at least
-``max(limit, 1) / 3`` volunteers (else the coarsest). Then the 7-cell disk around the query usually
-holds the answer in a few hundred candidates, whatever the density: a city centre runs at res 11
-(~29 m edges), a suburb at res 9-10, the countryside at res 7-8. One resolution cannot do this:
-at 1,000,000 volunteers over 420 km^2 a res-9 disk holds ~1,750 candidates and the dense clusters
-several times more, while a res-11 disk in the suburbs needs many rings; both showed in the
-benchmark's p99. Measured on ``bench/geoindex.py`` (see the module docstring there).
+Queries run at one of :data:`DEFAULT_RESOLUTIONS` (12, 11, 10, 9; keys at res 12), chosen per
+query from local density: the finest whose cell around the query point holds at least
+``_LEVEL_FACTOR * (limit + excluded)`` volunteers (one ``searchsorted`` gives all the counts),
+else the coarsest. The 7-cell disk around the query then usually holds the answer in a few hundred
+candidates, and a cheap bound proves it complete. Measured with ``bench/geoindex.py`` at 1,000,000
+volunteers over 420 km^2 (2,400/km^2 uniform; clustered centres reach ~100,000/km^2): the query
+picks res 9-10 in uniform data, 11-12 in the centres and 9 in the tail. A coarser finest level
+(11) put up to ~2,000 candidates into dense disks; adding res 8 or coarser gained nothing at
+these radii (the ring search at res 9 covers the sparse tail).
 
 Search
 ------
 For the chosen resolution, rings around the query cell ``c0`` are processed in at most two
 vectorised batches: first the disk of radius 1; then, if needed, every further ring up to the
 first ring ``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). Each batch
-concatenates the buckets' contiguous arrays and computes squared chords in one pass; only the
-top candidates are converted to metres and sorted (by distance, then id).
+concatenates slices of the main region (and any delta slots) and computes squared chords in one
+pass; only the top candidates are converted to metres and sorted (by distance, then id).
 
-The stop rule is exact. A geodesic from the query (inside ``c0``) to a point outside the disk of
-radius ``k`` must leave the disk; where it does, it enters a cell adjacent to the disk but not in
-it, that is, a cell of ring ``k + 1``. So every point outside the disk is at least
-``min over ring k+1 of (distance(query, centre) - R)`` away, with ``R`` a proven upper bound on
-any cell's circumradius at that resolution (:func:`geoindex._geometry.circumradius_bound_m`).
-Pentagons and icosahedron edges need no special case (h3's rings are pentagon-safe and the bound
-covers every cell); the antimeridian and poles need none either, as everything is 3-D vectors.
-Radii that would need more than :data:`_MAX_RINGS` rings at the coarsest resolution fall back to
-a scan of the coarsest buckets with the same per-cell bound.
+The stop rule is exact. Points belong to the coarse cell that is the ancestor of their res-``F``
+cell, so a coarse cell's *region* is the union of its descendants' cells; these regions tile the
+sphere, and regions that touch are grid neighbours. A geodesic from the query (inside region
+``c0``) to a point outside the regions of the disk of radius ``k`` must leave them; where it does,
+it enters a region of ring ``k + 1``. So every point outside the disk is at least
+``min over ring k+1 of (distance(query, centre) - R)`` away, with ``R`` an upper bound on the
+distance from a cell's centre to any point of its region: the proven circumradius bound
+(:func:`geoindex._geometry.circumradius_bound_m`) times ``_REGION_FACTOR`` for coarser levels
+(descendant regions of an aperture-7 hexagon reach at most sqrt(3)/(sqrt(7) - 1) ~ 1.053 times
+its circumradius from its centre; 1.10 is used). For the disk of radius 1 a cached, cheaper form
+is tried first: ``G(c0) - distance(query, centre(c0)) - R`` with ``G(c0)`` the smallest distance
+between the centre of ``c0`` and a ring-2 centre (triangle inequality). Pentagons and icosahedron
+edges need no special case (h3's rings are pentagon-safe and the bound covers every cell); the
+antimeridian and poles need none either, as everything is 3-D vectors. Radii that would need more
+than :data:`_MAX_RINGS` rings at the coarsest resolution fall back to a scan of every slot.
 """
 
 from __future__ import annotations
@@ -44,7 +64,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -64,8 +84,8 @@ from ._geometry import (
 
 __all__ = ["DEFAULT_RESOLUTIONS", "Hit", "VolunteerIndex"]
 
-DEFAULT_RESOLUTIONS: Final = (11, 10, 9, 8, 7, 6)
-"""H3 resolutions indexed, finest first (chosen by benchmark, see module docstring)."""
+DEFAULT_RESOLUTIONS: Final = (12, 11, 10, 9)
+"""H3 resolutions a query may run at, finest first (chosen by benchmark, see module docstring)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
@@ -73,10 +93,15 @@ _MAX_RINGS: Final = 40
 _TWO_R: Final = 2.0 * EARTH_RADIUS_M
 _TIE_SLACK: Final = 1.0 + 1e-12
 _SMALL_EXCLUDE: Final = 32
-_MIN_CAPACITY: Final = 4
-_LEVEL_FACTOR = 2.0
+_LEVEL_FACTOR: Final = 2.0
+_REGION_FACTOR: Final = 1.10
+_MERGE_MIN: Final = 4096
+_DENSE_MIN: Final = 1 << 16
+_RES_MASK: Final = 0xF << 52
+_NAN: Final = math.nan
 
 I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
 F64 = npt.NDArray[np.float64]
 
 
@@ -92,49 +117,6 @@ class Hit:
 _new_hit = object.__new__
 _set_hit_id = vars(Hit)["volunteer_id"].__set__
 _set_hit_d = vars(Hit)["distance_m"].__set__
-
-
-class _Bucket:
-    """The volunteers of one cell: a ``(4, capacity)`` array of columns (x, y, z, slot).
-
-    The slot (the volunteer's internal index) is stored as float64, exact below 2**53, so one
-    concatenation per query gathers coordinates and slots together. Swap-remove on delete.
-    """
-
-    __slots__ = ("data", "n", "view")
-
-    def __init__(self, data: F64, n: int) -> None:
-        self.data = data
-        self.n = n
-        self.view = data[:, :n]
-
-    @classmethod
-    def empty(cls) -> _Bucket:
-        return cls(np.empty((4, _MIN_CAPACITY), dtype=np.float64), 0)
-
-    def append(self, slot: int, x: float, y: float, z: float) -> int:
-        n = self.n
-        data = self.data
-        if n == data.shape[1]:
-            grown = np.empty((4, 2 * n), dtype=np.float64)
-            grown[:, :n] = data
-            self.data = data = grown
-        data[:, n] = (x, y, z, slot)
-        self.n = n + 1
-        self.view = data[:, : n + 1]
-        return n
-
-    def pop(self, pos: int) -> int:
-        """Remove column ``pos``; return the slot moved into it (or -1 if it was the last)."""
-        last = self.n - 1
-        data = self.data
-        moved = -1
-        if pos != last:
-            data[:, pos] = data[:, last]
-            moved = int(data[3, last])
-        self.n = last
-        self.view = data[:, :last]
-        return moved
 
 
 def _timestamp_us(at: datetime) -> int:
@@ -168,6 +150,14 @@ def _max_age_us(max_age_s: float) -> int:
     return d
 
 
+def _digit_mask(coarse: int, fine: int) -> int:
+    """Bits of the H3 digits of resolutions ``coarse + 1 .. fine``."""
+    mask = 0
+    for r in range(coarse + 1, fine + 1):
+        mask |= 7 << ((15 - r) * 3)
+    return mask
+
+
 class VolunteerIndex:
     """Volunteers' last known positions, queried for the nearest ones within a radius.
 
@@ -177,20 +167,26 @@ class VolunteerIndex:
     """
 
     __slots__ = (
-        "_buckets",
         "_cap",
-        "_cell",
-        "_free",
+        "_count",
+        "_data",
+        "_dead",
+        "_delta",
+        "_dense",
         "_ids",
+        "_key",
+        "_keys_main",
         "_lat",
+        "_levels",
         "_lon",
+        "_m",
+        "_merge_min",
         "_n",
         "_nres",
-        "_pos",
         "_res",
-        "_rmax_m",
-        "_slot_of",
-        "_spacing_m",
+        "_sel_hi",
+        "_sel_lo",
+        "_sparse",
         "_ts",
     )
 
@@ -198,8 +194,9 @@ class VolunteerIndex:
         """Create an empty index.
 
         Args:
-            resolutions: H3 resolutions to index, strictly decreasing (finest first). The
-                default was chosen by benchmark; other values are for tests and experiments.
+            resolutions: H3 resolutions a query may run at, strictly decreasing (finest first;
+                positions are keyed at the finest). The default was chosen by benchmark; other
+                values are for tests and experiments.
         """
         res = tuple(operator.index(r) for r in resolutions)
         if (
@@ -210,53 +207,98 @@ class VolunteerIndex:
             raise ValueError(f"resolutions must be strictly decreasing values in 0..15: {res}")
         self._res = res
         self._nres = len(res)
-        self._rmax_m = tuple(circumradius_bound_m(r) for r in res)
-        # Rough distance gained per ring (1.5 edge lengths), only to guess how many rings to add.
-        self._spacing_m = tuple(1.5 * circumradius_bound_m(r) / (1.05 * 1.1) for r in res)
-        self._buckets: list[dict[int, _Bucket]] = [{} for _ in res]
-        self._slot_of: dict[int, int] = {}
-        self._free: list[int] = []
-        self._n = 0  # high-water mark of used slots
+        fine = res[0]
+        self._levels = tuple(_Level(r, fine) for r in res)
+        self._sel_lo = [~lv.mask for lv in self._levels]
+        self._sel_hi = [lv.mask for lv in self._levels]
+        self._delta: list[dict[int, list[int]]] = [{} for _ in res]
+        self._dense: I32 = np.full(0, -1, dtype=np.int32)
+        self._sparse: dict[int, int] = {}
+        self._count = 0  # live volunteers
+        self._dead = 0  # tombstoned slots in the main region
+        self._m = 0  # main (sorted) region is [0, m)
+        self._n = 0  # delta region is [m, n)
+        self._merge_min = _MERGE_MIN
         self._alloc(1024)
+        self._keys_main = self._key[:0]
 
     def _alloc(self, cap: int) -> None:
         self._cap = cap
-        self._ids: I64 = np.zeros(cap, dtype=np.int64)
-        self._lat: F64 = np.zeros(cap, dtype=np.float64)
-        self._lon: F64 = np.zeros(cap, dtype=np.float64)
-        self._ts: I64 = np.zeros(cap, dtype=np.int64)
-        self._cell: I64 = np.zeros((self._nres, cap), dtype=np.int64)
-        self._pos: I64 = np.zeros((self._nres, cap), dtype=np.int64)
+        self._data: F64 = np.empty((4, cap), dtype=np.float64)
+        self._ids: I64 = np.empty(cap, dtype=np.int64)
+        self._lat: F64 = np.empty(cap, dtype=np.float64)
+        self._lon: F64 = np.empty(cap, dtype=np.float64)
+        self._ts: I64 = np.empty(cap, dtype=np.int64)
+        self._key: I64 = np.empty(cap, dtype=np.int64)
 
     def _grow(self, need: int) -> None:
-        cap = self._cap
-        while cap < need:
-            cap *= 2
-        if cap == self._cap:
+        if need <= self._cap:
             return
-        old = (self._ids, self._lat, self._lon, self._ts, self._cell, self._pos)
+        cap = max(need, self._cap + self._cap // 2, 1024)
+        old = (self._data, self._ids, self._lat, self._lon, self._ts, self._key)
         n = self._n
         self._alloc(cap)
-        self._ids[:n] = old[0][:n]
-        self._lat[:n] = old[1][:n]
-        self._lon[:n] = old[2][:n]
-        self._ts[:n] = old[3][:n]
-        self._cell[:, :n] = old[4][:, :n]
-        self._pos[:, :n] = old[5][:, :n]
+        self._data[:, :n] = old[0][:, :n]
+        self._ids[:n] = old[1][:n]
+        self._lat[:n] = old[2][:n]
+        self._lon[:n] = old[3][:n]
+        self._ts[:n] = old[4][:n]
+        self._key[:n] = old[5][:n]
+        self._keys_main = self._key[: self._m]
+
+    # ------------------------------------------------------------------ id -> slot
+
+    def _slot(self, vid: int) -> int:
+        """Return the slot of ``vid`` or -1."""
+        if 0 <= vid < self._dense.shape[0]:
+            return int(self._dense[vid])
+        return self._sparse.get(vid, -1)
+
+    def _set_slot(self, vid: int, slot: int) -> None:
+        dense = self._dense
+        if 0 <= vid < dense.shape[0]:
+            dense[vid] = slot
+            return
+        if 0 <= vid < max(_DENSE_MIN, 2 * (self._count + 1)):
+            self._grow_dense(max(vid + 1, 2 * dense.shape[0]))
+            self._dense[vid] = slot
+            return
+        self._sparse[vid] = slot
+
+    def _grow_dense(self, size: int) -> None:
+        dense = np.full(size, -1, dtype=np.int32)
+        dense[: self._dense.shape[0]] = self._dense
+        sparse = self._sparse
+        move = [v for v in sparse if 0 <= v < size]
+        for v in move:
+            dense[v] = sparse.pop(v)
+        self._dense = dense
+
+    def _clear_slot(self, vid: int) -> None:
+        if 0 <= vid < self._dense.shape[0]:
+            self._dense[vid] = -1
+        else:
+            del self._sparse[vid]
 
     # ------------------------------------------------------------------ container protocol
 
     def __len__(self) -> int:
         """Return the number of volunteers indexed."""
-        return len(self._slot_of)
+        return self._count
 
     def __contains__(self, volunteer_id: object) -> bool:
         """Return whether ``volunteer_id`` is indexed."""
-        return volunteer_id in self._slot_of
+        if not isinstance(volunteer_id, int):
+            try:
+                volunteer_id = operator.index(volunteer_id)  # type: ignore[call-overload]
+            except TypeError:
+                return False
+        assert isinstance(volunteer_id, int)
+        return self._slot(volunteer_id) >= 0
 
     @property
     def resolutions(self) -> tuple[int, ...]:
-        """The H3 resolutions indexed, finest first."""
+        """The H3 resolutions queries may run at, finest first."""
         return self._res
 
     # ------------------------------------------------------------------ updates
@@ -276,68 +318,137 @@ class VolunteerIndex:
         vid = operator.index(volunteer_id)
         lat = float(lat)
         lon = float(lon)
-        _check_latlon(lat, lon)
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            _check_latlon(lat, lon)
         ts = _timestamp_us(at)
         x, y, z = unit_vector(lat, lon)
-        res = self._res
-        fine = _h3.latlng_to_cell(lat, lon, res[0])
-        slot = self._slot_of.get(vid)
-        if slot is None:
-            if self._free:
-                slot = self._free.pop()
-            else:
-                if self._n == self._cap:
-                    self._grow(self._n + 1)
-                slot = self._n
-                self._n += 1
-            self._slot_of[vid] = slot
-            self._ids[slot] = vid
-            cells = self._cell
-            positions = self._pos
-            for li in range(self._nres):
-                cell = fine if li == 0 else _h3.cell_to_parent(fine, res[li])
-                positions[li, slot] = self._bucket_append(li, cell, slot, x, y, z)
-                cells[li, slot] = cell
+        key = _h3.latlng_to_cell(lat, lon, self._res[0])
+        dense = self._dense
+        if 0 <= vid < dense.shape[0]:
+            slot = int(dense[vid])
         else:
-            cells = self._cell
-            positions = self._pos
-            for li in range(self._nres):
-                cell = fine if li == 0 else _h3.cell_to_parent(fine, res[li])
-                old = int(cells[li, slot])
-                if old == cell:
-                    self._buckets[li][cell].data[:3, int(positions[li, slot])] = (x, y, z)
-                else:
-                    self._bucket_remove(li, old, int(positions[li, slot]))
-                    positions[li, slot] = self._bucket_append(li, cell, slot, x, y, z)
-                    cells[li, slot] = cell
-        self._lat[slot] = lat
-        self._lon[slot] = lon
-        self._ts[slot] = ts
-
-    def _bucket_append(self, li: int, cell: int, slot: int, x: float, y: float, z: float) -> int:
-        buckets = self._buckets[li]
-        bucket = buckets.get(cell)
-        if bucket is None:
-            bucket = buckets[cell] = _Bucket.empty()
-        return bucket.append(slot, x, y, z)
-
-    def _bucket_remove(self, li: int, cell: int, pos: int) -> None:
-        buckets = self._buckets[li]
-        bucket = buckets[cell]
-        moved = bucket.pop(pos)
-        if moved >= 0:
-            self._pos[li, moved] = pos
-        if bucket.n == 0:
-            del buckets[cell]
+            slot = self._sparse.get(vid, -1)
+        data = self._data
+        if slot >= self._m:
+            # In the delta region: update in place.
+            old_key = int(self._key[slot])
+            if old_key != key:
+                for lv, dl in zip(self._levels, self._delta, strict=True):
+                    old_c = (old_key | lv.mask) & lv.and_mask | lv.res_bits
+                    new_c = (key | lv.mask) & lv.and_mask | lv.res_bits
+                    if old_c != new_c:
+                        lst = dl[old_c]
+                        lst.remove(slot)
+                        if not lst:
+                            del dl[old_c]
+                        dl.setdefault(new_c, []).append(slot)
+                self._key[slot] = key
+            data[0, slot] = x
+            data[1, slot] = y
+            data[2, slot] = z
+            self._lat[slot] = lat
+            self._lon[slot] = lon
+            self._ts[slot] = ts
+            return
+        if slot >= 0:
+            data[0, slot] = _NAN  # tombstone the main-region slot
+            self._dead += 1
+        else:
+            self._count += 1
+        new = self._n
+        if new == self._cap:
+            self._grow(new + 1)
+            data = self._data
+        self._n = new + 1
+        data[0, new] = x
+        data[1, new] = y
+        data[2, new] = z
+        data[3, new] = new
+        self._ids[new] = vid
+        self._lat[new] = lat
+        self._lon[new] = lon
+        self._ts[new] = ts
+        self._key[new] = key
+        self._set_slot(vid, new)
+        for lv, dl in zip(self._levels, self._delta, strict=True):
+            c = (key | lv.mask) & lv.and_mask | lv.res_bits
+            lst = dl.get(c)
+            if lst is None:
+                dl[c] = [new]
+            else:
+                lst.append(new)
+        if self._n - self._m + self._dead > max(self._merge_min, self._m >> 3):
+            self._rebuild()
 
     def remove(self, volunteer_id: int) -> None:
         """Remove a volunteer; no error if absent."""
-        slot = self._slot_of.pop(volunteer_id, None)
-        if slot is None:
+        vid = operator.index(volunteer_id)
+        slot = self._slot(vid)
+        if slot < 0:
             return
-        for li in range(self._nres):
-            self._bucket_remove(li, int(self._cell[li, slot]), int(self._pos[li, slot]))
-        self._free.append(slot)
+        self._clear_slot(vid)
+        self._count -= 1
+        self._data[0, slot] = _NAN
+        if slot < self._m:
+            self._dead += 1
+            if self._n - self._m + self._dead > max(self._merge_min, self._m >> 3):
+                self._rebuild()
+            return
+        key = int(self._key[slot])
+        for lv, dl in zip(self._levels, self._delta, strict=True):
+            c = (key | lv.mask) & lv.and_mask | lv.res_bits
+            lst = dl[c]
+            lst.remove(slot)
+            if not lst:
+                del dl[c]
+
+    def _rebuild(self) -> None:
+        """Compact live slots into one region sorted by key; empty the delta."""
+        n = self._n
+        live = np.flatnonzero(~np.isnan(self._data[0, :n]))
+        keys = self._key[live]
+        order = np.argsort(keys, kind="stable")
+        src = live[order]
+        cnt = src.shape[0]
+        old = (self._data, self._ids, self._lat, self._lon, self._ts)
+        cap = max(1024, cnt + cnt // 8)
+        self._alloc(cap)
+        self._data[:3, :cnt] = old[0][:3, src]
+        self._data[3, :cnt] = np.arange(cnt, dtype=np.float64)
+        self._ids[:cnt] = old[1][src]
+        self._lat[:cnt] = old[2][src]
+        self._lon[:cnt] = old[3][src]
+        self._ts[:cnt] = old[4][src]
+        self._key[:cnt] = keys[order]
+        del old
+        self._m = self._n = cnt
+        self._dead = 0
+        self._keys_main = self._key[:cnt]
+        for dl in self._delta:
+            dl.clear()
+        self._reindex_ids()
+
+    def _reindex_ids(self) -> None:
+        """Rebuild the id -> slot maps from the (freshly compacted) slots."""
+        cnt = self._n
+        ids = self._ids[:cnt]
+        slots = np.arange(cnt, dtype=np.int32)
+        if cnt:
+            lo = int(ids.min())
+            hi = int(ids.max())
+        else:
+            lo, hi = 0, -1
+        size = self._dense.shape[0]
+        if lo >= 0 and hi >= size and hi < max(_DENSE_MIN, 2 * cnt + 2):
+            size = hi + 1
+        self._dense = np.full(size, -1, dtype=np.int32)
+        in_dense = (ids >= 0) & (ids < size)
+        self._dense[ids[in_dense]] = slots[in_dense]
+        if in_dense.all():
+            self._sparse = {}
+        else:
+            out = ~in_dense
+            self._sparse = dict(zip(ids[out].tolist(), slots[out].tolist(), strict=True))
 
     def bulk_load(
         self,
@@ -349,7 +460,7 @@ class VolunteerIndex:
         """Upsert many volunteers at once (start-up rebuild fast path).
 
         Equivalent to calling :meth:`upsert` for each row in order (a later row for the same id
-        wins), but vectorised: about a second per million rows on an empty index.
+        wins), but vectorised: about a second per million rows.
 
         Args:
             ids: volunteer ids (list or integer numpy array).
@@ -391,83 +502,39 @@ class VolunteerIndex:
                 ts_arr[keep],
             )
             n = id_arr.shape[0]
-        if self._slot_of:
-            present = np.fromiter((i in self._slot_of for i in id_arr.tolist()), bool, n)
-            if present.any():
-                for j in np.flatnonzero(present).tolist():
-                    self.upsert(
-                        int(id_arr[j]),
-                        float(lat_arr[j]),
-                        float(lon_arr[j]),
-                        at=_EPOCH + timedelta(microseconds=int(ts_arr[j])),
-                    )
-                new = ~present
-                id_arr, lat_arr, lon_arr, ts_arr = (
-                    id_arr[new],
-                    lat_arr[new],
-                    lon_arr[new],
-                    ts_arr[new],
-                )
-                n = id_arr.shape[0]
-                if n == 0:
-                    return
-        self._bulk_insert(id_arr, lat_arr, lon_arr, ts_arr)
-
-    def _bulk_insert(self, id_arr: I64, lat_arr: F64, lon_arr: F64, ts_arr: I64) -> None:
-        n = id_arr.shape[0]
-        # Fresh slots at the end (free slots are left for later upserts; simple and rare).
-        start = self._n
-        self._grow(start + n)
-        slots = np.arange(start, start + n, dtype=np.int64)
-        self._n = start + n
-        self._ids[start : start + n] = id_arr
-        self._lat[start : start + n] = lat_arr
-        self._lon[start : start + n] = lon_arr
-        self._ts[start : start + n] = ts_arr
-        self._slot_of.update(zip(id_arr.tolist(), slots.tolist(), strict=True))
-        xyz = unit_vectors(lat_arr, lon_arr)
         fine_res = self._res[0]
         l2c = _h3.latlng_to_cell
-        fine = np.fromiter(
+        keys = np.fromiter(
             (l2c(a, b, fine_res) for a, b in zip(lat_arr.tolist(), lon_arr.tolist(), strict=True)),
             dtype=np.int64,
             count=n,
         )
-        for li, res in enumerate(self._res):
-            cells = fine if li == 0 else _parent_cells(fine, res)
-            self._cell[li, start : start + n] = cells
-            order = np.argsort(cells, kind="stable")
-            sorted_cells = cells[order]
-            sorted_data = np.empty((4, n), dtype=np.float64)
-            sorted_data[:3] = xyz[:, order]
-            sorted_slots = slots[order]
-            sorted_data[3] = sorted_slots
-            bounds = np.flatnonzero(sorted_cells[1:] != sorted_cells[:-1]) + 1
-            starts = np.concatenate(([0], bounds))
-            ends = np.concatenate((bounds, [n]))
-            buckets = self._buckets[li]
-            pos = self._pos[li]
-            pos[sorted_slots] = np.arange(n, dtype=np.int64) - np.repeat(starts, ends - starts)
-            group_cells = sorted_cells[starts].tolist()
-            _warm_centres(group_cells)
-            for cell, a, b in zip(group_cells, starts.tolist(), ends.tolist(), strict=True):
-                bucket = buckets.get(cell)
-                if bucket is None:
-                    size = b - a
-                    buf = np.empty((4, max(_MIN_CAPACITY, size + size // 4)), dtype=np.float64)
-                    buf[:, :size] = sorted_data[:, a:b]
-                    buckets[cell] = _Bucket(buf, size)
-                else:
-                    for k in range(a, b):
-                        x, y, z, s = sorted_data[:, k].tolist()
-                        pos[int(s)] = bucket.append(int(s), x, y, z)
+        xyz = unit_vectors(lat_arr, lon_arr)
+        # Tombstone the current slots of ids already present (validation is over: no raise now).
+        if self._count:
+            old = np.fromiter((self._slot(v) for v in id_arr.tolist()), np.int64, n)
+            old = old[old >= 0]
+            self._data[0, old] = _NAN
+            self._count -= old.shape[0]
+        start = self._n
+        self._grow(start + n)
+        end = start + n
+        self._data[:3, start:end] = xyz
+        self._ids[start:end] = id_arr
+        self._lat[start:end] = lat_arr
+        self._lon[start:end] = lon_arr
+        self._ts[start:end] = ts_arr
+        self._key[start:end] = keys
+        self._n = end
+        self._count += n
+        self._rebuild()
 
     # ------------------------------------------------------------------ reads
 
     def position(self, volunteer_id: int) -> tuple[float, float, datetime] | None:
         """Return ``(lat, lon, reported_at)`` of a volunteer (time in UTC), or None if absent."""
-        slot = self._slot_of.get(volunteer_id)
-        if slot is None:
+        slot = self._slot(operator.index(volunteer_id))
+        if slot < 0:
             return None
         return (
             float(self._lat[slot]),
@@ -496,7 +563,7 @@ class VolunteerIndex:
             lat: latitude in degrees, finite, in [-90, 90].
             lon: longitude in degrees, finite, in [-180, 180].
             radius_m: search radius in metres, finite and >= 0.
-            limit: maximum number of hits, >= 0.
+            limit: maximum number of hits, >= 1.
             max_age_s: if given (finite or infinite, >= 0), skip positions older than this.
             now: the current time (timezone-aware); required when ``max_age_s`` is given.
             exclude: volunteer ids never to return.
@@ -506,13 +573,14 @@ class VolunteerIndex:
         """
         lat = float(lat)
         lon = float(lon)
-        _check_latlon(lat, lon)
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            _check_latlon(lat, lon)
         radius_m = float(radius_m)
         if not (0.0 <= radius_m < math.inf):
             raise ValueError(f"radius_m must be finite and >= 0, got {radius_m!r}")
         limit = operator.index(limit)
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
+        if limit <= 0:
+            raise ValueError(f"limit must be >= 1, got {limit}")
         cutoff_us: int | None = None
         if max_age_s is not None:
             max_age_s = float(max_age_s)
@@ -525,36 +593,32 @@ class VolunteerIndex:
                 cutoff_us = now_us - _max_age_us(max_age_s)
         elif now is not None:
             _timestamp_us(now)
-        if limit == 0 or not self._slot_of:
+        if not self._count:
             return []
         return _Query(self, lat, lon, radius_m, limit, cutoff_us, exclude).run()
 
 
-def _parent_cells(cells: I64, res: int) -> I64:
-    """Vectorised ``cell_to_parent`` (H3 bit layout: res at bits 52-55, 3-bit digits below)."""
-    shift = (15 - res) * 3
-    cleared = (cells & ~np.int64(0xF << 52)) | np.int64(res << 52)
-    out: I64 = cleared | np.int64((1 << shift) - 1)
-    return out
+class _Level:
+    """Constants of one query resolution ``res`` over keys at resolution ``fine``."""
+
+    __slots__ = ("and_mask", "fine_bits", "mask", "res", "res_bits", "rmax")
+
+    def __init__(self, res: int, fine: int) -> None:
+        self.res = res
+        self.mask = _digit_mask(res, fine)  # digits res+1..fine of a key
+        self.and_mask = ~_RES_MASK
+        self.res_bits = res << 52
+        self.fine_bits = fine << 52
+        # Region radius: the cell's circumradius bound, widened for descendant regions.
+        self.rmax = circumradius_bound_m(res) * (1.0 if res == fine else _REGION_FACTOR)
 
 
-# Cell centres (unit vectors), a pure function of H3: shared by all indexes, filled for every
-# non-empty cell on bulk load and lazily for the others, cleared when it reaches _CENTRES_MAX.
+# Pure functions of H3 (independent of any index), bounded caches shared by all indexes.
 _CENTRES: dict[int, tuple[float, float, float]] = {}
-_CENTRES_MAX: Final = 2_000_000
-
-
-def _warm_centres(cells: list[int]) -> None:
-    """Compute the centres of many cells at once (numpy trig) into the centre cache."""
-    cold = [c for c in cells if c not in _CENTRES]
-    if not cold:
-        return
-    if len(_CENTRES) + len(cold) > _CENTRES_MAX:
-        _CENTRES.clear()
-    c2ll = _h3.cell_to_latlng
-    latlng = np.array([c2ll(c) for c in cold], dtype=np.float64).reshape(-1, 2)
-    xyz = unit_vectors(latlng[:, 0], latlng[:, 1])
-    _CENTRES.update(zip(cold, zip(*xyz.tolist(), strict=True), strict=True))
+_CENTRES_MAX: Final = 200_000
+# (cell, fine resolution) -> (key bounds of the 7-cell disk, disk cells, centre xyz, G in metres)
+_DISKS: dict[tuple[int, int], tuple[I64, list[int], float, float, float, float]] = {}
+_DISKS_MAX: Final = 50_000
 
 
 def _centre(cell: int) -> tuple[float, float, float]:
@@ -564,6 +628,46 @@ def _centre(cell: int) -> tuple[float, float, float]:
             _CENTRES.clear()
         c = _CENTRES[cell] = unit_vector(*_h3.cell_to_latlng(cell))
     return c
+
+
+def _cell_bounds(cells: Sequence[int], lv: _Level) -> list[int]:
+    """Key bounds ``[lo0, hi0 + 1, lo1, hi1 + 1, ...]`` of the cells' descendants, merged.
+
+    Sorted by key; ranges that touch (sibling cells) are merged.
+    """
+    and_mask = lv.and_mask
+    fine_bits = lv.fine_bits
+    not_mask = ~lv.mask
+    out: list[int] = []
+    for c in sorted(cells):
+        hi = (c & and_mask) | fine_bits  # digits below res are 7 in a res-level cell
+        lo = hi & not_mask
+        if out and out[-1] == lo:
+            out[-1] = hi + 1
+        else:
+            out.append(lo)
+            out.append(hi + 1)
+    return out
+
+
+def _disk_info(c0: int, lv: _Level) -> tuple[I64, list[int], float, float, float, float]:
+    """Cached facts about the disk of radius 1 around ``c0`` (see module docstring)."""
+    ck = (c0, lv.fine_bits)
+    info = _DISKS.get(ck)
+    if info is None:
+        disk = _h3.grid_disk_unordered(c0, 1)
+        bounds = np.array(_cell_bounds(disk, lv), dtype=np.int64)
+        cx, cy, cz = _centre(c0)
+        best = 4.0
+        for cell in _h3.grid_ring_unordered(c0, 2):
+            x, y, z = _centre(cell)
+            c2 = (x - cx) * (x - cx) + (y - cy) * (y - cy) + (z - cz) * (z - cz)
+            best = min(c2, best)
+        g = _TWO_R * math.asin(min(1.0, math.sqrt(best) * 0.5))
+        if len(_DISKS) >= _DISKS_MAX:
+            _DISKS.clear()
+        info = _DISKS[ck] = (bounds, disk, cx, cy, cz, g)
+    return info
 
 
 class _Query:
@@ -603,10 +707,9 @@ class _Query:
         self.limit = limit
         self.cutoff_us = cutoff_us
         self.cap2 = m_to_chord2_cap(radius_m)
-        slot_of = index._slot_of
         self.excl_set: frozenset[int] | set[int] = frozenset()
         self.excl_arr: I64 | None = None
-        present = [e for e in exclude if e in slot_of] if exclude else []
+        present = [e for e in exclude if e in index] if exclude else []
         if len(present) > _SMALL_EXCLUDE:
             self.excl_arr = np.unique(np.asarray(present, dtype=np.int64))
             self.need = limit
@@ -616,47 +719,60 @@ class _Query:
 
     def run(self) -> list[Hit]:
         index = self.index
-        res = index._res
+        levels = index._levels
         last = index._nres - 1
-        threshold = max(self.need, 1) * _LEVEL_FACTOR
-        fine = _h3.latlng_to_cell(self.lat, self.lon, res[0])
-        c0 = fine
-        li = 0
-        while True:
-            bucket = index._buckets[li].get(c0)
-            if li == last or (bucket is not None and bucket.n >= threshold):
-                break
-            li += 1
-            c0 = _h3.cell_to_parent(fine, res[li])
-        disk1 = _h3.grid_disk_unordered(c0, 1)
-        hits = self._batch(index._buckets[li], disk1)
+        fine = _h3.latlng_to_cell(self.lat, self.lon, index._res[0])
+        li = last
+        if last and index._m:
+            # Counts of the main region in the query's cell at every level, in one call.
+            nl = last + 1
+            pos = np.searchsorted(
+                index._keys_main,
+                [fine & m for m in index._sel_lo] + [(fine | m) + 1 for m in index._sel_hi],
+            ).tolist()
+            threshold = self.need * _LEVEL_FACTOR
+            for i in range(nl):
+                if pos[nl + i] - pos[i] >= threshold:
+                    li = i
+                    break
+        lv = levels[li]
+        c0 = (fine | lv.mask) & lv.and_mask | lv.res_bits
+        bounds, disk1, cx, cy, cz, g = _disk_info(c0, lv)
+        hits = self._batch(li, bounds, disk1)
         bound = self._bound(hits)
-        rmax = index._rmax_m[li]
-        if self._ring_lb(c0, 2, rmax) > bound:
+        rmax = lv.rmax
+        qx, qy, qz = self.q
+        dq2 = (qx - cx) * (qx - cx) + (qy - cy) * (qy - cy) + (qz - cz) * (qz - cz)
+        dq = _TWO_R * math.asin(min(1.0, math.sqrt(dq2) * 0.5))
+        lb = g - dq - rmax - 2e-3 - 2e-9 * g
+        if lb > bound or self._ring_lb(c0, 2, rmax) > bound:
             return self._finish(hits)
         # More rings are needed. Guess the last one from the ring spacing (coarser resolution if
         # too many), then verify the guess with the exact bound.
         restart = False
+        spacing = 1.5 * rmax / (1.05 * 1.1)
         while True:
-            rmax = index._rmax_m[li]
-            k2 = max(2, math.ceil((bound + 2.0 * rmax) / index._spacing_m[li]) - 1)
+            k2 = max(2, math.ceil((bound + 2.0 * rmax) / spacing) - 1)
             if k2 <= _MAX_RINGS:
                 break
             if li == last:
-                return self._scan_all(li, rmax)
+                return self._scan_all()
             li += 1
-            c0 = _h3.cell_to_parent(fine, res[li])
+            lv = levels[li]
+            rmax = lv.rmax
+            spacing = 1.5 * rmax / (1.05 * 1.1)
+            c0 = (fine | lv.mask) & lv.and_mask | lv.res_bits
             restart = True
         while self._ring_lb(c0, k2 + 1, rmax) <= bound:
             k2 += 1
             if k2 > _MAX_RINGS:
-                return self._scan_all(li, rmax)
-        buckets = index._buckets[li]
+                return self._scan_all()
         if restart:
-            return self._finish(self._batch(buckets, _h3.grid_disk_unordered(c0, k2)))
+            cells = _h3.grid_disk_unordered(c0, k2)
+            return self._finish(self._batch(li, _cell_bounds(cells, lv), cells))
         inner = set(disk1)
         outer = [c for c in _h3.grid_disk_unordered(c0, k2) if c not in inner]
-        hits2 = self._batch(buckets, outer)
+        hits2 = self._batch(li, _cell_bounds(outer, lv), outer)
         if hits2:
             hits = sorted(hits + hits2)
         return self._finish(hits)
@@ -698,12 +814,27 @@ class _Query:
                 break
         return out
 
-    def _batch(self, buckets: dict[int, _Bucket], cells: Iterable[int]) -> list[tuple[float, int]]:
-        """Candidates in ``cells``: the best ``need`` (plus ties) within the radius, sorted."""
-        got = [b.view for c in cells if (b := buckets.get(c)) is not None]
+    def _batch(
+        self, li: int, bounds: Sequence[int] | I64, cells: Sequence[int]
+    ) -> list[tuple[float, int]]:
+        """Candidates in ``cells`` (level ``li``): the best ``need`` (plus ties), sorted."""
+        index = self.index
+        data = index._data
+        got: list[F64] = []
+        if index._m:
+            pos = np.searchsorted(index._keys_main, bounds).tolist()
+            it = iter(pos)
+            got = [data[:, a:b] for a, b in zip(it, it, strict=True) if b > a]
+        if index._n > index._m:
+            dl = index._delta[li]
+            extra = [s for c in cells if (lst := dl.get(c)) is not None for s in lst]
+            if extra:
+                got.append(data[:, extra])
         if not got:
             return []
-        data = got[0] if len(got) == 1 else np.concatenate(got, axis=1)
+        return self._select(got[0] if len(got) == 1 else np.concatenate(got, axis=1))
+
+    def _select(self, data: F64) -> list[tuple[float, int]]:
         c2 = chord2(data, self.qa)
         index = self.index
         cap2 = self.cap2
@@ -718,11 +849,12 @@ class _Query:
             c2 = c2[sel]
             data = data[:, sel]
         need = self.need
+        lim = cap2
         if c2.shape[0] > need:
             kth = float(np.partition(c2, need - 1)[need - 1]) * _TIE_SLACK
-            sel = np.flatnonzero(c2 <= min(kth, cap2))
-        else:
-            sel = np.flatnonzero(c2 <= cap2)
+            if kth < cap2:  # False for NaN (fewer than need live candidates)
+                lim = kth
+        sel = np.flatnonzero(c2 <= lim)
         if sel.shape[0] == 0:
             return []
         c2 = c2[sel]
@@ -742,15 +874,7 @@ class _Query:
         hits.sort()
         return hits
 
-    def _scan_all(self, li: int, rmax: float) -> list[Hit]:
-        """Huge radius: every bucket of resolution ``li`` whose cell may reach the radius."""
-        qx, qy, qz = self.q
-        radius = self.radius_m
-        cells = []
-        for cell in self.index._buckets[li]:
-            x, y, z = _centre(cell)
-            c2 = (x - qx) * (x - qx) + (y - qy) * (y - qy) + (z - qz) * (z - qz)
-            d = _TWO_R * math.asin(min(1.0, math.sqrt(c2) * 0.5))
-            if d - rmax - 1e-3 - 1e-9 * d <= radius:
-                cells.append(cell)
-        return self._finish(self._batch(self.index._buckets[li], cells))
+    def _scan_all(self) -> list[Hit]:
+        """Huge radius: every slot (tombstones have NaN distances and drop out)."""
+        index = self.index
+        return self._finish(self._select(index._data[:, : index._n]))

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 from notify._twilio_http import DeadlineTwilioHttpClient, build_client, call_twilio, success
 from notify.errors import ConfigurationError, ErrorCode
@@ -65,7 +66,10 @@ def build_sms_body(message: AlertMessage) -> str:
 
 
 class TwilioSmsNotifier:
-    """:class:`notify.ports.Notifier` for SMS. Build it with :meth:`create` inside the loop."""
+    """:class:`notify.ports.Notifier` for SMS. Build it with :meth:`create` inside the loop.
+
+    ``status_callback_url`` may contain ``{alert_id}``, filled in per message.
+    """
 
     def __init__(
         self,
@@ -168,7 +172,11 @@ class TwilioSmsNotifier:
         else:
             kwargs["from_"] = self._from
         if self._status_callback:
-            kwargs["status_callback"] = self._status_callback
+            # The alert id in the callback URL lets a callback that beats our own commit of
+            # the message SID still find its alert.
+            kwargs["status_callback"] = self._status_callback.replace(
+                "{alert_id}", quote(message.alert_id, safe="")
+            )
 
         async def create() -> Any:
             return await self._client.messages.create_async(**kwargs)

@@ -125,7 +125,7 @@ def build_alert_twiml(message: AlertMessage, gather_url: str) -> str:
 class TwilioVoiceNotifier:
     """:class:`notify.ports.Notifier` for voice calls. Build it with :meth:`create` inside the loop.
 
-    ``gather_url`` may contain ``{alert_id}``, filled in per call.
+    ``gather_url`` and ``status_callback_url`` may contain ``{alert_id}``, filled in per call.
     """
 
     def __init__(
@@ -230,7 +230,9 @@ class TwilioVoiceNotifier:
             "timeout": self._ring_timeout_s,
         }
         if self._status_callback:
-            kwargs["status_callback"] = self._status_callback
+            kwargs["status_callback"] = self._status_callback.replace(
+                "{alert_id}", quote(message.alert_id, safe="")
+            )
             kwargs["status_callback_event"] = self._status_events
             kwargs["status_callback_method"] = "POST"
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from cad_adapters.models import IncidentReport, IncidentStatus
+from cad_adapters.models import IncidentReport, IncidentStatus, PlaceType, UnitReport, UnitStatus
+from dispatch.domain.alert_states import AlertEvent, AlertState
+from dispatch.domain.models import AgencyPolicy, PlaceRules
 
 
 class IntakeStatus(StrEnum):
@@ -75,4 +79,68 @@ def not_alertable_reason(report: IncidentReport) -> NotAlertable | None:
         return NotAlertable.NOT_CARDIAC_ARREST
     if report.location is None:
         return NotAlertable.NO_LOCATION
+    return None
+
+
+_WORD = re.compile(r"[A-Z0-9]+")
+
+
+def derive_place_type(report: IncidentReport, rules: PlaceRules) -> PlaceType:
+    """The CAD's place type, or the agency's word rules applied to place detail and address."""
+    if report.place_type is not PlaceType.UNKNOWN:
+        return report.place_type
+    text = " ".join(
+        t for t in (report.place_detail, report.address.text if report.address else None) if t
+    )
+    words = set(_WORD.findall(text.upper()))
+    if words & {w.upper() for w in rules.residential}:
+        return PlaceType.RESIDENTIAL
+    if words & {w.upper() for w in rules.public}:
+        return PlaceType.PUBLIC
+    return PlaceType.UNKNOWN
+
+
+def apply_agency_rules(report: IncidentReport, agency: AgencyPolicy) -> IncidentReport:
+    """Settle what the source left open with the agency's rules.
+
+    An explicit ``is_cardiac_arrest`` from the source stands; otherwise the
+    agency's call-type rules decide, and no match stays unknown (never alerts).
+    """
+    is_arrest = report.is_cardiac_arrest
+    if is_arrest is None:
+        is_arrest = agency.call_types.matches(report.call_type.code, report.call_type.text)
+    return replace(
+        report, is_cardiac_arrest=is_arrest, place_type=derive_place_type(report, agency.places)
+    )
+
+
+def changed_units(
+    stored: Mapping[str, tuple[UnitStatus, datetime | None]], units: Sequence[UnitReport]
+) -> list[UnitReport]:
+    """Units whose status is new or different from the last snapshot (full snapshots repeat).
+
+    A snapshot whose unit time is older than the stored one is history, not news.
+    """
+    changes = []
+    for unit in units:
+        previous = stored.get(unit.unit_id)
+        if previous is not None:
+            status, at = previous
+            if status is unit.status:
+                continue
+            if at is not None and unit.at is not None and unit.at < at:
+                continue
+        changes.append(unit)
+    return changes
+
+
+EMS_ON_SCENE: frozenset[UnitStatus] = frozenset({UnitStatus.ON_SCENE, UnitStatus.PATIENT_CONTACT})
+
+
+def stand_down_event(state: AlertState) -> AlertEvent | None:
+    """What an incident's close or cancel does to one alert: stand down or release."""
+    if state in (AlertState.QUEUED, AlertState.SENT, AlertState.DELIVERED):
+        return AlertEvent.STAND_DOWN
+    if state in (AlertState.ACCEPTED, AlertState.EN_ROUTE, AlertState.ON_SCENE):
+        return AlertEvent.RELEASE
     return None

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
+
+from cad_adapters.call_types import DEFAULT as DEFAULT_CALL_TYPE_RULES
+from cad_adapters.call_types import CallTypeRules
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRules:
+    """Words that make an incident's place residential or public when the CAD does not say.
+
+    Matched as whole words, case-insensitively, against the place detail and the
+    address text. Residential wins when both match: a lay responder must never be
+    sent into a home by mistake.
+    """
+
+    residential: frozenset[str] = frozenset()
+    public: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +36,7 @@ class AgencyPolicy:
     position_max_age_s: int = 900
     alert_ttl_s: int = 600
     time_zone: str = "UTC"
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    volunteer_id: int
-    distance_m: float
+    call_types: CallTypeRules = DEFAULT_CALL_TYPE_RULES
+    places: PlaceRules = field(default_factory=PlaceRules)
+    require_signature: bool = False
+    intake_rate_per_min: int = 600

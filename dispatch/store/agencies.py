@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from dispatch.domain.models import AgencyPolicy
+from cad_adapters.call_types import DEFAULT_CARDIAC_ARREST_CODES, CallTypeRules
+from dispatch.domain.models import AgencyPolicy, PlaceRules
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
 
 
+def call_type_rules(stored: Mapping[str, Any]) -> CallTypeRules:
+    """The shipped defaults extended by an agency's stored rules (see migration 0002)."""
+    return CallTypeRules(
+        codes=DEFAULT_CARDIAC_ARREST_CODES | frozenset(stored.get("codes", ())),
+        patterns=tuple(stored.get("patterns", ())),
+        text_patterns=tuple(stored.get("text_patterns", ())),
+        excluded_codes=frozenset(stored.get("excluded_codes", ())),
+        excluded_patterns=tuple(stored.get("excluded_patterns", ())),
+        mpds=bool(stored.get("mpds", True)),
+    )
+
+
 def _policy(row: Any) -> AgencyPolicy:
+    places = row["place_rules"]
     return AgencyPolicy(
         agency_id=row["id"],
         radius_m=row["alert_radius_m"],
@@ -17,6 +34,13 @@ def _policy(row: Any) -> AgencyPolicy:
         position_max_age_s=row["position_max_age_s"],
         alert_ttl_s=row["alert_ttl_s"],
         time_zone=row["time_zone"],
+        call_types=call_type_rules(row["call_type_rules"]),
+        places=PlaceRules(
+            residential=frozenset(places.get("residential", ())),
+            public=frozenset(places.get("public", ())),
+        ),
+        require_signature=row["require_signature"],
+        intake_rate_per_min=row["intake_rate_per_min"],
     )
 
 
@@ -50,8 +74,23 @@ async def policy(conn: Any, agency_id: UUID) -> AgencyPolicy | None:
     return _policy(row) if row else None
 
 
-async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> AgencyPolicy | None:
-    """The agency's policy when ``presented`` is one of its live keys, else None.
+@dataclass(frozen=True, slots=True)
+class AgencyAuth:
+    policy: AgencyPolicy
+    key_hash: bytes
+    """The matched key's hash: also the HMAC key for body signatures."""
+
+
+MAX_LIVE_KEYS = 2
+"""Two keys valid at once: the old one keeps working while the CAD switches to the new."""
+
+
+class TooManyKeys(Exception):
+    pass
+
+
+async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> AgencyAuth | None:
+    """The agency's policy and matched key when ``presented`` is a live key, else None.
 
     Every live key is compared in constant time, so the answer's timing does not
     reveal which key (if any) came close.
@@ -68,7 +107,56 @@ async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> Agency
     for row in rows:
         if token_matches(presented, row["key_hash"]):
             matched = row
-    return _policy(matched) if matched is not None else None
+    if matched is None:
+        return None
+    return AgencyAuth(_policy(matched), bytes(matched["key_hash"]))
+
+
+async def add_key(
+    conn: Any, agency_id: UUID, *, label: str | None, now: datetime
+) -> tuple[int, str]:
+    """A new integration key (shown once); refused while two keys are live."""
+    key = new_token(TokenKind.AGENCY_KEY)
+    async with conn.transaction():
+        # Lock the agency so two concurrent additions cannot both pass the count.
+        found = await conn.fetchval("SELECT id FROM agencies WHERE id = $1 FOR UPDATE", agency_id)
+        if found is None:
+            raise LookupError(f"no agency {agency_id}")
+        live = await conn.fetchval(
+            "SELECT count(*) FROM agency_keys WHERE agency_id = $1 AND revoked_at IS NULL",
+            agency_id,
+        )
+        if live >= MAX_LIVE_KEYS:
+            raise TooManyKeys(f"{live} keys are live; revoke one before adding another")
+        key_id: int = await conn.fetchval(
+            "INSERT INTO agency_keys (agency_id, key_hash, label, created_at)"
+            " VALUES ($1, $2, $3, $4) RETURNING id",
+            agency_id,
+            hash_token(key),
+            label,
+            now,
+        )
+    return key_id, key
+
+
+async def revoke_key(conn: Any, agency_id: UUID, key_id: int, *, now: datetime) -> bool:
+    status: str = await conn.execute(
+        "UPDATE agency_keys SET revoked_at = $3"
+        " WHERE agency_id = $1 AND id = $2 AND revoked_at IS NULL",
+        agency_id,
+        key_id,
+        now,
+    )
+    return status.endswith(" 1")
+
+
+async def list_keys(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, label, created_at, revoked_at FROM agency_keys"
+        " WHERE agency_id = $1 ORDER BY id",
+        agency_id,
+    )
+    return [dict(r) for r in rows]
 
 
 async def create_supervisor(conn: Any, *, agency_id: UUID, name: str) -> tuple[int, str]:
@@ -91,3 +179,37 @@ async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
         return None
     agency: UUID = row["agency_id"]
     return agency
+
+
+SETTING_COLUMNS = (
+    "alert_radius_m",
+    "alert_limit",
+    "position_max_age_s",
+    "alert_ttl_s",
+    "time_zone",
+    "call_type_rules",
+    "place_rules",
+    "require_signature",
+    "intake_rate_per_min",
+)
+
+
+async def settings(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM agencies WHERE id = $1", agency_id)
+    if row is None:
+        return None
+    return {"agency_id": str(row["id"]), "name": row["name"]} | {c: row[c] for c in SETTING_COLUMNS}
+
+
+async def update_settings(conn: Any, agency_id: UUID, changes: Mapping[str, Any]) -> None:
+    """Apply validated changes (see ``dispatch.domain.agency_settings``)."""
+    unknown = set(changes) - set(SETTING_COLUMNS)
+    if unknown:
+        raise ValueError(f"not settable: {sorted(unknown)}")
+    # Column names come from the fixed tuple above, never from input.
+    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=2))
+    await conn.execute(
+        f"UPDATE agencies SET {assignments} WHERE id = $1",  # noqa: S608
+        agency_id,
+        *changes.values(),
+    )

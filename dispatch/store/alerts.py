@@ -30,8 +30,19 @@ class AlertRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceAddress:
+    device_id: int
+    fcm_token: str
+    platform: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
-    """One outbox row leased to this worker, with what the message needs."""
+    """One outbox row (one step of an alert's fallback chain) leased to this worker.
+
+    Carries what the message needs and what the chain decides on: the
+    volunteer's active devices, phone, preferences, and the agency's windows.
+    """
 
     outbox_id: int
     attempts: int
@@ -43,18 +54,21 @@ class ClaimedDelivery:
     language: str
     call_type_code: str
     address_text: str | None
+    phone_e164: str | None = None
+    devices: tuple[DeviceAddress, ...] = ()
+    preferred: str | None = None
+    refused: tuple[str, ...] = ()
+    sms_opt_out: bool = False
+    phone_invalid: bool = False
+    ack_timeout_s: int = 15
+    answer_timeout_s: int = 45
+    critical_alerts: bool = False
+    verify_before_send: bool = False
 
 
 async def alerted_volunteers(conn: Any, incident_id: UUID) -> set[int]:
     rows = await conn.fetch("SELECT volunteer_id FROM alerts WHERE incident_id = $1", incident_id)
     return {r["volunteer_id"] for r in rows}
-
-
-async def count_for_incident(conn: Any, incident_id: UUID) -> int:
-    count: int = await conn.fetchval(
-        "SELECT count(*) FROM alerts WHERE incident_id = $1", incident_id
-    )
-    return count
 
 
 async def insert_with_outbox(
@@ -65,16 +79,35 @@ async def insert_with_outbox(
     alerts: Sequence[NewAlert],
     expires_at: datetime,
     now: datetime,
-) -> None:
-    """Alerts and their outbox rows, in the caller's transaction (never one without the other)."""
+) -> set[int]:
+    """Alerts and their outbox rows, in the caller's transaction (never one without the other).
+
+    Only volunteers still verified and available as of this transaction get a row
+    (the in-memory index may lag another process's change); returns the volunteer
+    ids that did. One round trip: this runs inside every intake transaction.
+    """
     if not alerts:
-        return
-    await conn.execute(
+        return set()
+    rows = await conn.fetch(
         """
-        INSERT INTO alerts (id, agency_id, incident_id, volunteer_id, role, state, distance_m,
-                            expires_at, created_at, updated_at)
-        SELECT a.id, $1, $2, a.vid, a.role, 'queued', a.dist, $3, $4, $4
-        FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::float8[]) AS a(id, vid, role, dist)
+        WITH input AS (
+            SELECT * FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::float8[], $9::text[])
+                AS a(id, vid, role, dist, channel)
+        ), eligible AS (
+            SELECT input.* FROM input JOIN volunteers v
+                ON v.id = input.vid AND v.agency_id = $1 AND v.verified AND v.available
+        ), inserted AS (
+            INSERT INTO alerts (id, agency_id, incident_id, volunteer_id, role, state,
+                                distance_m, expires_at, created_at, updated_at)
+            SELECT id, $1, $2, vid, role, 'queued', dist, $3, $4, $4 FROM eligible
+            ON CONFLICT (incident_id, volunteer_id) DO NOTHING
+            RETURNING id, volunteer_id
+        ), queued AS (
+            INSERT INTO outbox (agency_id, alert_id, channel, available_at, created_at)
+            SELECT $1, eligible.id, eligible.channel, $4, $4
+            FROM eligible JOIN inserted USING (id)
+        )
+        SELECT volunteer_id FROM inserted
         """,
         agency_id,
         incident_id,
@@ -84,17 +117,9 @@ async def insert_with_outbox(
         [a.volunteer_id for a in alerts],
         [a.role for a in alerts],
         [a.distance_m for a in alerts],
-    )
-    await conn.execute(
-        """
-        INSERT INTO outbox (agency_id, alert_id, channel, available_at, created_at)
-        SELECT $1, a.id, a.channel, $2, $2 FROM unnest($3::uuid[], $4::text[]) AS a(id, channel)
-        """,
-        agency_id,
-        now,
-        [a.alert_id for a in alerts],
         [a.channel for a in alerts],
     )
+    return {r["volunteer_id"] for r in rows}
 
 
 async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
@@ -120,41 +145,73 @@ async def set_state(conn: Any, alert_id: UUID, state: AlertState, now: datetime)
     )
 
 
+# How many of the oldest due rows one claim looks at when sharing out work by incident.
+_CLAIM_WINDOW = 2000
+
+
 async def claim_due(
     conn: Any, *, now: datetime, limit: int, lease: timedelta
 ) -> list[ClaimedDelivery]:
-    """Lease up to ``limit`` due outbox rows to the caller.
+    """Lease up to ``limit`` due outbox rows to the caller, shared fairly between incidents.
 
     ``FOR UPDATE SKIP LOCKED`` lets several workers share the table; the lease
     (rather than a transaction held open across the network call) means a worker
-    that dies mid-send releases its rows when the lease runs out.
+    that dies mid-send releases its rows when the lease runs out. Rows are taken
+    round-robin by incident (each incident's first due row, then each one's
+    second, …) among the oldest due rows, so one incident's thirty alerts cannot
+    hold back another incident's first.
     """
     rows = await conn.fetch(
         """
-        WITH due AS (
-            SELECT id FROM outbox
-            WHERE done_at IS NULL AND available_at <= $1
-              AND (lease_until IS NULL OR lease_until < $1)
-            ORDER BY available_at, id
+        WITH oldest AS (
+            SELECT o.id, o.available_at, o.alert_id FROM outbox o
+            WHERE o.done_at IS NULL AND o.available_at <= $1
+              AND (o.lease_until IS NULL OR o.lease_until < $1)
+            ORDER BY o.available_at, o.id
+            LIMIT $4
+        ), ranked AS (
+            SELECT x.id, x.available_at,
+                   row_number() OVER (PARTITION BY a.incident_id
+                                      ORDER BY x.available_at, x.id) AS turn
+            FROM oldest x JOIN alerts a ON a.id = x.alert_id
+        ), due AS (
+            SELECT o.id FROM outbox o JOIN ranked r ON r.id = o.id
+            WHERE o.done_at IS NULL AND (o.lease_until IS NULL OR o.lease_until < $1)
+            ORDER BY r.turn, r.available_at, r.id
             LIMIT $2
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF o SKIP LOCKED
         ), leased AS (
             UPDATE outbox o SET lease_until = $1 + $3::interval, attempts = o.attempts + 1
             FROM due WHERE o.id = due.id
-            RETURNING o.id, o.alert_id, o.channel, o.attempts
+            RETURNING o.id, o.alert_id, o.channel, o.attempts, o.verify_before_send
         )
-        SELECT l.id AS outbox_id, l.channel, l.attempts, a.id AS alert_id, a.agency_id,
+        SELECT l.id AS outbox_id, l.channel, l.attempts, l.verify_before_send,
+               a.id AS alert_id, a.agency_id,
                a.incident_id, a.volunteer_id, a.state, a.role, a.distance_m, a.expires_at,
-               v.language, i.call_type_code, i.report #>> '{address,text}' AS address_text
+               v.language, v.phone_e164, i.call_type_code,
+               i.report #>> '{address,text}' AS address_text,
+               ag.push_ack_timeout_s, ag.answer_timeout_s, ag.critical_alerts,
+               vc.preferred, coalesce(vc.refused, '{}') AS refused,
+               coalesce(vc.sms_opt_out, false) AS sms_opt_out,
+               coalesce(vc.phone_invalid, false) AS phone_invalid,
+               coalesce((SELECT array_agg(d.id ORDER BY d.id) FROM devices d
+                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS device_ids,
+               coalesce((SELECT array_agg(d.fcm_token ORDER BY d.id) FROM devices d
+                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS tokens,
+               coalesce((SELECT array_agg(d.platform ORDER BY d.id) FROM devices d
+                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS platforms
         FROM leased l
         JOIN alerts a ON a.id = l.alert_id
         JOIN volunteers v ON v.id = a.volunteer_id
         JOIN incidents i ON i.id = a.incident_id
+        JOIN agencies ag ON ag.id = a.agency_id
+        LEFT JOIN volunteer_channels vc ON vc.volunteer_id = a.volunteer_id
         ORDER BY l.id
         """,
         now,
         limit,
         lease,
+        max(_CLAIM_WINDOW, limit),
     )
     return [
         ClaimedDelivery(
@@ -174,35 +231,93 @@ async def claim_due(
             language=r["language"],
             call_type_code=r["call_type_code"],
             address_text=r["address_text"],
+            phone_e164=r["phone_e164"],
+            devices=tuple(
+                DeviceAddress(i, t, p)
+                for i, t, p in zip(r["device_ids"], r["tokens"], r["platforms"], strict=True)
+            ),
+            preferred=r["preferred"],
+            refused=tuple(r["refused"]),
+            sms_opt_out=r["sms_opt_out"],
+            phone_invalid=r["phone_invalid"],
+            ack_timeout_s=r["push_ack_timeout_s"],
+            answer_timeout_s=r["answer_timeout_s"],
+            critical_alerts=r["critical_alerts"],
+            verify_before_send=r["verify_before_send"],
         )
         for r in rows
     ]
 
 
 async def finish_delivery(
-    conn: Any, outbox_id: int, *, outcome: str, error: str | None, now: datetime
+    conn: Any,
+    outbox_id: int,
+    *,
+    outcome: str,
+    error: str | None,
+    now: datetime,
+    channel: str | None = None,
+    provider_ref: str | None = None,
 ) -> bool:
-    """Mark a leased row done; False if it was already done (another worker after lease expiry)."""
+    """Mark a leased row done; False if it was already done (another worker after lease expiry).
+
+    ``channel`` records which step a chain-start row turned into.
+    """
     updated = await conn.fetchval(
         """
-        UPDATE outbox SET done_at = $2, outcome = $3, last_error = $4, lease_until = NULL
+        UPDATE outbox SET done_at = $2, outcome = $3, last_error = $4, lease_until = NULL,
+                          channel = coalesce($5, channel), provider_ref = $6
         WHERE id = $1 AND done_at IS NULL RETURNING true
         """,
         outbox_id,
         now,
         outcome,
         error,
+        channel,
+        provider_ref,
     )
     return bool(updated)
 
 
-async def retry_delivery(conn: Any, outbox_id: int, *, at: datetime, error: str) -> None:
-    await conn.execute(
+async def retry_delivery(
+    conn: Any,
+    outbox_id: int,
+    *,
+    at: datetime,
+    error: str,
+    channel: str | None = None,
+    verify_before_send: bool = False,
+) -> bool:
+    """Put a leased row back for another attempt at ``at``; False if it was done meanwhile."""
+    updated = await conn.fetchval(
         """
-        UPDATE outbox SET available_at = $2, lease_until = NULL, last_error = $3
-        WHERE id = $1 AND done_at IS NULL
+        UPDATE outbox SET available_at = $2, lease_until = NULL, last_error = $3,
+                          channel = coalesce($4, channel), verify_before_send = $5
+        WHERE id = $1 AND done_at IS NULL RETURNING true
         """,
         outbox_id,
         at,
         error,
+        channel,
+        verify_before_send,
     )
+    return bool(updated)
+
+
+async def open_for_incident(conn: Any, incident_id: UUID) -> list[AlertRow]:
+    """Alerts still waiting or responding, row-locked (stand-down changes them)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts
+        WHERE incident_id = $1
+          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
+        ORDER BY id FOR UPDATE
+        """,
+        incident_id,
+    )
+    return [
+        AlertRow(
+            r["id"], r["agency_id"], r["incident_id"], r["volunteer_id"], AlertState(r["state"])
+        )
+        for r in rows
+    ]

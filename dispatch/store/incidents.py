@@ -50,7 +50,7 @@ def _columns(report: IncidentReport) -> tuple[Any, ...]:
     )
 
 
-async def insert(
+async def insert_or_lock(
     conn: Any,
     *,
     incident_id: UUID,
@@ -59,16 +59,34 @@ async def insert(
     document: dict[str, Any],
     content_hash: bytes,
     now: datetime,
-) -> bool:
-    """Insert a new incident; False when another transaction inserted the same key first."""
-    inserted = await conn.fetchval(
+) -> tuple[UUID, StoredVersion | None]:
+    """Insert the incident, or lock the stored one: (id, None) when new, else its version.
+
+    One round trip on both paths, since every CAD document takes one of them. The
+    locking branch cannot see a row inserted by a transaction that committed after
+    this statement began (same snapshot), so that rare race falls back to a plain
+    locked read.
+    """
+    row = await conn.fetchrow(
         """
-        INSERT INTO incidents (id, agency_id, source, source_incident_id, content_hash, report,
-            version_at, version_seq, status, is_test, is_cardiac_arrest, call_type_code,
-            lat, lon, place_type, received_at, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
-        ON CONFLICT (agency_id, source, source_incident_id) DO NOTHING
-        RETURNING true
+        WITH inserted AS (
+            INSERT INTO incidents (id, agency_id, source, source_incident_id, content_hash,
+                report, version_at, version_seq, status, is_test, is_cardiac_arrest,
+                call_type_code, lat, lon, place_type, received_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $17)
+            ON CONFLICT (agency_id, source, source_incident_id) DO NOTHING
+            RETURNING id
+        ), existing AS (
+            SELECT id, version_at, version_seq, content_hash, status FROM incidents
+            WHERE agency_id = $2 AND source = $3 AND source_incident_id = $4
+            FOR UPDATE
+        )
+        SELECT id, true AS created, NULL::timestamptz AS version_at, NULL::bigint AS version_seq,
+               NULL::bytea AS content_hash, NULL::text AS status
+        FROM inserted
+        UNION ALL
+        SELECT id, false, version_at, version_seq, content_hash, status FROM existing
         """,
         incident_id,
         agency_id,
@@ -79,7 +97,18 @@ async def insert(
         *_columns(report),
         now,
     )
-    return bool(inserted)
+    if row is None:
+        found = await lock_existing(conn, agency_id, report.source, report.source_incident_id)
+        if found is None:
+            raise RuntimeError("incident neither inserted nor found")
+        return found
+    if row["created"]:
+        return row["id"], None
+    return row["id"], StoredVersion(
+        version_key=(row["version_at"], row["version_seq"]),
+        content_hash=row["content_hash"],
+        status=IncidentStatus(row["status"]),
+    )
 
 
 async def update(

@@ -21,18 +21,23 @@ class LogEvent:
 
 
 async def append(conn: Any, events: Sequence[LogEvent]) -> None:
+    """Append events in one statement (one round trip however many there are)."""
     if not events:
         return
-    await conn.executemany(
+    await conn.execute(
         """
         INSERT INTO response_log
             (agency_id, incident_id, alert_id, volunteer_id, event, at, details)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
+                             $6::timestamptz[], $7::jsonb[])
         """,
-        [
-            (e.agency_id, e.incident_id, e.alert_id, e.volunteer_id, e.event, e.at, dict(e.details))
-            for e in events
-        ],
+        [e.agency_id for e in events],
+        [e.incident_id for e in events],
+        [e.alert_id for e in events],
+        [e.volunteer_id for e in events],
+        [e.event for e in events],
+        [e.at for e in events],
+        [dict(e.details) for e in events],
     )
 
 

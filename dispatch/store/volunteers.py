@@ -65,17 +65,6 @@ async def authenticate(conn: Any, presented: str) -> VolunteerIdentity | None:
     return VolunteerIdentity(row["id"], row["agency_id"], row["eligible"])
 
 
-async def still_eligible(conn: Any, agency_id: UUID, volunteer_ids: Sequence[int]) -> set[int]:
-    """Which of ``volunteer_ids`` are, as of this transaction, verified and available."""
-    rows = await conn.fetch(
-        "SELECT id FROM volunteers WHERE agency_id = $1 AND id = ANY($2::bigint[])"
-        " AND verified AND available",
-        agency_id,
-        list(volunteer_ids),
-    )
-    return {r["id"] for r in rows}
-
-
 async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
     """Write a batch of last positions in one round trip; an older fix never overwrites a newer."""
     await conn.execute(

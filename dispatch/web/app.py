@@ -23,15 +23,18 @@ from dispatch.db.embedded import embedded_postgres
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
 from dispatch.domain.clock import Clock, SystemClock
+from dispatch.domain.rate_limit import RateLimiter
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
+from dispatch.service.auth_cache import AgencyAuthCache
+from dispatch.service.delivery import open_providers
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
-from dispatch.web import handlers
+from dispatch.web import handlers, handlers_admin, handlers_cad, handlers_delivery
 from dispatch.web.problems import Problem, from_http_exception
+from dispatch.workers.cad_poller import FeedPoller
 from dispatch.workers.notifier import OutboxWorker
-from notify.log import LogNotifier
 
 log = structlog.get_logger(__name__)
 
@@ -98,12 +101,13 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
-    notifier = LogNotifier(app[keys.SETTINGS].log_provider_file)
-    app[keys.NOTIFIER] = notifier
-    try:
+    # Delivery providers (issue 4): FCM / Twilio when configured, else the log provider.
+    async with open_providers(app[keys.SETTINGS]) as providers:
+        app[keys.PROVIDERS] = providers
+        primary = providers.push or providers.sms or providers.voice or providers.log
+        assert primary is not None
+        app[keys.NOTIFIER] = primary
         yield
-    finally:
-        await notifier.aclose()
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -162,13 +166,18 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     worker = OutboxWorker(
         app[keys.POOL],
-        app[keys.NOTIFIER],
+        app[keys.PROVIDERS],
         app[keys.CLOCK],
         app[keys.METRICS],
         poll_s=settings.notifier_poll_s,
         batch=settings.notifier_batch,
         send_timeout_s=settings.notifier_send_timeout_s,
         lease_s=settings.notifier_lease_s,
+        retry_base_s=settings.retry_base_s,
+        retry_cap_s=settings.retry_cap_s,
+        sms_rate_per_s=settings.sms_rate_per_s,
+        voice_rate_per_s=settings.voice_rate_per_s,
+        max_in_flight=settings.provider_max_in_flight,
     )
     app[keys.OUTBOX_WORKER] = worker
     if not settings.notifier_enabled:
@@ -176,6 +185,22 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     async for _ in _owned_task(app, "outbox_worker", worker.run):
+        yield
+
+
+async def _feeds_ctx(app: web.Application) -> AsyncIterator[None]:
+    if not app[keys.SETTINGS].feeds_enabled:
+        yield
+        return
+    poller = FeedPoller(
+        app[keys.POOL],
+        app[keys.POSITIONS],
+        app[keys.HTTP],
+        app[keys.CLOCK],
+        app[keys.OUTBOX_WORKER].wakeup.set,
+        tick_s=app[keys.SETTINGS].feed_tick_s,
+    )
+    async for _ in _owned_task(app, "feed_poller", poller.run):
         yield
 
 
@@ -193,7 +218,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             _notifier_ctx,
             _positions_ctx,
             _outbox_ctx,
+            _feeds_ctx,
         ]
     )
+    app[keys.INTAKE_LIMITER] = RateLimiter()
+    app[keys.AUTH_CACHE] = AgencyAuthCache()
     app.add_routes(handlers.routes)
+    app.add_routes(handlers_cad.routes)
+    app.add_routes(handlers_delivery.routes)
+    app.add_routes(handlers_admin.routes)
     return app

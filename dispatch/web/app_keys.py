@@ -10,7 +10,10 @@ from aiohttp import web
 
 from dispatch.config import Settings
 from dispatch.domain.clock import Clock
+from dispatch.domain.rate_limit import RateLimiter
 from dispatch.metrics import Metrics
+from dispatch.service.auth_cache import AgencyAuthCache
+from dispatch.service.delivery import Providers
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.workers.notifier import OutboxWorker
 from notify.ports import Notifier
@@ -24,4 +27,7 @@ NOTIFIER = web.AppKey("notifier", Notifier)
 POSITIONS = web.AppKey("positions", PositionCache)
 POSITION_WRITER = web.AppKey("position_writer", PositionWriter)
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
+AUTH_CACHE = web.AppKey("auth_cache", AgencyAuthCache)
+INTAKE_LIMITER = web.AppKey("intake_limiter", RateLimiter)
+PROVIDERS = web.AppKey("providers", Providers)
 WORKER_TASKS = web.AppKey("worker_tasks", dict[str, asyncio.Task[None]])

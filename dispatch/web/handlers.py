@@ -6,19 +6,15 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad_adapters.errors import CadParseError
-from cad_adapters.generic import decode_json, parse_generic, schema
+from cad_adapters.generic import decode_json, schema
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
-from dispatch.domain.intake import VersionConflict
-from dispatch.domain.models import AgencyPolicy
 from dispatch.secrets import TokenKind, bearer_token
-from dispatch.service.ingest import ingest_incident
 from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
 from dispatch.store import incidents as incident_store
@@ -64,15 +60,6 @@ def _token(request: web.Request, *kinds: TokenKind) -> str:
     return token
 
 
-async def _agency(request: web.Request, agency_id: UUID) -> AgencyPolicy:
-    token = _token(request, TokenKind.AGENCY_KEY)
-    async with request.app[keys.POOL].acquire() as conn:
-        policy = await agency_store.authenticate_key(conn, agency_id, token)
-    if policy is None:
-        raise unauthorized("the integration key is not valid for this agency")
-    return policy
-
-
 async def _volunteer(request: web.Request) -> VolunteerIdentity:
     token = _token(request, TokenKind.VOLUNTEER)
     async with request.app[keys.POOL].acquire() as conn:
@@ -102,6 +89,8 @@ async def readyz(request: web.Request) -> web.Response:
     expected = {"position_writer"}
     if request.app[keys.SETTINGS].notifier_enabled:
         expected.add("outbox_worker")
+    if request.app[keys.SETTINGS].feeds_enabled:
+        expected.add("feed_poller")
     tasks = request.app[keys.WORKER_TASKS]
     for name in sorted(expected):
         task = tasks.get(name)
@@ -125,41 +114,6 @@ async def openapi(request: web.Request) -> web.Response:
 @routes.get("/v1/schemas/generic-incident.v1.json")
 async def generic_schema(request: web.Request) -> web.Response:
     return web.json_response(schema(), content_type="application/schema+json")
-
-
-# --- CAD intake -----------------------------------------------------------------------------
-
-
-@routes.post("/v1/cad/{agency_id}/incidents")
-async def post_incident(request: web.Request) -> web.Response:
-    agency_id = _uuid(request, "agency_id")
-    policy = await _agency(request, agency_id)
-    data = await _json_body(request)
-    try:
-        tz = ZoneInfo(policy.time_zone)
-    except ZoneInfoNotFoundError:
-        tz = ZoneInfo("UTC")
-    try:
-        report = parse_generic(data, default_tz=tz)
-    except CadParseError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    app = request.app
-    try:
-        result = await ingest_incident(
-            app[keys.POOL], app[keys.POSITIONS], policy, report, now=app[keys.CLOCK].now()
-        )
-    except VersionConflict as exc:
-        raise Problem(409, "version-conflict", "Version conflict", str(exc)) from None
-    app[keys.METRICS].incidents.labels(result.status.value).inc()
-    if result.alerts_queued:
-        app[keys.METRICS].alerts_queued.inc(result.alerts_queued)
-        app[keys.OUTBOX_WORKER].wakeup.set()
-    body = {
-        "incident_id": str(result.incident_id),
-        "status": result.status.value,
-        "alerts_queued": result.alerts_queued,
-    }
-    return web.json_response(body, status=202)
 
 
 # --- volunteers -----------------------------------------------------------------------------

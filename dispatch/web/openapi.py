@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from cad_adapters.generic import schema as generic_schema
+from dispatch.web.openapi_delivery import delivery_paths, delivery_schemas
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -41,6 +42,37 @@ _BODY_ERRORS = {
     "415": _problem("Body is not application/json"),
     "422": _problem("A field is missing, of the wrong type or out of range; `pointer` names it"),
 }
+
+
+def _intake_operation(summary: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "description": (
+            "Idempotent by (agency, source, incident id) and ordered by the source's own "
+            "version or update time: a replay answers `unchanged`, an older snapshot `stale`; "
+            "neither changes anything. Optional body signature: header `Dispatch-Signature: "
+            "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + body, keyed with SHA-256 of the "
+            "integration key>`, valid 5 minutes, each usable once."
+        ),
+        "parameters": [
+            _path_id("agency_id", "The agency the key belongs to"),
+            {
+                "name": "Dispatch-Signature",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+        "security": [{"agencyKey": []}],
+        "requestBody": {"required": True, "content": content},
+        "responses": {
+            "202": _json("IntakeResult", "Accepted (or recognised as a replay or stale)"),
+            "409": _problem("Same version with different content, or a replayed signature"),
+            "429": _problem("The agency's rate limit; see Retry-After"),
+            **_AUTH_ERRORS,
+            **_BODY_ERRORS,
+        },
+    }
 
 
 @cache
@@ -99,29 +131,29 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/v1/cad/{agency_id}/incidents": {
-                "post": {
-                    "summary": "Submit a full incident snapshot from a CAD (generic JSON v1)",
-                    "description": (
-                        "Idempotent by (agency, incident_id). A replay answers `unchanged`, an "
-                        "older version after a newer one answers `stale`; neither changes anything."
-                    ),
-                    "parameters": [_path_id("agency_id", "The agency the key belongs to")],
-                    "security": [{"agencyKey": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/GenericIncident"}
-                            }
-                        },
+                "post": _intake_operation(
+                    "Submit a full incident snapshot from a CAD (generic JSON v1)",
+                    {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/GenericIncident"}
+                        }
                     },
-                    "responses": {
-                        "202": _json("IntakeResult", "Accepted (or recognised as a replay)"),
-                        "409": _problem("Same version, different content"),
-                        **_AUTH_ERRORS,
-                        **_BODY_ERRORS,
+                )
+            },
+            "/v1/cad/{agency_id}/eido": {
+                "post": _intake_operation(
+                    "Submit a NENA EIDO 1.0 (NENA-STA-021) JSON document: a full snapshot",
+                    {"application/json": {"schema": {"type": "object"}}},
+                )
+            },
+            "/v1/cad/{agency_id}/cap": {
+                "post": _intake_operation(
+                    "Submit an OASIS CAP 1.2 alert (Alert, Update or Cancel)",
+                    {
+                        media: {"schema": {"type": "string"}}
+                        for media in ("application/xml", "text/xml", "application/cap+xml")
                     },
-                }
+                )
             },
             "/v1/me/location": {
                 "put": {
@@ -161,6 +193,35 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/agencies/{agency_id}/settings": {
+                "get": {
+                    "summary": "The agency's alerting parameters and intake rules",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "responses": {
+                        "200": _json("AgencySettings", "Current settings"),
+                        **_AUTH_ERRORS,
+                    },
+                },
+                "patch": {
+                    "summary": "Change some settings; the others stay",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/AgencySettings"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("AgencySettings", "Settings after the change"),
+                        **_AUTH_ERRORS,
+                        **_BODY_ERRORS,
+                    },
+                },
+            },
             "/v1/alerts/{alert_id}/accept": {
                 "post": {"summary": "The volunteer is going", **answer}
             },
@@ -179,6 +240,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **delivery_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -187,6 +249,7 @@ def openapi_document() -> dict[str, Any]:
                 "supervisorToken": {"type": "http", "scheme": "bearer", "description": "dsv_…"},
             },
             "schemas": {
+                **delivery_schemas(),
                 "GenericIncident": incident,
                 "Problem": {
                     "type": "object",
@@ -251,6 +314,43 @@ def openapi_document() -> dict[str, Any]:
                     "properties": {
                         "volunteer_id": {"type": "integer"},
                         "token": {"type": "string", "description": "Shown once"},
+                    },
+                },
+                "AgencySettings": {
+                    "type": "object",
+                    "properties": {
+                        "alert_radius_m": {"type": "number", "minimum": 50, "maximum": 20000},
+                        "alert_limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "position_max_age_s": {"type": "integer", "minimum": 30},
+                        "alert_ttl_s": {"type": "integer", "minimum": 30},
+                        "time_zone": {"type": "string", "description": "IANA, for naive stamps"},
+                        "require_signature": {"type": "boolean"},
+                        "intake_rate_per_min": {"type": "integer", "minimum": 1},
+                        "call_type_rules": {
+                            "type": "object",
+                            "description": (
+                                "Added to the shipped defaults (NCRCPRF, RESPARR, NERIS "
+                                "cardiac arrest, MPDS 09-D/09-E); unknown never alerts"
+                            ),
+                            "properties": {
+                                name: {"type": "array", "items": {"type": "string"}}
+                                for name in (
+                                    "codes",
+                                    "patterns",
+                                    "text_patterns",
+                                    "excluded_codes",
+                                    "excluded_patterns",
+                                )
+                            }
+                            | {"mpds": {"type": "boolean"}},
+                        },
+                        "place_rules": {
+                            "type": "object",
+                            "properties": {
+                                "residential": {"type": "array", "items": {"type": "string"}},
+                                "public": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
                     },
                 },
                 "AlertAnswer": {

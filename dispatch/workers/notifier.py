@@ -1,64 +1,104 @@
-"""The outbox worker: lease due rows, send through a :class:`notify.Notifier`, record the result.
+"""The outbox worker: lease due chain steps, send them, record results, schedule what follows.
+
+Every outbox row is one step of one alert's fallback chain (push → SMS → voice,
+see ``dispatch.domain.delivery_chain``). Intake writes a chain-start row; the
+worker turns it into the first step and writes the later steps with their
+deadlines as ``available_at``. Polling for due rows is the ticker: a restart,
+or another process, picks up every pending step where it was.
 
 Exactly-once towards the volunteer rests on three things: rows are written in
 the intake transaction (nothing to send is lost), a row is leased to one worker
 at a time (``FOR UPDATE SKIP LOCKED`` plus a lease that outlives the send
 timeout), and completion is conditional on the row not being done already. A
 crash after the provider accepted but before the result was committed is the
-one window left; the alert id travels in every message so the app drops the
-duplicate.
+one window left; the alert id travels in every push so the app drops the
+duplicate, and an SMS whose create was ambiguous is looked up before it is
+sent again.
+
+One claimed batch is sent concurrently (push messages together through
+``send_each_async``) and finished in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 import structlog
 
+from dispatch.domain import delivery_chain as chain
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
 from dispatch.domain.clock import Clock
+from dispatch.domain.delivery_chain import Step
 from dispatch.metrics import Metrics
+from dispatch.service.delivery import Pacer, Providers
 from dispatch.store import alerts as alert_store
+from dispatch.store import delivery as delivery_store
+from dispatch.store import devices as device_store
 from dispatch.store import response_log
-from dispatch.store.alerts import ClaimedDelivery
+from dispatch.store.alerts import ClaimedDelivery, DeviceAddress
+from dispatch.store.delivery import NewStep
 from dispatch.store.response_log import LogEvent
-from notify.ports import AlertMessage, DeliveryOutcome, DeliveryResult, Notifier
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
+from notify.retry import UniformRng, next_attempt_delay
 
 log = structlog.get_logger(__name__)
 
-_RETRY_BASE_S: Final = 1.0
-_RETRY_CAP_S: Final = 30.0
-_WAITING: Final = frozenset({AlertState.QUEUED})
+_CHANNELS: Final = {
+    Step.PUSH: Channel.PUSH,
+    Step.SMS: Channel.SMS,
+    Step.VOICE: Channel.VOICE,
+    Step.LOG: Channel.LOG,
+}
+_PACED: Final = "paced"
+_PUSH_CHUNK: Final = 50
 
 
-def _message(delivery: ClaimedDelivery) -> AlertMessage:
+def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) -> AlertMessage:
     alert = delivery.alert
     where = f" at {delivery.address_text}" if delivery.address_text else ""
+    how = {
+        Step.SMS: "Reply YES to go or NO to decline.",
+        Step.VOICE: "",
+    }.get(step, "Can you go? Answer in the app.")
     return AlertMessage(
         alert_id=str(alert.alert_id),
         incident_id=str(alert.incident_id),
         volunteer_id=alert.volunteer_id,
         role=delivery.role,
-        address=f"volunteer:{alert.volunteer_id}",
+        address=address,
         title="Cardiac arrest nearby: CPR needed",
-        body=f"Suspected cardiac arrest {round(delivery.distance_m)} m from you{where}. "
-        "Can you go? Answer in the app.",
+        body=f"Suspected cardiac arrest {round(delivery.distance_m)} m from you{where}. {how}",
         expires_at=delivery.expires_at,
         language=delivery.language,
         data={"call_type": delivery.call_type_code},
+        critical=ios and delivery.critical_alerts,
     )
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One claimed row on its way through a cycle."""
+
+    delivery: ClaimedDelivery
+    step: Step | None = None
+    later: list[chain.PlannedStep] = field(default_factory=list)
+    result: DeliveryResult | None = None
+    skip_reason: str | None = None
+    per_device: list[tuple[DeviceAddress, DeliveryResult]] = field(default_factory=list)
+    verify_next: bool = False
 
 
 class OutboxWorker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        notifier: Notifier,
+        providers: Providers | Notifier,
         clock: Clock,
         metrics: Metrics,
         *,
@@ -66,9 +106,17 @@ class OutboxWorker:
         batch: int,
         send_timeout_s: float,
         lease_s: float,
+        retry_base_s: float = 1.0,
+        retry_cap_s: float = 30.0,
+        sms_rate_per_s: float = 1.0,
+        voice_rate_per_s: float = 1.0,
+        max_in_flight: int = 100,
+        rng: UniformRng | None = None,
     ) -> None:
         self._pool = pool
-        self._notifier = notifier
+        self._providers = (
+            providers if isinstance(providers, Providers) else Providers(log=providers)
+        )
         self._clock = clock
         self._metrics = metrics
         self._poll_s = poll_s
@@ -76,6 +124,19 @@ class OutboxWorker:
         self._send_timeout_s = send_timeout_s
         # The lease must outlive the send timeout, or a slow send could be taken twice.
         self._lease = timedelta(seconds=max(lease_s, send_timeout_s * 2))
+        self._retry_base_s = retry_base_s
+        self._retry_cap_s = retry_cap_s
+        self._sms_pacer = Pacer(sms_rate_per_s)
+        self._voice_pacer = Pacer(voice_rate_per_s)
+        # Waiting for a pacing slot must end well inside the lease.
+        self._max_pace_wait_s = max(0.0, self._lease.total_seconds() / 2 - send_timeout_s)
+        # The in-flight cap holds per provider. Push goes out in chunks (one send_each_async
+        # call each) so that no more than the cap wait inside httpx's connection pool, whose
+        # bookkeeping grows with the square of the requests queued in it.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._push_chunk = max(1, min(_PUSH_CHUNK, max_in_flight))
+        self._push_chunks = asyncio.Semaphore(max(1, max_in_flight // self._push_chunk))
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.wakeup = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,115 +162,395 @@ class OutboxWorker:
             claimed = await alert_store.claim_due(
                 conn, now=now, limit=self._batch, lease=self._lease
             )
-        if claimed:
-            await asyncio.gather(*(self._deliver(d) for d in claimed))
+        if not claimed:
+            return 0
+        attempts = [self._prepare(d, now) for d in claimed]
+        await self._send_all(attempts)
+        await self._finish(attempts)
         return len(claimed)
 
-    async def _deliver(self, delivery: ClaimedDelivery) -> None:
-        alert = delivery.alert
-        if alert.state not in _WAITING or delivery.expires_at <= self._clock.now():
-            await self._finish(delivery, None, skipped=True)
+    # --- deciding -------------------------------------------------------------------------
+
+    def _prepare(self, delivery: ClaimedDelivery, now: datetime) -> _Attempt:
+        attempt = _Attempt(delivery)
+        state = delivery.alert.state
+        if not chain.still_needed(delivery.channel, state, expires_at=delivery.expires_at, now=now):
+            attempt.skip_reason = "expired" if delivery.expires_at <= now else state.value
+            return attempt
+        if delivery.channel == chain.START:
+            steps = chain.plan(
+                chain.Reach(
+                    has_device=bool(delivery.devices),
+                    has_phone=delivery.phone_e164 is not None,
+                    sms_allowed=not (delivery.sms_opt_out or delivery.phone_invalid),
+                    voice_allowed=not delivery.phone_invalid,
+                    preferred=delivery.preferred,
+                    refused=delivery.refused,
+                ),
+                configured=self._providers.configured,
+                now=now,
+                ack_timeout_s=delivery.ack_timeout_s,
+                answer_timeout_s=delivery.answer_timeout_s,
+            )
+            if not steps:
+                attempt.result = self._failure(None, "no_channel", "no way to reach the volunteer")
+                return attempt
+            attempt.step, attempt.later = steps[0].step, steps[1:]
+        else:
+            attempt.step = Step(delivery.channel)
+        unavailable = self._unavailable(attempt.step, delivery)
+        if unavailable is not None:
+            attempt.result = self._failure(attempt.step, unavailable, "not reachable this way")
+        return attempt
+
+    def _unavailable(self, step: Step, d: ClaimedDelivery) -> str | None:
+        """Why a step planned earlier cannot go out now (a STOP or dead token since), if so."""
+        if step not in self._providers.configured:
+            return "not_configured"
+        if step is Step.PUSH and not d.devices:
+            return "no_device"
+        if step in (Step.SMS, Step.VOICE) and (d.phone_e164 is None or d.phone_invalid):
+            return "no_phone"
+        if step is Step.SMS and d.sms_opt_out:
+            return "sms_opt_out"
+        if step.value in d.refused:
+            return "refused"
+        return None
+
+    def _failure(self, step: Step | None, code: str, detail: str) -> DeliveryResult:
+        return DeliveryResult(
+            channel=_CHANNELS[step] if step is not None else Channel.LOG,
+            outcome=DeliveryOutcome.PERMANENT,
+            latency_ms=0.0,
+            error_code=code,
+            detail=detail,
+        )
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def _send_all(self, attempts: Sequence[_Attempt]) -> None:
+        todo = [a for a in attempts if a.result is None and a.skip_reason is None]
+        push = [a for a in todo if a.step is Step.PUSH]
+        others = [a for a in todo if a.step is not Step.PUSH]
+        await asyncio.gather(self._send_push(push), *(self._send_one(a) for a in others))
+
+    async def _send_push(self, attempts: Sequence[_Attempt]) -> None:
+        fcm = self._providers.push
+        if not attempts or fcm is None:
             return
+        jobs: list[tuple[_Attempt, DeviceAddress, AlertMessage]] = [
+            (
+                a,
+                device,
+                _message(a.delivery, Step.PUSH, device.fcm_token, ios=device.platform == "ios"),
+            )
+            for a in attempts
+            for device in a.delivery.devices
+        ]
+        size = self._push_chunk
+
+        async def chunk(part: list[tuple[_Attempt, DeviceAddress, AlertMessage]]) -> None:
+            async with self._push_chunks:
+                results = await self._bounded(
+                    fcm.send_many([m for _, _, m in part], timeout_s=self._send_timeout_s),
+                    [Channel.PUSH] * len(part),
+                )
+            for (attempt, device, _), result in zip(part, results, strict=True):
+                attempt.per_device.append((device, result))
+
+        await asyncio.gather(*(chunk(jobs[i : i + size]) for i in range(0, len(jobs), size)))
+        for attempt in attempts:
+            attempt.result = _combine(attempt.per_device)
+
+    async def _bounded(self, call: Any, channels: list[Channel]) -> list[DeliveryResult]:
+        """Our own deadline around a provider call that is supposed to keep its own."""
         try:
             async with asyncio.timeout(self._send_timeout_s + 1):
-                result = await self._notifier.send(
-                    _message(delivery), timeout_s=self._send_timeout_s
-                )
+                results: list[DeliveryResult] = await call
+                return results
         except TimeoutError:
-            result = DeliveryResult(
-                channel=self._notifier.channel,
-                outcome=DeliveryOutcome.RETRYABLE,
-                latency_ms=self._send_timeout_s * 1000,
-                error_code="timeout",
+            return [
+                DeliveryResult(
+                    channel=c,
+                    outcome=DeliveryOutcome.RETRYABLE,
+                    latency_ms=self._send_timeout_s * 1000,
+                    error_code="timeout",
+                )
+                for c in channels
+            ]
+
+    async def _send_one(self, attempt: _Attempt) -> None:
+        d = attempt.delivery
+        step = attempt.step
+        assert step is not None
+        notifier: Notifier | None
+        if step is Step.LOG:
+            notifier = self._providers.log
+            address = f"volunteer:{d.alert.volunteer_id}"
+        else:
+            notifier = self._providers.sms if step is Step.SMS else self._providers.voice
+            address = d.phone_e164 or ""
+        assert notifier is not None
+        message = _message(d, step, address, ios=False)
+        channel = _CHANNELS[step]
+        if step is Step.SMS and d.verify_before_send and self._providers.sms is not None:
+            found = await self._providers.sms.find_existing(message, timeout_s=self._send_timeout_s)
+            if found is not None:
+                attempt.result = found
+                attempt.verify_next = found.outcome is not DeliveryOutcome.ACCEPTED
+                return
+        if step in (Step.SMS, Step.VOICE):
+            pacer = self._sms_pacer if step is Step.SMS else self._voice_pacer
+            wait = pacer.reserve(self._max_pace_wait_s)
+            if wait is None:
+                attempt.result = DeliveryResult(
+                    channel=channel,
+                    outcome=DeliveryOutcome.RETRYABLE,
+                    latency_ms=0.0,
+                    error_code=_PACED,
+                    retry_after_s=self._max_pace_wait_s or 1.0,
+                )
+                return
+            if wait > 0:
+                await asyncio.sleep(wait)
+        async with self._in_flight:
+            (attempt.result,) = await self._bounded(
+                _one(notifier.send(message, timeout_s=self._send_timeout_s)), [channel]
             )
-        self._metrics.notifications.labels(result.channel.value, result.outcome.value).inc()
-        await self._finish(delivery, result, skipped=False)
+        if step is Step.SMS and attempt.result.error_code in chain.AMBIGUOUS:
+            attempt.verify_next = True
 
-    async def _finish(
-        self, delivery: ClaimedDelivery, result: DeliveryResult | None, *, skipped: bool
-    ) -> None:
-        alert = delivery.alert
+    # --- recording ------------------------------------------------------------------------
+
+    async def _finish(self, attempts: Sequence[_Attempt]) -> None:
         now = self._clock.now()
+        for a in attempts:
+            if a.result is not None:
+                self._metrics.notifications.labels(
+                    a.result.channel.value, a.result.outcome.value
+                ).inc()
         async with self._pool.acquire() as conn, conn.transaction():
-            if skipped or result is None:
-                await alert_store.finish_delivery(
-                    conn, delivery.outbox_id, outcome="skipped", error=None, now=now
-                )
+            ids = sorted({a.delivery.alert.alert_id for a in attempts})
+            rows = await conn.fetch(
+                "SELECT id, state FROM alerts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                ids,
+            )
+            states = {r["id"]: AlertState(r["state"]) for r in rows}
+            recorder = _Recorder(conn, now, states)
+            for attempt in attempts:
+                await self._record(recorder, attempt)
+            await recorder.flush()
+
+    async def _record(self, rec: _Recorder, attempt: _Attempt) -> None:
+        d = attempt.delivery
+        result = attempt.result
+        step = attempt.step
+        if result is None:
+            finished = await rec.done(d, "skipped", None, None, step)
+            if finished and d.channel != chain.START:
+                rec.event(d, "alert_step_skipped", channel=d.channel, reason=attempt.skip_reason)
+            return
+        details: dict[str, Any] = {
+            "channel": step.value if step is not None else None,
+            "outcome": result.outcome.value,
+            "attempt": d.attempts,
+            "latency_ms": round(result.latency_ms, 1),
+            "provider_message_id": result.provider_message_id,
+            "error_code": result.error_code,
+        }
+        if result.outcome is DeliveryOutcome.ACCEPTED:
+            if not await rec.done(d, "sent", None, result.provider_message_id, step):
                 return
-            details: dict[str, Any] = {
-                "channel": result.channel.value,
-                "outcome": result.outcome.value,
-                "attempt": delivery.attempts,
-                "latency_ms": round(result.latency_ms, 1),
-                "provider_message_id": result.provider_message_id,
-                "error_code": result.error_code,
-            }
-            if result.outcome is DeliveryOutcome.ACCEPTED:
-                name, event = "alert_sent", AlertEvent.SENT
-                done = await alert_store.finish_delivery(
-                    conn, delivery.outbox_id, outcome="sent", error=None, now=now
-                )
-            else:
-                delay = self._retry_delay(delivery, result)
-                retry_at = now + timedelta(seconds=delay) if delay is not None else None
-                if retry_at is not None and retry_at < delivery.expires_at:
-                    await alert_store.retry_delivery(
-                        conn, delivery.outbox_id, at=retry_at, error=result.error_code or "error"
-                    )
-                    details["retry_at"] = retry_at.isoformat()
-                    await self._log(conn, delivery, "alert_send_retry", details, now)
+            rec.plan_rest(d, attempt.later)
+            rec.transition(d, AlertEvent.SENT)
+            rec.event(d, "alert_sent", **details)
+            await self._deactivate(rec, attempt)
+            return
+        if result.outcome is DeliveryOutcome.RETRYABLE:
+            delay = self._retry_delay(d, result, rec.now)
+            if delay is not None:
+                at = rec.now + timedelta(seconds=delay)
+                if not await rec.retry(
+                    d, at, result.error_code or "error", step, attempt.verify_next
+                ):
                     return
-                name, event = "alert_send_failed", AlertEvent.FAIL
-                done = await alert_store.finish_delivery(
-                    conn, delivery.outbox_id, outcome="failed", error=result.error_code, now=now
-                )
-            if not done:
+                if result.error_code != _PACED:
+                    details["retry_at"] = at.isoformat()
+                    rec.event(d, "alert_send_retry", **details)
+                if d.channel == chain.START:
+                    rec.plan_rest(d, attempt.later)
+                await self._deactivate(rec, attempt)
                 return
-            locked = await alert_store.lock_alert(conn, alert.alert_id)
-            if locked is not None:
-                try:
-                    target = apply(locked.state, event)
-                except IllegalTransition:
-                    target = locked.state
-                if target != locked.state:
-                    await alert_store.set_state(conn, alert.alert_id, target, now)
-            await self._log(conn, delivery, name, details, now)
-        log.info(
-            "alert_delivery",
-            alert_id=str(alert.alert_id),
-            outcome=result.outcome.value,
-            channel=result.channel.value,
-        )
+        # Permanent, or out of time for retries: this step is over; the next one starts now.
+        if not await rec.done(d, "failed", result.error_code, None, step):
+            return
+        rec.plan_rest(d, attempt.later)
+        rec.event(d, "alert_send_failed", **details)
+        await self._deactivate(rec, attempt)
+        await self._act_on_failure(rec, d, step, result.error_code)
 
-    @staticmethod
-    def _retry_delay(delivery: ClaimedDelivery, result: DeliveryResult) -> float | None:
-        if result.outcome is not DeliveryOutcome.RETRYABLE:
-            return None
-        # Exponential backoff with full jitter; a provider's Retry-After is a floor.
-        ceiling = min(_RETRY_CAP_S, _RETRY_BASE_S * 2 ** max(delivery.attempts - 1, 0))
-        delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
-        return max(delay, result.retry_after_s or 0.0)
-
-    @staticmethod
-    async def _log(
-        conn: Any,
-        delivery: ClaimedDelivery,
-        name: str,
-        details: Mapping[str, Any],
-        now: datetime,
-    ) -> None:
-        alert = delivery.alert
-        await response_log.append(
-            conn,
-            [
-                LogEvent(
-                    alert.agency_id,
-                    alert.incident_id,
-                    name,
-                    now,
-                    alert.alert_id,
-                    alert.volunteer_id,
-                    details,
+    async def _deactivate(self, rec: _Recorder, attempt: _Attempt) -> None:
+        dead = [
+            (device, result.error_code or "")
+            for device, result in attempt.per_device
+            if result.error_code in chain.DEACTIVATE_DEVICE
+        ]
+        for device, reason in dead:
+            changed = await device_store.deactivate_devices(
+                rec.conn, [device.device_id], reason=reason, now=rec.now
+            )
+            if changed:
+                rec.event(
+                    attempt.delivery,
+                    "device_deactivated",
+                    device_id=device.device_id,
+                    platform=device.platform,
+                    reason=reason,
                 )
-            ],
+
+    async def _act_on_failure(
+        self, rec: _Recorder, d: ClaimedDelivery, step: Step | None, code: str | None
+    ) -> None:
+        if code == chain.SMS_OPT_OUT:
+            await device_store.flag_volunteers(
+                rec.conn, [d.alert.volunteer_id], flag="sms_opt_out", now=rec.now
+            )
+        elif code == chain.INVALID_NUMBER and step in (Step.SMS, Step.VOICE):
+            await device_store.flag_volunteers(
+                rec.conn, [d.alert.volunteer_id], flag="phone_invalid", now=rec.now
+            )
+        await rec.flush()
+        moved = await delivery_store.bring_forward(rec.conn, d.alert.alert_id, now=rec.now)
+        if moved is not None:
+            rec.event(d, "fallback_brought_forward", next=moved, cause=code)
+            return
+        pending = await delivery_store.pending_steps(
+            rec.conn, d.alert.alert_id, excluding=d.outbox_id
         )
+        if pending == 0 and not await delivery_store.any_sent(rec.conn, d.alert.alert_id):
+            rec.transition(d, AlertEvent.FAIL)
+
+    def _retry_delay(
+        self, d: ClaimedDelivery, result: DeliveryResult, now: datetime
+    ) -> float | None:
+        remaining = (d.expires_at - now).total_seconds()
+        if result.error_code == _PACED:
+            wait = result.retry_after_s or 1.0
+            return wait if wait < remaining else None
+        return next_attempt_delay(
+            max(1, d.attempts),
+            base_s=self._retry_base_s,
+            cap_s=self._retry_cap_s,
+            retry_after_s=result.retry_after_s,
+            remaining_s=remaining,
+            rng=self._rng,
+        )
+
+
+async def _one(call: Any) -> list[DeliveryResult]:
+    return [await call]
+
+
+def _combine(per_device: Sequence[tuple[DeviceAddress, DeliveryResult]]) -> DeliveryResult:
+    """One push result for an alert sent to several devices: the best of them."""
+    results = [r for _, r in per_device]
+    for outcome in (DeliveryOutcome.ACCEPTED, DeliveryOutcome.RETRYABLE):
+        found = [r for r in results if r.outcome is outcome]
+        if found:
+            if outcome is DeliveryOutcome.RETRYABLE:
+                # Honour the longest Retry-After any device's answer carried.
+                waits = [r.retry_after_s for r in found if r.retry_after_s is not None]
+                if waits and found[0].retry_after_s != max(waits):
+                    return DeliveryResult(
+                        channel=found[0].channel,
+                        outcome=outcome,
+                        latency_ms=found[0].latency_ms,
+                        error_code=found[0].error_code,
+                        detail=found[0].detail,
+                        retry_after_s=max(waits),
+                    )
+            return found[0]
+    return results[0]
+
+
+class _Recorder:
+    """The writes of one finished batch, in one transaction, batched where it pays."""
+
+    def __init__(self, conn: Any, now: datetime, states: dict[Any, AlertState]) -> None:
+        self.conn = conn
+        self.now = now
+        self._states = states
+        self._original = dict(states)
+        self._events: list[LogEvent] = []
+        self._steps: list[NewStep] = []
+
+    async def done(
+        self,
+        d: ClaimedDelivery,
+        outcome: str,
+        error: str | None,
+        ref: str | None,
+        step: Step | None,
+    ) -> bool:
+        return await alert_store.finish_delivery(
+            self.conn,
+            d.outbox_id,
+            outcome=outcome,
+            error=error,
+            now=self.now,
+            channel=step.value if step is not None else None,
+            provider_ref=ref,
+        )
+
+    async def retry(
+        self, d: ClaimedDelivery, at: datetime, error: str, step: Step | None, verify: bool
+    ) -> bool:
+        return await alert_store.retry_delivery(
+            self.conn,
+            d.outbox_id,
+            at=at,
+            error=error,
+            channel=step.value if step is not None else None,
+            verify_before_send=verify,
+        )
+
+    def plan_rest(self, d: ClaimedDelivery, later: Sequence[chain.PlannedStep]) -> None:
+        self._steps.extend(
+            NewStep(d.alert.agency_id, d.alert.alert_id, s.step.value, s.at) for s in later
+        )
+
+    def transition(self, d: ClaimedDelivery, event: AlertEvent) -> None:
+        alert_id = d.alert.alert_id
+        current = self._states.get(alert_id)
+        if current is None:
+            return
+        try:
+            self._states[alert_id] = apply(current, event)
+        except IllegalTransition:
+            return
+
+    def event(self, d: ClaimedDelivery, name: str, **details: Any) -> None:
+        a = d.alert
+        self._events.append(
+            LogEvent(
+                a.agency_id, a.incident_id, name, self.now, a.alert_id, a.volunteer_id, details
+            )
+        )
+
+    async def flush(self) -> None:
+        if self._steps:
+            await delivery_store.insert_steps(self.conn, self._steps, now=self.now)
+            self._steps = []
+        changed = [
+            (alert_id, state.value, self.now)
+            for alert_id, state in self._states.items()
+            if state != self._original.get(alert_id)
+        ]
+        if changed:
+            await self.conn.executemany(
+                "UPDATE alerts SET state = $2, updated_at = $3 WHERE id = $1", changed
+            )
+            self._original = dict(self._states)
+        if self._events:
+            await response_log.append(self.conn, self._events)
+            self._events = []

@@ -171,7 +171,6 @@ def test_naive_sent_uses_default_tz() -> None:
         (alert(info="<info><category>Met</category></info>"), "/alert/info/event"),
         (alert(info=area_info("<circle>91,10 1</circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<circle>10,181 1</circle>")), "/alert/info/area/circle"),
-        (alert(info=area_info("<circle>0,0 0</circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<circle>NaN,10 1</circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<circle>10,10 -1</circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<circle>10 10 1</circle>")), "/alert/info/area/circle"),
@@ -322,9 +321,12 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 @settings(max_examples=150, deadline=None)
 @given(lat=finite, lon=finite, radius=st.floats(0, 1000))
 def test_circle_range_property(lat: float, lon: float, radius: float) -> None:
-    """Any circle centre out of range is a CadParseError at /alert/info/area/circle."""
+    """Out of range is a CadParseError at /alert/info/area/circle; (0, 0) means unknown."""
     document = alert(info=area_info(f"<circle>{lat!r},{lon!r} {radius!r}</circle>"))
-    if -90 <= lat <= 90 and -180 <= lon <= 180 and (abs(lat) >= 1e-9 or abs(lon) >= 1e-9):
+    in_range = -90 <= lat <= 90 and -180 <= lon <= 180
+    if in_range and abs(lat) < 1e-9 and abs(lon) < 1e-9:
+        assert parse_cap(document).location is None
+    elif in_range:
         location = parse_cap(document).location
         assert location is not None
         assert (location.lat, location.lon) == (lat, lon)
@@ -341,3 +343,9 @@ def test_arbitrary_input_only_raises_cad_parse_error(data: bytes) -> None:
     """Arbitrary bytes, or arbitrary text where info goes, only ever raise CadParseError."""
     with contextlib.suppress(CadParseError):
         parse_cap(data)
+
+
+def test_null_island_circle_means_unknown_location() -> None:
+    """A (0, 0) circle is the "unknown" placeholder: the alert parses with no location."""
+    report = parse_cap(alert(info=area_info("<circle>0,0 0</circle>")))
+    assert report.location is None

@@ -139,7 +139,6 @@ def test_empty_civic_gives_no_text() -> None:
         "<gml:Point><gml:pos>10 181</gml:pos></gml:Point>",
         "<gml:Point><gml:pos>NaN 10</gml:pos></gml:Point>",
         "<gml:Point><gml:pos>inf 10</gml:pos></gml:Point>",
-        "<gml:Point><gml:pos>0 0</gml:pos></gml:Point>",
         "<gml:Point><gml:pos>0x10 10</gml:pos></gml:Point>",
         "<gml:Point><gml:pos>10</gml:pos></gml:Point>",
         "<gml:Point><gml:pos>1 2 3 4</gml:pos></gml:Point>",
@@ -159,6 +158,12 @@ def test_invalid_geodetic_refused(body: str) -> None:
     with pytest.raises(CadParseError) as info:
         parse_pidf_lo(pidf(body), pointer="/locationComponent/0/locationByValue")
     assert info.value.pointer.startswith("/locationComponent/0/locationByValue")
+
+
+def test_null_island_point_means_unknown_location() -> None:
+    """(0, 0) is the "unknown" placeholder: no coordinates, not a refusal of the document."""
+    body = "<gml:Point><gml:pos>0 0</gml:pos></gml:Point>"
+    assert parse_pidf_lo(pidf(body)).coordinates is None
 
 
 def test_unknown_shape_ignored() -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from dispatch.config import Settings
+from dispatch.db.pool import init_connection
 from dispatch.web.app import create_app
 from tests.dispatch import pg
 
@@ -38,6 +39,7 @@ async def database_url(admin_dsn: str, template_name: str) -> AsyncIterator[str]
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database_url)
+    await init_connection(conn)
     try:
         yield conn
     finally:

@@ -18,7 +18,12 @@ async def test_health_and_readiness(client: Any) -> None:
     resp = await client.get("/readyz")
     assert resp.status == 200
     body = await resp.json()
-    assert body["checks"] == {"database": "ok", "outbox_worker": "ok", "position_writer": "ok"}
+    assert body["checks"] == {
+        "database": "ok",
+        "outbox_worker": "ok",
+        "position_writer": "ok",
+        "feed_poller": "ok",
+    }
 
 
 async def test_readiness_fails_when_a_worker_died(client: Any) -> None:

@@ -49,6 +49,8 @@ class FcmRecord:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = field(default_factory=time.time)
+    """Wall-clock arrival (the bench compares it with the outbox commit time)."""
 
     @property
     def message(self) -> dict[str, Any]:
@@ -66,7 +68,8 @@ class TokenEndpointReply:
 @dataclass
 class FakeFcm:
     public_key_pem: bytes
-    replies: dict[str, FcmReply] = field(default_factory=dict)
+    replies: dict[str, FcmReply | list[FcmReply]] = field(default_factory=dict)
+    """Per address: one reply for every send, or a script consumed in order (the last repeats)."""
     token_reply: TokenEndpointReply = field(default_factory=TokenEndpointReply)
     sends: list[FcmRecord] = field(default_factory=list)
     token_requests: int = 0
@@ -87,6 +90,7 @@ class FakeFcm:
         app = web.Application()
         app.router.add_post("/token", self._token)
         app.router.add_post("/v1/projects/{project}/messages:send", self._send)
+        app.router.add_get("/_journal", self._journal)
         return app
 
     def start(self) -> FakeFcm:
@@ -133,7 +137,7 @@ class FakeFcm:
             return self._error(FcmReply(status=401, message="Request had invalid credentials."))
         message = body.get("message", {})
         address = message.get("token") or message.get("fid") or ""
-        reply = self.replies.get(address, FcmReply())
+        reply = self._next_reply(address)
         if reply.delay_s:
             assert self.server is not None
             await self.server.stall(reply.delay_s)
@@ -141,6 +145,24 @@ class FakeFcm:
             project = request.match_info["project"]
             return web.json_response({"name": f"projects/{project}/messages/0:{next(self._ids)}"})
         return self._error(reply)
+
+    async def _journal(self, request: web.Request) -> web.Response:
+        """``[[address, arrival time], …]`` for a fake running in another process (the bench)."""
+        rows = [
+            [r.message.get("token") or r.message.get("fid"), r.at] for r in list(self.sends)
+        ]
+        return web.json_response(rows)
+
+    def _next_reply(self, address: str) -> FcmReply:
+        scripted = self.replies.get(address, FcmReply())
+        if isinstance(scripted, FcmReply):
+            return scripted
+        return scripted.pop(0) if len(scripted) > 1 else scripted[0]
+
+    def sends_to(self, address: str) -> list[FcmRecord]:
+        return [
+            r for r in list(self.sends) if address in (r.message.get("token"), r.message.get("fid"))
+        ]
 
     @staticmethod
     def _error(reply: FcmReply) -> web.Response:

@@ -7,15 +7,19 @@ scripted per ``To`` number: Twilio error JSON with ``code``, 429 with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from twilio.request_validator import RequestValidator
 
 from tests.fakes import ThreadedServer, form_to_lists
 
@@ -29,6 +33,10 @@ class TwilioReply:
     delay_s: float = 0.0
     create_anyway: bool = False
     """Store the message although the answer is an error (the ambiguous 5xx case)."""
+    callback_status: str = "delivered"
+    """Final status the signed status callback reports (when callbacks are on)."""
+    callback_error: str | None = None
+    """``ErrorCode`` of an undelivered/failed callback (e.g. 30006)."""
 
 
 @dataclass
@@ -38,6 +46,7 @@ class TwilioRecord:
     headers: dict[str, str]
     form: dict[str, list[str]]
     query: dict[str, str]
+    at: float = field(default_factory=time.time)
 
     def one(self, name: str) -> str:
         values = self.form[name]
@@ -53,7 +62,12 @@ class FakeTwilio:
     requests: list[TwilioRecord] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadedServer | None = None
+    send_callbacks: bool = False
+    """POST signed status callbacks (sent, then the scripted final status) after a create."""
+    callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
+    """(url, params, HTTP status of our app's answer) for every callback posted."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -61,7 +75,54 @@ class FakeTwilio:
         return self.server.url
 
     def posts(self, suffix: str) -> list[TwilioRecord]:
-        return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
+        return [r for r in list(self.requests) if r.method == "POST" and r.path.endswith(suffix)]
+
+    def sent_to(self, to: str, suffix: str = "/Messages.json") -> list[TwilioRecord]:
+        return [r for r in self.posts(suffix) if r.form.get("To") == [to]]
+
+    def sign(self, url: str, params: dict[str, str]) -> str:
+        """``X-Twilio-Signature`` for a webhook, computed as Twilio does."""
+        return str(RequestValidator(self.auth_token).compute_signature(url, params))
+
+    async def _callback(self, url: str, params: dict[str, str]) -> None:
+        headers = {"X-Twilio-Signature": self.sign(url, params)}
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, data=params, headers=headers) as resp,
+            ):
+                self.callbacks.append((url, params, resp.status))
+        except aiohttp.ClientError:
+            self.callbacks.append((url, params, 0))
+
+    async def _message_callbacks(
+        self, url: str, params: dict[str, str], reply: TwilioReply
+    ) -> None:
+        await self._callback(url, {**params, "MessageStatus": "sent", "SmsStatus": "sent"})
+        final = {
+            **params,
+            "MessageStatus": reply.callback_status,
+            "SmsStatus": reply.callback_status,
+        }
+        if reply.callback_error:
+            final["ErrorCode"] = reply.callback_error
+        await self._callback(url, final)
+
+    def _schedule_callbacks(self, record: TwilioRecord, sid: str, reply: TwilioReply) -> None:
+        url = record.form.get("StatusCallback", [None])[0]
+        if not self.send_callbacks or not url:
+            return
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": self.account_sid,
+            "From": (record.form.get("From") or ["+15550000000"])[0],
+            "To": record.one("To"),
+            "ApiVersion": "2010-04-01",
+        }
+        task = asyncio.get_running_loop().create_task(self._message_callbacks(url, params, reply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -138,6 +199,7 @@ class FakeTwilio:
                 self.add_message(to, record.one("Body"))
             return self._error(reply)
         sid = self.add_message(to, record.one("Body"))
+        self._schedule_callbacks(record, sid, reply)
         return web.json_response(self.messages[0] | {"sid": sid}, status=201)
 
     async def _list_messages(self, request: web.Request) -> web.Response:

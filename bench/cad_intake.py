@@ -1,0 +1,167 @@
+"""CAD intake throughput: EIDO documents posted over HTTP to a running ``dispatch serve``.
+
+Prints sustained documents/s and intake latency (request sent → 202 received,
+which is after the intake transaction committed). Targets from issue 6: ≥ 500
+documents/s with p99 ≤ 20 ms on a 2-core machine. Not a test: numbers only.
+
+    python bench/cad_intake.py [--documents 5000] [--concurrency 8]
+        [--database-url postgresql://127.0.0.1/postgres]
+
+The server runs against a scratch database created on ``--database-url``'s server
+and dropped afterwards. Each document is a distinct incident or a newer snapshot
+of one (a quarter are updates), all cardiac arrests with 50 volunteers nearby, so
+every intake runs the full path: auth, parse, upsert, match, alert + outbox rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.dispatch.serve_process import ServeProcess, run_cli  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "cad_adapters" / "fixtures" / "eido_cardiac_arrest.json"
+
+
+def _with_db(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+def _documents(n: int) -> list[bytes]:
+    base = json.loads(FIXTURE.read_text())
+    docs = []
+    for i in range(n):
+        doc = copy.deepcopy(base)
+        incident = i if i % 4 else max(i - 1, 0)  # every fourth is an update of the previous
+        doc["$id"] = f"urn:emergency:uid:incidentid:bench{incident}:psap.example.org"
+        doc["lastUpdateTimeStamp"] = f"2024-03-05T10:{(i % 4) + 5:02d}:00+01:00"
+        docs.append(json.dumps(doc).encode())
+    return docs
+
+
+async def _seed(dsn: str, agency_id: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE agencies SET intake_rate_per_min = 100000, alert_limit = 7 WHERE id = $1",
+            agency_id,
+        )
+        for i in range(50):
+            vid = await conn.fetchval(
+                "INSERT INTO volunteers (agency_id, display_name, token_hash)"
+                " VALUES ($1, 'bench', $2) RETURNING id",
+                agency_id,
+                secrets.token_bytes(32),
+            )
+            await conn.execute(
+                "INSERT INTO volunteer_positions (volunteer_id, agency_id, lat, lon, reported_at)"
+                " VALUES ($1, $2, $3, $4, now())",
+                vid,
+                agency_id,
+                52.370216 + (i % 10) * 0.0003,
+                4.895168 + (i // 10) * 0.0003,
+            )
+    finally:
+        await conn.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    name = f"dispatch_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(args.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = _with_db(args.database_url, name)
+    env = {
+        "DATABASE_URL": dsn,
+        "DISPATCH_LOG_LEVEL": "warning",
+        "DISPATCH_NOTIFIER_ENABLED": "true" if args.notifier else "false",
+    }
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log"
+    server = None
+    try:
+        agency = run_cli(env, "agency", "create", "--name", "Bench")
+        await _seed(dsn, agency["agency_id"])
+        server = ServeProcess(env, log_path)
+        await server.wait_ready()
+        url = f"{server.base}/v1/cad/{agency['agency_id']}/eido"
+        headers = {
+            "Authorization": f"Bearer {agency['integration_key']}",
+            "Content-Type": "application/json",
+        }
+        docs = _documents(args.documents)
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        for doc in docs:
+            queue.put_nowait(doc)
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            while not queue.empty():
+                doc = queue.get_nowait()
+                started = time.perf_counter()
+                async with session.post(url, data=doc, headers=headers) as resp:
+                    await resp.read()
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for doc in docs[:20]:  # warm-up: connections, prepared statements
+                async with session.post(url, data=doc, headers=headers) as resp:
+                    await resp.read()
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
+            elapsed = time.perf_counter() - started
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        rate = len(latencies) / elapsed
+        print(
+            f"EIDO documents over HTTP: {len(latencies)} in {elapsed:.2f} s,"
+            f" concurrency {args.concurrency}, notifier {'on' if args.notifier else 'off'}"
+        )
+        print(f"  statuses: {dict(sorted(statuses.items()))}")
+        verdict = "met" if rate >= 500 else "NOT met"
+        print(f"  throughput  {rate:8.0f} documents/s   (target >= 500: {verdict})")
+        print(f"  latency p50 {p50:8.2f} ms")
+        verdict = "met" if p99 <= 20 else "NOT met"
+        print(f"  latency p99 {p99:8.2f} ms          (target <= 20 ms: {verdict})")
+    finally:
+        if server is not None:
+            await server.terminate()
+        admin = await asyncpg.connect(args.database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--documents", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=6)
+    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
+    parser.add_argument(
+        "--no-notifier",
+        dest="notifier",
+        action="store_false",
+        help="measure intake alone (the outbox worker then runs in no process)",
+    )
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

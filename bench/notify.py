@@ -1,0 +1,356 @@
+"""Benchmark the push path: outbox → OutboxWorker → firebase-admin → FCM fake (not a test).
+
+Two measurements, printed:
+
+1. throughput: 10,000 alerts (100 incidents × 100) committed in one transaction, then
+   sent by the worker through the real SDK to the wire fake; messages/s from the commit to
+   the last request arriving at the fake;
+2. latency: 20 incidents × 30 alerts committed at once (20 transactions, concurrently);
+   per alert, the time from its incident's commit to its request arriving at the fake
+   (p50 / p99 / max).
+
+The fake runs in a child process (its own interpreter, so it does not share our GIL) and
+reports arrival times over ``GET /_journal``. PostgreSQL: ``DATABASE_URL`` (a scratch
+database is created and dropped there) or the embedded server in a temporary folder.
+
+    .venv/bin/python bench/notify.py [--alerts 10000] [--batch 200] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import aiohttp
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dispatch.config import Settings
+from dispatch.db.migrate import migrate
+from dispatch.db.pool import open_pool
+from dispatch.domain.clock import SystemClock
+from dispatch.metrics import Metrics
+from dispatch.service.delivery import Providers
+from dispatch.store import agencies as agency_store
+from dispatch.store import alerts as alert_store
+from dispatch.store.alerts import NewAlert
+from dispatch.workers.notifier import OutboxWorker
+from notify.fcm import FcmNotifier
+
+PROJECT = "bench-project"
+
+
+def _run_fake(public_pem: bytes, port_queue: Any) -> None:
+    from aiohttp import web
+
+    from tests.fakes.fcm_server import FakeFcm
+
+    async def main() -> None:
+        fake = FakeFcm(public_key_pem=public_pem)
+        runner = web.AppRunner(fake.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_queue.put(int(runner.addresses[0][1]))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@asynccontextmanager
+async def database() -> AsyncIterator[str]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        name = f"notify_bench_{secrets.token_hex(4)}"
+        conn = await asyncpg.connect(external)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+        dsn = external.rsplit("/", 1)[0] + "/" + name
+        try:
+            yield dsn
+        finally:
+            conn = await asyncpg.connect(external)
+            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await conn.close()
+        return
+    from dispatch.db.embedded import embedded_postgres
+
+    with tempfile.TemporaryDirectory(prefix="notify-bench-") as folder:
+        os.environ.setdefault("XDG_RUNTIME_DIR", folder)
+        async with embedded_postgres(Path(folder) / "pg") as dsn:
+            yield dsn
+
+
+async def seed_volunteers(conn: asyncpg.Connection, agency_id: UUID, n: int) -> list[int]:
+    ids: list[int] = [
+        r["id"]
+        for r in await conn.fetch(
+            """
+            INSERT INTO volunteers (agency_id, display_name, token_hash)
+            SELECT $1, 'V' || g, decode(md5(random()::text || g), 'hex')
+            FROM generate_series(1, $2) g RETURNING id
+            """,
+            agency_id,
+            n,
+        )
+    ]
+    await conn.execute(
+        """
+        INSERT INTO devices (agency_id, volunteer_id, platform, fcm_token)
+        SELECT $1, v, 'android', 'bench-token-' || v FROM unnest($2::bigint[]) v
+        """,
+        agency_id,
+        ids,
+    )
+    return ids
+
+
+async def new_incident(conn: Any, agency_id: UUID, name: str) -> UUID:
+    incident_id = uuid4()
+    await conn.execute(
+        """
+        INSERT INTO incidents (id, agency_id, source, source_incident_id, version_at, version_seq,
+                               content_hash, status, is_test, call_type_code, place_type,
+                               received_at, report)
+        VALUES ($1, $2, 'bench', $3, now(), 1, '\\x00', 'active', false, '09-E-01', 'public',
+                now(), '{}')
+        """,
+        incident_id,
+        agency_id,
+        name,
+    )
+    return incident_id
+
+
+async def queue(
+    pool: asyncpg.Pool, agency_id: UUID, volunteers: list[int], name: str
+) -> tuple[float, list[int]]:
+    """One incident and its alerts in one transaction; returns the commit time."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            incident_id = await new_incident(conn, agency_id, name)
+            await alert_store.insert_with_outbox(
+                conn,
+                agency_id=agency_id,
+                incident_id=incident_id,
+                alerts=[NewAlert(uuid4(), v, 50.0, "cpr", "auto") for v in volunteers],
+                expires_at=now + timedelta(minutes=10),
+                now=now,
+            )
+        committed = time.time()
+    return committed, volunteers
+
+
+async def journal(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with session.get(f"{url}/_journal") as resp:
+        rows = await resp.json()
+    return {str(address): float(at) for address, at in rows}
+
+
+async def wait_sent(pool: asyncpg.Pool, timeout_s: float = 120.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            async with pool.acquire() as conn:
+                left = await conn.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+            if not left:
+                return
+            await asyncio.sleep(0.02)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(args: argparse.Namespace) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    fake = ctx.Process(target=_run_fake, args=(public, ports), daemon=True)
+    fake.start()
+    fake_url = f"http://127.0.0.1:{ports.get(timeout=20)}"
+    folder = Path(tempfile.mkdtemp(prefix="notify-bench-sa-"))
+    sa = folder / "sa.json"
+    sa.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "k1",
+                "private_key": key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode(),
+                "client_email": f"bench@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{fake_url}/token",
+            }
+        )
+    )
+    try:
+        async with database() as dsn:
+            settings = Settings(database_url=dsn, db_pool_min=2, db_pool_max=args.workers * 3 + 4)
+            conn = await asyncpg.connect(dsn)
+            await migrate(conn)
+            agency_id, _ = await agency_store.create_agency(conn, name="Bench")
+            volunteers = await seed_volunteers(conn, agency_id, args.alerts)
+            await conn.close()
+            async with open_pool(dsn, settings) as pool, aiohttp.ClientSession() as session:
+                fcm = FcmNotifier(service_account_file=sa, base_url=fake_url, http_timeout_s=10)
+                await fcm.warm_up()
+                workers = [
+                    OutboxWorker(
+                        pool,
+                        Providers(push=fcm),
+                        SystemClock(),
+                        Metrics(),
+                        poll_s=0.2,
+                        batch=args.batch,
+                        send_timeout_s=10,
+                        lease_s=30,
+                        max_in_flight=args.in_flight,
+                    )
+                    for _ in range(args.workers)
+                ]
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+                try:
+                    await asyncio.sleep(0.3)
+                    if args.profile:
+                        import cProfile
+                        import pstats
+
+                        profile = cProfile.Profile()
+                        profile.enable()
+                    await throughput(pool, session, fake_url, workers, agency_id, volunteers)
+                    if args.profile:
+                        profile.disable()
+                        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+                    await latency(pool, session, fake_url, workers, agency_id, volunteers)
+                finally:
+                    stop.set()
+                    for w in workers:
+                        w.wakeup.set()
+                    await asyncio.gather(*tasks)
+                    await fcm.aclose()
+    finally:
+        fake.terminate()
+        fake.join(5)
+
+
+async def throughput(
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    fake_url: str,
+    workers: list[OutboxWorker],
+    agency_id: UUID,
+    volunteers: list[int],
+) -> None:
+    n = len(volunteers)
+    per = 100
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        for start in range(0, n, per):
+            incident_id = await new_incident(conn, agency_id, f"tp-{start}")
+            await alert_store.insert_with_outbox(
+                conn,
+                agency_id=agency_id,
+                incident_id=incident_id,
+                alerts=[
+                    NewAlert(uuid4(), v, 50.0, "cpr", "auto")
+                    for v in volunteers[start : start + per]
+                ],
+                expires_at=now + timedelta(minutes=10),
+                now=now,
+            )
+    committed = time.time()
+    for w in workers:
+        w.wakeup.set()
+    await wait_sent(pool)
+    done = time.time()
+    arrivals = await journal(session, fake_url)
+    last = max(arrivals.values())
+    print(f"throughput: {n} alerts, {len(arrivals)} requests at the fake")
+    print(
+        f"  commit → last request at the fake: {last - committed:.2f} s = "
+        f"{n / (last - committed):,.0f} messages/s"
+    )
+    print(
+        f"  commit → every outbox row recorded: {done - committed:.2f} s = "
+        f"{n / (done - committed):,.0f} alerts/s"
+    )
+
+
+async def latency(
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    fake_url: str,
+    workers: list[OutboxWorker],
+    agency_id: UUID,
+    volunteers: list[int],
+) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM alerts")
+    groups = [volunteers[i * 30 : (i + 1) * 30] for i in range(20)]
+
+    async def one(index: int, group: list[int]) -> tuple[float, list[int]]:
+        result = await queue(pool, agency_id, group, f"lat-{index}")
+        for w in workers:
+            w.wakeup.set()  # what the intake handler does after its commit
+        return result
+
+    commits = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups)))
+    await wait_sent(pool)
+    arrivals = await journal(session, fake_url)
+    delays: list[float] = []
+    firsts: list[float] = []
+    for committed, group in commits:
+        got = [arrivals[f"bench-token-{v}"] - committed for v in group]
+        delays.extend(got)
+        firsts.append(min(got))
+    ms = [d * 1000 for d in delays]
+    print("latency: 20 incidents × 30 alerts committed at once; commit → request at the fake")
+    print(
+        f"  p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
+        f"max {max(ms):.1f} ms (n={len(ms)})"
+    )
+    print(f"  each incident's first alert: max {max(firsts) * 1000:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=200, help="outbox rows leased per cycle")
+    parser.add_argument("--workers", type=int, default=2, help="OutboxWorker loops")
+    parser.add_argument("--in-flight", type=int, default=200, help="provider requests in flight")
+    parser.add_argument("--profile", action="store_true", help="cProfile the throughput run")
+    args = parser.parse_args()
+    if args.alerts < 600:
+        parser.error("--alerts must be at least 600 (the latency run uses 600 volunteers)")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Validation of an agency's editable settings (admin API and CLI share it)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_RULE_LISTS: Final = ("codes", "patterns", "text_patterns", "excluded_codes", "excluded_patterns")
+_PLACE_LISTS: Final = ("residential", "public")
+_MAX_ITEMS: Final = 200
+
+
+class SettingsError(ValueError):
+    def __init__(self, pointer: str, detail: str) -> None:
+        super().__init__(f"{pointer}: {detail}")
+        self.pointer = pointer
+        self.detail = detail
+
+
+def _strings(value: Any, pointer: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > _MAX_ITEMS:
+        raise SettingsError(pointer, f"must be a list of at most {_MAX_ITEMS} strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not 1 <= len(item) <= 100:
+            raise SettingsError(f"{pointer}/{i}", "must be a string of 1 to 100 characters")
+    return list(value)
+
+
+def _object(value: Any, pointer: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise SettingsError(pointer, "must be an object")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise SettingsError(f"{pointer}/{unknown[0]}", "is not a known field")
+    return value
+
+
+def _number(value: Any, pointer: str, low: float, high: float, *, integer: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(pointer, "must be a number")
+    if integer and not isinstance(value, int):
+        raise SettingsError(pointer, "must be an integer")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise SettingsError(pointer, f"must be between {low:g} and {high:g}")
+    return value
+
+
+def validate_settings(data: Any) -> dict[str, Any]:
+    """Check a partial settings document; returns column name → value to store.
+
+    Accepted fields: ``alert_radius_m``, ``alert_limit``, ``position_max_age_s``,
+    ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
+    ``require_signature``, ``intake_rate_per_min``.
+    """
+    fields = (
+        "alert_radius_m",
+        "alert_limit",
+        "position_max_age_s",
+        "alert_ttl_s",
+        "time_zone",
+        "call_type_rules",
+        "place_rules",
+        "require_signature",
+        "intake_rate_per_min",
+    )
+    body = _object(data, "", fields)
+    out: dict[str, Any] = {}
+    if "alert_radius_m" in body:
+        out["alert_radius_m"] = float(
+            _number(body["alert_radius_m"], "/alert_radius_m", 50, 20_000, integer=False)
+        )
+    for name, low, high in (
+        ("alert_limit", 1, 100),
+        ("position_max_age_s", 30, 86_400),
+        ("alert_ttl_s", 30, 7_200),
+        ("intake_rate_per_min", 1, 100_000),
+    ):
+        if name in body:
+            out[name] = int(_number(body[name], f"/{name}", low, high, integer=True))
+    if "time_zone" in body:
+        zone = body["time_zone"]
+        try:
+            if not isinstance(zone, str) or not zone:
+                raise ValueError(zone)
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                "/time_zone", "must be an IANA time zone like Europe/Amsterdam"
+            ) from None
+        out["time_zone"] = zone
+    if "require_signature" in body:
+        if not isinstance(body["require_signature"], bool):
+            raise SettingsError("/require_signature", "must be true or false")
+        out["require_signature"] = body["require_signature"]
+    if "call_type_rules" in body:
+        rules = _object(body["call_type_rules"], "/call_type_rules", (*_RULE_LISTS, "mpds"))
+        stored: dict[str, Any] = {
+            k: _strings(rules[k], f"/call_type_rules/{k}") for k in _RULE_LISTS if k in rules
+        }
+        if "mpds" in rules:
+            if not isinstance(rules["mpds"], bool):
+                raise SettingsError("/call_type_rules/mpds", "must be true or false")
+            stored["mpds"] = rules["mpds"]
+        out["call_type_rules"] = stored
+    if "place_rules" in body:
+        places = _object(body["place_rules"], "/place_rules", _PLACE_LISTS)
+        out["place_rules"] = {
+            k: _strings(places[k], f"/place_rules/{k}") for k in _PLACE_LISTS if k in places
+        }
+    if not out:
+        raise SettingsError("", "name at least one setting to change")
+    return out

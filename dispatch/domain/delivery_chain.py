@@ -1,0 +1,123 @@
+"""The fallback chain for one alert: which channels, in which order, with which deadlines.
+
+Pure decisions. The worker passes what it knows (devices, phone, preferences,
+the agency's windows, ``now``) and stores the answer as outbox rows whose
+``available_at`` is the deadline (ARCHITECTURE invariant 4), so a restart loses
+no timer and any process may run any step.
+
+Timing: after a push the volunteer's phone has ``ack_timeout_s`` to acknowledge
+receipt before the next channel starts; after a text or a call the volunteer
+has ``answer_timeout_s`` to answer. Steps run in parallel with retries of
+earlier steps: a push still being retried does not hold back the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from dispatch.domain.alert_states import AlertState
+
+
+class Step(StrEnum):
+    PUSH = "push"
+    SMS = "sms"
+    VOICE = "voice"
+    LOG = "log"
+
+
+START: Final = "auto"
+"""The outbox channel intake writes: "start this alert's chain"."""
+
+DEFAULT_ORDER: Final = (Step.PUSH, Step.SMS, Step.VOICE)
+
+# A receipt (device ack, SMS delivered) makes a further push or text pointless; only a
+# call, which reaches someone who saw the alert but has not answered, still follows.
+_RECEIPT_GATED: Final = frozenset({AlertState.QUEUED, AlertState.SENT})
+_ANSWER_GATED: Final = frozenset({AlertState.QUEUED, AlertState.SENT, AlertState.DELIVERED})
+
+# Provider error codes (notify.errors.ErrorCode values) and what they mean for the chain.
+DEACTIVATE_DEVICE: Final = frozenset({"unregistered", "sender_id_mismatch", "invalid_token"})
+SMS_OPT_OUT: Final = "sms_opt_out"
+INVALID_NUMBER: Final = "invalid_number"
+AMBIGUOUS: Final = frozenset({"server_error", "timeout", "network_error", "internal"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How a volunteer can be reached right now."""
+
+    has_device: bool
+    has_phone: bool
+    sms_allowed: bool
+    """False after STOP or when the number is known to be invalid."""
+    voice_allowed: bool
+    preferred: str | None = None
+    refused: Collection[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    step: Step
+    at: datetime
+
+
+def plan(
+    reach: Reach,
+    *,
+    configured: Collection[Step],
+    now: datetime,
+    ack_timeout_s: float,
+    answer_timeout_s: float,
+) -> list[PlannedStep]:
+    """The chain for a new alert; empty when no configured channel can reach the volunteer.
+
+    With no real provider configured (development, demos) the chain is the single
+    ``log`` step.
+    """
+    if not any(s in configured for s in DEFAULT_ORDER):
+        return [PlannedStep(Step.LOG, now)] if Step.LOG in configured else []
+    possible = {
+        Step.PUSH: reach.has_device,
+        Step.SMS: reach.has_phone and reach.sms_allowed,
+        Step.VOICE: reach.has_phone and reach.voice_allowed,
+    }
+    order = list(DEFAULT_ORDER)
+    if reach.preferred in order:
+        preferred = Step(reach.preferred)
+        order.remove(preferred)
+        order.insert(0, preferred)
+    chosen = [
+        s for s in order if s in configured and possible[s] and s.value not in set(reach.refused)
+    ]
+    steps: list[PlannedStep] = []
+    at = now
+    for step in chosen:
+        steps.append(PlannedStep(step, at))
+        at += timedelta(seconds=ack_timeout_s if step is Step.PUSH else answer_timeout_s)
+    return steps
+
+
+def still_needed(step: str, state: AlertState, *, expires_at: datetime, now: datetime) -> bool:
+    """Whether a due step should still go out, given the alert's state now."""
+    if expires_at <= now:
+        return False
+    if step == Step.VOICE:
+        return state in _ANSWER_GATED
+    if step == START:
+        return state is AlertState.QUEUED
+    return state in _RECEIPT_GATED
+
+
+def shift_for_next(pending: Sequence[datetime], now: datetime) -> timedelta:
+    """How far to move the remaining steps earlier after a step failed for good.
+
+    The next step starts now; the ones after it keep their spacing.
+    """
+    if not pending:
+        return timedelta(0)
+    first = min(pending)
+    return max(timedelta(0), first - now)

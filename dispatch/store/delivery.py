@@ -1,0 +1,186 @@
+"""Outbox rows as steps of an alert's fallback chain, and look-ups for provider callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from dispatch.domain.alert_states import AlertState
+from dispatch.store.alerts import AlertRow
+
+
+@dataclass(frozen=True, slots=True)
+class NewStep:
+    agency_id: UUID
+    alert_id: UUID
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SentStep:
+    outbox_id: int
+    channel: str
+    alert: AlertRow
+
+
+async def insert_steps(conn: Any, steps: Sequence[NewStep], *, now: datetime) -> None:
+    if not steps:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (agency_id, alert_id, channel, available_at, created_at)
+        SELECT s.agency, s.alert, s.channel, s.at, $1
+        FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])
+             AS s(agency, alert, channel, at)
+        """,
+        now,
+        [s.agency_id for s in steps],
+        [s.alert_id for s in steps],
+        [s.channel for s in steps],
+        [s.at for s in steps],
+    )
+
+
+async def bring_forward(conn: Any, alert_id: UUID, *, now: datetime) -> str | None:
+    """Start the alert's next waiting step now, keeping the spacing of the ones after it.
+
+    Returns the channel of the step that moved, or None when nothing was waiting.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH nxt AS (
+            SELECT min(available_at) AS first FROM outbox
+            WHERE alert_id = $1 AND done_at IS NULL AND available_at > $2
+        ), moved AS (
+            UPDATE outbox o SET available_at = o.available_at - (nxt.first - $2)
+            FROM nxt
+            WHERE o.alert_id = $1 AND o.done_at IS NULL AND o.available_at > $2
+            RETURNING o.channel, o.available_at
+        )
+        SELECT channel FROM moved ORDER BY available_at LIMIT 1
+        """,
+        alert_id,
+        now,
+    )
+    return None if row is None else str(row["channel"])
+
+
+async def pending_steps(conn: Any, alert_id: UUID, *, excluding: int) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE alert_id = $1 AND done_at IS NULL AND id <> $2",
+        alert_id,
+        excluding,
+    )
+    return count
+
+
+async def any_sent(conn: Any, alert_id: UUID) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM outbox WHERE alert_id = $1 AND outcome = 'sent' LIMIT 1", alert_id
+    )
+    return bool(found)
+
+
+async def step_by_provider_ref(conn: Any, provider_ref: str) -> SentStep | None:
+    """The step a Twilio SID belongs to, with its alert row locked."""
+    row = await conn.fetchrow(
+        """
+        SELECT o.id AS outbox_id, o.channel, a.id, a.agency_id, a.incident_id, a.volunteer_id,
+               a.state
+        FROM outbox o JOIN alerts a ON a.id = o.alert_id
+        WHERE o.provider_ref = $1
+        ORDER BY o.id DESC LIMIT 1
+        FOR UPDATE OF a
+        """,
+        provider_ref,
+    )
+    if row is None:
+        return None
+    alert = AlertRow(
+        row["id"],
+        row["agency_id"],
+        row["incident_id"],
+        row["volunteer_id"],
+        AlertState(row["state"]),
+    )
+    return SentStep(row["outbox_id"], row["channel"], alert)
+
+
+async def latest_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -> AlertRow | None:
+    """The newest unexpired alert texted or called to this number (what a reply answers)."""
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.agency_id, a.incident_id, a.volunteer_id, a.state
+        FROM alerts a JOIN volunteers v ON v.id = a.volunteer_id
+        WHERE v.phone_e164 = $1 AND a.expires_at > $2
+          AND EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = a.id
+                      AND o.channel IN ('sms', 'voice') AND o.outcome = 'sent')
+        ORDER BY a.created_at DESC LIMIT 1
+        """,
+        phone_e164,
+        now,
+    )
+    if row is None:
+        return None
+    return AlertRow(
+        row["id"],
+        row["agency_id"],
+        row["incident_id"],
+        row["volunteer_id"],
+        AlertState(row["state"]),
+    )
+
+
+async def latest_alert_of_volunteers(conn: Any, volunteer_ids: Sequence[int]) -> AlertRow | None:
+    """The newest alert of any of these volunteers (to file an opt-out in a timeline)."""
+    row = await conn.fetchrow(
+        """
+        SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts
+        WHERE volunteer_id = ANY($1::bigint[]) ORDER BY created_at DESC LIMIT 1
+        """,
+        list(volunteer_ids),
+    )
+    if row is None:
+        return None
+    return AlertRow(
+        row["id"],
+        row["agency_id"],
+        row["incident_id"],
+        row["volunteer_id"],
+        AlertState(row["state"]),
+    )
+
+
+async def agency_windows(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT push_ack_timeout_s, answer_timeout_s, critical_alerts FROM agencies WHERE id = $1",
+        agency_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def set_agency_windows(
+    conn: Any,
+    agency_id: UUID,
+    *,
+    push_ack_timeout_s: int | None,
+    answer_timeout_s: int | None,
+    critical_alerts: bool | None,
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        """
+        UPDATE agencies SET push_ack_timeout_s = coalesce($2, push_ack_timeout_s),
+                            answer_timeout_s = coalesce($3, answer_timeout_s),
+                            critical_alerts = coalesce($4, critical_alerts)
+        WHERE id = $1 RETURNING push_ack_timeout_s, answer_timeout_s, critical_alerts
+        """,
+        agency_id,
+        push_ack_timeout_s,
+        answer_timeout_s,
+        critical_alerts,
+    )
+    return None if row is None else dict(row)

@@ -1,0 +1,194 @@
+"""CAD intake over HTTP: generic JSON, NENA EIDO and CAP, one pipeline for all three.
+
+Every request passes, in order: the agency's bearer key, the agency's rate
+limit, the body signature (when sent or required), the format's parser, and
+then one intake transaction. Anything refused before that transaction changes
+nothing; the replay check runs inside it, so a replay changes nothing either.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from cad_adapters.cap import parse_cap
+from cad_adapters.eido import parse_eido
+from cad_adapters.errors import CadParseError
+from cad_adapters.generic import decode_json, parse_generic
+from cad_adapters.models import IncidentReport
+from dispatch.domain.intake import VersionConflict
+from dispatch.secrets import (
+    SIGNATURE_HEADER,
+    SignatureError,
+    TokenKind,
+    bearer_token,
+    verify_body_signature,
+)
+from dispatch.service.ingest import ReplayedSignature, ingest_incident
+from dispatch.store import agencies as agency_store
+from dispatch.store.agencies import AgencyAuth
+from dispatch.web import app_keys as keys
+from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+
+routes = web.RouteTableDef()
+
+_JSON_TYPES = frozenset({"application/json"})
+_XML_TYPES = frozenset(
+    {
+        "application/xml",
+        "text/xml",
+        "application/cap+xml",
+        "application/common-alerting-protocol+xml",
+    }
+)
+
+
+def _json_then(parse: Callable[..., IncidentReport]) -> Callable[[bytes, tzinfo], IncidentReport]:
+    """Decode JSON strictly (400 when that fails), then parse the structure (422)."""
+
+    def run(body: bytes, tz: tzinfo) -> IncidentReport:
+        try:
+            document = decode_json(body)
+        except CadParseError as exc:
+            raise malformed(exc.detail) from None
+        if not isinstance(document, dict):
+            raise invalid("", "the document must be a JSON object")
+        return parse(document, default_tz=tz)
+
+    return run
+
+
+def _cap(body: bytes, tz: tzinfo) -> IncidentReport:
+    return parse_cap(body, default_tz=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    media_types: frozenset[str]
+    parse: Callable[[bytes, tzinfo], IncidentReport]
+
+
+_FORMATS = {
+    "incidents": _Format(_JSON_TYPES, _json_then(parse_generic)),
+    "eido": _Format(_JSON_TYPES, _json_then(parse_eido)),
+    "cap": _Format(_XML_TYPES, _cap),
+}
+
+
+async def _authenticate(request: web.Request, agency_id: UUID) -> AgencyAuth:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None or not token.startswith(f"{TokenKind.AGENCY_KEY.value}_"):
+        raise unauthorized()
+    cache = request.app[keys.AUTH_CACHE]
+    auth = cache.get(agency_id, token)
+    if auth is not None:
+        return auth
+    async with request.app[keys.POOL].acquire() as conn:
+        auth = await agency_store.authenticate_key(conn, agency_id, token)
+    if auth is None:
+        raise unauthorized("the integration key is not valid for this agency")
+    cache.put(agency_id, token, auth)
+    return auth
+
+
+def _time_zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+async def _intake(request: web.Request, fmt: _Format) -> web.Response:
+    app = request.app
+    try:
+        agency_id = UUID(request.match_info["agency_id"])
+    except ValueError:
+        raise not_found("agency") from None
+    auth = await _authenticate(request, agency_id)
+    policy = auth.policy
+    clock = app[keys.CLOCK]
+    wait_s = app[keys.INTAKE_LIMITER].take(
+        agency_id, policy.intake_rate_per_min, clock.now().timestamp()
+    )
+    if wait_s > 0:
+        raise Problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"this agency may send {policy.intake_rate_per_min} documents per minute",
+            headers={"Retry-After": str(math.ceil(wait_s))},
+        )
+    if request.content_type not in fmt.media_types:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send the document as one of {', '.join(sorted(fmt.media_types))}",
+        )
+    body = await request.read()
+
+    signature: bytes | None = None
+    header = request.headers.get(SIGNATURE_HEADER)
+    if header is not None:
+        try:
+            signature = verify_body_signature(header, body, auth.key_hash, clock.now().timestamp())
+        except SignatureError as exc:
+            raise unauthorized(str(exc)) from None
+    elif policy.require_signature:
+        raise unauthorized(f"this agency requires a {SIGNATURE_HEADER} header")
+
+    try:
+        report = fmt.parse(body, _time_zone(policy.time_zone))
+    except CadParseError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
+
+    try:
+        result = await ingest_incident(
+            app[keys.POOL],
+            app[keys.POSITIONS],
+            policy,
+            report,
+            now=clock.now(),
+            signature=signature,
+        )
+    except VersionConflict as exc:
+        raise Problem(409, "version-conflict", "Version conflict", str(exc)) from None
+    except ReplayedSignature:
+        raise Problem(
+            409,
+            "replayed-signature",
+            "Replayed request",
+            "this signature was already used; sign each request anew",
+        ) from None
+    app[keys.METRICS].incidents.labels(result.status.value).inc()
+    if result.alerts_queued:
+        app[keys.METRICS].alerts_queued.inc(result.alerts_queued)
+        app[keys.OUTBOX_WORKER].wakeup.set()
+    body_out: dict[str, Any] = {
+        "incident_id": str(result.incident_id),
+        "status": result.status.value,
+        "alerts_queued": result.alerts_queued,
+    }
+    return web.json_response(body_out, status=202)
+
+
+@routes.post("/v1/cad/{agency_id}/incidents")
+async def post_generic(request: web.Request) -> web.Response:
+    return await _intake(request, _FORMATS["incidents"])
+
+
+@routes.post("/v1/cad/{agency_id}/eido")
+async def post_eido(request: web.Request) -> web.Response:
+    return await _intake(request, _FORMATS["eido"])
+
+
+@routes.post("/v1/cad/{agency_id}/cap")
+async def post_cap(request: web.Request) -> web.Response:
+    return await _intake(request, _FORMATS["cap"])

@@ -1,0 +1,249 @@
+"""Delivery endpoints: devices, channel preferences, receipts, and Twilio's webhooks.
+
+Twilio webhooks are authenticated by ``X-Twilio-Signature`` (HMAC of the public
+URL and the form, keyed by the auth token), checked with Twilio's own
+``RequestValidator``. A request that fails the check gets 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from uuid import UUID
+from xml.sax.saxutils import escape
+
+import structlog
+from aiohttp import web
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
+
+from dispatch.secrets import TokenKind
+from dispatch.service import delivery as delivery_service
+from dispatch.service.delivery import public_base_url
+from dispatch.service.responses import AlertNotFound
+from dispatch.store import agencies as agency_store
+from dispatch.store import delivery as delivery_store
+from dispatch.store import devices as device_store
+from dispatch.web import app_keys as keys
+from dispatch.web.handlers import _json_body, _token, _uuid, _volunteer
+from dispatch.web.problems import Problem, invalid, not_found, unauthorized
+
+log = structlog.get_logger(__name__)
+
+routes = web.RouteTableDef()
+
+_PLATFORMS: Final = ("android", "ios", "web")
+_CHANNELS: Final = ("push", "sms", "voice")
+_MAX_FORM_FIELDS: Final = 64
+
+
+def _object(data: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise invalid("", "must be an object")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise invalid(f"/{unknown[0]}", "is not a known field")
+    return data
+
+
+# --- volunteers -----------------------------------------------------------------------------
+
+
+@routes.put("/v1/me/devices")
+async def put_device(request: web.Request) -> web.Response:
+    volunteer = await _volunteer(request)
+    data = _object(await _json_body(request), {"fcm_token", "platform"})
+    token = data.get("fcm_token")
+    if not isinstance(token, str) or not 8 <= len(token) <= 4096 or not token.isprintable():
+        raise invalid("/fcm_token", "must be the FCM registration token (8 to 4096 characters)")
+    platform = data.get("platform")
+    if platform not in _PLATFORMS:
+        raise invalid("/platform", f"must be one of {', '.join(_PLATFORMS)}")
+    async with request.app[keys.POOL].acquire() as conn:
+        device_id = await device_store.register_device(
+            conn,
+            agency_id=volunteer.agency_id,
+            volunteer_id=volunteer.volunteer_id,
+            platform=platform,
+            fcm_token=token,
+            now=request.app[keys.CLOCK].now(),
+        )
+    return web.json_response({"device_id": device_id, "platform": platform, "active": True})
+
+
+@routes.put("/v1/me/channels")
+async def put_channels(request: web.Request) -> web.Response:
+    volunteer = await _volunteer(request)
+    data = _object(await _json_body(request), {"preferred", "refused"})
+    preferred = data.get("preferred")
+    if preferred is not None and preferred not in _CHANNELS:
+        raise invalid("/preferred", f"must be null or one of {', '.join(_CHANNELS)}")
+    refused = data.get("refused", [])
+    if not isinstance(refused, list) or any(r not in _CHANNELS for r in refused):
+        raise invalid("/refused", f"must be a list of {', '.join(_CHANNELS)}")
+    if preferred is not None and preferred in refused:
+        raise invalid("/preferred", "cannot be a refused channel")
+    if len(set(refused)) >= len(_CHANNELS):
+        raise invalid("/refused", "at least one channel must stay open")
+    async with request.app[keys.POOL].acquire() as conn:
+        prefs = await device_store.set_preferences(
+            conn,
+            agency_id=volunteer.agency_id,
+            volunteer_id=volunteer.volunteer_id,
+            preferred=preferred,
+            refused=sorted(set(refused)),
+            now=request.app[keys.CLOCK].now(),
+        )
+    return web.json_response(
+        {
+            "preferred": prefs.preferred,
+            "refused": list(prefs.refused),
+            "sms_opt_out": prefs.sms_opt_out,
+            "phone_invalid": prefs.phone_invalid,
+        }
+    )
+
+
+@routes.post("/v1/alerts/{alert_id}/ack")
+async def ack_alert(request: web.Request) -> web.Response:
+    alert_id = _uuid(request, "alert_id")
+    volunteer = await _volunteer(request)
+    try:
+        result = await delivery_service.acknowledge(
+            request.app[keys.POOL],
+            alert_id=alert_id,
+            volunteer_id=volunteer.volunteer_id,
+            now=request.app[keys.CLOCK].now(),
+        )
+    except AlertNotFound:
+        raise not_found("alert") from None
+    return web.json_response(
+        {"alert_id": str(result.alert_id), "state": result.state.value, "changed": result.changed}
+    )
+
+
+# --- supervisors ----------------------------------------------------------------------------
+
+
+def _window(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
+        raise invalid(f"/{name}", "must be an integer from 1 to 3600")
+    return value
+
+
+@routes.put("/v1/agencies/{agency_id}/delivery-settings")
+async def put_delivery_settings(request: web.Request) -> web.Response:
+    agency_id = _uuid(request, "agency_id")
+    token = _token(request, TokenKind.SUPERVISOR)
+    async with request.app[keys.POOL].acquire() as conn:
+        if await agency_store.supervisor_agency(conn, token) != agency_id:
+            raise unauthorized("the supervisor token is not valid for this agency")
+    data = _object(
+        await _json_body(request), {"push_ack_timeout_s", "answer_timeout_s", "critical_alerts"}
+    )
+    critical = data.get("critical_alerts")
+    if critical is not None and not isinstance(critical, bool):
+        raise invalid("/critical_alerts", "must be true or false")
+    async with request.app[keys.POOL].acquire() as conn:
+        stored = await delivery_store.set_agency_windows(
+            conn,
+            agency_id,
+            push_ack_timeout_s=_window(data, "push_ack_timeout_s"),
+            answer_timeout_s=_window(data, "answer_timeout_s"),
+            critical_alerts=critical,
+        )
+    if stored is None:
+        raise not_found("agency")
+    return web.json_response(stored)
+
+
+# --- Twilio webhooks ------------------------------------------------------------------------
+
+
+async def _signed_form(request: web.Request) -> MultiDict[str]:
+    """The webhook's form after Twilio's signature check; 403 and no change otherwise."""
+    token = request.app[keys.PROVIDERS].twilio_auth_token
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise Problem(415, "unsupported-media-type", "Unsupported media type", "expected a form")
+    posted = await request.post()
+    if len(posted) > _MAX_FORM_FIELDS:
+        raise Problem(400, "malformed-document", "Too many form fields")
+    form: MultiDict[str] = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
+    # Twilio signs the URL it called: ours as seen from outside (proxy-aware setting).
+    url = public_base_url(request.app[keys.SETTINGS]) + request.path_qs
+    if token is None or not signature or not RequestValidator(token).validate(url, form, signature):
+        log.warning("twilio_signature_rejected", path=request.path)
+        raise Problem(
+            403, "bad-signature", "Forbidden", "the X-Twilio-Signature does not match this request"
+        )
+    return form
+
+
+def _query_alert(request: web.Request) -> UUID | None:
+    """The alert id we put in the callback URL (signed by Twilio along with the rest)."""
+    raw = request.query.get("alert_id")
+    if raw is None:
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise invalid("/alert_id", "must be a UUID") from None
+
+
+def _twiml(say: str | None = None, *, sms: str | None = None) -> web.Response:
+    if sms is not None:
+        body = f"<Message>{escape(sms)}</Message>"
+    elif say is not None:
+        body = f"<Say>{escape(say)}</Say>"
+    else:
+        body = ""
+    text = f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+    return web.Response(text=text, content_type="text/xml")
+
+
+@routes.post(delivery_service.SMS_STATUS_PATH)
+async def twilio_sms_status(request: web.Request) -> web.Response:
+    form = await _signed_form(request)
+    moved = await delivery_service.sms_status(
+        request.app[keys.POOL],
+        form,
+        alert_id=_query_alert(request),
+        now=request.app[keys.CLOCK].now(),
+    )
+    if moved:
+        request.app[keys.OUTBOX_WORKER].wakeup.set()
+    return web.Response(status=204)
+
+
+@routes.post(delivery_service.VOICE_STATUS_PATH)
+async def twilio_voice_status(request: web.Request) -> web.Response:
+    form = await _signed_form(request)
+    await delivery_service.voice_status(
+        request.app[keys.POOL],
+        form,
+        alert_id=_query_alert(request),
+        now=request.app[keys.CLOCK].now(),
+    )
+    return web.Response(status=204)
+
+
+@routes.post(delivery_service.SMS_INBOUND_PATH)
+async def twilio_sms_inbound(request: web.Request) -> web.Response:
+    form = await _signed_form(request)
+    reply = await delivery_service.sms_inbound(
+        request.app[keys.POOL], form, now=request.app[keys.CLOCK].now()
+    )
+    return _twiml(sms=reply)
+
+
+@routes.post(delivery_service.VOICE_GATHER_PATH)
+async def twilio_voice_gather(request: web.Request) -> web.Response:
+    alert_id = _uuid(request, "alert_id")
+    form = await _signed_form(request)
+    say = await delivery_service.voice_gather(
+        request.app[keys.POOL], alert_id, form, now=request.app[keys.CLOCK].now()
+    )
+    return _twiml(say)

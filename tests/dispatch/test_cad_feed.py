@@ -1,0 +1,227 @@
+"""Polled CAD feeds against a local feed server: diff by id, close on disappearance,
+back off on errors, never ingest twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from dispatch.config import Settings
+from dispatch.store import feeds
+from dispatch.web.app import create_app
+from dispatch.workers.cad_poller import backoff_s
+from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import CENTRE, offset
+
+MAPPING = {
+    "items": "data.incidents",
+    "fields": {
+        "id": "ID",
+        "call_type_code": "Type",
+        "call_type_text": "TypeText",
+        "received_at": "Received",
+        "lat": "Latitude",
+        "lon": "Longitude",
+        "address": "Address",
+    },
+}
+
+
+@dataclass
+class FakeFeed:
+    """A CAD that publishes its active incidents as JSON; tests change what it serves."""
+
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    delay_s: float = 0.0
+    hits: int = 0
+    headers_seen: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        self.headers_seen.append(request.headers.get("X-Api-Key", ""))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.status != 200:
+            return web.Response(status=self.status, text="down")
+        return web.json_response({"data": {"incidents": self.incidents}})
+
+
+def cad_item(incident_id: str, north_m: float = 0, type_: str = "09E01") -> dict[str, Any]:
+    lat, lon = offset(*CENTRE, north_m, 0)
+    return {
+        "ID": incident_id,
+        "Type": type_,
+        "TypeText": "CARDIAC ARREST",
+        "Received": "2026-11-26T10:00:00Z",
+        "Latitude": f"{lat:.7f}",  # many feeds send strings
+        "Longitude": f"{lon:.7f}",
+        "Address": "Dam",
+    }
+
+
+@pytest.fixture
+async def feed_server() -> AsyncIterator[tuple[FakeFeed, str]]:
+    fake = FakeFeed()
+    app = web.Application()
+    app.router.add_get("/active.json", fake.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield fake, str(server.make_url("/active.json"))
+    finally:
+        await server.close()
+
+
+async def _wait(predicate: Any, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+async def _poll_once(db: asyncpg.Connection, feed_id: int) -> None:
+    """Make the feed due now and wait until the poller has been through it."""
+    before = await db.fetchval("SELECT last_ok_at FROM cad_feeds WHERE id = $1", feed_id)
+    await db.execute("UPDATE cad_feeds SET next_poll_at = now() WHERE id = $1", feed_id)
+
+    async def polled() -> bool:
+        row = await db.fetchrow(
+            "SELECT last_ok_at, next_poll_at > now() AS scheduled FROM cad_feeds WHERE id = $1",
+            feed_id,
+        )
+        return bool(row["scheduled"]) and row["last_ok_at"] != before
+
+    await _wait(polled)
+
+
+async def test_feed_diff_close_and_no_duplicates_after_restart(
+    feed_server: tuple[FakeFeed, str],
+    agency: AgencyFixture,
+    db: asyncpg.Connection,
+    settings: Settings,
+    aiohttp_client: Any,
+) -> None:
+    """Listed incidents are ingested once, repeats change nothing (also after a restart), and
+    an incident that leaves the list is closed with its volunteers stood down."""
+    fake, url = feed_server
+    fake.incidents = [cad_item("F1", 10), cad_item("F2", 3000, type_="FALL")]
+    feed_id = await feeds.create(
+        db,
+        agency_id=agency.agency_id,
+        name="metro",
+        url=url,
+        mapping=MAPPING,
+        interval_s=3600,
+        headers={"X-Api-Key": "feed-secret"},
+    )
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.post(
+        f"/v1/agencies/{agency.agency_id}/volunteers",
+        json={"display_name": "V"},
+        headers=agency.supervisor_auth,
+    )
+    token = (await resp.json())["token"]
+    await client.put(
+        "/v1/me/location",
+        json={"lat": CENTRE[0], "lon": CENTRE[1]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    await _poll_once(db, feed_id)
+    rows = await db.fetch("SELECT source_incident_id, status FROM incidents ORDER BY 1")
+    assert [(r["source_incident_id"], r["status"]) for r in rows] == [
+        ("F1", "active"),
+        ("F2", "active"),
+    ]
+    assert await db.fetchval("SELECT count(*) FROM alerts") == 1, "09E01 alerts, FALL does not"
+    assert fake.headers_seen[-1] == "feed-secret"
+    events = await db.fetchval("SELECT count(*) FROM response_log")
+
+    await _poll_once(db, feed_id)
+    assert await db.fetchval("SELECT count(*) FROM response_log") == events
+
+    await client.close()
+    restarted = await aiohttp_client(create_app(settings))
+    await _poll_once(db, feed_id)
+    assert await db.fetchval("SELECT count(*) FROM response_log") == events
+    assert await db.fetchval("SELECT count(*) FROM incidents") == 2
+
+    fake.incidents = [cad_item("F2", 3000, type_="FALL")]
+    await _poll_once(db, feed_id)
+    f1 = await db.fetchrow("SELECT id, status FROM incidents WHERE source_incident_id = 'F1'")
+    assert f1["status"] == "closed"
+    assert {r["state"] for r in await db.fetch("SELECT state FROM alerts")} == {"stood_down"}
+    reasons = await db.fetch(
+        "SELECT details->>'reason' AS reason FROM response_log"
+        " WHERE incident_id = $1 AND event = 'incident_updated'",
+        f1["id"],
+    )
+    assert [r["reason"] for r in reasons] == ["left_feed"]
+    await restarted.close()
+
+
+async def test_feed_failures_back_off_and_never_close_incidents(
+    feed_server: tuple[FakeFeed, str],
+    agency: AgencyFixture,
+    db: asyncpg.Connection,
+    settings: Settings,
+    aiohttp_client: Any,
+) -> None:
+    """A 503, a timeout or a broken document count as failures with growing delays and
+    leave the incidents alone; a broken single item blocks closures but not intake."""
+    fake, url = feed_server
+    fake.incidents = [cad_item("G1")]
+    feed_id = await feeds.create(
+        db,
+        agency_id=agency.agency_id,
+        name="flaky",
+        url=url,
+        mapping=MAPPING,
+        interval_s=5,
+        timeout_s=0.5,
+    )
+    await aiohttp_client(create_app(settings))
+    await _poll_once(db, feed_id)
+    assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1
+
+    fake.status = 503
+    for failures in (1, 2):
+        await db.execute("UPDATE cad_feeds SET next_poll_at = now() WHERE id = $1", feed_id)
+
+        async def failed(n: int = failures) -> bool:
+            return bool(
+                await db.fetchval("SELECT failures FROM cad_feeds WHERE id = $1", feed_id) == n
+            )
+
+        await _wait(failed)
+    row = await db.fetchrow(
+        "SELECT last_error, next_poll_at - now() AS wait FROM cad_feeds WHERE id = $1", feed_id
+    )
+    assert "503" in row["last_error"]
+    assert row["wait"].total_seconds() > 15, "second failure waits about 4 intervals"
+    assert backoff_s(5, 1) == 10
+    assert backoff_s(5, 30) == 600
+
+    fake.status, fake.delay_s = 200, 2.0
+    await db.execute("UPDATE cad_feeds SET next_poll_at = now() WHERE id = $1", feed_id)
+
+    async def timed_out() -> bool:
+        return bool(await db.fetchval("SELECT failures FROM cad_feeds WHERE id = $1", feed_id) == 3)
+
+    await _wait(timed_out)
+    assert "Timeout" in await db.fetchval("SELECT last_error FROM cad_feeds WHERE id = $1", feed_id)
+    assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1
+
+    fake.delay_s = 0
+    fake.incidents = [{"ID": "G9", "Type": "09E01", "Received": "yesterday"}]
+    await _poll_once(db, feed_id)
+    assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1, (
+        "G1 is missing but an item was refused: no closure on a doubtful snapshot"
+    )
+    assert await db.fetchval("SELECT failures FROM cad_feeds WHERE id = $1", feed_id) == 0

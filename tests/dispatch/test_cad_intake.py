@@ -1,0 +1,470 @@
+"""CAD intake through HTTP: EIDO and CAP endpoints, units, ordering, stand-down, protection."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from dispatch.secrets import sign_body
+from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import drained, incident, offset, snapshot
+
+FIXTURES = Path(__file__).resolve().parents[1] / "cad_adapters" / "fixtures"
+LIBRARY = (52.370216, 4.895168)  # the EIDO fixture's incident location
+
+
+def eido(update: int, units: dict[str, list[str]]) -> dict[str, Any]:
+    """The fixture EIDO at update ``update`` (minutes after 10:04) with unit statuses."""
+    doc: dict[str, Any] = json.loads((FIXTURES / "eido_cardiac_arrest.json").read_text())
+    doc = copy.deepcopy(doc)
+    doc["lastUpdateTimeStamp"] = f"2024-03-05T10:{4 + update:02d}:30+01:00"
+    for unit in doc["emergencyResourceComponent"]:
+        name = unit["emergencyResourceName"]
+        unit["secondaryUnitStatusRegistryText"] = units[name]
+        unit["unitStatusInternal"] = []
+        unit["lastUpdateTimeStamp"] = f"2024-03-05T10:{4 + update:02d}:00+01:00"
+    return doc
+
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+
+
+def cap(
+    identifier: str, msg_type: str, sent: str, references: str = "", event: str = "CA"
+) -> bytes:
+    refs = f"<references>{references}</references>" if references else ""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="{CAP_NS}">
+  <identifier>{identifier}</identifier><sender>cad@example.org</sender>
+  <sent>{sent}</sent><status>Actual</status><msgType>{msg_type}</msgType>
+  <scope>Private</scope>{refs}
+  <info><category>Health</category><event>Cardiac arrest</event><urgency>Immediate</urgency>
+    <severity>Extreme</severity><certainty>Observed</certainty>
+    <eventCode><valueName>cad</valueName><value>{event}</value></eventCode>
+    <area><areaDesc>Dam</areaDesc><circle>{LIBRARY[0]},{LIBRARY[1]} 0.01</circle></area>
+  </info>
+</alert>""".encode()
+
+
+async def _volunteers_near(client: Any, agency: AgencyFixture, n: int) -> dict[int, str]:
+    tokens = {}
+    for i in range(n):
+        resp = await client.post(
+            f"/v1/agencies/{agency.agency_id}/volunteers",
+            json={"display_name": f"V{i}"},
+            headers=agency.supervisor_auth,
+        )
+        body = await resp.json()
+        lat, lon = offset(*LIBRARY, 40 * (i + 1), 0)
+        resp = await client.put(
+            "/v1/me/location",
+            json={"lat": lat, "lon": lon},
+            headers={"Authorization": f"Bearer {body['token']}"},
+        )
+        assert resp.status == 204
+        tokens[body["volunteer_id"]] = body["token"]
+    return tokens
+
+
+async def _events(db: asyncpg.Connection, incident_id: str) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT event, at, details FROM response_log WHERE incident_id = $1 ORDER BY at, id",
+        UUID(incident_id),
+    )
+
+
+async def test_eido_two_units_over_four_updates(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """Four EIDO snapshots: each unit change is logged once at the source's time, the first
+    EMS on-scene time is kept, replays and an old snapshot change nothing."""
+    await _volunteers_near(client, agency, 2)
+    steps = [
+        {"M12": ["Dispatched"], "E4": ["Dispatched"]},
+        {"M12": ["EnRoute"], "E4": ["EnRoute"]},
+        {"M12": ["EnRoute"], "E4": ["Arrived", "OnScene"]},
+        {"M12": ["Arrived", "OnScene"], "E4": ["PatientContact"]},
+    ]
+    statuses = []
+    incident_id = None
+    for n, units in enumerate(steps):
+        resp = await client.post(
+            f"/v1/cad/{agency.agency_id}/eido", json=eido(n, units), headers=agency.auth
+        )
+        assert resp.status == 202, await resp.text()
+        body = await resp.json()
+        statuses.append(body["status"])
+        incident_id = incident_id or body["incident_id"]
+        assert body["incident_id"] == incident_id
+        if n == 0:
+            assert body["alerts_queued"] == 2, "NCRCPRF is a cardiac arrest by default"
+    assert statuses == ["created", "updated", "updated", "updated"]
+    assert incident_id is not None
+
+    await drained(db, positions=2)
+    before = await snapshot(db)
+    replay = await client.post(
+        f"/v1/cad/{agency.agency_id}/eido", json=eido(3, steps[3]), headers=agency.auth
+    )
+    assert (await replay.json())["status"] == "unchanged"
+    old = await client.post(
+        f"/v1/cad/{agency.agency_id}/eido", json=eido(1, steps[1]), headers=agency.auth
+    )
+    assert (await old.json())["status"] == "stale"
+    assert await snapshot(db) == before
+
+    units = [
+        (r["details"]["unit_id"], r["details"]["status"], r["at"])
+        for r in await _events(db, incident_id)
+        if r["event"] == "unit_status"
+    ]
+    assert [(u, s) for u, s, _ in units] == [
+        ("M12", "dispatched"),
+        ("E4", "dispatched"),
+        ("M12", "en_route"),
+        ("E4", "en_route"),
+        ("E4", "on_scene"),
+        ("M12", "on_scene"),
+        ("E4", "patient_contact"),
+    ]
+    assert units[4][2].isoformat() == "2024-03-05T09:06:00+00:00", "the source's time, in UTC"
+    first_on_scene = await db.fetchval(
+        "SELECT first_ems_on_scene_at FROM incidents WHERE id = $1", UUID(incident_id)
+    )
+    assert first_on_scene.isoformat() == "2024-03-05T09:06:00+00:00"
+
+
+async def test_cap_alert_update_cancel_chain_stands_volunteers_down(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """CAP Alert → Update → Cancel attach to one incident; the Cancel stands everyone down
+    and releases a volunteer who had accepted."""
+    resp = await client.patch(
+        f"/v1/agencies/{agency.agency_id}/settings",
+        json={"call_type_rules": {"codes": ["CA"]}},
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 200, await resp.text()
+    tokens = await _volunteers_near(client, agency, 3)
+    headers = {**agency.auth, "Content-Type": "application/cap+xml"}
+    url = f"/v1/cad/{agency.agency_id}/cap"
+
+    first = await (
+        await client.post(
+            url, data=cap("A1", "Alert", "2026-11-26T10:00:00+00:00"), headers=headers
+        )
+    ).json()
+    assert first["status"] == "created"
+    assert first["alerts_queued"] == 3
+    ref = "cad@example.org,A1,2026-11-26T10:00:00+00:00"
+    update = await (
+        await client.post(
+            url, data=cap("A2", "Update", "2026-11-26T10:01:00+00:00", ref), headers=headers
+        )
+    ).json()
+    assert update == {**first, "status": "updated", "alerts_queued": 0}
+
+    alerts = {
+        r["volunteer_id"]: str(r["id"])
+        for r in await db.fetch("SELECT id, volunteer_id FROM alerts")
+    }
+    accepted_by = next(iter(tokens))
+    resp = await client.post(
+        f"/v1/alerts/{alerts[accepted_by]}/accept",
+        headers={"Authorization": f"Bearer {tokens[accepted_by]}"},
+    )
+    assert resp.status == 200
+
+    cancel = await (
+        await client.post(
+            url, data=cap("A3", "Cancel", "2026-11-26T10:02:00+00:00", ref), headers=headers
+        )
+    ).json()
+    assert cancel["status"] == "cancelled"
+    assert cancel["incident_id"] == first["incident_id"]
+    states = {r["volunteer_id"]: r["state"] for r in await db.fetch("SELECT * FROM alerts")}
+    assert states.pop(accepted_by) == "released"
+    assert set(states.values()) == {"stood_down"}
+    names = [r["event"] for r in await _events(db, first["incident_id"])]
+    assert "incident_cancelled" in names
+    assert names.count("alert_stood_down") == 2
+    resp = await client.post(
+        f"/v1/alerts/{alerts[accepted_by]}/accept",
+        headers={"Authorization": f"Bearer {tokens[accepted_by]}"},
+    )
+    assert resp.status == 409
+
+
+async def test_generic_replay_storm_creates_one_incident_and_alerts_once(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """Fifty deliveries of three versions, shuffled and concurrent: one incident, the newest
+    version stored, each volunteer alerted once."""
+    await _volunteers_near(client, agency, 4)
+    versions = [incident("storm-1", version=v, address=f"v{v}") for v in (1, 2, 3)]
+    order = [versions[i % 3] for i in (5, 1, 3, 0, 4, 2, 7, 6, 8, 9) * 5]
+    answers = await asyncio.gather(
+        *(
+            client.post(f"/v1/cad/{agency.agency_id}/incidents", json=doc, headers=agency.auth)
+            for doc in order
+        )
+    )
+    bodies = [await a.json() for a in answers]
+    assert {a.status for a in answers} == {202}
+    assert len({b["incident_id"] for b in bodies}) == 1
+    assert sum(b["status"] == "created" for b in bodies) == 1
+    assert await db.fetchval("SELECT count(*) FROM incidents") == 1
+    assert await db.fetchval("SELECT report->'source_version' FROM incidents") == 3
+    assert await db.fetchval("SELECT count(*) FROM alerts") == 4
+    assert await db.fetchval("SELECT count(DISTINCT volunteer_id) FROM alerts") == 4
+
+
+XXE_FILE = b"""<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&x;</identifier></alert>"""
+XXE_URL = b"""<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&x;</identifier></alert>"""
+LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode()
+        for i in range(1, 10)
+    )
+    + b']><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">&lol9;</alert>'
+)
+PLAIN_DTD = b'<?xml version="1.0"?><!DOCTYPE alert SYSTEM "cap.dtd"><alert/>'
+
+
+def _swapped_eido() -> dict[str, Any]:
+    doc = eido(0, {"M12": ["EnRoute"], "E4": ["EnRoute"]})
+    loc = doc["locationComponent"][1]
+    loc["locationByValue"] = loc["locationByValue"].replace(
+        "52.370216 4.895168", "-122.419416 37.774929"
+    )
+    return doc
+
+
+def _nan_eido() -> dict[str, Any]:
+    doc = eido(0, {"M12": ["EnRoute"], "E4": ["EnRoute"]})
+    loc = doc["locationComponent"][1]
+    loc["locationByValue"] = loc["locationByValue"].replace("52.370216 4.895168", "NaN 4.89")
+    return doc
+
+
+HOSTILE: list[tuple[str, str, bytes, str]] = [
+    ("xxe to a file", "cap", XXE_FILE, "application/xml"),
+    ("xxe to a url", "cap", XXE_URL, "application/xml"),
+    ("billion laughs", "cap", LAUGHS, "application/xml"),
+    ("any dtd", "cap", PLAIN_DTD, "application/xml"),
+    ("json nested 10,000 deep", "eido", b"[" * 10_000 + b"]" * 10_000, "application/json"),
+    ("invalid utf-8", "eido", b'{"eidoVersion": "1.0\xff"}', "application/json"),
+    ("invalid utf-8 xml", "cap", b"<alert>\xff\xfe</alert>", "application/xml"),
+    ("nan coordinates", "eido", json.dumps(_nan_eido()).encode(), "application/json"),
+    ("swapped lat/lon", "eido", json.dumps(_swapped_eido()).encode(), "application/json"),
+    ("nan in generic", "incidents", b'{"location": {"lat": NaN}}', "application/json"),
+]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "media"), [pytest.param(e, b, m, id=n) for n, e, b, m in HOSTILE]
+)
+async def test_hostile_documents_are_refused_and_change_nothing(
+    client: Any,
+    agency: AgencyFixture,
+    db: asyncpg.Connection,
+    endpoint: str,
+    body: bytes,
+    media: str,
+) -> None:
+    """Hostile input gets a 4xx problem+json with a reason, no file or network access, and
+    no change to the database."""
+    before = await snapshot(db)
+    resp = await client.post(
+        f"/v1/cad/{agency.agency_id}/{endpoint}",
+        data=body,
+        headers={**agency.auth, "Content-Type": media},
+    )
+    assert 400 <= resp.status < 500, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    problem = await resp.json()
+    assert problem.get("detail")
+    assert "root:" not in json.dumps(problem), "entity content must never be expanded"
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("endpoint", ["eido", "cap", "incidents"])
+async def test_documents_over_one_mebibyte_are_refused(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection, endpoint: str
+) -> None:
+    """Every intake endpoint refuses a body over 1 MiB with 413 and changes nothing."""
+    before = await snapshot(db)
+    media = "application/xml" if endpoint == "cap" else "application/json"
+    resp = await client.post(
+        f"/v1/cad/{agency.agency_id}/{endpoint}",
+        data=io.BytesIO(b" " * (1024 * 1024 + 1)),
+        headers={**agency.auth, "Content-Type": media},
+    )
+    assert resp.status == 413
+    assert await snapshot(db) == before
+
+
+async def _signed_post(
+    client: Any, agency: AgencyFixture, body: bytes, key: str, at: int, signature: str = ""
+) -> Any:
+    return await client.post(
+        f"/v1/cad/{agency.agency_id}/incidents",
+        data=body,
+        headers={
+            "Authorization": f"Bearer {agency.key}",
+            "Content-Type": "application/json",
+            "Dispatch-Signature": signature or sign_body(body, key, at),
+        },
+    )
+
+
+def _body(incident_id: str) -> bytes:
+    return json.dumps(incident(incident_id)).encode()
+
+
+async def test_signatures_window_replay_and_wrong_key(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """A fresh signature passes once; an old one, a replayed one, one made with another key,
+    or none where the agency requires it are refused, and nothing changes."""
+    now = int(time.time())
+    first = _body("s-1")
+    signature = sign_body(first, agency.key, now)
+    ok = await _signed_post(client, agency, first, agency.key, now, signature)
+    assert ok.status == 202, await ok.text()
+    await drained(db)
+    before = await snapshot(db)
+
+    refused = [
+        (await _signed_post(client, agency, _body("s-2"), agency.key, now - 301), 401),
+        (await _signed_post(client, agency, first, agency.key, now, signature), 409),
+        (await _signed_post(client, agency, _body("s-3"), "dak_not_the_key", now), 401),
+        (await _signed_post(client, agency, _body("s-5"), agency.key, now, "t=1,v1=zz"), 401),
+    ]
+    assert await snapshot(db) == before
+    resp = await client.patch(
+        f"/v1/agencies/{agency.agency_id}/settings",
+        json={"require_signature": True},
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 200
+    before = await snapshot(db)
+    unsigned = await client.post(
+        f"/v1/cad/{agency.agency_id}/incidents", json=incident("s-4"), headers=agency.auth
+    )
+    refused.append((unsigned, 401))
+    for resp, status in refused:
+        assert resp.status == status, await resp.text()
+        assert resp.content_type == "application/problem+json"
+    assert await snapshot(db) == before
+
+
+async def test_rate_limit_answers_429_with_retry_after(client: Any, agency: AgencyFixture) -> None:
+    """Past the agency's per-minute budget the answer is 429 with Retry-After."""
+    resp = await client.patch(
+        f"/v1/agencies/{agency.agency_id}/settings",
+        json={"intake_rate_per_min": 2},
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 200
+    codes = []
+    for n in range(3):
+        resp = await client.post(
+            f"/v1/cad/{agency.agency_id}/incidents", json=incident(f"r-{n}"), headers=agency.auth
+        )
+        codes.append(resp.status)
+    assert codes == [202, 202, 429]
+    assert int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_settings_are_validated(client: Any, agency: AgencyFixture) -> None:
+    """Settings changes name the bad field; supervisors of other agencies cannot change them."""
+    url = f"/v1/agencies/{agency.agency_id}/settings"
+    for body, pointer in [
+        ({"time_zone": "Mars/Olympus"}, "/time_zone"),
+        ({"alert_radius_m": float("inf")}, None),
+        ({"alert_limit": 0}, "/alert_limit"),
+        ({"call_type_rules": {"codes": "CA"}}, "/call_type_rules/codes"),
+        ({"colour": "red"}, "/colour"),
+        ({}, ""),
+    ]:
+        if pointer is None:
+            resp = await client.patch(
+                url,
+                data=b'{"alert_radius_m": Infinity}',
+                headers={**agency.supervisor_auth, "Content-Type": "application/json"},
+            )
+            assert resp.status == 400
+            continue
+        resp = await client.patch(url, json=body, headers=agency.supervisor_auth)
+        assert resp.status == 422, body
+        assert (await resp.json())["pointer"] == pointer
+    assert (await client.patch(url, json={"alert_limit": 3}, headers=agency.auth)).status == 401
+    current = await (await client.get(url, headers=agency.supervisor_auth)).json()
+    assert current["alert_limit"] == 7
+
+
+async def test_key_rotation_two_live_keys(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """A second key works beside the first; a third is refused; a revoked key stops working."""
+    from datetime import UTC, datetime
+
+    from dispatch.store import agencies
+
+    now = datetime.now(UTC)
+    _, new_key = await agencies.add_key(db, agency.agency_id, label="2026", now=now)
+    with pytest.raises(agencies.TooManyKeys):
+        await agencies.add_key(db, agency.agency_id, label="third", now=now)
+    url = f"/v1/cad/{agency.agency_id}/incidents"
+    for n, key in enumerate((agency.key, new_key)):
+        resp = await client.post(
+            url, json=incident(f"k-{n}"), headers={"Authorization": f"Bearer {key}"}
+        )
+        assert resp.status == 202
+    old_id = min(k["id"] for k in await agencies.list_keys(db, agency.agency_id))
+    assert await agencies.revoke_key(db, agency.agency_id, old_id, now=now)
+    # Revoked from another process (the CLI): this one notices when its cached check expires.
+    from dispatch.web import app_keys
+
+    client.server.app[app_keys.AUTH_CACHE].forget(agency.agency_id)
+    resp = await client.post(
+        url, json=incident("k-9"), headers={"Authorization": f"Bearer {agency.key}"}
+    )
+    assert resp.status == 401
+    resp = await client.post(
+        url, json=incident("k-9"), headers={"Authorization": f"Bearer {new_key}"}
+    )
+    assert resp.status == 202
+
+
+def test_auth_cache_expires_and_never_holds_the_key() -> None:
+    """Cached checks expire after the TTL and are keyed by the key's hash, not the key."""
+    from uuid import uuid4
+
+    from dispatch.domain.models import AgencyPolicy
+    from dispatch.service.auth_cache import AgencyAuthCache
+    from dispatch.store.agencies import AgencyAuth
+
+    now = [100.0]
+    cache = AgencyAuthCache(ttl_s=2.0, clock=lambda: now[0])
+    agency_id = uuid4()
+    auth = AgencyAuth(AgencyPolicy(agency_id=agency_id), b"h" * 32)
+    cache.put(agency_id, "dak_secret", auth)
+    assert cache.get(agency_id, "dak_secret") is auth
+    assert cache.get(agency_id, "dak_other") is None
+    assert "dak_secret" not in repr(cache.__dict__)
+    now[0] += 2.5
+    assert cache.get(agency_id, "dak_secret") is None

@@ -1,0 +1,160 @@
+"""The fallback chain's pure decisions, the SMS pacer, and fair leasing between incidents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from dispatch.domain.alert_states import AlertState
+from dispatch.domain.delivery_chain import START, Reach, Step, plan, still_needed
+from dispatch.service.delivery import Pacer
+from dispatch.store import alerts as alert_store
+from dispatch.store.alerts import NewAlert
+from tests.dispatch.conftest import AgencyFixture
+
+NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+ALL = frozenset({Step.PUSH, Step.SMS, Step.VOICE})
+
+
+def _reach(**overrides: object) -> Reach:
+    values: dict[str, object] = {
+        "has_device": True,
+        "has_phone": True,
+        "sms_allowed": True,
+        "voice_allowed": True,
+    }
+    values.update(overrides)
+    return Reach(**values)  # type: ignore[arg-type]
+
+
+def _steps(reach: Reach, configured: frozenset[Step] = ALL) -> list[tuple[str, float]]:
+    return [
+        (s.step.value, (s.at - NOW).total_seconds())
+        for s in plan(reach, configured=configured, now=NOW, ack_timeout_s=15, answer_timeout_s=45)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reach", "expected"),
+    [
+        (_reach(), [("push", 0), ("sms", 15), ("voice", 60)]),
+        (_reach(has_device=False), [("sms", 0), ("voice", 45)]),
+        (_reach(sms_allowed=False), [("push", 0), ("voice", 15)]),
+        (_reach(has_phone=False), [("push", 0)]),
+        (_reach(preferred="sms"), [("sms", 0), ("push", 45), ("voice", 60)]),
+        (_reach(refused=("voice",)), [("push", 0), ("sms", 15)]),
+        (_reach(has_device=False, has_phone=False), []),
+    ],
+)
+def test_plan_orders_channels_and_spaces_them_by_the_agency_windows(
+    reach: Reach, expected: list[tuple[str, float]]
+) -> None:
+    """push → SMS after the ack window → call after the answer window; gaps close up."""
+    assert _steps(reach) == expected
+
+
+def test_plan_without_real_providers_is_the_log_step() -> None:
+    """Development and demos: one log step, whatever the volunteer's reach."""
+    assert _steps(_reach(), frozenset({Step.LOG})) == [("log", 0)]
+    assert _steps(_reach(has_device=False), frozenset({Step.SMS})) == [("sms", 0)]
+
+
+@pytest.mark.parametrize(
+    ("step", "state", "needed"),
+    [
+        (START, AlertState.QUEUED, True),
+        (START, AlertState.SENT, False),
+        ("sms", AlertState.SENT, True),
+        ("sms", AlertState.DELIVERED, False),
+        ("push", AlertState.DELIVERED, False),
+        ("voice", AlertState.DELIVERED, True),
+        ("voice", AlertState.ACCEPTED, False),
+        ("voice", AlertState.DECLINED, False),
+        ("sms", AlertState.STOOD_DOWN, False),
+    ],
+)
+def test_receipt_stops_texts_and_an_answer_stops_everything(
+    step: str, state: AlertState, needed: bool
+) -> None:
+    later = NOW + timedelta(minutes=5)
+    assert still_needed(step, state, expires_at=later, now=NOW) is needed
+
+
+def test_nothing_is_needed_after_expiry() -> None:
+    assert not still_needed("voice", AlertState.SENT, expires_at=NOW, now=NOW)
+
+
+def test_pacer_spaces_sends_and_refuses_long_waits() -> None:
+    """1/s: the second send waits about a second; a wait beyond the bound is refused."""
+    pacer = Pacer(1.0)
+    assert pacer.reserve(5.0) == 0.0
+    second = pacer.reserve(5.0)
+    assert second is not None
+    assert 0.9 < second <= 1.0
+    assert pacer.reserve(1.5) is None
+    third = pacer.reserve(5.0)
+    assert third is not None
+    assert 1.9 < third <= 2.0
+
+
+async def _incident(db: asyncpg.Connection, agency_id: object, name: str) -> object:
+    incident_id = uuid4()
+    await db.execute(
+        """
+        INSERT INTO incidents (id, agency_id, source, source_incident_id, version_at, version_seq,
+                               content_hash, status, is_test, call_type_code, place_type,
+                               received_at, report)
+        VALUES ($1, $2, 'test', $3, now(), 1, '\\x00', 'active', false, '09-E-01', 'public',
+                now(), '{}')
+        """,
+        incident_id,
+        agency_id,
+        name,
+    )
+    return incident_id
+
+
+@pytest.mark.storage
+async def test_leasing_shares_out_work_round_robin_by_incident(
+    db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    """Thirty alerts queued first for one incident do not hold back another incident's first."""
+    now = datetime.now(UTC)
+    volunteers = [
+        await db.fetchval(
+            "INSERT INTO volunteers (agency_id, display_name, token_hash)"
+            " VALUES ($1, 'V', gen_random_uuid()::text::bytea) RETURNING id",
+            agency.agency_id,
+        )
+        for _ in range(31)
+    ]
+    big = await _incident(db, agency.agency_id, "big")
+    small = await _incident(db, agency.agency_id, "small")
+    async with db.transaction():
+        await alert_store.insert_with_outbox(
+            db,
+            agency_id=agency.agency_id,
+            incident_id=big,
+            alerts=[NewAlert(uuid4(), v, 10.0, "cpr", START) for v in volunteers[:30]],
+            expires_at=now + timedelta(minutes=10),
+            now=now - timedelta(seconds=1),
+        )
+        await alert_store.insert_with_outbox(
+            db,
+            agency_id=agency.agency_id,
+            incident_id=small,
+            alerts=[NewAlert(uuid4(), volunteers[30], 10.0, "cpr", START)],
+            expires_at=now + timedelta(minutes=10),
+            now=now,
+        )
+    async with db.transaction():
+        claimed = await alert_store.claim_due(db, now=now, limit=4, lease=timedelta(seconds=30))
+    incidents = [c.alert.incident_id for c in claimed]
+    assert len(claimed) == 4
+    assert small in incidents
+    async with db.transaction():
+        again = await alert_store.claim_due(db, now=now, limit=100, lease=timedelta(seconds=30))
+    assert len(again) == 27, "leased rows are not handed out twice"
