@@ -1,0 +1,92 @@
+"""Who may be alerted for an incident, and why not.
+
+Each rule is one reason; the first that applies excludes the volunteer, and the
+response log counts exclusions per reason (never a list of people).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from cad_adapters.models import PlaceType
+
+
+class Tier(StrEnum):
+    LAY = "lay"
+    """Trained citizens: public places only (PulsePoint's Public CPR Responder)."""
+    PROFESSIONAL = "professional"
+    """Verified professionals: also residences (PulsePoint's Verified Responder)."""
+
+
+class Exclusion(StrEnum):
+    UNVERIFIED = "unverified"
+    CERTIFICATION = "certification_expired"
+    RESIDENCE = "lay_responder_residence"
+    UNKNOWN_PLACE = "lay_responder_unknown_place"
+    OFF_DUTY = "off_duty"
+    QUIET_HOURS = "quiet_hours"
+    BUDGET = "daily_budget_spent"
+    NOT_TESTER = "not_a_tester"
+    BUSY = "on_another_incident"
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerProfile:
+    volunteer_id: int
+    tier: Tier = Tier.LAY
+    verified: bool = True
+    certified_until: datetime | None = None
+    on_duty: bool = True
+    quiet_from: time | None = None
+    quiet_until: time | None = None
+    time_zone: str = "UTC"
+    daily_budget: int | None = None
+    alerts_today: int = 0
+    is_tester: bool = False
+    busy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFacts:
+    place_type: PlaceType
+    is_test: bool
+    at: datetime
+    lay_unknown_place: bool = False
+
+
+def in_quiet_hours(local: time, start: time, end: time) -> bool:
+    """Whether ``local`` falls in [start, end), which may wrap past midnight."""
+    if start == end:
+        return False
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def exclusion(profile: VolunteerProfile, facts: IncidentFacts) -> Exclusion | None:
+    """Why ``profile`` must not be alerted for this incident, or None when they may be."""
+    if not profile.verified:
+        return Exclusion.UNVERIFIED
+    if profile.certified_until is None or profile.certified_until < facts.at:
+        return Exclusion.CERTIFICATION
+    if profile.tier is Tier.LAY:
+        if facts.place_type is PlaceType.RESIDENTIAL:
+            return Exclusion.RESIDENCE
+        if facts.place_type is PlaceType.UNKNOWN and not facts.lay_unknown_place:
+            return Exclusion.UNKNOWN_PLACE
+    if facts.is_test and not profile.is_tester:
+        return Exclusion.NOT_TESTER
+    if not profile.on_duty:
+        return Exclusion.OFF_DUTY
+    if profile.quiet_from is not None and profile.quiet_until is not None:
+        local = facts.at.astimezone(ZoneInfo(profile.time_zone)).time()
+        if in_quiet_hours(local, profile.quiet_from, profile.quiet_until):
+            return Exclusion.QUIET_HOURS
+    if profile.daily_budget is not None and profile.alerts_today >= profile.daily_budget:
+        return Exclusion.BUDGET
+    if profile.busy:
+        return Exclusion.BUSY
+    return None

@@ -1,0 +1,124 @@
+"""The wave planner: given an incident's alerts and the clock, what to do now.
+
+Pure: the caller loads the incident's alerts, asks :func:`plan`, carries out
+the plan in one transaction, and stores ``next_check_at`` so the ticker comes
+back exactly when something is due — a restart loses no deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from dispatch.domain.alert_states import AlertState
+from dispatch.domain.policy import AlertPolicy
+
+WAITING = frozenset({AlertState.QUEUED, AlertState.SENT, AlertState.DELIVERED})
+RESPONDING = frozenset({AlertState.ACCEPTED, AlertState.EN_ROUTE, AlertState.ON_SCENE})
+# While slots stay unfilled (nobody near yet), look again this often: volunteers move.
+RECHECK = timedelta(seconds=15)
+# Declined, timed out and cancelled-after-accepting free their slot for the next nearest.
+_REPLACEABLE = frozenset({AlertState.DECLINED, AlertState.TIMED_OUT, AlertState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    alert_id: UUID
+    volunteer_id: int
+    state: AlertState
+    created_at: datetime
+    wave: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    wave: int
+    radius_m: float
+    new_alerts: int
+    """How many more volunteers to alert now, nearest first, none alerted before."""
+    time_out: tuple[UUID, ...] = ()
+    """Waiting alerts whose answer window has passed."""
+    stand_down: tuple[UUID, ...] = ()
+    """Waiting alerts no longer needed (target reached, or the incident ended)."""
+    release: tuple[UUID, ...] = ()
+    """Responders to release (the incident ended)."""
+    next_check_at: datetime | None = None
+    reason: str = ""
+
+
+def plan(
+    policy: AlertPolicy,
+    alerts: Sequence[AlertView],
+    *,
+    started_at: datetime,
+    now: datetime,
+    open_: bool,
+    ems_on_scene: bool = False,
+) -> Plan:
+    """Decide the next step for one incident."""
+    elapsed = (now - started_at).total_seconds()
+    wave = policy.wave_at(elapsed)
+    radius = policy.waves[wave].radius_m
+    if not open_ or (ems_on_scene and policy.stand_down_on_ems_on_scene):
+        return Plan(
+            wave,
+            radius,
+            0,
+            stand_down=tuple(a.alert_id for a in alerts if a.state in WAITING),
+            release=tuple(a.alert_id for a in alerts if a.state in RESPONDING),
+            reason="incident_ended" if not open_ else "ems_on_scene",
+        )
+
+    answer_window = timedelta(seconds=policy.answer_timeout_s)
+    timed_out = tuple(
+        a.alert_id for a in alerts if a.state in WAITING and now - a.created_at >= answer_window
+    )
+    waiting = [a for a in alerts if a.state in WAITING and a.alert_id not in timed_out]
+    responding = sum(a.state in RESPONDING for a in alerts)
+
+    if responding >= policy.target_accepted:
+        return Plan(
+            wave,
+            radius,
+            0,
+            time_out=timed_out,
+            stand_down=tuple(a.alert_id for a in waiting),
+            reason="target_reached",
+        )
+
+    stop_at = started_at + timedelta(seconds=policy.stop_after_s)
+    if now >= stop_at:
+        expiries = [a.created_at + answer_window for a in waiting]
+        return Plan(
+            wave,
+            radius,
+            0,
+            time_out=timed_out,
+            next_check_at=min(expiries) if expiries else None,
+            reason="alerting_window_over",
+        )
+
+    live = len(waiting) + responding
+    if not policy.replace_declined:
+        # Without replacement a declined slot stays used for the rest of the wave.
+        live += sum(a.state in _REPLACEABLE and a.wave == wave for a in alerts)
+    budget = policy.max_alerted - len(alerts)
+    new = max(0, min(policy.waves[wave].live - live, budget))
+
+    deadlines = [a.created_at + answer_window for a in waiting]
+    if wave + 1 < len(policy.waves):
+        deadlines.append(started_at + timedelta(seconds=policy.waves[wave + 1].after_s))
+    if deadlines or new:
+        deadlines.append(stop_at)
+    if new:
+        deadlines.append(now + RECHECK)
+    return Plan(
+        wave,
+        radius,
+        new,
+        time_out=timed_out,
+        next_check_at=min(deadlines) if deadlines else None,
+        reason="alerting",
+    )
