@@ -43,6 +43,7 @@ class Settings:
     # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
+    fcm_transport: str = "sdk"
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_from_number: str | None = None
@@ -152,6 +153,7 @@ def _delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "fcm_service_account_file": Path(fcm_file) if fcm_file else None,
         "fcm_base_url": env.get("DISPATCH_FCM_BASE_URL") or None,
+        "fcm_transport": _choice(env, "DISPATCH_FCM_TRANSPORT", "sdk", {"sdk", "aiohttp"}),
         "twilio_account_sid": sid,
         "twilio_auth_token": token,
         "twilio_from_number": from_number,

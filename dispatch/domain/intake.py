@@ -58,7 +58,6 @@ class NotAlertable(StrEnum):
 
     NOT_CARDIAC_ARREST = "not_cardiac_arrest"
     UNKNOWN_CALL_TYPE = "unknown_call_type"
-    TEST_INCIDENT = "test_incident"
     NOT_ACTIVE = "not_active"
     NO_LOCATION = "no_location"
 
@@ -67,12 +66,11 @@ def not_alertable_reason(report: IncidentReport) -> NotAlertable | None:
     """None when volunteers may be alerted for ``report``; otherwise the first reason not to.
 
     Unknown never alerts: only an explicit cardiac-arrest flag (set by the source
-    or by the agency's call-type rules) lets volunteers be woken.
+    or by the agency's call-type rules) lets volunteers be woken. Test incidents are
+    alertable, but only volunteers enrolled as testers are eligible for them.
     """
     if report.status is not IncidentStatus.ACTIVE:
         return NotAlertable.NOT_ACTIVE
-    if report.is_test:
-        return NotAlertable.TEST_INCIDENT
     if report.is_cardiac_arrest is None:
         return NotAlertable.UNKNOWN_CALL_TYPE
     if not report.is_cardiac_arrest:

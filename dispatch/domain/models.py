@@ -7,6 +7,7 @@ from uuid import UUID
 
 from cad_adapters.call_types import DEFAULT as DEFAULT_CALL_TYPE_RULES
 from cad_adapters.call_types import CallTypeRules
+from dispatch.domain.policy import AlertPolicy, Wave
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +41,19 @@ class AgencyPolicy:
     places: PlaceRules = field(default_factory=PlaceRules)
     require_signature: bool = False
     intake_rate_per_min: int = 600
+    stored_alert_policy: AlertPolicy | None = None
+
+    @property
+    def alert_policy(self) -> AlertPolicy:
+        """The stored policy, or one derived from the radius and count settings (version 0)."""
+        if self.stored_alert_policy is not None:
+            return self.stored_alert_policy
+        return derived_alert_policy(self.radius_m, self.limit)
+
+
+def derived_alert_policy(radius_m: float, limit: int) -> AlertPolicy:
+    """Default waves around an agency's first radius and count (see dispatch.domain.policy)."""
+    second = Wave(60, max(1300.0, radius_m), max(15, limit))
+    return AlertPolicy(
+        waves=(Wave(0, radius_m, limit), second), max_alerted=max(30, second.live), version=0
+    )

@@ -100,6 +100,8 @@ async def open_providers(settings: Settings) -> AsyncIterator[Providers]:
                 service_account_file=settings.fcm_service_account_file,
                 base_url=settings.fcm_base_url,
                 http_timeout_s=timeout,
+                transport="aiohttp" if settings.fcm_transport == "aiohttp" else "sdk",
+                max_connections=settings.provider_max_in_flight,
             )
             stack.push_async_callback(fcm.aclose)
             # Fetching the first OAuth token now surfaces bad credentials at start-up.

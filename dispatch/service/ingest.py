@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID, uuid4
@@ -22,7 +22,6 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from cad_adapters.models import IncidentReport, IncidentStatus
-from dispatch.domain.alert_states import apply
 from dispatch.domain.intake import (
     EMS_ON_SCENE,
     IntakeStatus,
@@ -30,17 +29,14 @@ from dispatch.domain.intake import (
     changed_units,
     classify,
     not_alertable_reason,
-    stand_down_event,
 )
 from dispatch.domain.models import AgencyPolicy
+from dispatch.service import progress
+from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
-from dispatch.store import alerts as alert_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import intake as intake_store
-from dispatch.store import response_log
 from dispatch.store import units as unit_store
-from dispatch.store.alerts import NewAlert
-from dispatch.store.response_log import LogEvent
 
 # Re-query at most this many times when volunteers turn out ineligible in the database
 # (e.g. made unavailable by another process since this one indexed them).
@@ -54,37 +50,6 @@ class IngestResult:
     incident_id: UUID
     status: IntakeStatus
     alerts_queued: int
-
-
-class _Events:
-    """Response-log rows for one incident, all stamped with the transaction's ``now``."""
-
-    def __init__(self, agency_id: UUID, incident_id: UUID, now: datetime) -> None:
-        self.agency_id = agency_id
-        self.incident_id = incident_id
-        self.now = now
-        self.rows: list[LogEvent] = []
-
-    def add(
-        self,
-        name: str,
-        *,
-        alert_id: UUID | None = None,
-        volunteer_id: int | None = None,
-        at: datetime | None = None,
-        **details: Any,
-    ) -> None:
-        self.rows.append(
-            LogEvent(
-                self.agency_id,
-                self.incident_id,
-                name,
-                at or self.now,
-                alert_id,
-                volunteer_id,
-                details,
-            )
-        )
 
 
 def _plain(value: Any) -> Any:
@@ -155,7 +120,7 @@ async def ingest_incident(
         if status in (IntakeStatus.UNCHANGED, IntakeStatus.STALE):
             return IngestResult(incident_id, status, 0)
 
-        events = _Events(agency.agency_id, incident_id, now)
+        events = EventBuffer(agency.agency_id, incident_id, now)
         if status is IntakeStatus.CREATED:
             events.add(
                 "incident_received",
@@ -180,26 +145,15 @@ async def ingest_incident(
         await _record_units(
             conn, agency, incident_id, resolved, events, new=status is IntakeStatus.CREATED
         )
-        queued = 0
-        if stored is not None and resolved.status is not IncidentStatus.ACTIVE:
-            if stored.status is IncidentStatus.ACTIVE:
-                await _stand_down(conn, incident_id, resolved.status, events)
-        else:
-            reason = not_alertable_reason(resolved)
-            if reason is not None:
-                events.add("not_alertable", reason=reason.value)
-            else:
-                # A new incident has no alerts yet: skip the look-up on the hot path.
-                alerted = (
-                    set()
-                    if status is IntakeStatus.CREATED
-                    else await alert_store.alerted_volunteers(conn, incident_id)
-                )
-                if not alerted:
-                    queued = await _match_and_queue(
-                        conn, positions, agency, resolved, incident_id, events, alerted
-                    )
-        await response_log.append(conn, events.rows)
+        if resolved.status is not IncidentStatus.ACTIVE and (
+            stored is None or stored.status is IncidentStatus.ACTIVE
+        ):
+            events.add(f"incident_{resolved.status.value}")
+        reason = not_alertable_reason(resolved)
+        if reason is not None and (resolved.status is IncidentStatus.ACTIVE or stored is None):
+            events.add("not_alertable", reason=reason.value)
+        queued = await progress.advance(conn, positions, agency, incident_id, events)
+        await events.flush(conn)
     return IngestResult(incident_id, status, queued)
 
 
@@ -208,7 +162,7 @@ async def _record_units(
     agency: AgencyPolicy,
     incident_id: UUID,
     report: IncidentReport,
-    events: _Events,
+    events: EventBuffer,
     *,
     new: bool,
 ) -> None:
@@ -234,87 +188,9 @@ async def _record_units(
         await unit_store.mark_first_on_scene(conn, incident_id, min(on_scene))
 
 
-async def _stand_down(
-    conn: Any, incident_id: UUID, status: IncidentStatus, events: _Events
-) -> None:
-    """The CAD closed or cancelled the incident: nobody else goes, travellers are released."""
-    events.add(f"incident_{status.value}")
-    for alert in await alert_store.open_for_incident(conn, incident_id):
-        event = stand_down_event(alert.state)
-        if event is None:
-            continue
-        target = apply(alert.state, event)
-        await alert_store.set_state(conn, alert.alert_id, target, events.now)
-        events.add(
-            f"alert_{target.value}",
-            alert_id=alert.alert_id,
-            volunteer_id=alert.volunteer_id,
-            reason=f"incident_{status.value}",
-        )
-
-
-async def _match_and_queue(
-    conn: Any,
-    positions: PositionCache,
-    agency: AgencyPolicy,
-    report: IncidentReport,
-    incident_id: UUID,
-    events: _Events,
-    alerted: set[int],
-) -> int:
-    now = events.now
-    location = report.location
-    assert location is not None
-    ineligible: set[int] = set()
-    chosen: list[NewAlert] = []
-    for _ in range(_MAX_MATCH_ROUNDS):
-        hits = positions.nearest(
-            agency.agency_id,
-            location.lat,
-            location.lon,
-            radius_m=agency.radius_m,
-            limit=agency.limit - len(chosen),
-            max_age_s=agency.position_max_age_s,
-            now=now,
-            exclude=alerted | ineligible | {a.volunteer_id for a in chosen},
-        )
-        candidates = [
-            NewAlert(uuid4(), h.volunteer_id, h.distance_m, "cpr", DEFAULT_CHANNEL) for h in hits
-        ]
-        inserted = await alert_store.insert_with_outbox(
-            conn,
-            agency_id=agency.agency_id,
-            incident_id=incident_id,
-            alerts=candidates,
-            expires_at=now + timedelta(seconds=agency.alert_ttl_s),
-            now=now,
-        )
-        chosen.extend(a for a in candidates if a.volunteer_id in inserted)
-        ineligible.update(h.volunteer_id for h in hits if h.volunteer_id not in inserted)
-        if len(inserted) == len(hits) or len(chosen) >= agency.limit:
-            break
-    events.add(
-        "matched",
-        radius_m=agency.radius_m,
-        limit=agency.limit,
-        max_age_s=agency.position_max_age_s,
-        candidates=len(chosen),
-        excluded_ineligible=len(ineligible),
-    )
-    for alert in chosen:
-        events.add(
-            "alert_queued",
-            alert_id=alert.alert_id,
-            volunteer_id=alert.volunteer_id,
-            distance_m=round(alert.distance_m),
-            role=alert.role,
-            channel=alert.channel,
-        )
-    return len(chosen)
-
-
 async def close_vanished(
     pool: asyncpg.Pool,
+    positions: PositionCache,
     agency: AgencyPolicy,
     source: str,
     present: Collection[str],
@@ -333,7 +209,7 @@ async def close_vanished(
             SELECT id FROM incidents
             WHERE agency_id = $1 AND source = $2 AND status = 'active'
               AND NOT (source_incident_id = ANY($3::text[]))
-            ORDER BY id FOR UPDATE
+            ORDER BY id FOR NO KEY UPDATE
             """,
             agency.agency_id,
             source,
@@ -341,15 +217,11 @@ async def close_vanished(
         )
         for row in rows:
             incident_id: UUID = row["id"]
-            await conn.execute(
-                "UPDATE incidents SET status = 'closed', version_seq = version_seq + 1,"
-                " updated_at = $2 WHERE id = $1",
-                incident_id,
-                now,
-            )
-            events = _Events(agency.agency_id, incident_id, now)
+            await incident_store.close(conn, incident_id, now)
+            events = EventBuffer(agency.agency_id, incident_id, now)
             events.add("incident_updated", status="closed", reason="left_feed")
-            await _stand_down(conn, incident_id, IncidentStatus.CLOSED, events)
-            await response_log.append(conn, events.rows)
+            events.add("incident_closed")
+            await progress.advance(conn, positions, agency, incident_id, events)
+            await events.flush(conn)
             closed.append(incident_id)
     return closed

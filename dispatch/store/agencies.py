@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from cad_adapters.call_types import DEFAULT_CARDIAC_ARREST_CODES, CallTypeRules
 from dispatch.domain.models import AgencyPolicy, PlaceRules
+from dispatch.domain.policy import AlertPolicy, policy_from_json
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
 
 
@@ -23,6 +24,14 @@ def call_type_rules(stored: Mapping[str, Any]) -> CallTypeRules:
         excluded_patterns=tuple(stored.get("excluded_patterns", ())),
         mpds=bool(stored.get("mpds", True)),
     )
+
+
+# The newest stored alert policy of agency ``a`` (NULLs when the agency has none yet).
+_LATEST_POLICY = """
+    (SELECT p.policy FROM alert_policies p WHERE p.agency_id = a.id
+     ORDER BY p.version DESC LIMIT 1) AS alert_policy,
+    (SELECT max(p.version) FROM alert_policies p WHERE p.agency_id = a.id) AS alert_policy_version
+"""
 
 
 def _policy(row: Any) -> AgencyPolicy:
@@ -41,6 +50,11 @@ def _policy(row: Any) -> AgencyPolicy:
         ),
         require_signature=row["require_signature"],
         intake_rate_per_min=row["intake_rate_per_min"],
+        stored_alert_policy=(
+            policy_from_json(row["alert_policy"], version=row["alert_policy_version"])
+            if row["alert_policy"] is not None
+            else None
+        ),
     )
 
 
@@ -70,7 +84,10 @@ async def create_agency(
 
 
 async def policy(conn: Any, agency_id: UUID) -> AgencyPolicy | None:
-    row = await conn.fetchrow("SELECT * FROM agencies WHERE id = $1", agency_id)
+    row = await conn.fetchrow(
+        f"SELECT a.*, {_LATEST_POLICY} FROM agencies a WHERE a.id = $1",  # noqa: S608 - constant
+        agency_id,
+    )
     return _policy(row) if row else None
 
 
@@ -96,11 +113,11 @@ async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> Agency
     reveal which key (if any) came close.
     """
     rows = await conn.fetch(
-        """
-        SELECT k.key_hash, a.*
+        f"""
+        SELECT k.key_hash, a.*, {_LATEST_POLICY}
         FROM agencies a JOIN agency_keys k ON k.agency_id = a.id
         WHERE a.id = $1 AND k.revoked_at IS NULL
-        """,
+        """,  # noqa: S608 - the interpolated part is a constant
         agency_id,
     )
     matched = None
@@ -119,7 +136,9 @@ async def add_key(
     key = new_token(TokenKind.AGENCY_KEY)
     async with conn.transaction():
         # Lock the agency so two concurrent additions cannot both pass the count.
-        found = await conn.fetchval("SELECT id FROM agencies WHERE id = $1 FOR UPDATE", agency_id)
+        found = await conn.fetchval(
+            "SELECT id FROM agencies WHERE id = $1 FOR NO KEY UPDATE", agency_id
+        )
         if found is None:
             raise LookupError(f"no agency {agency_id}")
         live = await conn.fetchval(
@@ -213,3 +232,29 @@ async def update_settings(conn: Any, agency_id: UUID, changes: Mapping[str, Any]
         agency_id,
         *changes.values(),
     )
+
+
+async def store_alert_policy(conn: Any, agency_id: UUID, policy: AlertPolicy) -> int:
+    """Save a new version of the agency's alert policy; running incidents keep theirs."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM agencies WHERE id = $1 FOR NO KEY UPDATE", agency_id)
+        version: int = await conn.fetchval(
+            "SELECT coalesce(max(version), 0) + 1 FROM alert_policies WHERE agency_id = $1",
+            agency_id,
+        )
+        await conn.execute(
+            "INSERT INTO alert_policies (agency_id, version, policy) VALUES ($1, $2, $3)",
+            agency_id,
+            version,
+            policy.to_json(),
+        )
+    return version
+
+
+async def alert_policy_version(conn: Any, agency_id: UUID, version: int) -> AlertPolicy | None:
+    stored = await conn.fetchval(
+        "SELECT policy FROM alert_policies WHERE agency_id = $1 AND version = $2",
+        agency_id,
+        version,
+    )
+    return policy_from_json(stored, version=version) if stored is not None else None

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from dispatch.domain.alert_states import AlertState
+from dispatch.domain.waves import AlertView
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ async def insert_with_outbox(
     alerts: Sequence[NewAlert],
     expires_at: datetime,
     now: datetime,
+    wave: int = 0,
 ) -> set[int]:
     """Alerts and their outbox rows, in the caller's transaction (never one without the other).
 
@@ -98,8 +100,8 @@ async def insert_with_outbox(
                 ON v.id = input.vid AND v.agency_id = $1 AND v.verified AND v.available
         ), inserted AS (
             INSERT INTO alerts (id, agency_id, incident_id, volunteer_id, role, state,
-                                distance_m, expires_at, created_at, updated_at)
-            SELECT id, $1, $2, vid, role, 'queued', dist, $3, $4, $4 FROM eligible
+                                distance_m, expires_at, created_at, updated_at, wave)
+            SELECT id, $1, $2, vid, role, 'queued', dist, $3, $4, $4, $10 FROM eligible
             ON CONFLICT (incident_id, volunteer_id) DO NOTHING
             RETURNING id, volunteer_id
         ), queued AS (
@@ -118,6 +120,7 @@ async def insert_with_outbox(
         [a.role for a in alerts],
         [a.distance_m for a in alerts],
         [a.channel for a in alerts],
+        wave,
     )
     return {r["volunteer_id"] for r in rows}
 
@@ -125,7 +128,7 @@ async def insert_with_outbox(
 async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
     row = await conn.fetchrow(
         "SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts"
-        " WHERE id = $1 FOR UPDATE",
+        " WHERE id = $1 FOR NO KEY UPDATE",
         alert_id,
     )
     if row is None:
@@ -311,7 +314,7 @@ async def open_for_incident(conn: Any, incident_id: UUID) -> list[AlertRow]:
         SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts
         WHERE incident_id = $1
           AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
-        ORDER BY id FOR UPDATE
+        ORDER BY id FOR NO KEY UPDATE
         """,
         incident_id,
     )
@@ -319,5 +322,20 @@ async def open_for_incident(conn: Any, incident_id: UUID) -> list[AlertRow]:
         AlertRow(
             r["id"], r["agency_id"], r["incident_id"], r["volunteer_id"], AlertState(r["state"])
         )
+        for r in rows
+    ]
+
+
+async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
+    """Every alert of the incident, row-locked, as the wave planner sees them."""
+    rows = await conn.fetch(
+        """
+        SELECT id, volunteer_id, state, created_at, wave FROM alerts
+        WHERE incident_id = $1 ORDER BY id FOR NO KEY UPDATE
+        """,
+        incident_id,
+    )
+    return [
+        AlertView(r["id"], r["volunteer_id"], AlertState(r["state"]), r["created_at"], r["wave"])
         for r in rows
     ]

@@ -45,6 +45,63 @@ async def insert_steps(conn: Any, steps: Sequence[NewStep], *, now: datetime) ->
     )
 
 
+async def finish_steps(
+    conn: Any,
+    rows: Sequence[tuple[int, str, str | None, str | None, str | None]],
+    *,
+    now: datetime,
+) -> set[int]:
+    """Mark leased rows done: ``(id, outcome, error, channel, provider_ref)``.
+
+    Returns the ids actually finished here; a row another worker finished after our
+    lease ran out is left alone (its result is recorded once, by that worker).
+    """
+    if not rows:
+        return set()
+    done = await conn.fetch(
+        """
+        UPDATE outbox o SET done_at = $1, outcome = x.outcome, last_error = x.error,
+                            lease_until = NULL, channel = coalesce(x.channel, o.channel),
+                            provider_ref = x.ref
+        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+             AS x(id, outcome, error, channel, ref)
+        WHERE o.id = x.id AND o.done_at IS NULL
+        RETURNING o.id
+        """,
+        now,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+    )
+    return {r["id"] for r in done}
+
+
+async def retry_steps(
+    conn: Any, rows: Sequence[tuple[int, datetime | None, str, str | None, bool]]
+) -> set[int]:
+    """Put leased rows back for another attempt: ``(id, at, error, channel, verify)``."""
+    if not rows:
+        return set()
+    done = await conn.fetch(
+        """
+        UPDATE outbox o SET available_at = x.at, lease_until = NULL, last_error = x.error,
+                            channel = coalesce(x.channel, o.channel), verify_before_send = x.verify
+        FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::bool[])
+             AS x(id, at, error, channel, verify)
+        WHERE o.id = x.id AND o.done_at IS NULL
+        RETURNING o.id
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+    )
+    return {r["id"] for r in done}
+
+
 async def bring_forward(conn: Any, alert_id: UUID, *, now: datetime) -> str | None:
     """Start the alert's next waiting step now, keeping the spacing of the ones after it.
 
@@ -94,7 +151,7 @@ async def step_by_provider_ref(conn: Any, provider_ref: str) -> SentStep | None:
         FROM outbox o JOIN alerts a ON a.id = o.alert_id
         WHERE o.provider_ref = $1
         ORDER BY o.id DESC LIMIT 1
-        FOR UPDATE OF a
+        FOR NO KEY UPDATE OF a
         """,
         provider_ref,
     )

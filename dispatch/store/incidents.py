@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from cad_adapters.models import IncidentReport, IncidentStatus
+from cad_adapters.models import IncidentReport, IncidentStatus, PlaceType
+from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import StoredVersion
 
 
@@ -18,7 +20,7 @@ async def lock_existing(
         """
         SELECT id, version_at, version_seq, content_hash, status FROM incidents
         WHERE agency_id = $1 AND source = $2 AND source_incident_id = $3
-        FOR UPDATE
+        FOR NO KEY UPDATE
         """,
         agency_id,
         source,
@@ -80,7 +82,7 @@ async def insert_or_lock(
         ), existing AS (
             SELECT id, version_at, version_seq, content_hash, status FROM incidents
             WHERE agency_id = $2 AND source = $3 AND source_incident_id = $4
-            FOR UPDATE
+            FOR NO KEY UPDATE
         )
         SELECT id, true AS created, NULL::timestamptz AS version_at, NULL::bigint AS version_seq,
                NULL::bytea AS content_hash, NULL::text AS status
@@ -140,3 +142,102 @@ async def agency_of(conn: Any, incident_id: UUID) -> UUID | None:
         "SELECT agency_id FROM incidents WHERE id = $1", incident_id
     )
     return agency
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentProgress:
+    """What the wave planner needs to know about one incident, read under its row lock."""
+
+    incident_id: UUID
+    agency_id: UUID
+    status: IncidentStatus
+    state: IncidentState
+    is_test: bool
+    is_cardiac_arrest: bool | None
+    lat: float | None
+    lon: float | None
+    place_type: PlaceType
+    alerting_started_at: datetime | None
+    first_ems_on_scene_at: datetime | None
+    policy_version: int | None
+
+    @property
+    def alertable(self) -> bool:
+        return (
+            self.status is IncidentStatus.ACTIVE
+            and self.is_cardiac_arrest is True
+            and self.lat is not None
+            and self.lon is not None
+        )
+
+
+async def lock_progress(conn: Any, incident_id: UUID) -> IncidentProgress | None:
+    row = await conn.fetchrow(
+        """
+        SELECT id, agency_id, status, state, is_test, is_cardiac_arrest, lat, lon, place_type,
+               alerting_started_at, first_ems_on_scene_at, policy_version
+        FROM incidents WHERE id = $1 FOR NO KEY UPDATE
+        """,
+        incident_id,
+    )
+    if row is None:
+        return None
+    return IncidentProgress(
+        incident_id=row["id"],
+        agency_id=row["agency_id"],
+        status=IncidentStatus(row["status"]),
+        state=IncidentState(row["state"]),
+        is_test=row["is_test"],
+        is_cardiac_arrest=row["is_cardiac_arrest"],
+        lat=row["lat"],
+        lon=row["lon"],
+        place_type=PlaceType(row["place_type"]),
+        alerting_started_at=row["alerting_started_at"],
+        first_ems_on_scene_at=row["first_ems_on_scene_at"],
+        policy_version=row["policy_version"],
+    )
+
+
+async def save_progress(
+    conn: Any,
+    incident_id: UUID,
+    *,
+    state: IncidentState,
+    alerting_started_at: datetime | None,
+    policy_version: int | None,
+    next_check_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE incidents SET state = $2, alerting_started_at = $3, policy_version = $4,
+            next_check_at = $5
+        WHERE id = $1
+        """,
+        incident_id,
+        state.value,
+        alerting_started_at,
+        policy_version,
+        next_check_at,
+    )
+
+
+async def claim_due(conn: Any, now: datetime) -> tuple[UUID, UUID] | None:
+    """One incident whose deadline has come, locked for this transaction (SKIP LOCKED)."""
+    row = await conn.fetchrow(
+        """
+        SELECT id, agency_id FROM incidents WHERE next_check_at <= $1
+        ORDER BY next_check_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
+        """,
+        now,
+    )
+    return (row["id"], row["agency_id"]) if row else None
+
+
+async def close(conn: Any, incident_id: UUID, now: datetime) -> None:
+    """Close an incident the source no longer lists; the version bump makes re-sends stale."""
+    await conn.execute(
+        "UPDATE incidents SET status = 'closed', version_seq = version_seq + 1,"
+        " updated_at = $2 WHERE id = $1",
+        incident_id,
+        now,
+    )

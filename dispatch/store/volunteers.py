@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 from uuid import UUID
 
+from dispatch.domain.eligibility import Tier, VolunteerProfile
+from dispatch.domain.volunteer_settings import CERTIFICATE_VALIDITY
+from dispatch.domain.volunteer_settings import FIELDS as VOLUNTEER_FIELDS
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
 
 
@@ -35,23 +38,65 @@ async def create_volunteer(
     display_name: str,
     phone_e164: str | None = None,
     language: str = "en",
-    verified: bool = True,
+    settings: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> tuple[int, str]:
-    """Create a volunteer; returns (id, bearer token). Only the token's hash is stored."""
+    """Create a volunteer; returns (id, bearer token). Only the token's hash is stored.
+
+    ``settings`` are validated columns (``dispatch.domain.volunteer_settings``); an
+    administrator registering a volunteer attests a current CPR certificate, valid
+    for the usual two years unless its own expiry is given.
+    """
     token = new_token(TokenKind.VOLUNTEER)
+    values = dict(settings or {})
+    values.setdefault("certified_until", (now or datetime.now(UTC)) + CERTIFICATE_VALIDITY)
+    columns = ["agency_id", "display_name", "phone_e164", "language", "token_hash", *values]
+    assert set(values) <= set(VOLUNTEER_FIELDS)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    # Column names come from the validated, fixed field list, never from input.
+    sql = f"INSERT INTO volunteers ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
     volunteer_id: int = await conn.fetchval(
-        """
-        INSERT INTO volunteers (agency_id, display_name, phone_e164, language, token_hash, verified)
-        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-        """,
+        sql,
         agency_id,
         display_name,
         phone_e164,
         language,
         hash_token(token),
-        verified,
+        *values.values(),
     )
     return volunteer_id, token
+
+
+async def update_settings(
+    conn: Any, agency_id: UUID, volunteer_id: int, changes: Mapping[str, Any]
+) -> bool:
+    """Apply validated changes; False when the volunteer is not this agency's."""
+    assert set(changes) <= set(VOLUNTEER_FIELDS)
+    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
+    status: str = await conn.execute(
+        f"UPDATE volunteers SET {assignments} WHERE agency_id = $1 AND id = $2",  # noqa: S608
+        agency_id,
+        volunteer_id,
+        *changes.values(),
+    )
+    return status.endswith(" 1")
+
+
+async def settings_of(conn: Any, agency_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM volunteers WHERE agency_id = $1 AND id = $2", agency_id, volunteer_id
+    )
+    if row is None:
+        return None
+    out: dict[str, Any] = {"volunteer_id": row["id"], "display_name": row["display_name"]}
+    for name in VOLUNTEER_FIELDS:
+        value = row[name]
+        if isinstance(value, time):
+            value = value.isoformat(timespec="minutes")
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[name] = value
+    return out
 
 
 async def authenticate(conn: Any, presented: str) -> VolunteerIdentity | None:
@@ -115,3 +160,58 @@ async def fresh_positions(conn: Any) -> list[PositionRow]:
         )
         for r in rows
     ]
+
+
+async def profiles(
+    conn: Any, agency_id: UUID, volunteer_ids: Sequence[int], *, incident_id: UUID, now: datetime
+) -> dict[int, VolunteerProfile]:
+    """Eligibility facts for candidates, in one query: profile, busy elsewhere, alerts in 24 h."""
+    rows = await conn.fetch(
+        """
+        SELECT v.id, v.tier, v.verified AND v.available AS verified, v.certified_until,
+               v.on_duty, v.quiet_from, v.quiet_until, v.time_zone, v.daily_budget, v.is_tester,
+               EXISTS (
+                   SELECT 1 FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                   WHERE a.volunteer_id = v.id AND a.incident_id <> $3
+                     AND a.state IN ('accepted', 'en_route', 'on_scene') AND i.status = 'active'
+               ) AS busy,
+               (SELECT count(*) FROM alerts a
+                WHERE a.volunteer_id = v.id
+                  AND a.created_at > $4::timestamptz - interval '24 hours') AS alerts_today
+        FROM volunteers v WHERE v.agency_id = $1 AND v.id = ANY($2::bigint[])
+        """,
+        agency_id,
+        list(volunteer_ids),
+        incident_id,
+        now,
+    )
+    return {
+        r["id"]: VolunteerProfile(
+            volunteer_id=r["id"],
+            tier=Tier(r["tier"]),
+            verified=r["verified"],
+            certified_until=r["certified_until"],
+            on_duty=r["on_duty"],
+            quiet_from=r["quiet_from"],
+            quiet_until=r["quiet_until"],
+            time_zone=r["time_zone"],
+            daily_budget=r["daily_budget"],
+            alerts_today=r["alerts_today"],
+            is_tester=r["is_tester"],
+            busy=r["busy"],
+        )
+        for r in rows
+    }
+
+
+async def position_of(conn: Any, volunteer_id: int) -> PositionRow | None:
+    r = await conn.fetchrow(
+        "SELECT volunteer_id, agency_id, lat, lon, accuracy_m, reported_at"
+        " FROM volunteer_positions WHERE volunteer_id = $1",
+        volunteer_id,
+    )
+    if r is None:
+        return None
+    return PositionRow(
+        r["volunteer_id"], r["agency_id"], r["lat"], r["lon"], r["accuracy_m"], r["reported_at"]
+    )

@@ -175,44 +175,6 @@ async def put_location(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/v1/agencies/{agency_id}/volunteers")
-async def create_volunteer(request: web.Request) -> web.Response:
-    agency_id = _uuid(request, "agency_id")
-    token = _token(request, TokenKind.SUPERVISOR)
-    async with request.app[keys.POOL].acquire() as conn:
-        if await agency_store.supervisor_agency(conn, token) != agency_id:
-            raise unauthorized("the supervisor token is not valid for this agency")
-    data = await _json_body(request)
-    if not isinstance(data, dict):
-        raise invalid("", "must be an object")
-    unknown = sorted(set(data) - {"display_name", "phone_e164", "language"})
-    if unknown:
-        raise invalid(f"/{unknown[0]}", "is not a known field")
-    name = data.get("display_name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-        raise invalid("/display_name", "must be a string of 1 to 200 characters")
-    phone = data.get("phone_e164")
-    if phone is not None and (
-        not isinstance(phone, str)
-        or not phone.startswith("+")
-        or not phone[1:].isdigit()
-        or not 8 <= len(phone) <= 16
-    ):
-        raise invalid("/phone_e164", "must be an E.164 number like +31612345678")
-    language = data.get("language", "en")
-    if not isinstance(language, str) or not 2 <= len(language) <= 16:
-        raise invalid("/language", "must be a language tag like en or nl-NL")
-    async with request.app[keys.POOL].acquire() as conn:
-        volunteer_id, volunteer_token = await volunteer_store.create_volunteer(
-            conn,
-            agency_id=agency_id,
-            display_name=name.strip(),
-            phone_e164=phone,
-            language=language,
-        )
-    return web.json_response({"volunteer_id": volunteer_id, "token": volunteer_token}, status=201)
-
-
 # --- alerts ---------------------------------------------------------------------------------
 
 

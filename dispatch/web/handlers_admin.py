@@ -10,8 +10,10 @@ from aiohttp import web
 from cad_adapters.errors import CadParseError
 from cad_adapters.generic import decode_json
 from dispatch.domain.agency_settings import SettingsError, validate_settings
+from dispatch.domain.volunteer_settings import validate_volunteer_settings
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.store import agencies as agency_store
+from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
 
@@ -66,3 +68,99 @@ async def patch_settings(request: web.Request) -> web.Response:
     request.app[keys.AUTH_CACHE].forget(agency_id)
     assert current is not None
     return _settings_json(current)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise Problem(415, "unsupported-media-type", "Unsupported media type", "send JSON")
+    try:
+        data = decode_json(await request.read())
+    except CadParseError as exc:
+        raise malformed(exc.detail) from None
+    if not isinstance(data, dict):
+        raise invalid("", "must be an object")
+    return data
+
+
+def _identity(data: dict[str, Any]) -> tuple[str, str | None, str]:
+    name = data.pop("display_name", None)
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+        raise invalid("/display_name", "must be a string of 1 to 200 characters")
+    phone = data.pop("phone_e164", None)
+    if phone is not None and (
+        not isinstance(phone, str)
+        or not phone.startswith("+")
+        or not phone[1:].isdigit()
+        or not 8 <= len(phone) <= 16
+    ):
+        raise invalid("/phone_e164", "must be an E.164 number like +31612345678")
+    language = data.pop("language", "en")
+    if not isinstance(language, str) or not 2 <= len(language) <= 16:
+        raise invalid("/language", "must be a language tag like en or nl-NL")
+    return name.strip(), phone, language
+
+
+@routes.post("/v1/agencies/{agency_id}/volunteers")
+async def create_volunteer(request: web.Request) -> web.Response:
+    """Register a volunteer; the bearer token is in the answer, once."""
+    agency_id = await _supervised_agency(request)
+    data = await _json_object(request)
+    name, phone, language = _identity(data)
+    try:
+        settings = validate_volunteer_settings(data)
+    except SettingsError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
+    async with request.app[keys.POOL].acquire() as conn:
+        volunteer_id, token = await volunteer_store.create_volunteer(
+            conn,
+            agency_id=agency_id,
+            display_name=name,
+            phone_e164=phone,
+            language=language,
+            settings=settings,
+            now=request.app[keys.CLOCK].now(),
+        )
+    return web.json_response({"volunteer_id": volunteer_id, "token": token}, status=201)
+
+
+def _volunteer_id(request: web.Request) -> int:
+    raw = request.match_info["volunteer_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise not_found("volunteer")
+    return int(raw)
+
+
+@routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}")
+async def get_volunteer(request: web.Request) -> web.Response:
+    agency_id = await _supervised_agency(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await volunteer_store.settings_of(conn, agency_id, _volunteer_id(request))
+    if found is None:
+        raise not_found("volunteer")
+    return web.json_response(found)
+
+
+@routes.patch("/v1/agencies/{agency_id}/volunteers/{volunteer_id}")
+async def patch_volunteer(request: web.Request) -> web.Response:
+    """Tier, certificate, duty, quiet hours, budget, tester, availability; others stay."""
+    agency_id = await _supervised_agency(request)
+    volunteer_id = _volunteer_id(request)
+    try:
+        changes = validate_volunteer_settings(await _json_object(request))
+    except SettingsError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
+    if not changes:
+        raise invalid("", "name at least one setting to change")
+    async with request.app[keys.POOL].acquire() as conn:
+        if not await volunteer_store.update_settings(conn, agency_id, volunteer_id, changes):
+            raise not_found("volunteer")
+        found = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
+        position = await volunteer_store.position_of(conn, volunteer_id)
+    assert found is not None
+    # The index holds only volunteers who may be alerted: follow the change at once.
+    cache = request.app[keys.POSITIONS]
+    if found["verified"] and found["available"] and position is not None:
+        cache.upsert(position)
+    else:
+        cache.remove(volunteer_id)
+    return web.json_response(found)

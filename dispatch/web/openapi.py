@@ -193,6 +193,49 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/agencies/{agency_id}/volunteers/{volunteer_id}": {
+                method: {
+                    "summary": summary,
+                    "parameters": [
+                        _path_id("agency_id", "The supervisor's agency"),
+                        {
+                            "name": "volunteer_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        },
+                    ],
+                    "security": [{"supervisorToken": []}],
+                    **(
+                        {
+                            "requestBody": {
+                                "required": True,
+                                "content": {
+                                    "application/json": {
+                                        "schema": {"$ref": "#/components/schemas/VolunteerSettings"}
+                                    }
+                                },
+                            }
+                        }
+                        if method == "patch"
+                        else {}
+                    ),
+                    "responses": {
+                        "200": _json("VolunteerSettings", "The volunteer's settings"),
+                        "404": _problem("No such volunteer in this agency"),
+                        **_AUTH_ERRORS,
+                        **(_BODY_ERRORS if method == "patch" else {}),
+                    },
+                }
+                for method, summary in (
+                    ("get", "A volunteer's eligibility settings"),
+                    (
+                        "patch",
+                        "Change tier, certificate expiry, duty, quiet hours, daily budget, "
+                        "tester enrolment or availability",
+                    ),
+                )
+            },
             "/v1/agencies/{agency_id}/settings": {
                 "get": {
                     "summary": "The agency's alerting parameters and intake rules",
@@ -300,13 +343,52 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "NewVolunteer": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/VolunteerSettings"},
+                        {
+                            "type": "object",
+                            "required": ["display_name"],
+                            "properties": {
+                                "display_name": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 200,
+                                },
+                                "phone_e164": {
+                                    "type": "string",
+                                    "pattern": "^\\+[1-9][0-9]{6,14}$",
+                                },
+                                "language": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+                "VolunteerSettings": {
                     "type": "object",
-                    "additionalProperties": False,
-                    "required": ["display_name"],
                     "properties": {
-                        "display_name": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "phone_e164": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$"},
-                        "language": {"type": "string"},
+                        "tier": {
+                            "enum": ["lay", "professional"],
+                            "description": "lay: public places only; professional: also homes",
+                        },
+                        "certified_until": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "CPR certificate expiry (default: 2 years on)",
+                        },
+                        "verified": {"type": "boolean"},
+                        "available": {"type": "boolean"},
+                        "on_duty": {"type": "boolean"},
+                        "quiet_from": {
+                            "type": ["string", "null"],
+                            "pattern": "^[0-2][0-9]:[0-5][0-9]$",
+                        },
+                        "quiet_until": {
+                            "type": ["string", "null"],
+                            "pattern": "^[0-2][0-9]:[0-5][0-9]$",
+                        },
+                        "time_zone": {"type": "string"},
+                        "daily_budget": {"type": ["integer", "null"], "minimum": 0},
+                        "is_tester": {"type": "boolean"},
                     },
                 },
                 "VolunteerCreated": {

@@ -138,6 +138,7 @@ class FeedPoller:
             # down on a typo. Closures wait for a clean snapshot.
             closed = await close_vanished(
                 self._pool,
+                self._positions,
                 agency,
                 feed.source,
                 {r.source_incident_id for r in snapshot.reports},

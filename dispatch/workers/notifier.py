@@ -81,6 +81,19 @@ def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    outcome: str
+    """``sent``, ``failed``, ``skipped`` (the row is done) or ``retry``."""
+    error: str | None = None
+    ref: str | None = None
+    retry_at: datetime | None = None
+
+
+def _step_value(step: Step | None) -> str | None:
+    return None if step is None else step.value
+
+
 @dataclass(slots=True)
 class _Attempt:
     """One claimed row on its way through a cycle."""
@@ -329,25 +342,64 @@ class OutboxWorker:
                 self._metrics.notifications.labels(
                     a.result.channel.value, a.result.outcome.value
                 ).inc()
+        decisions = [self._decide(a, now) for a in attempts]
         async with self._pool.acquire() as conn, conn.transaction():
             ids = sorted({a.delivery.alert.alert_id for a in attempts})
             rows = await conn.fetch(
-                "SELECT id, state FROM alerts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                "SELECT id, state FROM alerts WHERE id = ANY($1::uuid[])"
+                " ORDER BY id FOR NO KEY UPDATE",
                 ids,
             )
             states = {r["id"]: AlertState(r["state"]) for r in rows}
+            # Rows finished by another worker after our lease ran out are not ours to record.
+            owned = await delivery_store.finish_steps(
+                conn,
+                [
+                    (a.delivery.outbox_id, d.outcome, d.error, _step_value(a.step), d.ref)
+                    for a, d in zip(attempts, decisions, strict=True)
+                    if d.retry_at is None
+                ],
+                now=now,
+            ) | await delivery_store.retry_steps(
+                conn,
+                [
+                    (
+                        a.delivery.outbox_id,
+                        d.retry_at,
+                        d.error or "error",
+                        _step_value(a.step),
+                        a.verify_next,
+                    )
+                    for a, d in zip(attempts, decisions, strict=True)
+                    if d.retry_at is not None
+                ],
+            )
             recorder = _Recorder(conn, now, states)
-            for attempt in attempts:
-                await self._record(recorder, attempt)
+            for attempt, decision in zip(attempts, decisions, strict=True):
+                if attempt.delivery.outbox_id in owned:
+                    await self._record(recorder, attempt, decision)
             await recorder.flush()
 
-    async def _record(self, rec: _Recorder, attempt: _Attempt) -> None:
+    def _decide(self, attempt: _Attempt, now: datetime) -> _Decision:
+        result = attempt.result
+        if result is None:
+            return _Decision("skipped")
+        if result.outcome is DeliveryOutcome.ACCEPTED:
+            return _Decision("sent", ref=result.provider_message_id)
+        if result.outcome is DeliveryOutcome.RETRYABLE:
+            delay = self._retry_delay(attempt.delivery, result, now)
+            if delay is not None:
+                at = now + timedelta(seconds=delay)
+                return _Decision("retry", error=result.error_code, retry_at=at)
+        # Permanent, or out of time for retries: this step is over.
+        return _Decision("failed", error=result.error_code)
+
+    async def _record(self, rec: _Recorder, attempt: _Attempt, decision: _Decision) -> None:
         d = attempt.delivery
         result = attempt.result
         step = attempt.step
         if result is None:
-            finished = await rec.done(d, "skipped", None, None, step)
-            if finished and d.channel != chain.START:
+            if d.channel != chain.START:
                 rec.event(d, "alert_step_skipped", channel=d.channel, reason=attempt.skip_reason)
             return
         details: dict[str, Any] = {
@@ -358,36 +410,19 @@ class OutboxWorker:
             "provider_message_id": result.provider_message_id,
             "error_code": result.error_code,
         }
-        if result.outcome is DeliveryOutcome.ACCEPTED:
-            if not await rec.done(d, "sent", None, result.provider_message_id, step):
-                return
-            rec.plan_rest(d, attempt.later)
+        rec.plan_rest(d, attempt.later)
+        await self._deactivate(rec, attempt)
+        if decision.outcome == "sent":
             rec.transition(d, AlertEvent.SENT)
             rec.event(d, "alert_sent", **details)
-            await self._deactivate(rec, attempt)
-            return
-        if result.outcome is DeliveryOutcome.RETRYABLE:
-            delay = self._retry_delay(d, result, rec.now)
-            if delay is not None:
-                at = rec.now + timedelta(seconds=delay)
-                if not await rec.retry(
-                    d, at, result.error_code or "error", step, attempt.verify_next
-                ):
-                    return
-                if result.error_code != _PACED:
-                    details["retry_at"] = at.isoformat()
-                    rec.event(d, "alert_send_retry", **details)
-                if d.channel == chain.START:
-                    rec.plan_rest(d, attempt.later)
-                await self._deactivate(rec, attempt)
-                return
-        # Permanent, or out of time for retries: this step is over; the next one starts now.
-        if not await rec.done(d, "failed", result.error_code, None, step):
-            return
-        rec.plan_rest(d, attempt.later)
-        rec.event(d, "alert_send_failed", **details)
-        await self._deactivate(rec, attempt)
-        await self._act_on_failure(rec, d, step, result.error_code)
+        elif decision.retry_at is not None:
+            if result.error_code != _PACED:
+                details["retry_at"] = decision.retry_at.isoformat()
+                rec.event(d, "alert_send_retry", **details)
+        else:
+            # The next step starts now.
+            rec.event(d, "alert_send_failed", **details)
+            await self._act_on_failure(rec, d, step, result.error_code)
 
     async def _deactivate(self, rec: _Recorder, attempt: _Attempt) -> None:
         dead = [
@@ -483,36 +518,6 @@ class _Recorder:
         self._original = dict(states)
         self._events: list[LogEvent] = []
         self._steps: list[NewStep] = []
-
-    async def done(
-        self,
-        d: ClaimedDelivery,
-        outcome: str,
-        error: str | None,
-        ref: str | None,
-        step: Step | None,
-    ) -> bool:
-        return await alert_store.finish_delivery(
-            self.conn,
-            d.outbox_id,
-            outcome=outcome,
-            error=error,
-            now=self.now,
-            channel=step.value if step is not None else None,
-            provider_ref=ref,
-        )
-
-    async def retry(
-        self, d: ClaimedDelivery, at: datetime, error: str, step: Step | None, verify: bool
-    ) -> bool:
-        return await alert_store.retry_delivery(
-            self.conn,
-            d.outbox_id,
-            at=at,
-            error=error,
-            channel=step.value if step is not None else None,
-            verify_before_send=verify,
-        )
 
     def plan_rest(self, d: ClaimedDelivery, later: Sequence[chain.PlannedStep]) -> None:
         self._steps.extend(

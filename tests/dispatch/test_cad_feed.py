@@ -124,7 +124,7 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
     client = await aiohttp_client(create_app(settings))
     resp = await client.post(
         f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": "V"},
+        json={"display_name": "V", "tier": "professional"},
         headers=agency.supervisor_auth,
     )
     token = (await resp.json())["token"]

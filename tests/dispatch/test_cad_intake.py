@@ -60,7 +60,7 @@ async def _volunteers_near(client: Any, agency: AgencyFixture, n: int) -> dict[i
     for i in range(n):
         resp = await client.post(
             f"/v1/agencies/{agency.agency_id}/volunteers",
-            json={"display_name": f"V{i}"},
+            json={"display_name": f"V{i}", "tier": "professional"},
             headers=agency.supervisor_auth,
         )
         body = await resp.json()

@@ -259,7 +259,6 @@ async def test_not_alertable_incidents_are_recorded_without_alerts(
     cases = {
         "u-1": ({"is_cardiac_arrest": None, "call_type": {"code": "FALL"}}, "unknown_call_type"),
         "u-2": ({"is_cardiac_arrest": False}, "not_cardiac_arrest"),
-        "u-3": ({"is_test": True}, "test_incident"),
         "u-4": ({"status": "closed"}, "not_active"),
         "u-5": ({"location": {"lat": 0, "lon": 0}}, "no_location"),
         "u-6": ({"location": None}, "no_location"),
@@ -274,3 +273,23 @@ async def test_not_alertable_incidents_are_recorded_without_alerts(
         )
         assert logged == reason
     assert await db.fetchval("SELECT count(*) FROM alerts") == 0
+
+
+async def test_test_incidents_alert_only_testers(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """An is_test incident alerts volunteers enrolled as testers and nobody else."""
+    _, token = await _volunteer(client, agency)
+    await _place(client, token, *CENTRE)
+    resp = await client.post(
+        f"/v1/agencies/{agency.agency_id}/volunteers",
+        json={"display_name": "Tess", "is_tester": True},
+        headers=agency.supervisor_auth,
+    )
+    tester = await resp.json()
+    await _place(client, tester["token"], *offset(*CENTRE, 30, 0))
+    body = await (await _post(client, agency, incident("t-1", is_test=True))).json()
+    assert body["alerts_queued"] == 1
+    assert await db.fetchval("SELECT volunteer_id FROM alerts") == tester["volunteer_id"]
+    matched = await db.fetchval("SELECT details FROM response_log WHERE event = 'matched'")
+    assert matched["excluded"] == {"not_a_tester": 1}

@@ -127,7 +127,7 @@ async def test_incident_to_accept_through_the_real_process(
 
             events = await _wait_for(session, server.base, incident_id, key, "alert_accepted", 1)
             names = [e["event"] for e in events]
-            assert names[:2] == ["incident_received", "matched"]
+            assert names[:3] == ["incident_received", "alerting_started", "matched"]
             assert names.count("alert_queued") == 4
             assert names.count("alert_sent") == 4
             assert names[-1] == "alert_accepted"
@@ -155,8 +155,9 @@ async def test_crash_after_commit_sends_every_alert_exactly_once(
         volunteer_ids = []
         for north in (10, 100, 200):
             vid = await conn.fetchval(
-                "INSERT INTO volunteers (agency_id, display_name, token_hash)"
-                " VALUES ($1, 'V', gen_random_uuid()::text::bytea) RETURNING id",
+                "INSERT INTO volunteers (agency_id, display_name, token_hash, certified_until)"
+                " VALUES ($1, 'V', gen_random_uuid()::text::bytea, now() + interval '1 year')"
+                " RETURNING id",
                 UUID(agency_id),
             )
             lat, lon = offset(*CENTRE, north, 0)

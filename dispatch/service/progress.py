@@ -1,0 +1,250 @@
+"""Moving an incident forward: waves, replacements, time-outs, stand-down, incident state.
+
+Every path that can change what an incident needs calls :func:`advance` inside its
+own transaction — intake (new or updated snapshot), a volunteer's answer, the
+ticker when ``next_check_at`` comes due, a feed closing an incident. It locks the
+incident, asks the pure planner (:mod:`dispatch.domain.waves`) what to do, does it,
+and stores the next deadline, so nothing depends on an in-memory timer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+from dispatch.domain.alert_states import AlertEvent, apply
+from dispatch.domain.eligibility import IncidentFacts, exclusion
+from dispatch.domain.incident_states import IncidentEvent, IncidentState
+from dispatch.domain.incident_states import advance as advance_state
+from dispatch.domain.models import AgencyPolicy, derived_alert_policy
+from dispatch.domain.policy import AlertPolicy
+from dispatch.domain.waves import RESPONDING, plan
+from dispatch.service.events import EventBuffer
+from dispatch.service.positions import PositionCache
+from dispatch.store import agencies as agency_store
+from dispatch.store import alerts as alert_store
+from dispatch.store import incidents as incident_store
+from dispatch.store import volunteers as volunteer_store
+from dispatch.store.alerts import NewAlert
+from dispatch.store.incidents import IncidentProgress
+
+# Candidates are fetched in batches larger than the free slots, since eligibility rules
+# (tier, duty, quiet hours…) may exclude many; at most this many batches per call.
+_MATCH_ROUNDS: Final = 6
+DEFAULT_CHANNEL: Final = "auto"
+
+_policy_versions: dict[tuple[UUID, int], AlertPolicy] = {}
+
+
+async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPolicy:
+    """The policy version an incident started under; later edits do not change it."""
+    current = agency.alert_policy
+    if version == current.version:
+        return current
+    if version == 0:
+        return derived_alert_policy(agency.radius_m, agency.limit)
+    cached = _policy_versions.get((agency.agency_id, version))
+    if cached is None:
+        cached = await agency_store.alert_policy_version(conn, agency.agency_id, version)
+        if cached is None:
+            return current
+        _policy_versions[(agency.agency_id, version)] = cached
+    return cached
+
+
+async def advance(
+    conn: Any,
+    positions: PositionCache,
+    agency: AgencyPolicy,
+    incident_id: UUID,
+    events: EventBuffer,
+) -> int:
+    """Bring the incident up to date as of ``events.now``; returns how many alerts it queued."""
+    now = events.now
+    incident = await incident_store.lock_progress(conn, incident_id)
+    if incident is None:
+        return 0
+    started = incident.alerting_started_at
+    version = incident.policy_version
+    if started is None:
+        if not incident.alertable:
+            await _save_state(conn, incident, incident.state, None, None, None, events)
+            return 0
+        started, version = now, agency.alert_policy.version
+        events.add("alerting_started", policy_version=version)
+    assert version is not None
+    policy = await _policy_for(conn, agency, version)
+    alerts = await alert_store.views_for_incident(conn, incident_id)
+    decision = plan(
+        policy,
+        alerts,
+        started_at=started,
+        now=now,
+        open_=incident.alertable,
+        ems_on_scene=incident.first_ems_on_scene_at is not None,
+    )
+
+    by_id = {a.alert_id: a for a in alerts}
+    for ids, event in (
+        (decision.time_out, AlertEvent.TIME_OUT),
+        (decision.stand_down, AlertEvent.STAND_DOWN),
+        (decision.release, AlertEvent.RELEASE),
+    ):
+        for alert_id in ids:
+            alert = by_id[alert_id]
+            target = apply(alert.state, event)
+            await alert_store.set_state(conn, alert_id, target, now)
+            events.add(
+                f"alert_{target.value}",
+                alert_id=alert_id,
+                volunteer_id=alert.volunteer_id,
+                reason=decision.reason if event is not AlertEvent.TIME_OUT else "no_answer",
+            )
+
+    queued = 0
+    if decision.new_alerts:
+        if decision.wave > max((a.wave for a in alerts), default=-1) and alerts:
+            events.add("wave_started", wave=decision.wave, radius_m=decision.radius_m)
+        queued = await _match(
+            conn,
+            positions,
+            agency,
+            incident,
+            policy,
+            wanted=decision.new_alerts,
+            radius_m=decision.radius_m,
+            wave=decision.wave,
+            alerted={a.volunteer_id for a in alerts},
+            events=events,
+        )
+
+    state = incident.state
+    if queued:
+        state = advance_state(state, IncidentEvent.ALERTS_QUEUED)
+    if any(a.state in RESPONDING for a in alerts):
+        state = advance_state(state, IncidentEvent.RESPONDER_ACCEPTED)
+    if incident.first_ems_on_scene_at is not None:
+        state = advance_state(state, IncidentEvent.EMS_ARRIVED)
+    if incident.status.value == "closed":
+        state = advance_state(state, IncidentEvent.CLOSE)
+    elif incident.status.value == "cancelled":
+        state = advance_state(state, IncidentEvent.CANCEL)
+    await _save_state(conn, incident, state, started, version, decision.next_check_at, events)
+    return queued
+
+
+async def _save_state(
+    conn: Any,
+    incident: IncidentProgress,
+    state: IncidentState,
+    started: datetime | None,
+    version: int | None,
+    next_check_at: datetime | None,
+    events: EventBuffer,
+) -> None:
+    if state is not incident.state:
+        events.add("incident_state", state=state.value, previous=incident.state.value)
+    await incident_store.save_progress(
+        conn,
+        incident.incident_id,
+        state=state,
+        alerting_started_at=started,
+        policy_version=version,
+        next_check_at=next_check_at,
+    )
+
+
+async def _match(
+    conn: Any,
+    positions: PositionCache,
+    agency: AgencyPolicy,
+    incident: IncidentProgress,
+    policy: AlertPolicy,
+    *,
+    wanted: int,
+    radius_m: float,
+    wave: int,
+    alerted: set[int],
+    events: EventBuffer,
+) -> int:
+    """Alert up to ``wanted`` eligible volunteers, nearest first, never one alerted before."""
+    assert incident.lat is not None
+    assert incident.lon is not None
+    now = events.now
+    facts = IncidentFacts(
+        place_type=incident.place_type,
+        is_test=incident.is_test,
+        at=now,
+        lay_unknown_place=policy.lay_unknown_place,
+    )
+    considered: set[int] = set()
+    excluded: Counter[str] = Counter()
+    chosen: list[NewAlert] = []
+    for round_ in range(_MATCH_ROUNDS):
+        missing = wanted - len(chosen)
+        hits = positions.nearest(
+            agency.agency_id,
+            incident.lat,
+            incident.lon,
+            radius_m=radius_m,
+            limit=max(missing * 4, missing + 20) * (round_ + 1),
+            max_age_s=agency.position_max_age_s,
+            now=now,
+            exclude=alerted | considered,
+        )
+        if not hits:
+            break
+        considered.update(h.volunteer_id for h in hits)
+        profiles = await volunteer_store.profiles(
+            conn,
+            agency.agency_id,
+            [h.volunteer_id for h in hits],
+            incident_id=incident.incident_id,
+            now=now,
+        )
+        candidates = []
+        for hit in hits:
+            profile = profiles.get(hit.volunteer_id)
+            reason = "unknown_volunteer" if profile is None else exclusion(profile, facts)
+            if reason is not None:
+                excluded[str(reason)] += 1
+                continue
+            candidates.append(
+                NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", DEFAULT_CHANNEL)
+            )
+            if len(candidates) == missing:
+                break
+        inserted = await alert_store.insert_with_outbox(
+            conn,
+            agency_id=agency.agency_id,
+            incident_id=incident.incident_id,
+            alerts=candidates,
+            expires_at=now + timedelta(seconds=agency.alert_ttl_s),
+            now=now,
+            wave=wave,
+        )
+        chosen.extend(a for a in candidates if a.volunteer_id in inserted)
+        excluded["unavailable"] += len(candidates) - len(inserted)
+        if len(chosen) >= wanted:
+            break
+    events.add(
+        "matched",
+        wave=wave,
+        radius_m=radius_m,
+        wanted=wanted,
+        alerted=len(chosen),
+        max_age_s=agency.position_max_age_s,
+        excluded={reason: n for reason, n in sorted(excluded.items()) if n},
+    )
+    for alert in chosen:
+        events.add(
+            "alert_queued",
+            alert_id=alert.alert_id,
+            volunteer_id=alert.volunteer_id,
+            distance_m=round(alert.distance_m),
+            role=alert.role,
+            wave=wave,
+        )
+    return len(chosen)
