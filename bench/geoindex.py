@@ -20,6 +20,7 @@ import gc
 import os
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,11 +94,33 @@ def time_geoindex(index: VolunteerIndex, qlat: F64, qlon: F64, radius: float) ->
     clock = time.perf_counter_ns
     nearest = index.nearest
     gc.collect()
-    for a, b in zip(qlat.tolist(), qlon.tolist(), strict=True):
-        t0 = clock()
-        nearest(a, b, radius_m=radius, limit=LIMIT)
-        out.append((clock() - t0) / 1000.0)
+    gc.freeze()  # long-lived objects out of the collector's way
+    gc.disable()  # bench only: no collection pauses inside the timed loop
+    try:
+        for a, b in zip(qlat.tolist(), qlon.tolist(), strict=True):
+            t0 = clock()
+            nearest(a, b, radius_m=radius, limit=LIMIT)
+            out.append((clock() - t0) / 1000.0)
+    finally:
+        gc.enable()
+        gc.unfreeze()
     return out
+
+
+def index_memory_per_volunteer(
+    ids: npt.NDArray[np.int64], lat: F64, lon: F64, ats: list[datetime]
+) -> float:
+    """Bytes per volunteer still allocated by a loaded index (tracemalloc: numpy + Python)."""
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    index = VolunteerIndex()
+    index.bulk_load(ids, lat, lon, ats)
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    del index
+    return used / len(ids)
 
 
 def check_exact(
@@ -316,6 +339,7 @@ def main() -> None:
                 rebuild_s = time.perf_counter() - t0
                 gc.collect()
                 per_vol = (rss_bytes() - rss0) / n
+                mem_vol = index_memory_per_volunteer(ids, lat, lon, ats)
                 check_exact(index, ids, lat, lon, qlat, qlon)
                 queries = [(qlat, qlon, r) for r in RADII]
                 settle(use_pg)
@@ -348,13 +372,15 @@ def main() -> None:
                 uid = ids[upd].tolist()
                 at = NOW + timedelta(seconds=1)
                 upsert = index.upsert
+                gc.collect()
                 t0 = time.perf_counter()
                 for vid, a, b in zip(uid, ulat, ulon, strict=True):
                     upsert(vid, a, b, at=at)
                 ups = m / (time.perf_counter() - t0)
                 extra.append(
                     f"{n:>9,} {dist_name:<9} | bulk_load {rebuild_s:6.2f} s | "
-                    f"RSS/volunteer {per_vol:6.0f} B | in-memory upserts {ups:>10,.0f}/s"
+                    f"index memory {mem_vol:5.0f} B/volunteer (tracemalloc) | "
+                    f"RSS delta {per_vol:5.0f} B/volunteer | in-memory upserts {ups:>9,.0f}/s"
                 )
                 del index
                 gc.collect()
@@ -376,6 +402,7 @@ def main() -> None:
         "peers include a loopback round trip (PostGIS: prepared statement, one asyncpg connection,"
     )
     print("geography + GiST, ST_DWithin + ORDER BY <->; Redis: GEOSEARCH BYRADIUS ASC COUNT 30)")
+    print("geoindex timed with gc.freeze() + gc.disable() around the query loop (bench only)")
     print(f"{'size':>9} {'dist':<9} {'radius':>6} | {'engine':8} {'p50':>7} {'p99':>7} | ...")
     for line in rows:
         print(line)

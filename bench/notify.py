@@ -218,7 +218,13 @@ async def run(args: argparse.Namespace) -> None:
             volunteers = await seed_volunteers(conn, agency_id, args.alerts)
             await conn.close()
             async with open_pool(dsn, settings) as pool, aiohttp.ClientSession() as session:
-                fcm = FcmNotifier(service_account_file=sa, base_url=fake_url, http_timeout_s=10)
+                fcm = FcmNotifier(
+                    service_account_file=sa,
+                    base_url=fake_url,
+                    http_timeout_s=10,
+                    transport=args.transport,
+                    max_connections=args.in_flight,
+                )
                 await fcm.warm_up()
                 workers = [
                     OutboxWorker(
@@ -345,6 +351,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200, help="outbox rows leased per cycle")
     parser.add_argument("--workers", type=int, default=2, help="OutboxWorker loops")
     parser.add_argument("--in-flight", type=int, default=200, help="provider requests in flight")
+    parser.add_argument(
+        "--transport",
+        choices=["sdk", "aiohttp"],
+        default="aiohttp",
+        help="FcmNotifier transport (DISPATCH_FCM_TRANSPORT)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the throughput run")
     args = parser.parse_args()
     if args.alerts < 600:

@@ -40,6 +40,9 @@ class Settings:
     shutdown_grace_s: float = 10.0
     feeds_enabled: bool = True
     feed_tick_s: float = 0.5
+    ticker_enabled: bool = True
+    ticker_tick_s: float = 0.5
+    clock_offset_file: Path | None = None
     # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
@@ -133,6 +136,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", 10.0, minimum=0.0),
         feeds_enabled=_flag(env, "DISPATCH_FEEDS_ENABLED", True),
         feed_tick_s=_number(env, "DISPATCH_FEED_TICK_S", 0.5, minimum=0.05),
+        ticker_enabled=_flag(env, "DISPATCH_TICKER_ENABLED", True),
+        ticker_tick_s=_number(env, "DISPATCH_TICKER_TICK_S", 0.5, minimum=0.05),
+        clock_offset_file=(
+            Path(env["DISPATCH_CLOCK_OFFSET_FILE"])
+            if env.get("DISPATCH_CLOCK_OFFSET_FILE")
+            else None
+        ),
         **_delivery_settings(env),
     )
 

@@ -8,7 +8,8 @@ deterministic.
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Final, cast
 
 from h3.api import basic_int as _h3
 
@@ -30,6 +31,10 @@ __all__ = [
 def latlng_to_cell(lat: float, lng: float, res: int) -> int:
     """Return the cell at resolution ``res`` containing the point ``(lat, lng)`` in degrees."""
     return cast(int, _h3.latlng_to_cell(lat, lng, res))
+
+
+latlng_to_cell_fast: Final[Callable[[float, float, int], int]] = _h3.latlng_to_cell
+"""h3's own :func:`latlng_to_cell`, without this module's wrapper call (for the hot paths)."""
 
 
 def cell_to_latlng(cell: int) -> tuple[float, float]:

@@ -16,29 +16,34 @@ resolution (cell -> list of slots).
 ``upsert`` of a new id appends a slot; moving a volunteer whose slot is in the main region
 tombstones it (x = NaN, so its distance is NaN and never passes a ``<=`` test) and appends a new
 slot; a delta slot is updated in place. When the delta plus tombstones exceed
-``max(_MERGE_MIN, m / 8)`` the arrays are compacted and re-sorted (vectorised, ~50 ms at 1M,
-under 1 us per update amortised). ``bulk_load`` appends and rebuilds once. Ids map to slots
+``max(_MERGE_MIN, m / 8)`` the arrays are compacted and re-sorted (vectorised, ~30 ms at 1M,
+well under 1 us per update amortised). ``bulk_load`` appends and rebuilds once. Ids map to slots
 through a dense ``int32`` array when ids are small non-negative integers (database sequences) and
-a ``dict`` for the others. Measured index memory at 1,000,000 volunteers: ~90 bytes each
-(``bench/geoindex.py``, tracemalloc).
+a ``dict`` for the others (~100 bytes more per such id). Index memory at 1,000,000 volunteers:
+see ``bench/geoindex.py`` (tracemalloc); the arrays are 72 bytes per slot plus the id array.
 
 Resolutions
 -----------
-Queries run at one of :data:`DEFAULT_RESOLUTIONS` (12, 11, 10, 9; keys at res 12), chosen per
+Queries run at one of :data:`DEFAULT_RESOLUTIONS` (12, 11, 10, 9, 8; keys at res 12), chosen per
 query from local density: the finest whose cell around the query point holds at least
-``_LEVEL_FACTOR * (limit + excluded)`` volunteers (one ``searchsorted`` gives all the counts),
-else the coarsest. The 7-cell disk around the query then usually holds the answer in a few hundred
-candidates, and a cheap bound proves it complete. Measured with ``bench/geoindex.py`` at 1,000,000
-volunteers over 420 km^2 (2,400/km^2 uniform; clustered centres reach ~100,000/km^2): the query
-picks res 9-10 in uniform data, 11-12 in the centres and 9 in the tail. A coarser finest level
-(11) put up to ~2,000 candidates into dense disks; adding res 8 or coarser gained nothing at
-these radii (the ring search at res 9 covers the sparse tail).
+``_LEVEL_FACTOR * (limit + excluded)`` (= 2x) volunteers (one ``searchsorted`` gives all the
+counts), else the coarsest. The 7-cell disk around the query then holds the answer in a few hundred
+to ~2,000 candidates and a cheap bound proves it complete. At 1,000,000 volunteers over 420 km^2
+(bench/geoindex.py) uniform queries run at res 9 (~1,300 candidates, a res-10 cell holds only ~29
+volunteers); clustered ones at res 10-11 in the centres (res-11 cells hold up to ~290) and res 8-9
+in the tail. Measured alternatives (same machine, noisy): (11, 10, 9, 8) gave p99 150-280 us (dense
+disks of ~2,000 candidates); without res 8, 100,000 uniform volunteers (240/km^2) needed a second
+ring batch on most queries (p50 75 us instead of 36 us); a level factor of 1 or 1.5 instead of 2
+raised p99 (more second batches). In sparse areas where even the coarsest cell predicts fewer than
+``need`` volunteers within the radius, the query goes straight to the disk covering the radius (one
+batch instead of two). A query costs ~30 us warm (p50 ~40 us in the bench), ~20 numpy calls plus
+1-3 h3 calls; most of it is call overhead.
 
 Search
 ------
 For the chosen resolution, rings around the query cell ``c0`` are processed in at most two
-vectorised batches: first the disk of radius 1; then, if needed, every further ring up to the
-first ring ``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). Each batch
+vectorised batches: first the disk of radius 1; then, if needed, every further ring up to the first
+ring ``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). Each batch
 concatenates slices of the main region (and any delta slots) and computes squared chords in one
 pass; only the top candidates are converted to metres and sorted (by distance, then id).
 
@@ -46,17 +51,19 @@ The stop rule is exact. Points belong to the coarse cell that is the ancestor of
 cell, so a coarse cell's *region* is the union of its descendants' cells; these regions tile the
 sphere, and regions that touch are grid neighbours. A geodesic from the query (inside region
 ``c0``) to a point outside the regions of the disk of radius ``k`` must leave them; where it does,
-it enters a region of ring ``k + 1``. So every point outside the disk is at least
-``min over ring k+1 of (distance(query, centre) - R)`` away, with ``R`` an upper bound on the
-distance from a cell's centre to any point of its region: the proven circumradius bound
+it enters a region of ring ``k + 1``. So every point outside the disk is at least ``min over ring
+k+1 of (distance(query, centre) - R)`` away, with ``R`` an upper bound on the distance from a
+cell's centre to any point of its region: the proven circumradius bound
 (:func:`geoindex._geometry.circumradius_bound_m`) times ``_REGION_FACTOR`` for coarser levels
-(descendant regions of an aperture-7 hexagon reach at most sqrt(3)/(sqrt(7) - 1) ~ 1.053 times
-its circumradius from its centre; 1.10 is used). For the disk of radius 1 a cached, cheaper form
-is tried first: ``G(c0) - distance(query, centre(c0)) - R`` with ``G(c0)`` the smallest distance
-between the centre of ``c0`` and a ring-2 centre (triangle inequality). Pentagons and icosahedron
-edges need no special case (h3's rings are pentagon-safe and the bound covers every cell); the
-antimeridian and poles need none either, as everything is 3-D vectors. Radii that would need more
-than :data:`_MAX_RINGS` rings at the coarsest resolution fall back to a scan of every slot.
+(descendant regions of an aperture-7 hexagon reach at most sqrt(3)/(sqrt(7) - 1) ~ 1.053 times its
+circumradius from its centre; 1.10 is used). For the disk of radius 1 a cached, cheaper form is
+tried first: ``G(c0) - distance(query, centre(c0)) - R`` with ``G(c0)`` the smallest distance
+between the centre of ``c0`` and a ring-2 centre (triangle inequality); these per-cell facts (and
+the disk's key bounds) are a pure function of H3, cached across indexes and warmed by ``bulk_load``
+for the non-empty cells of the coarser levels (~0.3 s at 1M). Pentagons and icosahedron edges need
+no special case (h3's rings are pentagon-safe and the bound covers every cell); the antimeridian
+and poles need none either, as everything is 3-D vectors. Radii that would need more than
+:data:`_MAX_RINGS` rings at the coarsest resolution fall back to a scan of every slot.
 """
 
 from __future__ import annotations
@@ -84,7 +91,12 @@ from ._geometry import (
 
 __all__ = ["DEFAULT_RESOLUTIONS", "Hit", "VolunteerIndex"]
 
-DEFAULT_RESOLUTIONS: Final = (12, 11, 10, 9)
+_radians = math.radians
+_cos = math.cos
+_sin = math.sin
+_latlng_to_cell = _h3.latlng_to_cell_fast
+
+DEFAULT_RESOLUTIONS: Final = (12, 11, 10, 9, 8)
 """H3 resolutions a query may run at, finest first (chosen by benchmark, see module docstring)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -172,7 +184,9 @@ class VolunteerIndex:
         "_data",
         "_dead",
         "_delta",
+        "_delta_levels",
         "_dense",
+        "_fine",
         "_ids",
         "_key",
         "_keys_main",
@@ -180,6 +194,7 @@ class VolunteerIndex:
         "_levels",
         "_lon",
         "_m",
+        "_merge_at",
         "_merge_min",
         "_n",
         "_nres",
@@ -212,6 +227,11 @@ class VolunteerIndex:
         self._sel_lo = [~lv.mask for lv in self._levels]
         self._sel_hi = [lv.mask for lv in self._levels]
         self._delta: list[dict[int, list[int]]] = [{} for _ in res]
+        self._delta_levels = [
+            (lv.mask, lv.and_mask, lv.res_bits, dl)
+            for lv, dl in zip(self._levels, self._delta, strict=True)
+        ]
+        self._fine = fine
         self._dense: I32 = np.full(0, -1, dtype=np.int32)
         self._sparse: dict[int, int] = {}
         self._count = 0  # live volunteers
@@ -219,6 +239,7 @@ class VolunteerIndex:
         self._m = 0  # main (sorted) region is [0, m)
         self._n = 0  # delta region is [m, n)
         self._merge_min = _MERGE_MIN
+        self._merge_at = _MERGE_MIN
         self._alloc(1024)
         self._keys_main = self._key[:0]
 
@@ -288,13 +309,11 @@ class VolunteerIndex:
 
     def __contains__(self, volunteer_id: object) -> bool:
         """Return whether ``volunteer_id`` is indexed."""
-        if not isinstance(volunteer_id, int):
-            try:
-                volunteer_id = operator.index(volunteer_id)  # type: ignore[call-overload]
-            except TypeError:
-                return False
-        assert isinstance(volunteer_id, int)
-        return self._slot(volunteer_id) >= 0
+        try:
+            vid = operator.index(volunteer_id)  # type: ignore[arg-type]
+        except TypeError:
+            return False
+        return self._slot(vid) >= 0
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -320,22 +339,28 @@ class VolunteerIndex:
         lon = float(lon)
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
             _check_latlon(lat, lon)
-        ts = _timestamp_us(at)
-        x, y, z = unit_vector(lat, lon)
-        key = _h3.latlng_to_cell(lat, lon, self._res[0])
-        dense = self._dense
-        if 0 <= vid < dense.shape[0]:
-            slot = int(dense[vid])
+        if type(at) is datetime and at.tzinfo is not None:
+            ts = (at - _EPOCH) // _ONE_US
         else:
-            slot = self._sparse.get(vid, -1)
+            ts = _timestamp_us(at)
+        # unit_vector(lat, lon), inlined: the same operations in the same order.
+        la = _radians(lat)
+        lo = _radians(lon)
+        cl = _cos(la)
+        x = cl * _cos(lo)
+        y = cl * _sin(lo)
+        z = _sin(la)
+        key = _latlng_to_cell(lat, lon, self._fine)
+        dense = self._dense
+        slot = int(dense[vid]) if 0 <= vid < dense.shape[0] else self._sparse.get(vid, -1)
         data = self._data
         if slot >= self._m:
             # In the delta region: update in place.
             old_key = int(self._key[slot])
             if old_key != key:
-                for lv, dl in zip(self._levels, self._delta, strict=True):
-                    old_c = (old_key | lv.mask) & lv.and_mask | lv.res_bits
-                    new_c = (key | lv.mask) & lv.and_mask | lv.res_bits
+                for mask, and_mask, res_bits, dl in self._delta_levels:
+                    old_c = (old_key | mask) & and_mask | res_bits
+                    new_c = (key | mask) & and_mask | res_bits
                     if old_c != new_c:
                         lst = dl[old_c]
                         lst.remove(slot)
@@ -359,6 +384,7 @@ class VolunteerIndex:
         if new == self._cap:
             self._grow(new + 1)
             data = self._data
+            dense = self._dense
         self._n = new + 1
         data[0, new] = x
         data[1, new] = y
@@ -369,15 +395,18 @@ class VolunteerIndex:
         self._lon[new] = lon
         self._ts[new] = ts
         self._key[new] = key
-        self._set_slot(vid, new)
-        for lv, dl in zip(self._levels, self._delta, strict=True):
-            c = (key | lv.mask) & lv.and_mask | lv.res_bits
-            lst = dl.get(c)
-            if lst is None:
+        if 0 <= vid < dense.shape[0]:
+            dense[vid] = new
+        else:
+            self._set_slot(vid, new)
+        for mask, and_mask, res_bits, dl in self._delta_levels:
+            c = (key | mask) & and_mask | res_bits
+            got = dl.get(c)
+            if got is None:
                 dl[c] = [new]
             else:
-                lst.append(new)
-        if self._n - self._m + self._dead > max(self._merge_min, self._m >> 3):
+                got.append(new)
+        if new - self._m + self._dead >= self._merge_at:
             self._rebuild()
 
     def remove(self, volunteer_id: int) -> None:
@@ -391,12 +420,12 @@ class VolunteerIndex:
         self._data[0, slot] = _NAN
         if slot < self._m:
             self._dead += 1
-            if self._n - self._m + self._dead > max(self._merge_min, self._m >> 3):
+            if self._n - self._m + self._dead > self._merge_at:
                 self._rebuild()
             return
         key = int(self._key[slot])
-        for lv, dl in zip(self._levels, self._delta, strict=True):
-            c = (key | lv.mask) & lv.and_mask | lv.res_bits
+        for mask, and_mask, res_bits, dl in self._delta_levels:
+            c = (key | mask) & and_mask | res_bits
             lst = dl[c]
             lst.remove(slot)
             if not lst:
@@ -424,6 +453,7 @@ class VolunteerIndex:
         self._m = self._n = cnt
         self._dead = 0
         self._keys_main = self._key[:cnt]
+        self._merge_at = max(self._merge_min, cnt >> 3)
         for dl in self._delta:
             dl.clear()
         self._reindex_ids()
@@ -433,13 +463,9 @@ class VolunteerIndex:
         cnt = self._n
         ids = self._ids[:cnt]
         slots = np.arange(cnt, dtype=np.int32)
-        if cnt:
-            lo = int(ids.min())
-            hi = int(ids.max())
-        else:
-            lo, hi = 0, -1
+        hi = int(ids.max()) if cnt else -1
         size = self._dense.shape[0]
-        if lo >= 0 and hi >= size and hi < max(_DENSE_MIN, 2 * cnt + 2):
+        if hi >= size and hi < max(_DENSE_MIN, 2 * cnt + 2):
             size = hi + 1
         self._dense = np.full(size, -1, dtype=np.int32)
         in_dense = (ids >= 0) & (ids < size)
@@ -528,6 +554,23 @@ class VolunteerIndex:
         self._n = end
         self._count += n
         self._rebuild()
+        self._warm_disks()
+
+    def _warm_disks(self) -> None:
+        """Fill the disk cache for the non-empty cells of the coarser levels (start-up only).
+
+        Queries there then skip ~15 us of h3 calls on their first visit. Bounded: levels are
+        warmed coarsest first while the total stays within half the cache.
+        """
+        keys = self._keys_main
+        budget = _DISKS_MAX // 2
+        for lv in reversed(self._levels[2:]):
+            cells = np.unique((keys | lv.mask) & lv.and_mask | lv.res_bits).tolist()
+            if len(cells) > budget:
+                return
+            budget -= len(cells)
+            for c in cells:
+                _disk_info(c, lv)
 
     # ------------------------------------------------------------------ reads
 
@@ -723,7 +766,9 @@ class _Query:
         last = index._nres - 1
         fine = _h3.latlng_to_cell(self.lat, self.lon, index._res[0])
         li = last
-        if last and index._m:
+        sparse = False
+        pos: list[int] = []
+        if index._m:
             # Counts of the main region in the query's cell at every level, in one call.
             nl = last + 1
             pos = np.searchsorted(
@@ -731,12 +776,29 @@ class _Query:
                 [fine & m for m in index._sel_lo] + [(fine | m) + 1 for m in index._sel_hi],
             ).tolist()
             threshold = self.need * _LEVEL_FACTOR
+            sparse = True
             for i in range(nl):
                 if pos[nl + i] - pos[i] >= threshold:
                     li = i
+                    sparse = False
                     break
         lv = levels[li]
         c0 = (fine | lv.mask) & lv.and_mask | lv.res_bits
+        if sparse:
+            # Few volunteers around even at the coarsest level: if the radius, not the N-th
+            # distance, will likely bound the search (expected count within the radius, from the
+            # cell's count and area, below ``need``), go straight to the disk that covers it.
+            rmax = lv.rmax
+            area = 2.6 * (rmax / _REGION_FACTOR / 1.05) ** 2
+            expected = (pos[2 * last + 1] - pos[last]) * math.pi * self.radius_m**2 / area
+            k2 = math.ceil((self.radius_m + 2.0 * rmax) / (1.5 * rmax / (1.05 * 1.1))) - 2
+            if expected < self.need and 2 <= k2 <= _MAX_RINGS:
+                while self._ring_lb(c0, k2 + 1, rmax) <= self.radius_m:
+                    k2 += 1
+                    if k2 > _MAX_RINGS:
+                        return self._scan_all()
+                cells = _h3.grid_disk_unordered(c0, k2)
+                return self._finish(self._batch(li, _cell_bounds(cells, lv), cells))
         bounds, disk1, cx, cy, cz, g = _disk_info(c0, lv)
         hits = self._batch(li, bounds, disk1)
         bound = self._bound(hits)

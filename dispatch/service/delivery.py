@@ -203,6 +203,7 @@ async def acknowledge(
 ) -> AckResult:
     """The volunteer's device received the alert. Raises AlertNotFound for someone else's."""
     async with pool.acquire() as conn, conn.transaction():
+        await delivery_store.lock_incidents_of(conn, [alert_id])
         alert = await alert_store.lock_alert(conn, alert_id)
         if alert is None or alert.volunteer_id != volunteer_id:
             raise AlertNotFound(str(alert_id))
@@ -213,10 +214,15 @@ async def acknowledge(
 
 async def _callback_alert(conn: Any, alert_id: UUID | None, sid: str) -> AlertRow | None:
     """The alert a status callback is about: by the id in its URL, else by the SID."""
-    if alert_id is not None:
-        return await alert_store.lock_alert(conn, alert_id)
-    step = await delivery_store.step_by_provider_ref(conn, sid)
-    return None if step is None else step.alert
+    if alert_id is None:
+        found = await conn.fetchval(
+            "SELECT alert_id FROM outbox WHERE provider_ref = $1 ORDER BY id DESC LIMIT 1", sid
+        )
+        if found is None:
+            return None
+        alert_id = found
+    await delivery_store.lock_incidents_of(conn, [alert_id])
+    return await alert_store.lock_alert(conn, alert_id)
 
 
 async def sms_status(

@@ -118,6 +118,7 @@ async def advance(
             wave=decision.wave,
             alerted={a.volunteer_id for a in alerts},
             events=events,
+            first_try=not any(a.wave == decision.wave for a in alerts),
         )
 
     state = incident.state
@@ -168,6 +169,7 @@ async def _match(
     wave: int,
     alerted: set[int],
     events: EventBuffer,
+    first_try: bool,
 ) -> int:
     """Alert up to ``wanted`` eligible volunteers, nearest first, never one alerted before."""
     assert incident.lat is not None
@@ -229,6 +231,9 @@ async def _match(
         excluded["unavailable"] += len(candidates) - len(inserted)
         if len(chosen) >= wanted:
             break
+    if not chosen and not first_try:
+        # Topping up an unfilled wave found nobody new: not worth a timeline row each time.
+        return 0
     events.add(
         "matched",
         wave=wave,

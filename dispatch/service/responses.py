@@ -1,22 +1,34 @@
-"""A volunteer answering an alert: the state machine applied under a row lock."""
+"""A volunteer answering an alert: the state machine applied under the incident's lock.
+
+The incident row is locked first (then the alert), so answers to one incident are
+serialised: when the answer that reaches the target commits, the stand-down of
+everyone still waiting commits with it, and no later accept can slip past the
+target. Replacements for a decline or a cancellation are queued in the same
+transaction when the caller passes the position cache; otherwise the incident's
+deadline is set to now and the ticker does it within one tick.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 from uuid import UUID
 
 import asyncpg
 
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
+from dispatch.service import progress
+from dispatch.service.events import EventBuffer
+from dispatch.service.positions import PositionCache
+from dispatch.store import agencies as agency_store
 from dispatch.store import alerts as alert_store
-from dispatch.store import response_log
-from dispatch.store.response_log import LogEvent
 
-_LOG_NAMES = {
+_LOG_NAMES: Final = {
     AlertEvent.ACCEPT: "alert_accepted",
     AlertEvent.DECLINE: "alert_declined",
 }
+_ANSWERS: Final = frozenset({AlertEvent.ACCEPT, AlertEvent.DECLINE})
 
 
 class AlertNotFound(Exception):
@@ -28,6 +40,7 @@ class ResponseResult:
     alert_id: UUID
     state: AlertState
     changed: bool
+    alerts_queued: int = 0
 
 
 async def respond(
@@ -37,31 +50,45 @@ async def respond(
     volunteer_id: int,
     event: AlertEvent,
     now: datetime,
+    positions: PositionCache | None = None,
 ) -> ResponseResult:
-    """Apply the volunteer's answer. Raises :class:`IllegalTransition` (→ 409) or AlertNotFound."""
+    """Apply the volunteer's move. Raises :class:`IllegalTransition` (→ 409) or AlertNotFound."""
     async with pool.acquire() as conn, conn.transaction():
-        alert = await alert_store.lock_alert(conn, alert_id)
-        if alert is None or alert.volunteer_id != volunteer_id:
+        owner = await conn.fetchrow(
+            "SELECT incident_id, agency_id, volunteer_id FROM alerts WHERE id = $1", alert_id
+        )
+        if owner is None or owner["volunteer_id"] != volunteer_id:
             raise AlertNotFound(str(alert_id))
+        incident_id: UUID = owner["incident_id"]
+        await conn.execute("SELECT 1 FROM incidents WHERE id = $1 FOR NO KEY UPDATE", incident_id)
+        alert = await alert_store.lock_alert(conn, alert_id)
+        assert alert is not None
         target = apply(alert.state, event)  # may raise IllegalTransition
         if target == alert.state:
             return ResponseResult(alert_id, target, changed=False)
         await alert_store.set_state(conn, alert_id, target, now)
-        await response_log.append(
-            conn,
-            [
-                LogEvent(
-                    alert.agency_id,
-                    alert.incident_id,
-                    _LOG_NAMES.get(event, f"alert_{target.value}"),
-                    now,
-                    alert_id,
-                    volunteer_id,
-                    {"from": alert.state.value, "to": target.value},
-                )
-            ],
+        if event in _ANSWERS:
+            await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
+        events = EventBuffer(alert.agency_id, incident_id, now)
+        events.add(
+            _LOG_NAMES.get(event, f"alert_{target.value}"),
+            alert_id=alert_id,
+            volunteer_id=volunteer_id,
+            previous=alert.state.value,
         )
-    return ResponseResult(alert_id, target, changed=True)
+        queued = 0
+        agency = await agency_store.policy(conn, alert.agency_id)
+        if positions is not None and agency is not None:
+            queued = await progress.advance(conn, positions, agency, incident_id, events)
+        else:
+            await conn.execute(
+                "UPDATE incidents SET next_check_at = $2 WHERE id = $1"
+                " AND alerting_started_at IS NOT NULL",
+                incident_id,
+                now,
+            )
+        await events.flush(conn)
+    return ResponseResult(alert_id, target, changed=True, alerts_queued=queued)
 
 
 __all__ = ["AlertNotFound", "IllegalTransition", "ResponseResult", "respond"]

@@ -20,11 +20,21 @@ class NewStep:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class SentStep:
-    outbox_id: int
-    channel: str
-    alert: AlertRow
+async def lock_incidents_of(conn: Any, alert_ids: Sequence[UUID]) -> None:
+    """Key-share-lock the incidents of these alerts, before the caller locks the alerts.
+
+    Intake locks an incident, then its alerts (stand-down); writing a response-log row
+    key-share-locks the incident through its foreign key. Taking the incident lock
+    first, as intake does, keeps a delivery transaction and intake from deadlocking.
+    """
+    await conn.execute(
+        """
+        SELECT 1 FROM incidents
+        WHERE id IN (SELECT incident_id FROM alerts WHERE id = ANY($1::uuid[]))
+        ORDER BY id FOR KEY SHARE
+        """,
+        list(alert_ids),
+    )
 
 
 async def insert_steps(conn: Any, steps: Sequence[NewStep], *, now: datetime) -> None:
@@ -140,31 +150,6 @@ async def any_sent(conn: Any, alert_id: UUID) -> bool:
         "SELECT true FROM outbox WHERE alert_id = $1 AND outcome = 'sent' LIMIT 1", alert_id
     )
     return bool(found)
-
-
-async def step_by_provider_ref(conn: Any, provider_ref: str) -> SentStep | None:
-    """The step a Twilio SID belongs to, with its alert row locked."""
-    row = await conn.fetchrow(
-        """
-        SELECT o.id AS outbox_id, o.channel, a.id, a.agency_id, a.incident_id, a.volunteer_id,
-               a.state
-        FROM outbox o JOIN alerts a ON a.id = o.alert_id
-        WHERE o.provider_ref = $1
-        ORDER BY o.id DESC LIMIT 1
-        FOR NO KEY UPDATE OF a
-        """,
-        provider_ref,
-    )
-    if row is None:
-        return None
-    alert = AlertRow(
-        row["id"],
-        row["agency_id"],
-        row["incident_id"],
-        row["volunteer_id"],
-        AlertState(row["state"]),
-    )
-    return SentStep(row["outbox_id"], row["channel"], alert)
 
 
 async def latest_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -> AlertRow | None:

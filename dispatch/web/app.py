@@ -24,6 +24,7 @@ from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
 from dispatch.domain.clock import Clock, SystemClock
 from dispatch.domain.rate_limit import RateLimiter
+from dispatch.drill_clock import OffsetFileClock
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
 from dispatch.service.auth_cache import AgencyAuthCache
@@ -35,6 +36,7 @@ from dispatch.web import handlers, handlers_admin, handlers_cad, handlers_delive
 from dispatch.web.problems import Problem, from_http_exception
 from dispatch.workers.cad_poller import FeedPoller
 from dispatch.workers.notifier import OutboxWorker
+from dispatch.workers.ticker import DeadlineTicker
 
 log = structlog.get_logger(__name__)
 
@@ -204,10 +206,32 @@ async def _feeds_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _ticker_ctx(app: web.Application) -> AsyncIterator[None]:
+    if not app[keys.SETTINGS].ticker_enabled:
+        yield
+        return
+    ticker = DeadlineTicker(
+        app[keys.POOL],
+        app[keys.POSITIONS],
+        app[keys.CLOCK],
+        app[keys.OUTBOX_WORKER].wakeup.set,
+        tick_s=app[keys.SETTINGS].ticker_tick_s,
+    )
+    async for _ in _owned_task(app, "deadline_ticker", ticker.run):
+        yield
+
+
+def _clock(settings: Settings) -> Clock:
+    if settings.clock_offset_file is None:
+        return SystemClock()
+    log.warning("drill_clock_in_use", offset_file=str(settings.clock_offset_file))
+    return OffsetFileClock(settings.clock_offset_file)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
-    app[keys.CLOCK] = clock or SystemClock()
+    app[keys.CLOCK] = clock or _clock(settings)
     app[keys.METRICS] = Metrics()
     app[keys.WORKER_TASKS] = {}
     app.cleanup_ctx.extend(
@@ -219,6 +243,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             _positions_ctx,
             _outbox_ctx,
             _feeds_ctx,
+            _ticker_ctx,
         ]
     )
     app[keys.INTAKE_LIMITER] = RateLimiter()

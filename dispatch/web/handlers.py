@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cad_adapters.errors import CadParseError
 from cad_adapters.generic import decode_json, schema
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
+from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
@@ -91,6 +92,8 @@ async def readyz(request: web.Request) -> web.Response:
         expected.add("outbox_worker")
     if request.app[keys.SETTINGS].feeds_enabled:
         expected.add("feed_poller")
+    if request.app[keys.SETTINGS].ticker_enabled:
+        expected.add("deadline_ticker")
     tasks = request.app[keys.WORKER_TASKS]
     for name in sorted(expected):
         task = tasks.get(name)
@@ -188,6 +191,7 @@ async def _answer(request: web.Request, event: AlertEvent) -> web.Response:
             volunteer_id=volunteer.volunteer_id,
             event=event,
             now=request.app[keys.CLOCK].now(),
+            positions=request.app[keys.POSITIONS],
         )
     except AlertNotFound:
         raise not_found("alert") from None
@@ -199,6 +203,8 @@ async def _answer(request: web.Request, event: AlertEvent) -> web.Response:
             str(exc),
             extra={"state": exc.state.value},
         ) from None
+    if result.alerts_queued:
+        request.app[keys.OUTBOX_WORKER].wakeup.set()
     return web.json_response(
         {"alert_id": str(result.alert_id), "state": result.state.value, "changed": result.changed}
     )
@@ -214,25 +220,67 @@ async def decline_alert(request: web.Request) -> web.Response:
     return await _answer(request, AlertEvent.DECLINE)
 
 
+@routes.post("/v1/alerts/{alert_id}/en-route")
+async def alert_en_route(request: web.Request) -> web.Response:
+    return await _answer(request, AlertEvent.DEPART)
+
+
+@routes.post("/v1/alerts/{alert_id}/arrived")
+async def alert_arrived(request: web.Request) -> web.Response:
+    return await _answer(request, AlertEvent.ARRIVE)
+
+
+@routes.post("/v1/alerts/{alert_id}/cancel")
+async def alert_cancel(request: web.Request) -> web.Response:
+    """The volunteer cannot go after all (before or after accepting); the slot is refilled."""
+    return await _answer(request, AlertEvent.CANCEL)
+
+
 # --- supervisors ----------------------------------------------------------------------------
+
+
+async def _readable_incident(request: web.Request, conn: Any) -> UUID:
+    """The incident in the path, if the caller's agency key or supervisor token covers it."""
+    incident_id = _uuid(request, "incident_id")
+    token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
+    agency_id = await incident_store.agency_of(conn, incident_id)
+    if token.startswith(TokenKind.SUPERVISOR.value):
+        allowed = agency_id is not None and (
+            await agency_store.supervisor_agency(conn, token) == agency_id
+        )
+    else:
+        allowed = agency_id is not None and (
+            await agency_store.authenticate_key(conn, agency_id, token) is not None
+        )
+    if not allowed:
+        # Same answer for "no such incident" and "not yours": ids are not an oracle.
+        raise not_found("incident")
+    return incident_id
 
 
 @routes.get("/v1/incidents/{incident_id}/timeline")
 async def timeline(request: web.Request) -> web.Response:
-    incident_id = _uuid(request, "incident_id")
-    token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
     async with request.app[keys.POOL].acquire() as conn:
-        agency_id = await incident_store.agency_of(conn, incident_id)
-        if token.startswith(TokenKind.SUPERVISOR.value):
-            allowed = agency_id is not None and (
-                await agency_store.supervisor_agency(conn, token) == agency_id
-            )
-        else:
-            allowed = agency_id is not None and (
-                await agency_store.authenticate_key(conn, agency_id, token) is not None
-            )
-        if not allowed:
-            # Same answer for "no such incident" and "not yours": ids are not an oracle.
-            raise not_found("incident")
+        incident_id = await _readable_incident(request, conn)
         events = await response_log.timeline(conn, incident_id)
     return web.json_response({"incident_id": str(incident_id), "events": events})
+
+
+@routes.get("/v1/incidents/{incident_id}/metrics")
+async def incident_metrics(request: web.Request) -> web.Response:
+    """Times from our receipt of the CAD call to first alert, accept, volunteer and EMS on scene."""
+    async with request.app[keys.POOL].acquire() as conn:
+        incident_id = await _readable_incident(request, conn)
+        received_at = await conn.fetchval(
+            "SELECT min(at) FROM response_log WHERE incident_id = $1"
+            " AND event = 'incident_received'",
+            incident_id,
+        )
+        state = await conn.fetchval("SELECT state FROM incidents WHERE id = $1", incident_id)
+        rows = await conn.fetch(
+            "SELECT event, at, details FROM response_log WHERE incident_id = $1"
+            " AND event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'unit_status')",
+            incident_id,
+        )
+    metrics = compute(received_at, ((r["event"], r["at"], r["details"]) for r in rows))
+    return web.json_response({"incident_id": str(incident_id), "state": state, **metrics.to_json()})

@@ -10,6 +10,7 @@ from aiohttp import web
 from cad_adapters.errors import CadParseError
 from cad_adapters.generic import decode_json
 from dispatch.domain.agency_settings import SettingsError, validate_settings
+from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
 from dispatch.domain.volunteer_settings import validate_volunteer_settings
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.store import agencies as agency_store
@@ -164,3 +165,32 @@ async def patch_volunteer(request: web.Request) -> web.Response:
     else:
         cache.remove(volunteer_id)
     return web.json_response(found)
+
+
+def _policy_json(policy: AlertPolicy) -> dict[str, Any]:
+    return {"version": policy.version, **policy.to_json()}
+
+
+@routes.get("/v1/agencies/{agency_id}/policy")
+async def get_policy(request: web.Request) -> web.Response:
+    agency_id = await _supervised_agency(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        agency = await agency_store.policy(conn, agency_id)
+    if agency is None:
+        raise not_found("agency")
+    return web.json_response(_policy_json(agency.alert_policy))
+
+
+@routes.put("/v1/agencies/{agency_id}/policy")
+async def put_policy(request: web.Request) -> web.Response:
+    """A whole policy document (fields left out take the documented defaults)."""
+    agency_id = await _supervised_agency(request)
+    data = await _json_object(request)
+    try:
+        policy = policy_from_json(data)
+    except PolicyError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
+    async with request.app[keys.POOL].acquire() as conn:
+        version = await agency_store.store_alert_policy(conn, agency_id, policy)
+    request.app[keys.AUTH_CACHE].forget(agency_id)
+    return web.json_response({**_policy_json(policy), "version": version})

@@ -271,6 +271,46 @@ def openapi_document() -> dict[str, Any]:
             "/v1/alerts/{alert_id}/decline": {
                 "post": {"summary": "The volunteer cannot go", **answer}
             },
+            "/v1/alerts/{alert_id}/en-route": {
+                "post": {"summary": "The volunteer is on the way", **answer}
+            },
+            "/v1/alerts/{alert_id}/arrived": {
+                "post": {"summary": "The volunteer reached the patient", **answer}
+            },
+            "/v1/alerts/{alert_id}/cancel": {
+                "post": {"summary": "The volunteer drops out; the slot is refilled", **answer}
+            },
+            "/v1/incidents/{incident_id}/metrics": {
+                "get": {
+                    "summary": "Response times from the log: alert, accept, volunteer and EMS",
+                    "parameters": [_path_id("incident_id", "The incident")],
+                    "security": [{"agencyKey": []}, {"supervisorToken": []}],
+                    "responses": {
+                        "200": {"description": "Seconds from CAD receipt; null until it happened"},
+                        "404": _problem("No such incident for this agency"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/agencies/{agency_id}/policy": {
+                "get": {
+                    "summary": "The agency's current alert policy (waves, target, caps)",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "responses": {"200": {"description": "Policy and version"}, **_AUTH_ERRORS},
+                },
+                "put": {
+                    "summary": "Store a new policy version; running incidents keep theirs",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {}}},
+                    "responses": {
+                        "200": {"description": "The stored policy and its version"},
+                        **_AUTH_ERRORS,
+                        **_BODY_ERRORS,
+                    },
+                },
+            },
             "/v1/incidents/{incident_id}/timeline": {
                 "get": {
                     "summary": "The incident's response log, in order",

@@ -345,6 +345,7 @@ class OutboxWorker:
         decisions = [self._decide(a, now) for a in attempts]
         async with self._pool.acquire() as conn, conn.transaction():
             ids = sorted({a.delivery.alert.alert_id for a in attempts})
+            await delivery_store.lock_incidents_of(conn, ids)
             rows = await conn.fetch(
                 "SELECT id, state FROM alerts WHERE id = ANY($1::uuid[])"
                 " ORDER BY id FOR NO KEY UPDATE",

@@ -23,6 +23,7 @@ async def test_health_and_readiness(client: Any) -> None:
         "outbox_worker": "ok",
         "position_writer": "ok",
         "feed_poller": "ok",
+        "deadline_ticker": "ok",
     }
 
 

@@ -130,7 +130,8 @@ async def test_incident_to_accept_through_the_real_process(
             assert names[:3] == ["incident_received", "alerting_started", "matched"]
             assert names.count("alert_queued") == 4
             assert names.count("alert_sent") == 4
-            assert names[-1] == "alert_accepted"
+            assert names[-2:] == ["alert_accepted", "incident_state"]
+            assert events[-1]["details"]["state"] == "responders_en_route"
             assert max(i for i, n in enumerate(names) if n == "alert_queued") < min(
                 i for i, n in enumerate(names) if n == "alert_sent"
             )

@@ -148,9 +148,7 @@ class FakeFcm:
 
     async def _journal(self, request: web.Request) -> web.Response:
         """``[[address, arrival time], …]`` for a fake running in another process (the bench)."""
-        rows = [
-            [r.message.get("token") or r.message.get("fid"), r.at] for r in list(self.sends)
-        ]
+        rows = [[r.message.get("token") or r.message.get("fid"), r.at] for r in list(self.sends)]
         return web.json_response(rows)
 
     def _next_reply(self, address: str) -> FcmReply:

@@ -10,7 +10,7 @@ from h3.api import basic_int as raw_h3
 
 from geoindex import EARTH_RADIUS_M, _h3, haversine_m
 from geoindex._geometry import circumradius_bound_m, unit_vector, unit_vectors
-from geoindex.index import DEFAULT_RESOLUTIONS, _parent_cells
+from geoindex.index import DEFAULT_RESOLUTIONS, _cell_bounds, _Level
 
 
 def _trig_haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -77,17 +77,53 @@ def test_circumradius_bound_holds(res: int) -> None:
     assert worst > 0.85 * bound  # the bound is tight enough to be useful
 
 
-def test_vectorised_parent_matches_h3() -> None:
-    """The numpy cell_to_parent used by bulk_load equals h3's."""
-    rng = np.random.default_rng(8)
+def _random_cells(res: int, n: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
     cells = [
-        _h3.latlng_to_cell(float(a), float(b), 11)
-        for a, b in zip(rng.uniform(-90, 90, 500), rng.uniform(-180, 180, 500), strict=True)
+        _h3.latlng_to_cell(math.degrees(math.asin(z)), lon, res)
+        for z, lon in zip(rng.uniform(-1, 1, n), rng.uniform(-180, 180, n), strict=True)
     ]
-    cells += [c for p in _h3.get_pentagons(11) for c in _h3.grid_disk(p, 1)]
-    arr = np.array(cells, dtype=np.int64)
-    for res in (10, 7, 0):
-        assert _parent_cells(arr, res).tolist() == [_h3.cell_to_parent(c, res) for c in cells]
+    return cells + [c for p in _h3.get_pentagons(res) for c in _h3.grid_disk(p, 2)]
+
+
+@pytest.mark.parametrize(("coarse", "fine"), [(12, 12), (11, 12), (9, 12), (7, 11), (0, 5)])
+def test_level_bit_arithmetic_matches_h3(coarse: int, fine: int) -> None:
+    """Parent-by-bits equals h3's, and a cell's key range holds exactly its descendants."""
+    lv = _Level(coarse, fine)
+    cells = _random_cells(fine, 500, coarse)
+    for key in cells:
+        parent = (key | lv.mask) & lv.and_mask | lv.res_bits
+        assert parent == _h3.cell_to_parent(key, coarse)
+        lo, hi_plus = _cell_bounds([parent], lv)
+        assert lo <= key < hi_plus
+        for other in _h3.grid_ring(parent, 1):
+            o_lo, o_hi_plus = _cell_bounds([other], lv)
+            assert not o_lo <= key < o_hi_plus
+    disk = _h3.grid_disk(_h3.cell_to_parent(cells[0], coarse), 1)
+    bounds = _cell_bounds(disk, lv)
+    assert bounds == sorted(bounds)
+    assert len(bounds) % 2 == 0
+
+
+@pytest.mark.parametrize(("coarse", "fine"), [(11, 12), (10, 12), (9, 12), (5, 8), (3, 8)])
+def test_region_bound_holds(coarse: int, fine: int) -> None:
+    """Points are within rmax of the centre of their key's ancestor (descendant regions)."""
+    lv = _Level(coarse, fine)
+    rng = np.random.default_rng(coarse * 100 + fine)
+    centres = [_h3.cell_to_latlng(c) for c in _random_cells(coarse, 300, fine)]
+    worst = 0.0
+    for clat, clon in centres:
+        # Points spread over the cell's neighbourhood, so many land near region edges.
+        spread = 2.5 * lv.rmax / EARTH_RADIUS_M
+        lats = np.clip(clat + np.degrees(rng.uniform(-spread, spread, 40)), -90, 90)
+        coslat = max(math.cos(math.radians(clat)), 1e-3)
+        lons = clon + np.degrees(rng.uniform(-spread, spread, 40)) / coslat
+        lons = (lons + 180.0) % 360.0 - 180.0
+        for a, b in zip(lats.tolist(), lons.tolist(), strict=True):
+            key = _h3.latlng_to_cell(a, b, fine)
+            parent = (key | lv.mask) & lv.and_mask | lv.res_bits
+            worst = max(worst, _trig_haversine(a, b, *_h3.cell_to_latlng(parent)) / lv.rmax)
+    assert worst <= 1.0
 
 
 def test_wrapper_returns_sorted_ints_matching_h3() -> None:

@@ -147,6 +147,7 @@ def test_naive_datetimes_raise() -> None:
         ({"radius_m": math.nan, "limit": 1}, "radius_m"),
         ({"radius_m": math.inf, "limit": 1}, "radius_m"),
         ({"radius_m": 10.0, "limit": -1}, "limit"),
+        ({"radius_m": 10.0, "limit": 0}, "limit"),
         ({"radius_m": 10.0, "limit": 1, "max_age_s": -1.0, "now": NOW}, "max_age_s"),
         ({"radius_m": 10.0, "limit": 1, "max_age_s": math.nan, "now": NOW}, "max_age_s"),
         ({"radius_m": 10.0, "limit": 1, "max_age_s": 5.0}, "now is required"),
@@ -168,11 +169,10 @@ def test_bulk_load_length_mismatch_raises() -> None:
     assert len(index) == 0
 
 
-def test_limit_zero_returns_nothing() -> None:
-    """limit=0 is valid and returns an empty list."""
-    index = VolunteerIndex()
-    index.upsert(1, 0.0, 0.0, at=NOW)
-    assert index.nearest(0.0, 0.0, radius_m=10, limit=0) == []
+def test_limit_zero_raises_even_on_an_empty_index() -> None:
+    """limit <= 0 is rejected whatever the index holds (it is a caller bug, not 'no one')."""
+    with pytest.raises(ValueError, match="limit"):
+        VolunteerIndex().nearest(0.0, 0.0, radius_m=10, limit=0)
 
 
 @pytest.mark.parametrize("resolutions", [(), (9, 9), (8, 9), (16,)])
@@ -180,3 +180,37 @@ def test_invalid_resolutions_raise(resolutions: tuple[int, ...]) -> None:
     """Resolutions must be non-empty, strictly decreasing and within 0..15."""
     with pytest.raises(ValueError, match="resolutions"):
         VolunteerIndex(resolutions=resolutions)
+
+
+def test_dense_and_sparse_ids_and_rebuilds_keep_bookkeeping() -> None:
+    """Small, negative and huge ids (dense array vs dict) survive moves, removals and merges."""
+    index = VolunteerIndex()
+    index._merge_min = index._merge_at = 3  # merge often
+    ids = [0, 1, 5, 70_000, -3, 2**62, 2**40 + 1, 200_000]
+    expected = {}
+    for step in range(4):
+        for i, vid in enumerate(ids):
+            lat, lon = 10.0 + 0.001 * i + step * 1e-4, 20.0
+            index.upsert(vid, lat, lon, at=NOW)
+            expected[vid] = (lat, lon, NOW)
+        index.remove(ids[step])
+        expected.pop(ids[step])
+        assert len(index) == len(expected)
+        assert all(index.position(v) == expected[v] for v in expected)
+        assert ids[step] not in index
+        assert np.int64(ids[-1]) in index
+        assert "x" not in index
+    hits = index.nearest(10.0, 20.0, radius_m=10_000, limit=100)
+    assert sorted(h.volunteer_id for h in hits) == sorted(expected)
+
+
+def test_bulk_load_into_a_populated_index_moves_existing_ids() -> None:
+    """bulk_load over existing ids replaces their positions (old ones never come back)."""
+    index = VolunteerIndex()
+    index.bulk_load([1, 2, 3], [0.0, 0.0, 0.0], [0.0, 0.001, 0.002], [NOW] * 3)
+    index.upsert(4, 0.0, 0.003, at=NOW)
+    index.bulk_load([2, 4, 5], [1.0, 1.0, 1.0], [0.0, 0.001, 0.002], [NOW] * 3)
+    assert len(index) == 5
+    near_origin = index.nearest(0.0, 0.0, radius_m=1_000, limit=10)
+    assert [h.volunteer_id for h in near_origin] == [1, 3]
+    assert [h.volunteer_id for h in index.nearest(1.0, 0.0, radius_m=1_000, limit=10)] == [2, 4, 5]

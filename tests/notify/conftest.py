@@ -105,13 +105,17 @@ def fcm_fake(fake_fcm: FakeFcm) -> Iterator[FakeFcm]:
     fake_fcm.token_reply = TokenEndpointReply()
 
 
-@pytest.fixture
-async def fcm(service_account_file: Path, fcm_fake: FakeFcm) -> AsyncIterator[FcmNotifier]:
+@pytest.fixture(params=["sdk", "aiohttp"])
+async def fcm(
+    request: pytest.FixtureRequest, service_account_file: Path, fcm_fake: FakeFcm
+) -> AsyncIterator[FcmNotifier]:
+    """Both transports: the SDK's send_each_async, and SDK encoding posted over aiohttp."""
     notifier = FcmNotifier(
         service_account_file=service_account_file,
         base_url=fcm_fake.url,
         http_timeout_s=2.0,
         clock=fixed_clock,
+        transport=request.param,
     )
     yield notifier
     await notifier.aclose()
