@@ -112,15 +112,6 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
     an incident that leaves the list is closed with its volunteers stood down."""
     fake, url = feed_server
     fake.incidents = [cad_item("F1", 10), cad_item("F2", 3000, type_="FALL")]
-    feed_id = await feeds.create(
-        db,
-        agency_id=agency.agency_id,
-        name="metro",
-        url=url,
-        mapping=MAPPING,
-        interval_s=3600,
-        headers={"X-Api-Key": "feed-secret"},
-    )
     client = await aiohttp_client(create_app(settings))
     resp = await client.post(
         f"/v1/agencies/{agency.agency_id}/volunteers",
@@ -132,6 +123,16 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
         "/v1/me/location",
         json={"lat": CENTRE[0], "lon": CENTRE[1]},
         headers={"Authorization": f"Bearer {token}"},
+    )
+    # The feed is added once the volunteer is in place: a new feed is polled at once.
+    feed_id = await feeds.create(
+        db,
+        agency_id=agency.agency_id,
+        name="metro",
+        url=url,
+        mapping=MAPPING,
+        interval_s=3600,
+        headers={"X-Api-Key": "feed-secret"},
     )
     await _poll_once(db, feed_id)
     rows = await db.fetch("SELECT source_incident_id, status FROM incidents ORDER BY 1")
