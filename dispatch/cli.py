@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -21,8 +22,13 @@ from dispatch.config import ConfigError, Settings, load_settings
 from dispatch.db.embedded import embedded_postgres
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
+from dispatch.domain.aed_import import AedImportError
+from dispatch.domain.aed_import import parse_csv as parse_aed_csv
+from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
+from dispatch.domain.policy import PolicyError, policy_from_json
 from dispatch.logging_setup import configure_logging
+from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
 from dispatch.store import feeds as feed_store
 from dispatch.store import volunteers as volunteer_store
@@ -134,6 +140,40 @@ async def _feed_add(settings: Settings, args: argparse.Namespace) -> None:
     _out(f"feed_id: {feed_id}")
 
 
+async def _aed_import(settings: Settings, args: argparse.Namespace) -> None:
+    text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
+    try:
+        if args.file.endswith((".geojson", ".json")):
+            records = parse_aed_geojson(json.loads(text))
+        else:
+            records = parse_aed_csv(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{args.file} is not JSON: {exc}") from None
+    except AedImportError as exc:
+        raise CliError(f"{args.file} {exc.pointer}: {exc.detail}") from None
+    async with _connection(settings) as conn:
+        count = await aed_store.import_records(conn, args.agency, records, datetime.now(UTC))
+    _out(f"imported: {count}")
+
+
+async def _agency_policy(settings: Settings, args: argparse.Namespace) -> None:
+    async with _connection(settings) as conn:
+        if args.set:
+            try:
+                policy = policy_from_json(json.loads(args.set))
+            except json.JSONDecodeError as exc:
+                raise CliError(f"--set is not JSON: {exc}") from None
+            except PolicyError as exc:
+                raise CliError(f"--set {exc.pointer or '/'}: {exc.detail}") from None
+            version = await agency_store.store_alert_policy(conn, args.agency, policy)
+            _out(f"policy_version: {version}")
+        agency = await agency_store.policy(conn, args.agency)
+    if agency is None:
+        raise CliError(f"no agency {args.agency}")
+    current = agency.alert_policy
+    _out(json.dumps({"version": current.version, **current.to_json()}, indent=2))
+
+
 async def _supervisor_create(settings: Settings, args: argparse.Namespace) -> None:
     async with _connection(settings) as conn:
         supervisor_id, token = await agency_store.create_supervisor(
@@ -240,6 +280,17 @@ def _parser() -> argparse.ArgumentParser:
     feed_add.add_argument("--timeout-s", type=float, default=10.0)
     feed_add.add_argument("--header", action="append", help="'Name: value', repeatable")
 
+    aed = verbs.add_parser("aed", help="the AED registry").add_subparsers(
+        dest="action", required=True
+    )
+    aed_import = aed.add_parser("import", help="add or update AEDs from a CSV or GeoJSON file")
+    aed_import.add_argument("--agency", type=UUID, required=True)
+    aed_import.add_argument("file", help="*.csv, or *.geojson / *.json (FeatureCollection)")
+
+    policy = agency.add_parser("policy", help="show, or store a new version of, the alert policy")
+    policy.add_argument("--agency", type=UUID, required=True)
+    policy.add_argument("--set", help='JSON, e.g. \'{"target_accepted": 2, "waves": [...]}\'')
+
     volunteer = verbs.add_parser("volunteer", help="manage volunteers").add_subparsers(
         dest="action", required=True
     )
@@ -266,6 +317,8 @@ _ASYNC_VERBS: dict[
     ("agency", "key-revoke"): _agency_key_revoke,
     ("supervisor", "create"): _supervisor_create,
     ("feed", "add"): _feed_add,
+    ("aed", "import"): _aed_import,
+    ("agency", "policy"): _agency_policy,
     ("volunteer", "create"): _volunteer_create,
 }
 

@@ -47,3 +47,6 @@ CREATE TABLE aeds (
     UNIQUE (agency_id, external_id)
 );
 CREATE INDEX aeds_agency ON aeds (agency_id) WHERE active;
+
+-- The AED an alert's volunteer is asked to fetch on the way (role 'aed').
+ALTER TABLE alerts ADD COLUMN aed_id bigint REFERENCES aeds (id) ON DELETE SET NULL;

@@ -47,6 +47,14 @@ class PositionCache:
         if agency is not None:
             self._indexes[agency].remove(volunteer_id)
 
+    def position(self, volunteer_id: int) -> tuple[float, float] | None:
+        """The volunteer's last indexed (lat, lon), or None when not indexed."""
+        agency = self._agency_of.get(volunteer_id)
+        if agency is None:
+            return None
+        found = self._indexes[agency].position(volunteer_id)
+        return (found[0], found[1]) if found is not None else None
+
     def load(self, rows: Iterable[PositionRow]) -> None:
         by_agency: dict[UUID, list[PositionRow]] = {}
         for row in rows:

@@ -13,8 +13,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dispatch.domain.alert_states import AlertEvent, apply
+from dispatch.domain.aeds import Responder, Role, is_accessible, plan_roles
+from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, exclusion
 from dispatch.domain.incident_states import IncidentEvent, IncidentState
 from dispatch.domain.incident_states import advance as advance_state
@@ -23,6 +25,7 @@ from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.waves import RESPONDING, plan
 from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
+from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
 from dispatch.store import alerts as alert_store
 from dispatch.store import incidents as incident_store
@@ -120,6 +123,9 @@ async def advance(
             events=events,
             first_try=not any(a.wave == decision.wave for a in alerts),
         )
+
+    if incident.alertable:
+        await _plan_roles(conn, positions, agency, incident, policy, events)
 
     state = incident.state
     if queued:
@@ -253,3 +259,72 @@ async def _match(
             wave=wave,
         )
     return len(chosen)
+
+
+async def _plan_roles(
+    conn: Any,
+    positions: PositionCache,
+    agency: AgencyPolicy,
+    incident: IncidentProgress,
+    policy: AlertPolicy,
+    events: EventBuffer,
+) -> None:
+    """Split live alerts between CPR and AED fetching; store changes, log the counts."""
+    assert incident.lat is not None
+    assert incident.lon is not None
+    live = await conn.fetch(
+        """
+        SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
+        WHERE incident_id = $1
+          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
+        """,
+        incident.incident_id,
+    )
+    if not live:
+        return
+    try:
+        zone = ZoneInfo(agency.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = events.now.astimezone(zone)
+    nearby = await aed_store.near(
+        conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
+    )
+    open_aeds = [a for a in nearby if is_accessible(a, local)]
+    responders = []
+    for row in live:
+        where = positions.position(row["volunteer_id"])
+        if where is None:
+            continue
+        responders.append(
+            Responder(
+                alert_id=row["id"],
+                lat=where[0],
+                lon=where[1],
+                to_patient_m=row["distance_m"],
+                responding=AlertState(row["state"]) in RESPONDING,
+                current_aed=row["aed_id"] if row["role"] == Role.AED else None,
+            )
+        )
+    roles = plan_roles(
+        responders,
+        open_aeds,
+        patient=(incident.lat, incident.lon),
+        max_detour_m=policy.aed_max_detour_m,
+    )
+    current = {r["id"]: (r["role"], r["aed_id"]) for r in live}
+    changed = [
+        (alert_id, a.role.value, a.aed_id)
+        for alert_id, a in roles.items()
+        if current[alert_id] != (a.role.value, a.aed_id)
+    ]
+    if not changed:
+        return
+    await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
+    counts = Counter(a.role.value for a in roles.values())
+    events.add(
+        "roles_planned",
+        cpr=counts.get(Role.CPR.value, 0),
+        aed=counts.get(Role.AED.value, 0),
+        open_aeds=len(open_aeds),
+    )

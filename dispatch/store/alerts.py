@@ -38,6 +38,16 @@ class DeviceAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class AedDirections:
+    """Where the AED to fetch is, for a volunteer with the AED role."""
+
+    name: str
+    lat: float
+    lon: float
+    access: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """One outbox row (one step of an alert's fallback chain) leased to this worker.
 
@@ -65,6 +75,8 @@ class ClaimedDelivery:
     answer_timeout_s: int = 45
     critical_alerts: bool = False
     verify_before_send: bool = False
+    patient: tuple[float, float] | None = None
+    aed: AedDirections | None = None
 
 
 async def alerted_volunteers(conn: Any, incident_id: UUID) -> set[int]:
@@ -193,6 +205,9 @@ async def claim_due(
                a.incident_id, a.volunteer_id, a.state, a.role, a.distance_m, a.expires_at,
                v.language, v.phone_e164, i.call_type_code,
                i.report #>> '{address,text}' AS address_text,
+               i.lat AS patient_lat, i.lon AS patient_lon,
+               aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
+               concat_ws('. ', aed.indoor_description, aed.access_notes) AS aed_access,
                ag.push_ack_timeout_s, ag.answer_timeout_s, ag.critical_alerts,
                vc.preferred, coalesce(vc.refused, '{}') AS refused,
                coalesce(vc.sms_opt_out, false) AS sms_opt_out,
@@ -209,6 +224,7 @@ async def claim_due(
         JOIN incidents i ON i.id = a.incident_id
         JOIN agencies ag ON ag.id = a.agency_id
         LEFT JOIN volunteer_channels vc ON vc.volunteer_id = a.volunteer_id
+        LEFT JOIN aeds aed ON aed.id = a.aed_id
         ORDER BY l.id
         """,
         now,
@@ -234,6 +250,12 @@ async def claim_due(
             language=r["language"],
             call_type_code=r["call_type_code"],
             address_text=r["address_text"],
+            patient=(r["patient_lat"], r["patient_lon"]) if r["patient_lat"] is not None else None,
+            aed=(
+                AedDirections(r["aed_name"], r["aed_lat"], r["aed_lon"], r["aed_access"] or None)
+                if r["aed_name"] is not None
+                else None
+            ),
             phone_e164=r["phone_e164"],
             devices=tuple(
                 DeviceAddress(i, t, p)

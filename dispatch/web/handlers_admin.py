@@ -9,10 +9,14 @@ from aiohttp import web
 
 from cad_adapters.errors import CadParseError
 from cad_adapters.generic import decode_json
+from dispatch.domain.aed_import import AedImportError
+from dispatch.domain.aed_import import parse_csv as parse_aed_csv
+from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
 from dispatch.domain.volunteer_settings import validate_volunteer_settings
 from dispatch.secrets import TokenKind, bearer_token
+from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
@@ -194,3 +198,47 @@ async def put_policy(request: web.Request) -> web.Response:
         version = await agency_store.store_alert_policy(conn, agency_id, policy)
     request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({**_policy_json(policy), "version": version})
+
+
+_CSV_TYPES = frozenset({"text/csv", "application/csv"})
+_GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
+
+
+@routes.post("/v1/agencies/{agency_id}/aeds")
+async def import_aeds(request: web.Request) -> web.Response:
+    """Add or update AEDs from CSV or GeoJSON; the whole file is checked before any is stored."""
+    agency_id = await _supervised_agency(request)
+    body = await request.read()
+    try:
+        if request.content_type in _CSV_TYPES:
+            records = parse_aed_csv(body.decode("utf-8-sig"))
+        elif request.content_type in _GEOJSON_TYPES:
+            try:
+                document = decode_json(body)
+            except CadParseError as exc:
+                raise malformed(exc.detail) from None
+            records = parse_aed_geojson(document)
+        else:
+            raise Problem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send text/csv or application/geo+json",
+            )
+    except UnicodeDecodeError:
+        raise malformed("the file is not UTF-8") from None
+    except AedImportError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
+    async with request.app[keys.POOL].acquire() as conn:
+        count = await aed_store.import_records(
+            conn, agency_id, records, request.app[keys.CLOCK].now()
+        )
+    return web.json_response({"imported": count})
+
+
+@routes.get("/v1/agencies/{agency_id}/aeds")
+async def list_aeds(request: web.Request) -> web.Response:
+    agency_id = await _supervised_agency(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        aeds = await aed_store.list_for_agency(conn, agency_id)
+    return web.json_response({"aeds": aeds})

@@ -265,6 +265,40 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/alerts/{alert_id}": {
+                "get": {
+                    "summary": "The volunteer's alert now: state, role, patient, AED to fetch",
+                    "parameters": [_path_id("alert_id", "The alert, as sent in the push data")],
+                    "security": [{"volunteerToken": []}],
+                    "responses": {
+                        "200": {"description": "The alert"},
+                        "404": _problem("No such alert for this volunteer"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/agencies/{agency_id}/aeds": {
+                "get": {
+                    "summary": "The agency's AED registry",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "responses": {"200": {"description": "AEDs"}, **_AUTH_ERRORS},
+                },
+                "post": {
+                    "summary": "Import AEDs from CSV or GeoJSON (insert or update by id)",
+                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "security": [{"supervisorToken": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"text/csv": {}, "application/geo+json": {}},
+                    },
+                    "responses": {
+                        "200": {"description": "How many AEDs were imported"},
+                        **_AUTH_ERRORS,
+                        **_BODY_ERRORS,
+                    },
+                },
+            },
             "/v1/alerts/{alert_id}/accept": {
                 "post": {"summary": "The volunteer is going", **answer}
             },

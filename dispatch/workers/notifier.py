@@ -66,6 +66,20 @@ def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) 
         Step.SMS: "Reply YES to go or NO to decline.",
         Step.VOICE: "",
     }.get(step, "Can you go? Answer in the app.")
+    data = {"call_type": delivery.call_type_code}
+    if delivery.patient is not None:
+        data |= {
+            "patient_lat": f"{delivery.patient[0]:.6f}",
+            "patient_lon": f"{delivery.patient[1]:.6f}",
+        }
+    if delivery.aed is not None and delivery.role == "aed":
+        where += f". First fetch the AED at {delivery.aed.name}"
+        data |= {
+            "aed_name": delivery.aed.name,
+            "aed_lat": f"{delivery.aed.lat:.6f}",
+            "aed_lon": f"{delivery.aed.lon:.6f}",
+            "aed_access": delivery.aed.access or "",
+        }
     return AlertMessage(
         alert_id=str(alert.alert_id),
         incident_id=str(alert.incident_id),
@@ -76,7 +90,7 @@ def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) 
         body=f"Suspected cardiac arrest {round(delivery.distance_m)} m from you{where}. {how}",
         expires_at=delivery.expires_at,
         language=delivery.language,
-        data={"call_type": delivery.call_type_code},
+        data=data,
         critical=ios and delivery.critical_alerts,
     )
 

@@ -33,6 +33,7 @@ async def test_readiness_fails_when_a_worker_died(client: Any) -> None:
 
     task = client.server.app[app_keys.WORKER_TASKS]["outbox_worker"]
     task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     resp = await client.get("/readyz")
     assert resp.status == 503
     assert resp.content_type == "application/problem+json"

@@ -1,0 +1,84 @@
+"""The AED registry."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from dispatch.domain.aed_import import AedRecord, hours_as_times
+from dispatch.domain.aeds import Aed, distance_m
+
+_M_PER_DEG: float = 111_320.0
+
+
+async def import_records(
+    conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime
+) -> int:
+    """Insert or update by the registry's own id, in one statement."""
+    if not records:
+        return 0
+    await conn.execute(
+        """
+        INSERT INTO aeds AS a (agency_id, external_id, name, lat, lon, access_hours,
+                               indoor_description, access_notes, active, updated_at)
+        SELECT $1, r.id, r.name, r.lat, r.lon, r.hours, r.indoor, r.notes, true, $2
+        FROM unnest($3::text[], $4::text[], $5::float8[], $6::float8[], $7::jsonb[],
+                    $8::text[], $9::text[]) AS r(id, name, lat, lon, hours, indoor, notes)
+        ON CONFLICT (agency_id, external_id) DO UPDATE SET name = EXCLUDED.name,
+            lat = EXCLUDED.lat, lon = EXCLUDED.lon, access_hours = EXCLUDED.access_hours,
+            indoor_description = EXCLUDED.indoor_description,
+            access_notes = EXCLUDED.access_notes, active = true, updated_at = EXCLUDED.updated_at
+        """,
+        agency_id,
+        now,
+        [r.external_id for r in records],
+        [r.name for r in records],
+        [r.lat for r in records],
+        [r.lon for r in records],
+        [r.access_hours for r in records],
+        [r.indoor_description for r in records],
+        [r.access_notes for r in records],
+    )
+    return len(records)
+
+
+def _aed(row: Any) -> Aed:
+    return Aed(
+        aed_id=row["id"],
+        name=row["name"],
+        lat=row["lat"],
+        lon=row["lon"],
+        access_hours=hours_as_times(row["access_hours"]),
+        indoor_description=row["indoor_description"],
+        access_notes=row["access_notes"],
+    )
+
+
+async def near(conn: Any, agency_id: UUID, lat: float, lon: float, radius_m: float) -> list[Aed]:
+    """Active AEDs within ``radius_m`` of a point (a bounding box in SQL, exact in Python)."""
+    dlat = radius_m / _M_PER_DEG
+    dlon = radius_m / (_M_PER_DEG * max(math.cos(math.radians(lat)), 0.01))
+    rows = await conn.fetch(
+        """
+        SELECT id, name, lat, lon, access_hours, indoor_description, access_notes FROM aeds
+        WHERE agency_id = $1 AND active AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5
+        """,
+        agency_id,
+        lat - dlat,
+        lat + dlat,
+        lon - dlon,
+        lon + dlon,
+    )
+    return [a for a in map(_aed, rows) if distance_m(lat, lon, a.lat, a.lon) <= radius_m]
+
+
+async def list_for_agency(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, external_id, name, lat, lon, access_hours, indoor_description, access_notes"
+        " FROM aeds WHERE agency_id = $1 AND active ORDER BY external_id",
+        agency_id,
+    )
+    return [dict(r) for r in rows]
