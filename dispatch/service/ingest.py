@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from cad_adapters.models import IncidentReport, IncidentStatus
+from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import (
     EMS_ON_SCENE,
     IntakeStatus,
@@ -37,6 +38,7 @@ from dispatch.service.positions import PositionCache
 from dispatch.store import incidents as incident_store
 from dispatch.store import intake as intake_store
 from dispatch.store import units as unit_store
+from dispatch.store.incidents import IncidentProgress
 
 # Re-query at most this many times when volunteers turn out ineligible in the database
 # (e.g. made unavailable by another process since this one indexed them).
@@ -152,7 +154,16 @@ async def ingest_incident(
         reason = not_alertable_reason(resolved)
         if reason is not None and (resolved.status is IncidentStatus.ACTIVE or stored is None):
             events.add("not_alertable", reason=reason.value)
-        queued = await progress.advance(conn, positions, agency, incident_id, events)
+        queued = await progress.advance(
+            conn,
+            positions,
+            agency,
+            incident_id,
+            events,
+            created=_new_progress(incident_id, agency, resolved, now)
+            if status is IntakeStatus.CREATED
+            else None,
+        )
         await events.flush(conn)
     return IngestResult(incident_id, status, queued)
 
@@ -225,3 +236,26 @@ async def close_vanished(
             await events.flush(conn)
             closed.append(incident_id)
     return closed
+
+
+def _new_progress(
+    incident_id: UUID, agency: AgencyPolicy, report: IncidentReport, now: datetime
+) -> IncidentProgress:
+    """The progress row of an incident this transaction has just inserted."""
+    location = report.location
+    return IncidentProgress(
+        incident_id=incident_id,
+        agency_id=agency.agency_id,
+        status=report.status,
+        state=IncidentState.RECEIVED,
+        is_test=report.is_test,
+        is_cardiac_arrest=report.is_cardiac_arrest,
+        lat=location.lat if location else None,
+        lon=location.lon if location else None,
+        place_type=report.place_type,
+        alerting_started_at=None,
+        first_ems_on_scene_at=min(
+            (u.at or now for u in report.units if u.status in EMS_ON_SCENE), default=None
+        ),
+        policy_version=None,
+    )
