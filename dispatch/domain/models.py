@@ -42,6 +42,8 @@ class AgencyPolicy:
     require_signature: bool = False
     intake_rate_per_min: int = 600
     stored_alert_policy: AlertPolicy | None = None
+    has_aeds: bool = False
+    """Whether the agency has any AED registered (no role planning without one)."""
 
     @property
     def alert_policy(self) -> AlertPolicy:

@@ -130,7 +130,7 @@ async def advance(
             first_try=not any(a.wave == decision.wave for a in alerts),
         )
 
-    if incident.alertable:
+    if incident.alertable and agency.has_aeds:
         await _plan_roles(conn, positions, agency, incident, policy, events)
 
     state = incident.state

@@ -30,7 +30,8 @@ def call_type_rules(stored: Mapping[str, Any]) -> CallTypeRules:
 _LATEST_POLICY = """
     (SELECT p.policy FROM alert_policies p WHERE p.agency_id = a.id
      ORDER BY p.version DESC LIMIT 1) AS alert_policy,
-    (SELECT max(p.version) FROM alert_policies p WHERE p.agency_id = a.id) AS alert_policy_version
+    (SELECT max(p.version) FROM alert_policies p WHERE p.agency_id = a.id) AS alert_policy_version,
+    EXISTS (SELECT 1 FROM aeds WHERE aeds.agency_id = a.id AND aeds.active) AS has_aeds
 """
 
 
@@ -50,6 +51,7 @@ def _policy(row: Any) -> AgencyPolicy:
         ),
         require_signature=row["require_signature"],
         intake_rate_per_min=row["intake_rate_per_min"],
+        has_aeds=row["has_aeds"],
         stored_alert_policy=(
             policy_from_json(row["alert_policy"], version=row["alert_policy_version"])
             if row["alert_policy"] is not None

@@ -233,6 +233,7 @@ async def import_aeds(request: web.Request) -> web.Response:
         count = await aed_store.import_records(
             conn, agency_id, records, request.app[keys.CLOCK].now()
         )
+    request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({"imported": count})
 
 
