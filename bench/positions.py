@@ -16,12 +16,17 @@ import argparse
 import asyncio
 import random
 import secrets
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import asyncpg
+
+# Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
