@@ -32,6 +32,29 @@ class Step(StrEnum):
 START: Final = "auto"
 """The outbox channel intake writes: "start this alert's chain"."""
 
+STAND_DOWN: Final = "stand_down"
+"""An outbox row telling a volunteer they are no longer needed (stood down or released)."""
+
+_STOOD_DOWN: Final = frozenset({AlertState.STOOD_DOWN, AlertState.RELEASED})
+
+
+def stand_down_step(reach: Reach, *, configured: Collection[Step]) -> Step | None:
+    """One channel for a stand-down notice: push if possible, else a text, else the log.
+
+    Never a call: being rung to hear "you are not needed" is worse than no news.
+    """
+    if Step.PUSH in configured and reach.has_device and Step.PUSH.value not in reach.refused:
+        return Step.PUSH
+    if (
+        Step.SMS in configured
+        and reach.has_phone
+        and reach.sms_allowed
+        and Step.SMS.value not in reach.refused
+    ):
+        return Step.SMS
+    return Step.LOG if Step.LOG in configured else None
+
+
 DEFAULT_ORDER: Final = (Step.PUSH, Step.SMS, Step.VOICE)
 
 # A receipt (device ack, SMS delivered) makes a further push or text pointless; only a
@@ -103,6 +126,8 @@ def plan(
 
 def still_needed(step: str, state: AlertState, *, expires_at: datetime, now: datetime) -> bool:
     """Whether a due step should still go out, given the alert's state now."""
+    if step == STAND_DOWN:
+        return state in _STOOD_DOWN
     if expires_at <= now:
         return False
     if step == Step.VOICE:

@@ -66,7 +66,7 @@ async def advance(
     *,
     created: IncidentProgress | None = None,
 ) -> int:
-    """Bring the incident up to date as of ``events.now``; returns how many alerts it queued.
+    """Bring the incident up to date as of ``events.now``; returns the outbox rows it queued.
 
     ``created`` is the row intake has just inserted (and so already locks): passing it
     saves two round trips on the path a new cardiac arrest takes to its first alerts.
@@ -96,6 +96,7 @@ async def advance(
     )
 
     by_id = {a.alert_id: a for a in alerts}
+    notices: list[UUID] = []
     for ids, event in (
         (decision.time_out, AlertEvent.TIME_OUT),
         (decision.stand_down, AlertEvent.STAND_DOWN),
@@ -105,6 +106,9 @@ async def advance(
             alert = by_id[alert_id]
             target = apply(alert.state, event)
             await alert_store.set_state(conn, alert_id, target, now)
+            if event is not AlertEvent.TIME_OUT and alert.state is not AlertState.QUEUED:
+                # They heard about it, so they hear that it is over (never sent: no news).
+                notices.append(alert_id)
             events.add(
                 f"alert_{target.value}",
                 alert_id=alert_id,
@@ -112,11 +116,13 @@ async def advance(
                 reason=decision.reason if event is not AlertEvent.TIME_OUT else "no_answer",
             )
 
-    queued = 0
+    if notices:
+        await alert_store.queue_notices(conn, agency.agency_id, notices, now=now)
+    matched = 0
     if decision.new_alerts:
         if decision.wave > max((a.wave for a in alerts), default=-1) and alerts:
             events.add("wave_started", wave=decision.wave, radius_m=decision.radius_m)
-        queued = await _match(
+        matched = await _match(
             conn,
             positions,
             agency,
@@ -134,7 +140,7 @@ async def advance(
         await _plan_roles(conn, positions, agency, incident, policy, events)
 
     state = incident.state
-    if queued:
+    if matched:
         state = advance_state(state, IncidentEvent.ALERTS_QUEUED)
     if any(a.state in RESPONDING for a in alerts):
         state = advance_state(state, IncidentEvent.RESPONDER_ACCEPTED)
@@ -145,7 +151,8 @@ async def advance(
     elif incident.status.value == "cancelled":
         state = advance_state(state, IncidentEvent.CANCEL)
     await _save_state(conn, incident, state, started, version, decision.next_check_at, events)
-    return queued
+    # Both new alerts and stand-down notices are outbox rows the worker should wake for.
+    return matched + len(notices)
 
 
 async def _save_state(

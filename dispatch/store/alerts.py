@@ -361,3 +361,18 @@ async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
         AlertView(r["id"], r["volunteer_id"], AlertState(r["state"]), r["created_at"], r["wave"])
         for r in rows
     ]
+
+
+async def queue_notices(
+    conn: Any, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
+) -> None:
+    """Outbox rows telling volunteers they are no longer needed (the worker picks a channel)."""
+    await conn.execute(
+        """
+        INSERT INTO outbox (agency_id, alert_id, channel, available_at, created_at)
+        SELECT $1, a, 'stand_down', $2, $2 FROM unnest($3::uuid[]) AS a
+        """,
+        agency_id,
+        now,
+        list(alert_ids),
+    )

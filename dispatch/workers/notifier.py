@@ -59,7 +59,30 @@ _PACED: Final = "paced"
 _PUSH_CHUNK: Final = 50
 
 
+def _stand_down_message(delivery: ClaimedDelivery, address: str) -> AlertMessage:
+    alert = delivery.alert
+    released = alert.state is AlertState.RELEASED
+    return AlertMessage(
+        alert_id=str(alert.alert_id),
+        incident_id=str(alert.incident_id),
+        volunteer_id=alert.volunteer_id,
+        role=delivery.role,
+        address=address,
+        title="Stand down: you are no longer needed",
+        body=(
+            "The incident is over. Thank you for going."
+            if released
+            else "Enough responders are on the way. Thank you."
+        ),
+        expires_at=delivery.expires_at,
+        language=delivery.language,
+        data={"type": "stand_down", "state": alert.state.value},
+    )
+
+
 def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) -> AlertMessage:
+    if delivery.channel == chain.STAND_DOWN:
+        return _stand_down_message(delivery, address)
     alert = delivery.alert
     where = f" at {delivery.address_text}" if delivery.address_text else ""
     how = {
@@ -119,6 +142,8 @@ class _Attempt:
     skip_reason: str | None = None
     per_device: list[tuple[DeviceAddress, DeliveryResult]] = field(default_factory=list)
     verify_next: bool = False
+    notice: bool = False
+    """A stand-down notice rather than a step of the alert's chain."""
 
 
 class OutboxWorker:
@@ -204,7 +229,16 @@ class OutboxWorker:
         if not chain.still_needed(delivery.channel, state, expires_at=delivery.expires_at, now=now):
             attempt.skip_reason = "expired" if delivery.expires_at <= now else state.value
             return attempt
-        if delivery.channel == chain.START:
+        if delivery.channel == chain.STAND_DOWN:
+            notice = chain.stand_down_step(
+                self._reach(delivery), configured=self._providers.configured
+            )
+            if notice is None:
+                attempt.result = self._failure(None, "no_channel", "no way to reach the volunteer")
+                return attempt
+            attempt.step = notice
+            attempt.notice = True
+        elif delivery.channel == chain.START:
             steps = chain.plan(
                 chain.Reach(
                     has_device=bool(delivery.devices),
@@ -229,6 +263,17 @@ class OutboxWorker:
         if unavailable is not None:
             attempt.result = self._failure(attempt.step, unavailable, "not reachable this way")
         return attempt
+
+    @staticmethod
+    def _reach(delivery: ClaimedDelivery) -> chain.Reach:
+        return chain.Reach(
+            has_device=bool(delivery.devices),
+            has_phone=delivery.phone_e164 is not None,
+            sms_allowed=not (delivery.sms_opt_out or delivery.phone_invalid),
+            voice_allowed=not delivery.phone_invalid,
+            preferred=delivery.preferred,
+            refused=delivery.refused,
+        )
 
     def _unavailable(self, step: Step, d: ClaimedDelivery) -> str | None:
         """Why a step planned earlier cannot go out now (a STOP or dead token since), if so."""
@@ -416,6 +461,17 @@ class OutboxWorker:
         if result is None:
             if d.channel != chain.START:
                 rec.event(d, "alert_step_skipped", channel=d.channel, reason=attempt.skip_reason)
+            return
+        if attempt.notice:
+            # A stand-down notice has no chain and moves no state: it is sent, or not.
+            if decision.retry_at is None:
+                outcome = "sent" if decision.outcome == "sent" else "failed"
+                rec.event(
+                    d,
+                    f"stand_down_{outcome}",
+                    channel=step.value if step is not None else None,
+                    error_code=result.error_code,
+                )
             return
         details: dict[str, Any] = {
             "channel": step.value if step is not None else None,

@@ -18,7 +18,7 @@ from dispatch.store import feeds
 from dispatch.web.app import create_app
 from dispatch.workers.cad_poller import backoff_s
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, offset
+from tests.dispatch.helpers import CENTRE, drained, offset
 
 MAPPING = {
     "items": "data.incidents",
@@ -142,6 +142,7 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
     ]
     assert await db.fetchval("SELECT count(*) FROM alerts") == 1, "09E01 alerts, FALL does not"
     assert fake.headers_seen[-1] == "feed-secret"
+    await drained(db)  # the alert's own send is logged too; wait for it before counting
     events = await db.fetchval("SELECT count(*) FROM response_log")
 
     await _poll_once(db, feed_id)

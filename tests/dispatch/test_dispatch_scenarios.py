@@ -20,14 +20,14 @@ pytestmark = pytest.mark.slow
 
 POLICY = {
     "waves": [
-        {"after_s": 0, "radius_m": 300, "live": 2},
-        {"after_s": 60, "radius_m": 1000, "live": 4},
+        {"after_s": 0, "radius_m": 300, "live": 3},
+        {"after_s": 60, "radius_m": 1000, "live": 5},
     ],
-    "target_accepted": 2,
+    "target_accepted": 3,
     "max_alerted": 10,
     "answer_timeout_s": 90,
 }
-DISTANCES = (50, 100, 150, 400, 600, 800, 2000)
+DISTANCES = (50, 100, 150, 200, 400, 600, 800, 2000)
 
 
 class Scenario:
@@ -36,6 +36,7 @@ class Scenario:
             "DATABASE_URL": database_url,
             "DISPATCH_CLOCK_OFFSET_FILE": str(tmp_path / "clock"),
             "DISPATCH_TICKER_TICK_S": "0.1",
+            "DISPATCH_LOG_PROVIDER_FILE": str(tmp_path / "sent.jsonl"),
         }
         self.tmp = tmp_path
         self.clock_file = tmp_path / "clock"
@@ -131,32 +132,32 @@ async def _until(check: Any, timeout_s: float = 10.0) -> None:
 
 
 async def test_replace_widen_target_and_cancel(scenario: Scenario, database_url: str) -> None:
-    """A decliner is replaced by the next nearest; the wave widens on its deadline; the second
-    accept stands the rest down; the CAD's cancel releases the responders."""
+    """A decliner is replaced by the next nearest; the wave widens on its deadline; the third
+    accept stands the rest down (and tells them); the CAD's cancel releases the responders."""
     s = scenario
     d = s.by_distance
     db = await asyncpg.connect(database_url)
     try:
         first = await s.post(incident("sc-1", place_type="public"))
-        assert first["alerts_queued"] == 2
+        assert first["alerts_queued"] == 3
         alerts = await _alerts(db)
-        assert set(alerts) == {d[50], d[100]}
+        assert set(alerts) == {d[50], d[100], d[150]}
 
         status, _ = await s.answer(alerts[d[50]][0], d[50], "decline")
         assert status == 200
         alerts = await _alerts(db)
-        assert set(alerts) == {d[50], d[100], d[150]}, (
-            "the decliner's slot went to the next nearest"
-        )
+        assert set(alerts) == {d[50], d[100], d[150], d[200]}, "slot refilled by the next nearest"
 
         s.advance(61)
+        wave = {d[50], d[100], d[150], d[200], d[400], d[600]}
 
-        async def widened() -> bool:
-            return set(await _alerts(db)) == {d[50], d[100], d[150], d[400], d[600]}
+        async def widened_and_sent() -> bool:
+            now = await _alerts(db)
+            return set(now) == wave and all(now[d[m]][1] == "sent" for m in (400, 600))
 
-        await _until(widened)
+        await _until(widened_and_sent)
         alerts = await _alerts(db)
-        for distance in (100, 150):
+        for distance in (100, 150, 200):
             status, body = await s.answer(alerts[d[distance]][0], d[distance], "accept")
             assert status == 200, body
         alerts = await _alerts(db)
@@ -168,11 +169,18 @@ async def test_replace_widen_target_and_cancel(scenario: Scenario, database_url:
         assert d[800] not in alerts
         assert d[2000] not in alerts
 
+        async def told() -> bool:
+            lines = (s.tmp / "sent.jsonl").read_text().splitlines()
+            notices = [json.loads(x) for x in lines if "Stand down" in x]
+            return {n["volunteer_id"] for n in notices} == {d[400], d[600]}
+
+        await _until(told)
+
         await s.post(incident("sc-1", place_type="public", version=2, status="cancelled"))
 
         async def released() -> bool:
             states = {v: st for v, (_, st) in (await _alerts(db)).items()}
-            return states[d[100]] == states[d[150]] == "released"
+            return states[d[100]] == states[d[150]] == states[d[200]] == "released"
 
         await _until(released, timeout_s=1.0)
         events = [
@@ -213,7 +221,7 @@ async def test_silence_times_out_and_is_replaced(scenario: Scenario, database_ur
             return (
                 alerts.get(d[50], ("", ""))[1] == "timed_out"
                 and alerts.get(d[100], ("", ""))[1] == "timed_out"
-                and len(alerts) >= 4
+                and d[200] in alerts
             )
 
         await _until(replaced)
@@ -231,10 +239,10 @@ async def test_restart_mid_wave_resumes_without_duplicates(
     db = await asyncpg.connect(database_url)
     try:
         await s.post(incident("sc-3", place_type="public"))
-        assert set(await _alerts(db)) == {d[50], d[100]}
+        assert set(await _alerts(db)) == {d[50], d[100], d[150]}
 
         async def positions_persisted() -> bool:
-            return bool(await db.fetchval("SELECT count(*) FROM volunteer_positions") == 7)
+            return bool(await db.fetchval("SELECT count(*) FROM volunteer_positions") == 8)
 
         # Positions are written in batches; a kill may lose the last 0.2 s of fixes, which
         # phones resend anyway. Not what this test is about.
@@ -245,13 +253,13 @@ async def test_restart_mid_wave_resumes_without_duplicates(
         await s.start()  # positions are rebuilt from the table; the deadline is in the row
 
         async def second_wave() -> bool:
-            return len(await _alerts(db)) == 4
+            return len(await _alerts(db)) == 5
 
         await _until(second_wave)
         counts = Counter(
             r["volunteer_id"] for r in await db.fetch("SELECT volunteer_id FROM alerts")
         )
         assert set(counts.values()) == {1}
-        assert set(counts) == {d[50], d[100], d[150], d[400]}
+        assert set(counts) == {d[50], d[100], d[150], d[200], d[400]}
     finally:
         await db.close()
