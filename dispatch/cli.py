@@ -27,6 +27,7 @@ from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.domain.policy import PolicyError, policy_from_json
+from dispatch.domain.volunteer_settings import validate_volunteer_settings
 from dispatch.logging_setup import configure_logging
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
@@ -183,7 +184,19 @@ async def _supervisor_create(settings: Settings, args: argparse.Namespace) -> No
     _out(f"token: {token}")
 
 
+def _volunteer_settings(raw: str | None) -> dict[str, object]:
+    if not raw:
+        return {}
+    try:
+        return validate_volunteer_settings(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--settings is not JSON: {exc}") from None
+    except SettingsError as exc:
+        raise CliError(f"--settings {exc.pointer or '/'}: {exc.detail}") from None
+
+
 async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> None:
+    values = _volunteer_settings(args.settings)
     async with _connection(settings) as conn:
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
@@ -191,9 +204,21 @@ async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> Non
             display_name=args.name,
             phone_e164=args.phone,
             language=args.language,
+            settings=values,
         )
     _out(f"volunteer_id: {volunteer_id}")
     _out(f"token: {token}")
+
+
+async def _volunteer_set(settings: Settings, args: argparse.Namespace) -> None:
+    values = _volunteer_settings(args.settings)
+    if not values:
+        raise CliError("--settings names nothing to change")
+    async with _connection(settings) as conn:
+        if not await volunteer_store.update_settings(conn, args.agency, args.id, values):
+            raise CliError(f"no volunteer {args.id} in agency {args.agency}")
+        current = await volunteer_store.settings_of(conn, args.agency, args.id)
+    _out(json.dumps(current, indent=2, default=str))
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -299,6 +324,15 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--phone", help="E.164, e.g. +31612345678")
     create.add_argument("--language", default="en")
+    settings_help = (
+        'JSON, e.g. \'{"tier": "professional", "certified_until": "2027-06-30T00:00:00Z",'
+        ' "quiet_from": "23:00", "quiet_until": "07:00", "daily_budget": 3}\''
+    )
+    create.add_argument("--settings", help=settings_help)
+    change = volunteer.add_parser("set", help="change a volunteer's eligibility settings")
+    change.add_argument("--agency", type=UUID, required=True)
+    change.add_argument("--id", type=int, required=True)
+    change.add_argument("--settings", required=True, help=settings_help)
     return parser
 
 
@@ -320,6 +354,7 @@ _ASYNC_VERBS: dict[
     ("aed", "import"): _aed_import,
     ("agency", "policy"): _agency_policy,
     ("volunteer", "create"): _volunteer_create,
+    ("volunteer", "set"): _volunteer_set,
 }
 
 
