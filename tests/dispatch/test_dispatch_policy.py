@@ -331,3 +331,10 @@ def test_policy_round_trips_through_json() -> None:
     """What is stored reads back as the same policy."""
     policy = AlertPolicy(target_accepted=2, waves=(Wave(0, 400, 5), Wave(45, 900, 9)))
     assert policy_from_json(policy.to_json()) == policy
+
+
+def test_a_responder_who_drops_out_is_replaced() -> None:
+    """A volunteer who accepted and then cancels frees the slot for the next nearest."""
+    policy = AlertPolicy()
+    alerts = [_view(AlertState.CANCELLED)] + [_view(AlertState.SENT) for _ in range(6)]
+    assert plan(policy, alerts, started_at=T0, now=T0, open_=True).new_alerts == 1
