@@ -7,6 +7,18 @@ from collections.abc import Mapping
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+FIELDS: Final = (
+    "alert_radius_m",
+    "alert_limit",
+    "position_max_age_s",
+    "alert_ttl_s",
+    "time_zone",
+    "call_type_rules",
+    "place_rules",
+    "require_signature",
+    "intake_rate_per_min",
+)
+"""The agency settings an administrator may change (each is an ``agencies`` column)."""
 _RULE_LISTS: Final = ("codes", "patterns", "text_patterns", "excluded_codes", "excluded_patterns")
 _PLACE_LISTS: Final = ("residential", "public")
 _MAX_ITEMS: Final = 200
@@ -54,18 +66,7 @@ def validate_settings(data: Any) -> dict[str, Any]:
     ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
     ``require_signature``, ``intake_rate_per_min``.
     """
-    fields = (
-        "alert_radius_m",
-        "alert_limit",
-        "position_max_age_s",
-        "alert_ttl_s",
-        "time_zone",
-        "call_type_rules",
-        "place_rules",
-        "require_signature",
-        "intake_rate_per_min",
-    )
-    body = _object(data, "", fields)
+    body = _object(data, "", FIELDS)
     out: dict[str, Any] = {}
     if "alert_radius_m" in body:
         out["alert_radius_m"] = float(

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from cad_adapters.call_types import DEFAULT_CARDIAC_ARREST_CODES, CallTypeRules
+from dispatch.domain.agency_settings import FIELDS as SETTINGS_FIELDS
 from dispatch.domain.models import AgencyPolicy, PlaceRules
 from dispatch.domain.policy import AlertPolicy, policy_from_json
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
@@ -202,29 +203,16 @@ async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
     return agency
 
 
-SETTING_COLUMNS = (
-    "alert_radius_m",
-    "alert_limit",
-    "position_max_age_s",
-    "alert_ttl_s",
-    "time_zone",
-    "call_type_rules",
-    "place_rules",
-    "require_signature",
-    "intake_rate_per_min",
-)
-
-
 async def settings(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow("SELECT * FROM agencies WHERE id = $1", agency_id)
     if row is None:
         return None
-    return {"agency_id": str(row["id"]), "name": row["name"]} | {c: row[c] for c in SETTING_COLUMNS}
+    return {"agency_id": str(row["id"]), "name": row["name"]} | {c: row[c] for c in SETTINGS_FIELDS}
 
 
 async def update_settings(conn: Any, agency_id: UUID, changes: Mapping[str, Any]) -> None:
     """Apply validated changes (see ``dispatch.domain.agency_settings``)."""
-    unknown = set(changes) - set(SETTING_COLUMNS)
+    unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValueError(f"not settable: {sorted(unknown)}")
     # Column names come from the fixed tuple above, never from input.

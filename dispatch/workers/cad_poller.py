@@ -28,6 +28,7 @@ from dispatch.service.positions import PositionCache
 from dispatch.store import agencies as agency_store
 from dispatch.store import feeds as feed_store
 from dispatch.store.feeds import Feed
+from dispatch.workers.loop import run_rounds
 
 log = structlog.get_logger(__name__)
 
@@ -63,16 +64,11 @@ class FeedPoller:
         self._tick_s = tick_s
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                log.exception("feed_cycle_failed")
-            try:
-                async with asyncio.timeout(self._tick_s):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+        async def round_() -> bool:
+            await self.run_once()
+            return False
+
+        await run_rounds(stop, round_, tick_s=self._tick_s, name="feed_poller")
 
     async def run_once(self) -> int:
         now = self._clock.now()

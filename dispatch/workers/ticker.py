@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Final
 
 import asyncpg
-import structlog
 
 from dispatch.domain.clock import Clock
 from dispatch.service import progress
@@ -21,8 +20,8 @@ from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
 from dispatch.store import agencies as agency_store
 from dispatch.store import incidents as incident_store
+from dispatch.workers.loop import run_rounds
 
-log = structlog.get_logger(__name__)
 
 # Incidents handled per wake-up before yielding to the loop's other work.
 _BATCH: Final = 50
@@ -45,19 +44,10 @@ class DeadlineTicker:
         self._tick_s = tick_s
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                log.exception("ticker_cycle_failed")
-                handled = 0
-            if handled >= _BATCH:
-                continue
-            try:
-                async with asyncio.timeout(self._tick_s):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+        async def round_() -> bool:
+            return await self.run_once() >= _BATCH
+
+        await run_rounds(stop, round_, tick_s=self._tick_s, name="deadline_ticker")
 
     async def run_once(self) -> int:
         handled = 0

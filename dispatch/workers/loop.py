@@ -1,0 +1,38 @@
+"""The shape every polling worker shares: do a round, then wait for the tick or the stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+async def run_rounds(
+    stop: asyncio.Event,
+    round_: Callable[[], Awaitable[bool]],
+    *,
+    tick_s: float,
+    name: str,
+) -> None:
+    """Call ``round_`` until ``stop``; it returns True when more work is waiting (no pause).
+
+    Database and network trouble is logged and the next round tries again: a worker
+    that died on a transient error would leave deadlines unserved until a restart.
+    """
+    while not stop.is_set():
+        busy = False
+        try:
+            busy = await round_()
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            log.exception("worker_round_failed", worker=name)
+        if busy:
+            continue
+        try:
+            async with asyncio.timeout(tick_s):
+                await stop.wait()
+        except TimeoutError:
+            pass
