@@ -22,7 +22,6 @@ from dispatch.store import agencies as agency_store
 from dispatch.store import incidents as incident_store
 from dispatch.workers.loop import run_rounds
 
-
 # Incidents handled per wake-up before yielding to the loop's other work.
 _BATCH: Final = 50
 
