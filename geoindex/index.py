@@ -10,14 +10,21 @@ the epoch) and ``key``, the H3 cell at the finest indexed resolution ``F``. Slot
 then one 3-bit digit per resolution), so the res-``F`` descendants of any coarser cell are one
 contiguous key range: a single ``np.searchsorted`` turns a list of cells at *any* coarser
 resolution into slices of the main region. One sorted array therefore serves every resolution,
-with no per-cell Python objects. Delta slots are found through one small ``dict`` per query
-resolution (cell -> list of slots).
+with no per-cell Python objects. The delta is searched the same way, with no per-resolution
+structure either: slots ``[m, run_end)`` are listed in a sorted *run* (keys and slots, two numpy
+arrays; one more ``searchsorted``), the newest ``< _PENDING_MAX`` slots ``[run_end, n)`` are
+*pending* and tested against the key ranges in one vectorised pass. Every ``_PENDING_MAX`` (1,024)
+updates the pending slots are sorted and merged into the run (``np.insert``, O(run)).
 
-``upsert`` of a new id appends a slot; moving a volunteer whose slot is in the main region
-tombstones it (x = NaN, so its distance is NaN and never passes a ``<=`` test) and appends a new
-slot; a delta slot is updated in place. When the delta plus tombstones exceed
-``max(_MERGE_MIN, m / 8)`` the arrays are compacted and re-sorted (vectorised, ~30 ms at 1M,
-well under 1 us per update amortised). ``bulk_load`` appends and rebuilds once. Ids map to slots
+``upsert`` of a new id appends a slot; moving a volunteer tombstones its old slot (x = NaN, so its
+distance is NaN and never passes a ``<=`` test) and appends a new one; ``remove`` tombstones.
+When the delta plus tombstones exceed ``max(_MERGE_MIN, m / 8)`` the arrays are compacted: the
+main region is already sorted, so only the delta is sorted and merged in (O(n) numpy, ~35 ms at
+1M). Measured at 1M (200k moves): ~350k upserts/s; the former design (one ``dict`` of cell ->
+slots per query resolution, kept up to date on every upsert, and a full argsort per rebuild) did
+~165k/s, 60% of it in the five dicts (cache misses and growth at 1M) and 20% in rebuilds; query
+cost with a large delta is the same or lower (p50 64 vs 71 us with 90k delta slots), ~+4 us with
+a small one. ``bulk_load`` appends and rebuilds once. Ids map to slots
 through a dense ``int32`` array when ids are small non-negative integers (database sequences) and
 a ``dict`` for the others (~100 bytes more per such id). Index memory at 1,000,000 volunteers:
 see ``bench/geoindex.py`` (tracemalloc); the arrays are 72 bytes per slot plus the id array.
@@ -37,13 +44,17 @@ ring batch on most queries (p50 75 us instead of 36 us); a level factor of 1 or 
 raised p99 (more second batches). In sparse areas where even the coarsest cell predicts fewer than
 ``need`` volunteers within the radius, the query goes straight to the disk covering the radius (one
 batch instead of two). A query costs ~30 us warm (p50 ~40 us in the bench), ~20 numpy calls plus
-1-3 h3 calls; most of it is call overhead.
+1-3 h3 calls; most of it is call overhead (more candidates per call barely change it: a
+level factor of 1, i.e. ~3x fewer candidates, did not lower p50 and raised p99 by ~30 us).
 
 Search
 ------
 For the chosen resolution, rings around the query cell ``c0`` are processed in at most two
-vectorised batches: first the disk of radius 1; then, if needed, every further ring up to the first
-ring ``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). Each batch
+vectorised batches: first the disk of radius 1 (or of radius 2, when the N-th distance predicted
+from the cell's count and area exceeds what disk 1 can prove: a second batch costs ~25 us of fixed
+overhead, one batch of 19 cells less; this took the 3% of 100k clustered queries that needed two
+batches, the p99 tail, down to 0.3%); then, if needed, every further ring up to the first ring
+``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). Each batch
 concatenates slices of the main region (and any delta slots) and computes squared chords in one
 pass; only the top candidates are converted to metres and sorted (by distance, then id).
 
@@ -59,11 +70,17 @@ cell's centre to any point of its region: the proven circumradius bound
 circumradius from its centre; 1.10 is used). For the disk of radius 1 a cached, cheaper form is
 tried first: ``G(c0) - distance(query, centre(c0)) - R`` with ``G(c0)`` the smallest distance
 between the centre of ``c0`` and a ring-2 centre (triangle inequality); these per-cell facts (and
-the disk's key bounds) are a pure function of H3, cached across indexes and warmed by ``bulk_load``
-for the non-empty cells of the coarser levels (~0.3 s at 1M). Pentagons and icosahedron edges need
-no special case (h3's rings are pentagon-safe and the bound covers every cell); the antimeridian
-and poles need none either, as everything is 3-D vectors. Radii that would need more than
-:data:`_MAX_RINGS` rings at the coarsest resolution fall back to a scan of every slot.
+the disk's key bounds, and the cells, key bounds and centres of rings 2, 3, ...) are a pure
+function of H3, cached across indexes. ``bulk_load`` warms the disk cache for the cells queries
+start from (every non-empty cell of the coarsest level, cells with >= ``_WARM_COUNT`` volunteers
+of the finer ones; with their rings 2 and 3; ~0.5 s at 1M; ~50 MB, so index plus caches are
+137 B/volunteer at 1M clustered): a cold cell costs ~15-20 us of h3 calls; without warming, 60%
+of the first 2,000 clustered queries at 1M (res-10/11 cells) and 13% at 100k (rings 2-3) paid
+it, and it set p99. Pentagons and
+icosahedron edges need no special case (h3's rings are pentagon-safe and the bound covers every
+cell); the antimeridian and poles need none either, as everything is 3-D vectors. Radii that
+would need more than :data:`_MAX_RINGS` rings at the coarsest resolution fall back to a scan of
+every slot.
 """
 
 from __future__ import annotations
@@ -108,7 +125,10 @@ _SMALL_EXCLUDE: Final = 32
 _LEVEL_FACTOR: Final = 2.0
 _REGION_FACTOR: Final = 1.10
 _MERGE_MIN: Final = 4096
+_PENDING_MAX: Final = 1024
 _DENSE_MIN: Final = 1 << 16
+_WARM_COUNT: Final = 40
+_RING2_FACTOR: Final = 1.5
 _RES_MASK: Final = 0xF << 52
 _NAN: Final = math.nan
 
@@ -183,8 +203,6 @@ class VolunteerIndex:
         "_count",
         "_data",
         "_dead",
-        "_delta",
-        "_delta_levels",
         "_dense",
         "_fine",
         "_ids",
@@ -198,7 +216,11 @@ class VolunteerIndex:
         "_merge_min",
         "_n",
         "_nres",
+        "_pending_max",
         "_res",
+        "_run_end",
+        "_run_keys",
+        "_run_slots",
         "_sel_hi",
         "_sel_lo",
         "_sparse",
@@ -226,11 +248,10 @@ class VolunteerIndex:
         self._levels = tuple(_Level(r, fine) for r in res)
         self._sel_lo = [~lv.mask for lv in self._levels]
         self._sel_hi = [lv.mask for lv in self._levels]
-        self._delta: list[dict[int, list[int]]] = [{} for _ in res]
-        self._delta_levels = [
-            (lv.mask, lv.and_mask, lv.res_bits, dl)
-            for lv, dl in zip(self._levels, self._delta, strict=True)
-        ]
+        self._run_keys: I64 = np.empty(0, dtype=np.int64)  # sorted keys of delta [m, run_end)
+        self._run_slots: I64 = np.empty(0, dtype=np.int64)  # their slots, in key order
+        self._run_end = 0  # delta slots [run_end, n) are pending: unsorted, scanned by queries
+        self._pending_max = _PENDING_MAX
         self._fine = fine
         self._dense: I32 = np.full(0, -1, dtype=np.int32)
         self._sparse: dict[int, int] = {}
@@ -354,29 +375,8 @@ class VolunteerIndex:
         dense = self._dense
         slot = int(dense[vid]) if 0 <= vid < dense.shape[0] else self._sparse.get(vid, -1)
         data = self._data
-        if slot >= self._m:
-            # In the delta region: update in place.
-            old_key = int(self._key[slot])
-            if old_key != key:
-                for mask, and_mask, res_bits, dl in self._delta_levels:
-                    old_c = (old_key | mask) & and_mask | res_bits
-                    new_c = (key | mask) & and_mask | res_bits
-                    if old_c != new_c:
-                        lst = dl[old_c]
-                        lst.remove(slot)
-                        if not lst:
-                            del dl[old_c]
-                        dl.setdefault(new_c, []).append(slot)
-                self._key[slot] = key
-            data[0, slot] = x
-            data[1, slot] = y
-            data[2, slot] = z
-            self._lat[slot] = lat
-            self._lon[slot] = lon
-            self._ts[slot] = ts
-            return
         if slot >= 0:
-            data[0, slot] = _NAN  # tombstone the main-region slot
+            data[0, slot] = _NAN  # tombstone the old slot (main or delta)
             self._dead += 1
         else:
             self._count += 1
@@ -399,15 +399,10 @@ class VolunteerIndex:
             dense[vid] = new
         else:
             self._set_slot(vid, new)
-        for mask, and_mask, res_bits, dl in self._delta_levels:
-            c = (key | mask) & and_mask | res_bits
-            got = dl.get(c)
-            if got is None:
-                dl[c] = [new]
-            else:
-                got.append(new)
         if new - self._m + self._dead >= self._merge_at:
             self._rebuild()
+        elif new - self._run_end >= self._pending_max:
+            self._merge_pending()
 
     def remove(self, volunteer_id: int) -> None:
         """Remove a volunteer; no error if absent."""
@@ -418,44 +413,69 @@ class VolunteerIndex:
         self._clear_slot(vid)
         self._count -= 1
         self._data[0, slot] = _NAN
-        if slot < self._m:
-            self._dead += 1
-            if self._n - self._m + self._dead > self._merge_at:
-                self._rebuild()
-            return
-        key = int(self._key[slot])
-        for mask, and_mask, res_bits, dl in self._delta_levels:
-            c = (key | mask) & and_mask | res_bits
-            lst = dl[c]
-            lst.remove(slot)
-            if not lst:
-                del dl[c]
+        self._dead += 1
+        if self._n - self._m + self._dead > self._merge_at:
+            self._rebuild()
+
+    def _merge_pending(self) -> None:
+        """Sort the pending delta slots into the run (O(run) numpy, every ``_pending_max``)."""
+        lo = self._run_end
+        hi = self._n
+        keys = self._key[lo:hi]
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        order += lo
+        at = np.searchsorted(self._run_keys, keys, side="right")
+        self._run_keys = np.insert(self._run_keys, at, keys)
+        self._run_slots = np.insert(self._run_slots, at, order)
+        self._run_end = hi
 
     def _rebuild(self) -> None:
         """Compact live slots into one region sorted by key; empty the delta."""
         n = self._n
-        live = np.flatnonzero(~np.isnan(self._data[0, :n]))
-        keys = self._key[live]
-        order = np.argsort(keys, kind="stable")
-        src = live[order]
-        cnt = src.shape[0]
+        m = self._m
+        alive = ~np.isnan(self._data[0, :n])
+        # The main region is sorted already: sort only the (small) delta and merge it in,
+        # O(n) instead of an O(n log n) argsort of everything (~3x faster at 1M).
+        main = np.flatnonzero(alive[:m])
+        delta = np.flatnonzero(alive[m:])
+        delta += m
+        dkeys = self._key[delta]
+        dorder = np.argsort(dkeys, kind="stable")
+        delta = delta[dorder]
+        dkeys = dkeys[dorder]
+        mkeys = self._key[main]
+        cnt = main.shape[0] + delta.shape[0]
+        at = np.searchsorted(mkeys, dkeys, side="right")
+        at += np.arange(delta.shape[0])
+        src = np.empty(cnt, dtype=np.int64)
+        keys = np.empty(cnt, dtype=np.int64)
+        in_main = np.ones(cnt, dtype=bool)
+        in_main[at] = False
+        src[at] = delta
+        src[in_main] = main
+        keys[at] = dkeys
+        keys[in_main] = mkeys
         old = (self._data, self._ids, self._lat, self._lon, self._ts)
-        cap = max(1024, cnt + cnt // 8)
+        cap = max(1024, cnt + cnt // 8 + 1024)
         self._alloc(cap)
-        self._data[:3, :cnt] = old[0][:3, src]
-        self._data[3, :cnt] = np.arange(cnt, dtype=np.float64)
-        self._ids[:cnt] = old[1][src]
-        self._lat[:cnt] = old[2][src]
-        self._lon[:cnt] = old[3][src]
-        self._ts[:cnt] = old[4][src]
-        self._key[:cnt] = keys[order]
+        data = self._data
+        for r in range(3):
+            np.take(old[0][r], src, out=data[r, :cnt])
+        data[3, :cnt] = np.arange(cnt, dtype=np.float64)
+        np.take(old[1], src, out=self._ids[:cnt])
+        np.take(old[2], src, out=self._lat[:cnt])
+        np.take(old[3], src, out=self._lon[:cnt])
+        np.take(old[4], src, out=self._ts[:cnt])
+        self._key[:cnt] = keys
         del old
         self._m = self._n = cnt
         self._dead = 0
         self._keys_main = self._key[:cnt]
         self._merge_at = max(self._merge_min, cnt >> 3)
-        for dl in self._delta:
-            dl.clear()
+        self._run_keys = self._run_keys[:0]
+        self._run_slots = self._run_slots[:0]
+        self._run_end = cnt
         self._reindex_ids()
 
     def _reindex_ids(self) -> None:
@@ -557,20 +577,30 @@ class VolunteerIndex:
         self._warm_disks()
 
     def _warm_disks(self) -> None:
-        """Fill the disk cache for the non-empty cells of the coarser levels (start-up only).
+        """Fill the disk cache for the cells queries will start from (start-up only).
 
-        Queries there then skip ~15 us of h3 calls on their first visit. Bounded: levels are
-        warmed coarsest first while the total stays within half the cache.
+        Queries there then skip ~15 us of h3 calls on their first visit (measured: without this,
+        60% of the first 2,000 clustered queries at 1M paid it and p99 doubled). A query starts
+        at the finest level whose cell holds ``2 * need`` volunteers, else at the coarsest, so
+        the coarsest level is warmed for every non-empty cell and the finer ones for the cells
+        holding at least ``_WARM_COUNT`` (limits >= 20). Coarsest first, within half the cache.
         """
         keys = self._keys_main
         budget = _DISKS_MAX // 2
-        for lv in reversed(self._levels[2:]):
-            cells = np.unique((keys | lv.mask) & lv.and_mask | lv.res_bits).tolist()
-            if len(cells) > budget:
+        for i in range(self._nres - 1, -1, -1):
+            lv = self._levels[i]
+            cells, counts = np.unique(
+                (keys | lv.mask) & lv.and_mask | lv.res_bits, return_counts=True
+            )
+            if i < self._nres - 1:
+                cells = cells[counts >= _WARM_COUNT]
+            if cells.shape[0] > budget:
                 return
-            budget -= len(cells)
-            for c in cells:
+            budget -= cells.shape[0]
+            for c in cells.tolist():
                 _disk_info(c, lv)
+                _ring_info(c, 2, lv)  # the ring-2 bound and batch (8% of 100k clustered queries)
+                _ring_info(c, 3, lv)  # ring 3's bound after a ring-2 batch (another 5%)
 
     # ------------------------------------------------------------------ reads
 
@@ -661,7 +691,7 @@ _CENTRES: dict[int, tuple[float, float, float]] = {}
 _CENTRES_MAX: Final = 200_000
 # (cell, fine resolution) -> (key bounds of the 7-cell disk, disk cells, centre xyz, G in metres)
 _DISKS: dict[tuple[int, int], tuple[I64, list[int], float, float, float, float]] = {}
-_DISKS_MAX: Final = 50_000
+_DISKS_MAX: Final = 100_000
 
 
 def _centre(cell: int) -> tuple[float, float, float]:
@@ -710,6 +740,26 @@ def _disk_info(c0: int, lv: _Level) -> tuple[I64, list[int], float, float, float
         if len(_DISKS) >= _DISKS_MAX:
             _DISKS.clear()
         info = _DISKS[ck] = (bounds, disk, cx, cy, cz, g)
+    return info
+
+
+# (cell, k, fine resolution) -> (ring cells, key bounds of their descendants, centres)
+_RINGS: dict[tuple[int, int, int], tuple[list[int], I64, list[tuple[float, float, float]]]] = {}
+_RINGS_MAX: Final = 100_000
+
+
+def _ring_info(
+    c0: int, k: int, lv: _Level
+) -> tuple[list[int], I64, list[tuple[float, float, float]]]:
+    """Cached ring ``k`` around ``c0``: its cells, their key bounds and their centres."""
+    ck = (c0, k, lv.fine_bits)
+    info = _RINGS.get(ck)
+    if info is None:
+        cells = _h3.grid_ring_unordered(c0, k)
+        bounds = np.array(_cell_bounds(cells, lv), dtype=np.int64)
+        if len(_RINGS) >= _RINGS_MAX:
+            _RINGS.clear()
+        info = _RINGS[ck] = (cells, bounds, [_centre(c) for c in cells])
     return info
 
 
@@ -766,11 +816,11 @@ class _Query:
         last = index._nres - 1
         fine = _h3.latlng_to_cell(self.lat, self.lon, index._res[0])
         li = last
+        nl = last + 1
         sparse = False
         pos: list[int] = []
         if index._m:
             # Counts of the main region in the query's cell at every level, in one call.
-            nl = last + 1
             pos = np.searchsorted(
                 index._keys_main,
                 [fine & m for m in index._sel_lo] + [(fine | m) + 1 for m in index._sel_hi],
@@ -793,28 +843,47 @@ class _Query:
             expected = (pos[2 * last + 1] - pos[last]) * math.pi * self.radius_m**2 / area
             k2 = math.ceil((self.radius_m + 2.0 * rmax) / (1.5 * rmax / (1.05 * 1.1))) - 2
             if expected < self.need and 2 <= k2 <= _MAX_RINGS:
-                while self._ring_lb(c0, k2 + 1, rmax) <= self.radius_m:
+                while self._ring_lb(c0, k2 + 1, lv) <= self.radius_m:
                     k2 += 1
                     if k2 > _MAX_RINGS:
                         return self._scan_all()
                 cells = _h3.grid_disk_unordered(c0, k2)
-                return self._finish(self._batch(li, _cell_bounds(cells, lv), cells))
-        bounds, disk1, cx, cy, cz, g = _disk_info(c0, lv)
-        hits = self._batch(li, bounds, disk1)
-        bound = self._bound(hits)
+                return self._finish(self._batch(_cell_bounds(cells, lv)))
+        bounds, _, cx, cy, cz, g = _disk_info(c0, lv)
         rmax = lv.rmax
         qx, qy, qz = self.q
         dq2 = (qx - cx) * (qx - cx) + (qy - cy) * (qy - cy) + (qz - cz) * (qz - cz)
         dq = _TWO_R * math.asin(min(1.0, math.sqrt(dq2) * 0.5))
         lb = g - dq - rmax - 2e-3 - 2e-9 * g
-        if lb > bound or self._ring_lb(c0, 2, rmax) > bound:
+        k1 = 1
+        lb2: float | None = None  # ring 2's exact bound, once computed
+        if lb < self.radius_m and pos:
+            # Will the N-th distance (estimated from the cell's count and area) exceed what the
+            # disk of radius 1 proves? Then take ring 2 in the first batch: one batch of 19
+            # cells costs less than two (a second batch is ~25 us of fixed numpy overhead).
+            density = (pos[nl + li] - pos[li]) / (2.6 * (rmax / _REGION_FACTOR / 1.05) ** 2)
+            if self.need > _RING2_FACTOR * density * math.pi * lb * max(lb, 0.0):
+                lb2 = self._ring_lb(c0, 2, lv)  # the exact (and tighter) bound of ring 2
+                lb = max(lb, lb2)
+            if self.need > _RING2_FACTOR * density * math.pi * lb * max(lb, 0.0):
+                ring2 = _ring_info(c0, 2, lv)
+                bounds = np.concatenate((bounds, ring2[1]))
+                k1 = 2
+        hits = self._batch(bounds)
+        bound = self._bound(hits)
+        if k1 == 1:
+            if lb > bound:
+                return self._finish(hits)
+            if lb2 is None and self._ring_lb(c0, 2, lv) > bound:
+                return self._finish(hits)
+        elif self._ring_lb(c0, 3, lv) > bound:
             return self._finish(hits)
         # More rings are needed. Guess the last one from the ring spacing (coarser resolution if
         # too many), then verify the guess with the exact bound.
         restart = False
         spacing = 1.5 * rmax / (1.05 * 1.1)
         while True:
-            k2 = max(2, math.ceil((bound + 2.0 * rmax) / spacing) - 1)
+            k2 = max(k1 + 1, math.ceil((bound + 2.0 * rmax) / spacing) - 1)
             if k2 <= _MAX_RINGS:
                 break
             if li == last:
@@ -825,26 +894,26 @@ class _Query:
             spacing = 1.5 * rmax / (1.05 * 1.1)
             c0 = (fine | lv.mask) & lv.and_mask | lv.res_bits
             restart = True
-        while self._ring_lb(c0, k2 + 1, rmax) <= bound:
+        while self._ring_lb(c0, k2 + 1, lv) <= bound:
             k2 += 1
             if k2 > _MAX_RINGS:
                 return self._scan_all()
         if restart:
             cells = _h3.grid_disk_unordered(c0, k2)
-            return self._finish(self._batch(li, _cell_bounds(cells, lv), cells))
-        inner = set(disk1)
-        outer = [c for c in _h3.grid_disk_unordered(c0, k2) if c not in inner]
-        hits2 = self._batch(li, _cell_bounds(outer, lv), outer)
+            return self._finish(self._batch(_cell_bounds(cells, lv)))
+        # The rings k1+1..k2 from the cache: bounds need not be merged across rings.
+        rings = [_ring_info(c0, k, lv)[1] for k in range(k1 + 1, k2 + 1)]
+        hits2 = self._batch(rings[0] if len(rings) == 1 else np.concatenate(rings))
         if hits2:
             hits = sorted(hits + hits2)
         return self._finish(hits)
 
-    def _ring_lb(self, c0: int, k: int, rmax: float) -> float:
+    def _ring_lb(self, c0: int, k: int, lv: _Level) -> float:
         """Lower bound (m) on the distance from the query to any point outside disk(c0, k-1)."""
         qx, qy, qz = self.q
         best = 4.0
-        for cell in _h3.grid_ring_unordered(c0, k):
-            x, y, z = _centre(cell)
+        rmax = lv.rmax
+        for x, y, z in _ring_info(c0, k, lv)[2]:
             c2 = (x - qx) * (x - qx) + (y - qy) * (y - qy) + (z - qz) * (z - qz)
             best = min(c2, best)
         d = _TWO_R * math.asin(min(1.0, math.sqrt(best) * 0.5))
@@ -876,10 +945,11 @@ class _Query:
                 break
         return out
 
-    def _batch(
-        self, li: int, bounds: Sequence[int] | I64, cells: Sequence[int]
-    ) -> list[tuple[float, int]]:
-        """Candidates in ``cells`` (level ``li``): the best ``need`` (plus ties), sorted."""
+    def _batch(self, bounds: Sequence[int] | I64) -> list[tuple[float, int]]:
+        """Candidates in the key ranges ``bounds``: the best ``need`` (plus ties), sorted.
+
+        ``bounds`` is ``[lo0, hi0, lo1, hi1, ...]``, disjoint half-open ranges in any order.
+        """
         index = self.index
         data = index._data
         got: list[F64] = []
@@ -887,11 +957,26 @@ class _Query:
             pos = np.searchsorted(index._keys_main, bounds).tolist()
             it = iter(pos)
             got = [data[:, a:b] for a, b in zip(it, it, strict=True) if b > a]
-        if index._n > index._m:
-            dl = index._delta[li]
-            extra = [s for c in cells if (lst := dl.get(c)) is not None for s in lst]
+        n = index._n
+        if n > index._m:
+            extra: list[I64] = []
+            run_keys = index._run_keys
+            if run_keys.shape[0]:
+                run_slots = index._run_slots
+                it = iter(np.searchsorted(run_keys, bounds).tolist())
+                extra = [run_slots[a:b] for a, b in zip(it, it, strict=True) if b > a]
+            lo = index._run_end
+            if n > lo:
+                # Pending slots: a key is in a range iff an odd number of the (sorted, disjoint)
+                # bounds are <= it.
+                inside = np.searchsorted(np.sort(bounds), index._key[lo:n], side="right")
+                inside &= 1
+                sel = np.flatnonzero(inside)
+                if sel.shape[0]:
+                    sel += lo
+                    extra.append(sel)
             if extra:
-                got.append(data[:, extra])
+                got.append(data[:, extra[0] if len(extra) == 1 else np.concatenate(extra)])
         if not got:
             return []
         return self._select(got[0] if len(got) == 1 else np.concatenate(got, axis=1))

@@ -186,6 +186,7 @@ def test_dense_and_sparse_ids_and_rebuilds_keep_bookkeeping() -> None:
     """Small, negative and huge ids (dense array vs dict) survive moves, removals and merges."""
     index = VolunteerIndex()
     index._merge_min = index._merge_at = 3  # merge often
+    index._pending_max = 2  # and sort the delta into its run often
     ids = [0, 1, 5, 70_000, -3, 2**62, 2**40 + 1, 200_000]
     expected = {}
     for step in range(4):

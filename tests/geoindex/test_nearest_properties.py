@@ -140,6 +140,8 @@ def test_matches_brute_force_after_moves_and_removals(sc: dict, data: st.DataObj
     if data.draw(st.booleans()):
         # Re-sort into the main region after every few updates (exercises tombstones + merges).
         index._merge_min = index._merge_at = data.draw(st.integers(1, 8))
+    # Sort pending delta slots into the sorted run often (or never): both delta paths.
+    index._pending_max = data.draw(st.sampled_from([1, 2, 5, 1_000]))
     ids = sorted(points)
     lat, lon = sc["query"]
     for _ in range(data.draw(st.integers(0, 40))):
