@@ -37,6 +37,17 @@ class DeviceAddress:
     platform: str
 
 
+def alert_row(row: Any) -> AlertRow:
+    """An :class:`AlertRow` from a record with id, agency_id, incident_id, volunteer_id, state."""
+    return AlertRow(
+        row["id"],
+        row["agency_id"],
+        row["incident_id"],
+        row["volunteer_id"],
+        AlertState(row["state"]),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AedDirections:
     """Where the AED to fetch is, for a volunteer with the AED role."""
@@ -77,11 +88,6 @@ class ClaimedDelivery:
     verify_before_send: bool = False
     patient: tuple[float, float] | None = None
     aed: AedDirections | None = None
-
-
-async def alerted_volunteers(conn: Any, incident_id: UUID) -> set[int]:
-    rows = await conn.fetch("SELECT volunteer_id FROM alerts WHERE incident_id = $1", incident_id)
-    return {r["volunteer_id"] for r in rows}
 
 
 async def insert_with_outbox(
@@ -145,13 +151,7 @@ async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
     )
     if row is None:
         return None
-    return AlertRow(
-        row["id"],
-        row["agency_id"],
-        row["incident_id"],
-        row["volunteer_id"],
-        AlertState(row["state"]),
-    )
+    return alert_row(row)
 
 
 async def set_state(conn: Any, alert_id: UUID, state: AlertState, now: datetime) -> None:
@@ -327,25 +327,6 @@ async def retry_delivery(
         verify_before_send,
     )
     return bool(updated)
-
-
-async def open_for_incident(conn: Any, incident_id: UUID) -> list[AlertRow]:
-    """Alerts still waiting or responding, row-locked (stand-down changes them)."""
-    rows = await conn.fetch(
-        """
-        SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts
-        WHERE incident_id = $1
-          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
-        ORDER BY id FOR NO KEY UPDATE
-        """,
-        incident_id,
-    )
-    return [
-        AlertRow(
-            r["id"], r["agency_id"], r["incident_id"], r["volunteer_id"], AlertState(r["state"])
-        )
-        for r in rows
-    ]
 
 
 async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:

@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from dispatch.domain.alert_states import AlertState
-from dispatch.store.alerts import AlertRow
+from dispatch.store.alerts import AlertRow, alert_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +167,7 @@ async def latest_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -
     )
     if row is None:
         return None
-    return AlertRow(
-        row["id"],
-        row["agency_id"],
-        row["incident_id"],
-        row["volunteer_id"],
-        AlertState(row["state"]),
-    )
+    return alert_row(row)
 
 
 async def latest_alert_of_volunteers(conn: Any, volunteer_ids: Sequence[int]) -> AlertRow | None:
@@ -188,13 +181,7 @@ async def latest_alert_of_volunteers(conn: Any, volunteer_ids: Sequence[int]) ->
     )
     if row is None:
         return None
-    return AlertRow(
-        row["id"],
-        row["agency_id"],
-        row["incident_id"],
-        row["volunteer_id"],
-        AlertState(row["state"]),
-    )
+    return alert_row(row)
 
 
 async def agency_windows(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
