@@ -39,10 +39,6 @@ async def _supervised_agency(request: web.Request) -> UUID:
     return agency_id
 
 
-def _settings_json(settings: dict[str, Any]) -> web.Response:
-    return web.json_response(settings)
-
-
 @routes.get("/v1/agencies/{agency_id}/settings")
 async def get_settings(request: web.Request) -> web.Response:
     agency_id = await _supervised_agency(request)
@@ -50,19 +46,14 @@ async def get_settings(request: web.Request) -> web.Response:
         current = await agency_store.settings(conn, agency_id)
     if current is None:
         raise not_found("agency")
-    return _settings_json(current)
+    return web.json_response(current)
 
 
 @routes.patch("/v1/agencies/{agency_id}/settings")
 async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
     agency_id = await _supervised_agency(request)
-    if request.content_type != "application/json":
-        raise Problem(415, "unsupported-media-type", "Unsupported media type", "send JSON")
-    try:
-        data = decode_json(await request.read())
-    except CadParseError as exc:
-        raise malformed(exc.detail) from None
+    data = await _json_object(request)
     try:
         changes = validate_settings(data)
     except SettingsError as exc:
@@ -72,7 +63,7 @@ async def patch_settings(request: web.Request) -> web.Response:
         current = await agency_store.settings(conn, agency_id)
     request.app[keys.AUTH_CACHE].forget(agency_id)
     assert current is not None
-    return _settings_json(current)
+    return web.json_response(current)
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
