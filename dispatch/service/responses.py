@@ -77,7 +77,7 @@ async def respond(
             previous=alert.state.value,
         )
         queued = 0
-        agency = await agency_store.policy(conn, alert.agency_id)
+        agency = await agency_store.policy(conn, alert.agency_id) if positions is not None else None
         if positions is not None and agency is not None:
             queued = await progress.advance(conn, positions, agency, incident_id, events)
         else:
