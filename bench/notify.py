@@ -13,7 +13,7 @@ The fake runs in a child process (its own interpreter, so it does not share our 
 reports arrival times over ``GET /_journal``. PostgreSQL: ``DATABASE_URL`` (a scratch
 database is created and dropped there) or the embedded server in a temporary folder.
 
-    .venv/bin/python bench/notify.py [--alerts 10000] [--batch 200] [--workers 2]
+    .venv/bin/python bench/notify.py [--alerts 10000] [--batch 100] [--pipeline 4]
 """
 
 from __future__ import annotations
@@ -175,6 +175,30 @@ async def wait_sent(pool: asyncpg.Pool, timeout_s: float = 120.0) -> None:
             await asyncio.sleep(0.02)
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU of these processes so far (Linux /proc; left out where unreadable)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings; a process started in between counts from zero."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+async def postgres_pids(pool: asyncpg.Pool) -> list[int]:
+    """The server's processes (backends and its own workers) that run on this machine."""
+    async with pool.acquire() as conn:
+        return [r["pid"] for r in await conn.fetch("SELECT pid FROM pg_stat_activity")]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -211,13 +235,20 @@ async def run(args: argparse.Namespace) -> None:
     )
     try:
         async with database() as dsn:
-            settings = Settings(database_url=dsn, db_pool_min=2, db_pool_max=args.workers * 3 + 4)
+            settings = Settings(database_url=dsn, db_pool_min=2, db_pool_max=10)
             conn = await asyncpg.connect(dsn)
             await migrate(conn)
             agency_id, _ = await agency_store.create_agency(conn, name="Bench")
             volunteers = await seed_volunteers(conn, agency_id, args.alerts)
             await conn.close()
-            async with open_pool(dsn, settings) as pool, aiohttp.ClientSession() as session:
+            async with (
+                open_pool(dsn, settings) as pool,
+                # As in the service: the worker has its own connections (dispatch.web.app).
+                open_pool(
+                    dsn, settings, min_size=1, max_size=args.workers * (args.pipeline + 1)
+                ) as worker_pool,
+                aiohttp.ClientSession() as session,
+            ):
                 fcm = FcmNotifier(
                     service_account_file=sa,
                     base_url=fake_url,
@@ -228,7 +259,7 @@ async def run(args: argparse.Namespace) -> None:
                 await fcm.warm_up()
                 workers = [
                     OutboxWorker(
-                        pool,
+                        worker_pool,
                         Providers(push=fcm),
                         SystemClock(),
                         Metrics(),
@@ -237,6 +268,7 @@ async def run(args: argparse.Namespace) -> None:
                         send_timeout_s=10,
                         lease_s=30,
                         max_in_flight=args.in_flight,
+                        pipeline=args.pipeline,
                     )
                     for _ in range(args.workers)
                 ]
@@ -250,7 +282,9 @@ async def run(args: argparse.Namespace) -> None:
 
                         profile = cProfile.Profile()
                         profile.enable()
-                    await throughput(pool, session, fake_url, workers, agency_id, volunteers)
+                    await throughput(
+                        pool, session, fake_url, workers, agency_id, volunteers, fake.pid
+                    )
                     if args.profile:
                         profile.disable()
                         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
@@ -273,6 +307,7 @@ async def throughput(
     workers: list[OutboxWorker],
     agency_id: UUID,
     volunteers: list[int],
+    fake_pid: int | None,
 ) -> None:
     n = len(volunteers)
     per = 100
@@ -292,10 +327,15 @@ async def throughput(
                 now=now,
             )
     committed = time.time()
+    pg = cpu_seconds(await postgres_pids(pool))
+    me, fake = time.process_time(), cpu_seconds([fake_pid or 0])
     for w in workers:
         w.wakeup.set()
     await wait_sent(pool)
     done = time.time()
+    worker_us = (time.process_time() - me) / n * 1e6
+    pg_us = cpu_used(pg, cpu_seconds(await postgres_pids(pool))) / n * 1e6
+    fake_us = cpu_used(fake, cpu_seconds([fake_pid or 0])) / n * 1e6
     arrivals = await journal(session, fake_url)
     last = max(arrivals.values())
     print(f"throughput: {n} alerts, {len(arrivals)} requests at the fake")
@@ -306,6 +346,11 @@ async def throughput(
     print(
         f"  commit → every outbox row recorded: {done - committed:.2f} s = "
         f"{n / (done - committed):,.0f} alerts/s"
+    )
+    print(
+        f"  CPU per alert: worker process {worker_us:.0f} µs, PostgreSQL {pg_us:.0f} µs, "
+        f"fake {fake_us:.0f} µs (2 cores: {2e6 / (worker_us + pg_us + fake_us):,.0f} alerts/s "
+        "if nothing else ran)"
     )
 
 
@@ -337,7 +382,10 @@ async def latency(
         delays.extend(got)
         firsts.append(min(got))
     ms = [d * 1000 for d in delays]
+    first = min(c for c, _ in commits)
+    spread = max(c for c, _ in commits) - first
     print("latency: 20 incidents × 30 alerts committed at once; commit → request at the fake")
+    print(f"  the 20 commits spread over {spread * 1000:.0f} ms")
     print(
         f"  p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
         f"max {max(ms):.1f} ms (n={len(ms)})"
@@ -348,9 +396,20 @@ async def latency(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=200, help="outbox rows leased per cycle")
-    parser.add_argument("--workers", type=int, default=2, help="OutboxWorker loops")
-    parser.add_argument("--in-flight", type=int, default=200, help="provider requests in flight")
+    defaults = Settings()
+    parser.add_argument(
+        "--batch", type=int, default=defaults.notifier_batch, help="outbox rows leased per cycle"
+    )
+    parser.add_argument(
+        "--pipeline", type=int, default=defaults.notifier_pipeline, help="batches in flight"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="OutboxWorker loops")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=defaults.provider_max_in_flight,
+        help="provider requests in flight",
+    )
     parser.add_argument(
         "--transport",
         choices=["sdk", "aiohttp"],

@@ -31,9 +31,10 @@ class Settings:
     db_acquire_timeout_s: float = 2.0
     notifier_enabled: bool = True
     notifier_poll_s: float = 0.2
-    notifier_batch: int = 50
+    notifier_batch: int = 100
     notifier_send_timeout_s: float = 10.0
     notifier_lease_s: float = 30.0
+    notifier_pipeline: int = 4
     log_provider_file: Path | None = None
     position_flush_s: float = 0.2
     position_flush_rows: int = 2000
@@ -46,7 +47,7 @@ class Settings:
     # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
-    fcm_transport: str = "sdk"
+    fcm_transport: str = "aiohttp"
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_from_number: str | None = None
@@ -127,9 +128,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_acquire_timeout_s=_number(env, "DISPATCH_DB_ACQUIRE_TIMEOUT_S", 2.0, minimum=0.01),
         notifier_enabled=_flag(env, "DISPATCH_NOTIFIER_ENABLED", True),
         notifier_poll_s=_number(env, "DISPATCH_NOTIFIER_POLL_S", 0.2, minimum=0.01),
-        notifier_batch=_integer(env, "DISPATCH_NOTIFIER_BATCH", 50, minimum=1),
+        notifier_batch=_integer(env, "DISPATCH_NOTIFIER_BATCH", 100, minimum=1),
         notifier_send_timeout_s=_number(env, "DISPATCH_NOTIFIER_SEND_TIMEOUT_S", 10.0, minimum=0.1),
         notifier_lease_s=_number(env, "DISPATCH_NOTIFIER_LEASE_S", 30.0, minimum=1.0),
+        notifier_pipeline=_integer(env, "DISPATCH_NOTIFIER_PIPELINE", 4, minimum=1),
         log_provider_file=Path(log_file) if log_file else None,
         position_flush_s=_number(env, "DISPATCH_POSITION_FLUSH_S", 0.2, minimum=0.01),
         position_flush_rows=_integer(env, "DISPATCH_POSITION_FLUSH_ROWS", 2000, minimum=1),
@@ -163,7 +165,7 @@ def _delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "fcm_service_account_file": Path(fcm_file) if fcm_file else None,
         "fcm_base_url": env.get("DISPATCH_FCM_BASE_URL") or None,
-        "fcm_transport": _choice(env, "DISPATCH_FCM_TRANSPORT", "sdk", {"sdk", "aiohttp"}),
+        "fcm_transport": _choice(env, "DISPATCH_FCM_TRANSPORT", "aiohttp", {"sdk", "aiohttp"}),
         "twilio_account_sid": sid,
         "twilio_auth_token": token,
         "twilio_from_number": from_number,

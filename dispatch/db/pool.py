@@ -39,11 +39,14 @@ class BoundedPool(asyncpg.Pool):
 
 
 @asynccontextmanager
-async def open_pool(dsn: str, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+async def open_pool(
+    dsn: str, settings: Settings, *, min_size: int | None = None, max_size: int | None = None
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool sized by ``settings`` (``DISPATCH_DB_POOL_MIN/MAX``) unless sizes are given."""
     pool = BoundedPool(
         dsn,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
+        min_size=settings.db_pool_min if min_size is None else min_size,
+        max_size=settings.db_pool_max if max_size is None else max_size,
         command_timeout=settings.db_command_timeout_s,
         timeout=settings.db_acquire_timeout_s,
         init=init_connection,

@@ -90,6 +90,11 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await stack.enter_async_context(open_pool(dsn, settings))
         async with pool.acquire() as conn:
             applied = await migrate(conn)
+        # The outbox worker has connections of its own: a burst of CAD documents holding
+        # every connection of the main pool must not hold back the alerts it has just written.
+        app[keys.DELIVERY_POOL] = await stack.enter_async_context(
+            open_pool(dsn, settings, min_size=1, max_size=settings.notifier_pipeline + 1)
+        )
         log.info("database_ready", embedded=settings.database_url is None, migrated=applied)
         app[keys.POOL] = pool
         yield
@@ -167,7 +172,7 @@ async def _positions_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     worker = OutboxWorker(
-        app[keys.POOL],
+        app[keys.DELIVERY_POOL],
         app[keys.PROVIDERS],
         app[keys.CLOCK],
         app[keys.METRICS],
@@ -180,6 +185,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         sms_rate_per_s=settings.sms_rate_per_s,
         voice_rate_per_s=settings.voice_rate_per_s,
         max_in_flight=settings.provider_max_in_flight,
+        pipeline=settings.notifier_pipeline,
     )
     app[keys.OUTBOX_WORKER] = worker
     if not settings.notifier_enabled:

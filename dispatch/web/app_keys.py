@@ -22,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
+DELIVERY_POOL = web.AppKey("delivery_pool", asyncpg.Pool)
+"""The outbox worker's own connections (see ``dispatch.web.app._database_ctx``)."""
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 NOTIFIER = web.AppKey("notifier", Notifier)
 POSITIONS = web.AppKey("positions", PositionCache)

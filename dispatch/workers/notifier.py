@@ -15,8 +15,12 @@ one window left; the alert id travels in every push so the app drops the
 duplicate, and an SMS whose create was ambiguous is looked up before it is
 sent again.
 
-One claimed batch is sent concurrently (push messages together through
-``send_each_async``) and finished in one transaction.
+One claimed batch is sent concurrently (push messages in chunks, one
+``send_many`` call each) and finished in one transaction. Up to ``pipeline``
+batches are out at once, so a batch waiting on a slow provider answer, or on its
+bookkeeping, does not hold back alerts committed meanwhile. The worker claims
+from a pool of its own (``dispatch.web.app``): a burst of intake cannot take the
+connections the alerts it writes need.
 """
 
 from __future__ import annotations
@@ -163,6 +167,7 @@ class OutboxWorker:
         sms_rate_per_s: float = 1.0,
         voice_rate_per_s: float = 1.0,
         max_in_flight: int = 100,
+        pipeline: int = 1,
         rng: UniformRng | None = None,
     ) -> None:
         self._pool = pool
@@ -173,6 +178,7 @@ class OutboxWorker:
         self._metrics = metrics
         self._poll_s = poll_s
         self._batch = batch
+        self._pipeline = max(1, pipeline)
         self._send_timeout_s = send_timeout_s
         # The lease must outlive the send timeout, or a slow send could be taken twice.
         self._lease = timedelta(seconds=max(lease_s, send_timeout_s * 2))
@@ -192,34 +198,69 @@ class OutboxWorker:
         self.wakeup = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set; a batch already leased is finished first (drain)."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                log.exception("outbox_cycle_failed")
-                handled = 0
-            if handled:
-                continue
-            self.wakeup.clear()
-            try:
-                async with asyncio.timeout(self._poll_s):
-                    await self.wakeup.wait()
-            except TimeoutError:
-                pass
+        """Work until ``stop`` is set; batches already leased are finished first (drain).
+
+        Claiming does not wait for the previous batch to be sent and recorded: up to
+        ``pipeline`` batches are in flight, so alerts committed while one batch is out
+        are leased and sent at once instead of queueing behind its bookkeeping.
+        """
+        slots = asyncio.Semaphore(self._pipeline)
+        batches: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            batches.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox_batch_failed", error=repr(task.exception()))
+
+        try:
+            while not stop.is_set():
+                await slots.acquire()
+                # Cleared before claiming: a commit during the claim leaves it set, so the
+                # rows it made are claimed next round rather than at the next poll.
+                self.wakeup.clear()
+                now = self._clock.now()
+                try:
+                    claimed = await self._claim(now)
+                except (OSError, asyncpg.PostgresError, TimeoutError):
+                    log.exception("outbox_cycle_failed")
+                    claimed = []
+                if claimed:
+                    task = asyncio.create_task(self._deliver(claimed, now))
+                    batches.add(task)
+                    task.add_done_callback(done)
+                    continue
+                slots.release()
+                try:
+                    async with asyncio.timeout(self._poll_s):
+                        await self.wakeup.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            # Leased rows are ours until their lease runs out: finish them rather than
+            # leave them for another worker to retry after the lease.
+            await asyncio.gather(*batches, return_exceptions=True)
 
     async def run_once(self) -> int:
+        """Claim one batch, send it and record the results; returns how many rows it had."""
         now = self._clock.now()
+        claimed = await self._claim(now)
+        if claimed:
+            await self._deliver(claimed, now)
+        return len(claimed)
+
+    async def _claim(self, now: datetime) -> list[ClaimedDelivery]:
         async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await alert_store.claim_due(
-                conn, now=now, limit=self._batch, lease=self._lease
-            )
-        if not claimed:
-            return 0
+            return await alert_store.claim_due(conn, now=now, limit=self._batch, lease=self._lease)
+
+    async def _deliver(self, claimed: Sequence[ClaimedDelivery], now: datetime) -> None:
         attempts = [self._prepare(d, now) for d in claimed]
         await self._send_all(attempts)
-        await self._finish(attempts)
-        return len(claimed)
+        try:
+            await self._finish(attempts)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            # The rows stay leased and are sent again after the lease: at least once.
+            log.exception("outbox_finish_failed", rows=len(attempts))
 
     # --- deciding -------------------------------------------------------------------------
 
@@ -618,13 +659,19 @@ class _Recorder:
             await delivery_store.insert_steps(self.conn, self._steps, now=self.now)
             self._steps = []
         changed = [
-            (alert_id, state.value, self.now)
+            (alert_id, state.value)
             for alert_id, state in self._states.items()
             if state != self._original.get(alert_id)
         ]
         if changed:
-            await self.conn.executemany(
-                "UPDATE alerts SET state = $2, updated_at = $3 WHERE id = $1", changed
+            await self.conn.execute(
+                """
+                UPDATE alerts a SET state = x.state, updated_at = $3
+                FROM unnest($1::uuid[], $2::text[]) AS x(id, state) WHERE a.id = x.id
+                """,
+                [c[0] for c in changed],
+                [c[1] for c in changed],
+                self.now,
             )
             self._original = dict(self._states)
         if self._events:

@@ -317,6 +317,28 @@ async def test_429_retry_after_is_honoured(stack: Stack, session: aiohttp.Client
     assert second.at - first.at >= 2.0
 
 
+async def test_a_hanging_push_does_not_hold_back_the_next_incidents_alert(
+    stack: Stack, session: aiohttp.ClientSession
+) -> None:
+    """FCM hangs on one alert: another incident's alert, queued meanwhile, still goes at once."""
+    slow, quick = "tok-hang-0008", "tok-quick-0008"
+    stack.fcm.replies[slow] = FcmReply(delay_s=2.5)
+    first = await _scenario(stack, session, [(slow, None)], ack_s=30, answer_s=60)
+    second = await _scenario(stack, session, [(quick, None)], ack_s=30, answer_s=60)
+    first_incident, _ = await first.post_incident("hang-1")
+    async with asyncio.timeout(5):
+        while not stack.fcm.sends_to(slow):
+            await asyncio.sleep(0.01)
+    second_incident, posted = await second.post_incident("quick-1")
+
+    await second.wait_for(second_incident, lambda e: count(e, "alert_sent", "push") == 1)
+    (sent,) = stack.fcm.sends_to(quick)
+    assert sent.at - posted < 1.0, "queued behind the hanging request"
+    events = await first.timeline(first_incident)
+    assert count(events, "alert_sent", "push") == 0, "the slow one was still out"
+    await first.wait_for(first_incident, lambda e: count(e, "alert_sent", "push") == 1)
+
+
 async def test_answered_or_stood_down_alerts_send_nothing_further(
     stack: Stack, session: aiohttp.ClientSession
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -251,14 +252,16 @@ async def test_stalled_fcm_hits_our_deadline(fcm: FcmNotifier, fcm_fake: FakeFcm
     assert elapsed < 1.5
 
 
-async def test_stalled_fcm_hits_sdk_http_timeout(
-    service_account_file: Path, fcm_fake: FakeFcm
+@pytest.mark.parametrize("transport", ["sdk", "aiohttp"])
+async def test_stalled_fcm_hits_the_http_timeout(
+    service_account_file: Path, fcm_fake: FakeFcm, transport: Literal["sdk", "aiohttp"]
 ) -> None:
     notifier = FcmNotifier(
         service_account_file=service_account_file,
         base_url=fcm_fake.url,
         http_timeout_s=0.3,
         clock=fixed_clock,
+        transport=transport,
     )
     try:
         await notifier.warm_up()
@@ -273,13 +276,15 @@ async def test_stalled_fcm_hits_sdk_http_timeout(
     assert len(fcm_fake.sends) == 1
 
 
+@pytest.mark.parametrize("transport", ["sdk", "aiohttp"])
 async def test_connection_refused_is_retryable(
-    service_account_file: Path, fcm_fake: FakeFcm
+    service_account_file: Path, fcm_fake: FakeFcm, transport: Literal["sdk", "aiohttp"]
 ) -> None:
     notifier = FcmNotifier(
         service_account_file=service_account_file,
         base_url=f"http://127.0.0.1:{closed_port()}",
         clock=fixed_clock,
+        transport=transport,
     )
     try:
         result = await notifier.send(make_alert(), timeout_s=5)
