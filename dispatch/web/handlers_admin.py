@@ -18,6 +18,7 @@ from dispatch.domain.volunteer_settings import validate_volunteer_settings
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
@@ -234,3 +235,36 @@ async def list_aeds(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         aeds = await aed_store.list_for_agency(conn, agency_id)
     return web.json_response({"aeds": aeds})
+
+
+def _query_int(
+    request: web.Request, name: str, *, default: int | None, low: int, high: int
+) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "A query parameter is invalid",
+            f"{name} must be an integer from {low} to {high}",
+            extra={"invalid-params": [{"name": name, "reason": f"from {low} to {high}"}]},
+        )
+    return value
+
+
+@routes.get("/v1/agencies/{agency_id}/rejected-documents")
+async def list_rejected_documents(request: web.Request) -> web.Response:
+    """CAD documents the intake refused, newest first, with why (page with ``before``)."""
+    agency_id = await _supervised_agency(request)
+    limit = _query_int(request, "limit", default=50, low=1, high=200)
+    before = _query_int(request, "before", default=None, low=1, high=2**63 - 1)
+    assert limit is not None
+    async with request.app[keys.POOL].acquire() as conn:
+        docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
+    return web.json_response({"documents": docs})

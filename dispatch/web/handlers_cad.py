@@ -4,6 +4,9 @@ Every request passes, in order: the agency's bearer key, the agency's rate
 limit, the body signature (when sent or required), the format's parser, and
 then one intake transaction. Anything refused before that transaction changes
 nothing; the replay check runs inside it, so a replay changes nothing either.
+A document refused after the key and the rate limit (wrong media type, too
+large, bad signature, unreadable or invalid) is kept, size-capped, in the
+agency's audit list of rejected documents (``dispatch.store.rejected``).
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import asyncpg
+import structlog
 from aiohttp import web
 
 from cad_adapters.cap import parse_cap
@@ -33,10 +38,12 @@ from dispatch.secrets import (
 )
 from dispatch.service.ingest import ReplayedSignature, ingest_incident
 from dispatch.store import agencies as agency_store
+from dispatch.store import rejected as rejected_store
 from dispatch.store.agencies import AgencyAuth
 from dispatch.web import app_keys as keys
 from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
 
+log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 
 _JSON_TYPES = frozenset({"application/json"})
@@ -71,14 +78,15 @@ def _cap(body: bytes, tz: tzinfo) -> IncidentReport:
 
 @dataclass(frozen=True, slots=True)
 class _Format:
+    name: str
     media_types: frozenset[str]
     parse: Callable[[bytes, tzinfo], IncidentReport]
 
 
 _FORMATS = {
-    "incidents": _Format(_JSON_TYPES, _json_then(parse_generic)),
-    "eido": _Format(_JSON_TYPES, _json_then(parse_eido)),
-    "cap": _Format(_XML_TYPES, _cap),
+    "incidents": _Format("incidents", _JSON_TYPES, _json_then(parse_generic)),
+    "eido": _Format("eido", _JSON_TYPES, _json_then(parse_eido)),
+    "cap": _Format("cap", _XML_TYPES, _cap),
 }
 
 
@@ -125,29 +133,36 @@ async def _intake(request: web.Request, fmt: _Format) -> web.Response:
             f"this agency may send {policy.intake_rate_per_min} documents per minute",
             headers={"Retry-After": str(math.ceil(wait_s))},
         )
-    if request.content_type not in fmt.media_types:
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            f"send the document as one of {', '.join(sorted(fmt.media_types))}",
-        )
-    body = await request.read()
-
-    signature: bytes | None = None
-    header = request.headers.get(SIGNATURE_HEADER)
-    if header is not None:
-        try:
-            signature = verify_body_signature(header, body, auth.key_hash, clock.now().timestamp())
-        except SignatureError as exc:
-            raise unauthorized(str(exc)) from None
-    elif policy.require_signature:
-        raise unauthorized(f"this agency requires a {SIGNATURE_HEADER} header")
-
+    body: bytes | None = None
     try:
-        report = fmt.parse(body, _time_zone(policy.time_zone))
-    except CadParseError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
+        body = await request.read()  # first, so a refusal keeps the document for audit
+        if request.content_type not in fmt.media_types:
+            raise Problem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                f"send the document as one of {', '.join(sorted(fmt.media_types))}",
+            )
+
+        signature: bytes | None = None
+        header = request.headers.get(SIGNATURE_HEADER)
+        if header is not None:
+            try:
+                signature = verify_body_signature(
+                    header, body, auth.key_hash, clock.now().timestamp()
+                )
+            except SignatureError as exc:
+                raise unauthorized(str(exc)) from None
+        elif policy.require_signature:
+            raise unauthorized(f"this agency requires a {SIGNATURE_HEADER} header")
+
+        try:
+            report = fmt.parse(body, _time_zone(policy.time_zone))
+        except CadParseError as exc:
+            raise invalid(exc.pointer, exc.detail) from None
+    except web.HTTPException as exc:
+        await _keep_rejected(request, agency_id, fmt, body, exc, clock.now())
+        raise
 
     try:
         result = await ingest_incident(
@@ -177,6 +192,41 @@ async def _intake(request: web.Request, fmt: _Format) -> web.Response:
         "alerts_queued": result.alerts_queued,
     }
     return web.json_response(body_out, status=202)
+
+
+async def _keep_rejected(
+    request: web.Request,
+    agency_id: UUID,
+    fmt: _Format,
+    body: bytes | None,
+    exc: web.HTTPException,
+    now: datetime,
+) -> None:
+    """Keep a refused document for audit; failing to keep it never changes the answer."""
+    if isinstance(exc, Problem):
+        data = exc.body_data
+        problem_type, detail, pointer = data["type"], data.get("detail"), data.get("pointer")
+    else:  # aiohttp's own refusal: the body over the size limit
+        problem_type, detail, pointer = "/problems/body-too-large", exc.reason, None
+    doc = rejected_store.RejectedDocument(
+        agency_id=agency_id,
+        received_at=now,
+        endpoint=fmt.name,
+        content_type=request.content_type,
+        status=exc.status,
+        problem_type=problem_type,
+        detail=detail,
+        pointer=pointer,
+        body=body,
+        size_bytes=request.content_length,
+    )
+    try:
+        async with request.app[keys.POOL].acquire() as conn:
+            await rejected_store.keep(
+                conn, doc, keep_days=request.app[keys.SETTINGS].rejected_keep_days
+            )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        log.warning("rejected_document_not_kept", agency_id=str(agency_id), error=repr(error))
 
 
 @routes.post("/v1/cad/{agency_id}/incidents")

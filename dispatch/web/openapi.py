@@ -299,6 +299,31 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/agencies/{agency_id}/rejected-documents": {
+                "get": {
+                    "summary": "CAD documents the intake refused, newest first, kept for audit",
+                    "parameters": [
+                        _path_id("agency_id", "The supervisor's agency"),
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "description": "Only documents with a smaller id (the next page)",
+                            "schema": {"type": "integer", "minimum": 1},
+                        },
+                    ],
+                    "security": [{"supervisorToken": []}],
+                    "responses": {
+                        "200": {"description": "Refused documents with status and reason"},
+                        "400": _problem("A query parameter is invalid"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
             "/v1/alerts/{alert_id}/accept": {
                 "post": {"summary": "The volunteer is going", **answer}
             },

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import io
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -15,6 +17,8 @@ import asyncpg
 import pytest
 
 from dispatch.secrets import sign_body
+from dispatch.store.rejected import KEEP_BYTES, KEEP_PER_AGENCY, RejectedDocument
+from dispatch.store.rejected import keep as keep_rejected
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import drained, incident, offset, snapshot
 
@@ -298,6 +302,16 @@ async def test_hostile_documents_are_refused_and_change_nothing(
     assert problem.get("detail")
     assert "root:" not in json.dumps(problem), "entity content must never be expanded"
     assert await snapshot(db) == before
+    # ... except for the audit copy of the refused document (ARCHITECTURE invariant 6).
+    (kept,) = await _rejected(client, agency)
+    assert (kept["endpoint"], kept["status"]) == (endpoint, resp.status)
+    assert kept["problem_type"] == problem["type"]
+    assert kept["detail"] == problem["detail"]
+    assert kept["pointer"] == problem.get("pointer")
+    assert kept["sha256"] == hashlib.sha256(body).hexdigest()
+    assert kept["size_bytes"] == len(body)
+    assert kept["body"] == body[:KEEP_BYTES].decode("utf-8", "replace")
+    assert kept["truncated"] is (len(body) > KEEP_BYTES)
 
 
 @pytest.mark.parametrize("endpoint", ["eido", "cap", "incidents"])
@@ -314,6 +328,123 @@ async def test_documents_over_one_mebibyte_are_refused(
     )
     assert resp.status == 413
     assert await snapshot(db) == before
+    (kept,) = await _rejected(client, agency)
+    assert (kept["status"], kept["problem_type"]) == (413, "/problems/body-too-large")
+    assert kept["body"] is None
+    assert kept["size_bytes"] == 1024 * 1024 + 1
+
+
+async def _rejected(client: Any, agency: AgencyFixture, query: str = "") -> list[dict[str, Any]]:
+    resp = await client.get(
+        f"/v1/agencies/{agency.agency_id}/rejected-documents{query}",
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 200, await resp.text()
+    documents: list[dict[str, Any]] = (await resp.json())["documents"]
+    return documents
+
+
+async def test_refused_documents_are_kept_for_audit_and_listed_newest_first(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """Each refused document is kept (first 64 KiB, with its digest and the reason), newest
+    first and paged; callers without the agency's key leave nothing; only its supervisors
+    may read the list."""
+    big = b'{"pad": "' + b"x" * (KEEP_BYTES + 10) + b'"'  # unterminated: refused
+    bodies = [b"{", b"[]", big]
+    for body in bodies:
+        resp = await client.post(
+            f"/v1/cad/{agency.agency_id}/incidents",
+            data=body,
+            headers={**agency.auth, "Content-Type": "application/json"},
+        )
+        assert resp.status in (400, 422), await resp.text()
+    wrong_type = await client.post(
+        f"/v1/cad/{agency.agency_id}/eido",
+        data=b"<eido/>",
+        headers={**agency.auth, "Content-Type": "text/plain"},
+    )
+    assert wrong_type.status == 415
+    for headers in ({}, {"Authorization": "Bearer dak_not_a_key"}):
+        resp = await client.post(
+            f"/v1/cad/{agency.agency_id}/incidents",
+            data=b"{",
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert resp.status == 401
+
+    kept = await _rejected(client, agency)
+    assert [(d["endpoint"], d["status"]) for d in kept] == [
+        ("eido", 415),
+        ("incidents", 400),
+        ("incidents", 422),
+        ("incidents", 400),
+    ]
+    assert kept[0]["content_type"] == "text/plain"
+    assert kept[0]["body"] == "<eido/>"
+    truncated = kept[1]
+    assert truncated["truncated"] is True
+    assert len(truncated["body"]) == KEEP_BYTES
+    assert truncated["size_bytes"] == len(big)
+    assert truncated["sha256"] == hashlib.sha256(big).hexdigest()
+    assert kept[3]["body"] == "{"
+
+    page = await _rejected(client, agency, f"?limit=2&before={kept[1]['id']}")
+    assert [d["id"] for d in page] == [kept[2]["id"], kept[3]["id"]]
+    for query in ("?limit=0", "?limit=201", "?limit=x", "?before=0"):
+        resp = await client.get(
+            f"/v1/agencies/{agency.agency_id}/rejected-documents{query}",
+            headers=agency.supervisor_auth,
+        )
+        assert resp.status == 400
+        assert resp.content_type == "application/problem+json"
+    for headers in (agency.auth, {}):
+        resp = await client.get(
+            f"/v1/agencies/{agency.agency_id}/rejected-documents", headers=headers
+        )
+        assert resp.status == 401
+
+
+async def test_kept_documents_are_trimmed_by_age_and_count(
+    agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    """Past the retention period, or beyond the newest KEEP_PER_AGENCY, documents go."""
+    now = datetime.now(UTC)
+
+    def doc(at: datetime) -> RejectedDocument:
+        return RejectedDocument(
+            agency.agency_id, at, "incidents", "application/json", 400, "/p", None, None, b"{"
+        )
+
+    await keep_rejected(db, doc(now - timedelta(days=31)), keep_days=30)
+    await keep_rejected(db, doc(now - timedelta(days=29)), keep_days=30)
+    await keep_rejected(db, doc(now), keep_days=30)
+    ages = await db.fetch(
+        "SELECT received_at FROM rejected_documents WHERE agency_id = $1 ORDER BY id",
+        agency.agency_id,
+    )
+    assert [r["received_at"] for r in ages] == [now - timedelta(days=29), now]
+
+    await db.execute(
+        """
+        INSERT INTO rejected_documents
+            (agency_id, received_at, endpoint, content_type, status, problem_type)
+        SELECT $1, $2, 'incidents', 'application/json', 400, '/p' FROM generate_series(1, $3)
+        """,
+        agency.agency_id,
+        now,
+        KEEP_PER_AGENCY,
+    )
+    await keep_rejected(db, doc(now), keep_days=30)
+    count = await db.fetchval(
+        "SELECT count(*) FROM rejected_documents WHERE agency_id = $1", agency.agency_id
+    )
+    assert count == KEEP_PER_AGENCY
+    newest = await db.fetchval(
+        "SELECT body FROM rejected_documents WHERE agency_id = $1 ORDER BY id DESC LIMIT 1",
+        agency.agency_id,
+    )
+    assert newest == b"{"
 
 
 async def _signed_post(
