@@ -7,7 +7,9 @@ Two measurements, printed:
    the last request arriving at the fake;
 2. latency: 20 incidents × 30 alerts committed at once (20 transactions, concurrently);
    per alert, the time from its incident's commit to its request arriving at the fake
-   (p50 / p99 / max).
+   (p50 / p99 / max);
+3. the HTTP leg alone: 600 ready-made requests from aiohttp to the fake (no database, no
+   SDK), the floor under measurement 2 on this machine.
 
 The fake runs in a child process (its own interpreter, so it does not share our GIL) and
 reports arrival times over ``GET /_journal``. PostgreSQL: ``DATABASE_URL`` (a scratch
@@ -289,6 +291,7 @@ async def run(args: argparse.Namespace) -> None:
                         profile.disable()
                         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
                     await latency(pool, session, fake_url, workers, agency_id, volunteers)
+                    await http_floor(session, fcm.fcm_url, 600)
                 finally:
                     stop.set()
                     for w in workers:
@@ -391,6 +394,26 @@ async def latency(
         f"max {max(ms):.1f} ms (n={len(ms)})"
     )
     print(f"  each incident's first alert: max {max(firsts) * 1000:.1f} ms")
+
+
+async def http_floor(session: aiohttp.ClientSession, url: str, n: int) -> None:
+    """The HTTP leg alone: ``n`` ready-made requests, aiohttp to the fake, 100 at a time.
+
+    No database, no SDK: a lower bound for the burst above on this machine.
+    """
+    body = json.dumps({"message": {"token": "floor", "data": {"alert_id": "x" * 36}}})
+    headers = {"Authorization": "Bearer not-issued", "Content-Type": "application/json"}
+    gate = asyncio.Semaphore(100)
+
+    async def one() -> None:
+        async with gate, session.post(url, data=body, headers=headers) as resp:
+            await resp.read()
+
+    await asyncio.gather(*(one() for _ in range(n)))  # warm the connections
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    took = time.perf_counter() - started
+    print(f"HTTP alone: {n} ready-made requests to the fake in {took * 1000:.0f} ms")
 
 
 def main() -> None:
