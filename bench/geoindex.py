@@ -31,6 +31,8 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from geoindex import VolunteerIndex, haversine_m
+from geoindex import _kernels as geoindex_kernels
+from geoindex import index as geoindex_index
 
 F64 = npt.NDArray[np.float64]
 # ~420 km^2 box around Amsterdam.
@@ -88,23 +90,33 @@ def pct(samples_us: list[float]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
-def time_geoindex(index: VolunteerIndex, qlat: F64, qlon: F64, radius: float) -> list[float]:
-    """Wall time per query, microseconds."""
+def time_geoindex(
+    index: VolunteerIndex, qlat: F64, qlon: F64, radius: float
+) -> tuple[list[float], int]:
+    """Wall time per query (microseconds) and the garbage collections during the loop.
+
+    The collector stays enabled, as in production. A query's allocations (hits, lists) are freed
+    before the next one, so the gen-0 count does not build up: the loop sees no collection.
+    """
     out = []
     clock = time.perf_counter_ns
     nearest = index.nearest
+    collections = [0]
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections[0] += 1
+
     gc.collect()
-    gc.freeze()  # long-lived objects out of the collector's way
-    gc.disable()  # bench only: no collection pauses inside the timed loop
+    gc.callbacks.append(count)
     try:
         for a, b in zip(qlat.tolist(), qlon.tolist(), strict=True):
             t0 = clock()
             nearest(a, b, radius_m=radius, limit=LIMIT)
             out.append((clock() - t0) / 1000.0)
     finally:
-        gc.enable()
-        gc.unfreeze()
-    return out
+        gc.callbacks.remove(count)
+    return out, collections[0]
 
 
 def index_memory_per_volunteer(
@@ -321,6 +333,17 @@ def main() -> None:
         asyncio.run(pg_admin(f"CREATE DATABASE {SCRATCH_DB}"))
     rows: list[str] = []
     extra: list[str] = []
+    # The first VolunteerIndex() loads the compiled query kernels (numba): a one-off per process,
+    # kept out of the per-volunteer figures below.
+    gc.collect()
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    VolunteerIndex()
+    how = "numba cache hit" if geoindex_kernels.query.stats.cache_hits else "compiled"
+    extra.append(
+        f"query kernels: loaded in {time.perf_counter() - t0:.2f} s ({how}), "
+        f"RSS +{(rss_bytes() - rss0) / 1e6:.0f} MB once per process"
+    )
     try:
         if use_pg:
             asyncio.run(pg_admin_scratch("CREATE EXTENSION IF NOT EXISTS postgis"))
@@ -331,6 +354,7 @@ def main() -> None:
                 ids = rng.permutation(n).astype(np.int64) + 1
                 ats = [NOW] * n
                 qlat, qlon = gen(args.queries, np.random.default_rng(7))
+                geoindex_index._TABLES.clear()  # this scenario's cell table only (shared cache)
                 gc.collect()
                 rss0 = rss_bytes()
                 index = VolunteerIndex()
@@ -339,11 +363,14 @@ def main() -> None:
                 rebuild_s = time.perf_counter() - t0
                 gc.collect()
                 per_vol = (rss_bytes() - rss0) / n
+                table = index._table
+                table_b = table.tab.nbytes + table.ti.nbytes + table.tf.nbytes + table.cells.nbytes
                 mem_vol = index_memory_per_volunteer(ids, lat, lon, ats)
                 check_exact(index, ids, lat, lon, qlat, qlon)
                 queries = [(qlat, qlon, r) for r in RADII]
                 settle(use_pg)
-                ours = [time_geoindex(index, qlat, qlon, r) for r in RADII]
+                timed = [time_geoindex(index, qlat, qlon, r) for r in RADII]
+                ours = [t[0] for t in timed]
                 pg = asyncio.run(time_postgis(ids, lat, lon, queries)) if use_pg else None
                 if use_redis:
                     settle(use_pg)
@@ -362,7 +389,7 @@ def main() -> None:
                             line += f" | {name} {peers[name][0]:7.1f} {peers[name][1]:7.1f}"
                         else:
                             line += f" | {name} {'-':>7} {'-':>7}"
-                    line += f" | best-peer/geoindex p99 {best99 / o99:5.1f}x"
+                    line += f" | best-peer/geoindex p99 {best99 / o99:5.1f}x | gc {timed[qi][1]}"
                     rows.append(line)
                 # Updates: move 200k random volunteers by a few metres (some change cells).
                 m = min(n, 200_000)
@@ -379,7 +406,8 @@ def main() -> None:
                 ups = m / (time.perf_counter() - t0)
                 extra.append(
                     f"{n:>9,} {dist_name:<9} | bulk_load {rebuild_s:6.2f} s | "
-                    f"index memory {mem_vol:5.0f} B/volunteer (tracemalloc) | "
+                    f"index memory {mem_vol:5.0f} B/volunteer (tracemalloc) + cell table "
+                    f"{table_b / n:3.0f} B/volunteer ({table.n:,} cells, shared) | "
                     f"RSS delta {per_vol:5.0f} B/volunteer | in-memory upserts {ups:>9,.0f}/s"
                 )
                 del index
@@ -402,7 +430,7 @@ def main() -> None:
         "peers include a loopback round trip (PostGIS: prepared statement, one asyncpg connection,"
     )
     print("geography + GiST, ST_DWithin + ORDER BY <->; Redis: GEOSEARCH BYRADIUS ASC COUNT 30)")
-    print("geoindex timed with gc.freeze() + gc.disable() around the query loop (bench only)")
+    print("geoindex: garbage collector enabled; gc = collections during the row's timed loop")
     print(f"{'size':>9} {'dist':<9} {'radius':>6} | {'engine':8} {'p50':>7} {'p99':>7} | ...")
     for line in rows:
         print(line)

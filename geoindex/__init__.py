@@ -2,7 +2,8 @@
 
 ``VolunteerIndex`` answers "nearest eligible volunteers within a radius" exactly (it returns what
 a brute-force :func:`haversine_m` scan would) in tens of microseconds; see :mod:`geoindex.index`
-for the layout and algorithm. It imports only the standard library, h3 and numpy.
+for the layout and algorithm. It imports only the standard library, h3, numpy and numba (its
+query kernels are compiled).
 """
 
 from ._geometry import EARTH_RADIUS_M, haversine_m

@@ -2,19 +2,19 @@
 
 Layout
 ------
-Each volunteer occupies one *slot* of a set of parallel numpy arrays: ``_data`` (4 rows: the unit
-vector x, y, z and the slot number itself as float64), id, lat, lon, report time (int64 us since
-the epoch) and ``key``, the H3 cell at the finest indexed resolution ``F``. Slots ``[0, m)`` (the
-*main* region) are sorted by key; slots ``[m, n)`` (the *delta* region) are appended by
-``upsert`` since the last rebuild. H3 indexes of one resolution sort hierarchically (base cell,
-then one 3-bit digit per resolution), so the res-``F`` descendants of any coarser cell are one
-contiguous key range: a single ``np.searchsorted`` turns a list of cells at *any* coarser
-resolution into slices of the main region. One sorted array therefore serves every resolution,
-with no per-cell Python objects. The delta is searched the same way, with no per-resolution
-structure either: slots ``[m, run_end)`` are listed in a sorted *run* (keys and slots, two numpy
-arrays; one more ``searchsorted``), the newest ``< _PENDING_MAX`` slots ``[run_end, n)`` are
-*pending* and tested against the key ranges in one vectorised pass. Every ``_PENDING_MAX`` (1,024)
-updates the pending slots are sorted and merged into the run (``np.insert``, O(run)).
+Each volunteer occupies one *slot* of a set of parallel numpy arrays: ``_data`` (3 rows: the unit
+vector x, y, z), id, lat, lon, report time (int64 us since the epoch) and ``key``, the H3 cell at
+the finest indexed resolution ``F``: 64 bytes per slot. Slots ``[0, m)`` (the *main* region) are
+sorted by key; slots ``[m, n)`` (the *delta* region) are appended by ``upsert`` since the last
+rebuild. H3 indexes of one resolution sort hierarchically (base cell, then one 3-bit digit per
+resolution), so the res-``F`` descendants of any coarser cell are one contiguous key range: a
+binary search turns a cell at *any* coarser resolution into a slice of the main region. One
+sorted array therefore serves every resolution, with no per-cell Python objects. The delta is
+searched the same way, with no per-resolution structure either: slots ``[m, run_end)`` are listed
+in a sorted *run* (keys and slots, two numpy arrays; one more binary search), the newest
+``< _PENDING_MAX`` slots ``[run_end, n)`` are *pending* and tested against the key ranges one by
+one. Every ``_PENDING_MAX`` (1,024) updates the pending slots are sorted and merged into the run
+(``np.insert``, O(run)).
 
 ``upsert`` of a new id appends a slot; moving a volunteer tombstones its old slot (x = NaN, so its
 distance is NaN and never passes a ``<=`` test) and appends a new one; ``remove`` tombstones.
@@ -22,41 +22,41 @@ When the delta plus tombstones exceed ``max(_MERGE_MIN, m / 8)`` the arrays are 
 main region is already sorted, so only the delta is sorted and merged in (O(n) numpy, ~35 ms at
 1M). Measured at 1M (200k moves): ~350k upserts/s; the former design (one ``dict`` of cell ->
 slots per query resolution, kept up to date on every upsert, and a full argsort per rebuild) did
-~165k/s, 60% of it in the five dicts (cache misses and growth at 1M) and 20% in rebuilds; query
-cost with a large delta is the same or lower (p50 64 vs 71 us with 90k delta slots), ~+4 us with
-a small one. ``bulk_load`` appends and rebuilds once. Ids map to slots
-through a dense ``int32`` array when ids are small non-negative integers (database sequences) and
-a ``dict`` for the others (~100 bytes more per such id). Index memory at 1,000,000 volunteers:
-see ``bench/geoindex.py`` (tracemalloc); the arrays are 72 bytes per slot plus the id array.
+~165k/s, 60% of it in the five dicts (cache misses and growth at 1M) and 20% in rebuilds.
+``bulk_load`` appends and rebuilds once. Ids map to slots through a dense ``int32`` array when
+ids are small non-negative integers (database sequences) and a ``dict`` for the others (~100
+bytes more per such id). With capacity slack, the index takes ~77 bytes per volunteer
+(tracemalloc, ``bench/geoindex.py``), plus its share of the cell table below (11-26 bytes per
+volunteer at 100k-1M, clustered the most).
 
 Resolutions
 -----------
 Queries run at one of :data:`DEFAULT_RESOLUTIONS` (12, 11, 10, 9, 8; keys at res 12), chosen per
 query from local density: the finest whose cell around the query point holds at least
-``_LEVEL_FACTOR * (limit + excluded)`` (= 2x) volunteers (one ``searchsorted`` gives all the
-counts), else the coarsest. The 7-cell disk around the query then holds the answer in a few hundred
-to ~2,000 candidates and a cheap bound proves it complete. At 1,000,000 volunteers over 420 km^2
-(bench/geoindex.py) uniform queries run at res 9 (~1,300 candidates, a res-10 cell holds only ~29
-volunteers); clustered ones at res 10-11 in the centres (res-11 cells hold up to ~290) and res 8-9
-in the tail. Measured alternatives (same machine, noisy): (11, 10, 9, 8) gave p99 150-280 us (dense
-disks of ~2,000 candidates); without res 8, 100,000 uniform volunteers (240/km^2) needed a second
-ring batch on most queries (p50 75 us instead of 36 us); a level factor of 1 or 1.5 instead of 2
-raised p99 (more second batches). In sparse areas where even the coarsest cell predicts fewer than
-``need`` volunteers within the radius, the query goes straight to the disk covering the radius (one
-batch instead of two). A query costs ~30 us warm (p50 ~40 us in the bench), ~20 numpy calls plus
-1-3 h3 calls; most of it is call overhead (more candidates per call barely change it: a
-level factor of 1, i.e. ~3x fewer candidates, did not lower p50 and raised p99 by ~30 us).
+``LEVEL_FACTOR * (limit + excluded)`` (= 2x) volunteers, else the coarsest. The 7-cell disk
+around the query then holds the answer in a few hundred to ~2,000 candidates and a cheap bound
+proves it complete. At 1,000,000 volunteers over 420 km^2 (bench/geoindex.py) uniform queries
+run at res 9 (~1,400 candidates, a res-10 cell holds only ~36 volunteers), at 100,000 at res 8
+(~1,200); clustered ones at res 10-11 in the centres and res 8-9 in the tail. This was chosen
+when a query was ~20 numpy calls (measured then: (11, 10, 9, 8) gave p99 150-280 us; without res
+8, 100k uniform queries needed a second ring batch, p50 75 instead of 36 us). With the compiled
+kernel (below) fewer candidates pay a little: a level factor of 1 or 0.75 lowered p50 by 1.5-2.5
+us at 1M and at 100k clustered, not at all at 100k uniform, but warming its finer cells makes the
+cell table 3-4x larger (~40-75 MB at 1M) and ``bulk_load`` ~1.5 s longer, so 2 stays. In sparse
+areas where even the coarsest cell predicts fewer than ``need`` volunteers within the radius, the
+query goes straight to the disk covering the radius (one batch instead of two).
 
 Search
 ------
 For the chosen resolution, rings around the query cell ``c0`` are processed in at most two
-vectorised batches: first the disk of radius 1 (or of radius 2, when the N-th distance predicted
-from the cell's count and area exceeds what disk 1 can prove: a second batch costs ~25 us of fixed
-overhead, one batch of 19 cells less; this took the 3% of 100k clustered queries that needed two
-batches, the p99 tail, down to 0.3%); then, if needed, every further ring up to the first ring
-``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). Each batch
-concatenates slices of the main region (and any delta slots) and computes squared chords in one
-pass; only the top candidates are converted to metres and sorted (by distance, then id).
+batches: first the disk of radius 1 (or of radius 2, when the N-th distance predicted from the
+cell's count and area exceeds what disk 1 can prove); then, if needed, every further ring up to
+the first ring ``k + 1`` whose lower bound exceeds the current N-th distance (or the radius). A
+batch takes the cells' key ranges one by one, c0's first: the squared chords of a range's
+contiguous slots in one vectorised loop, a max-heap of the N smallest so far, and a range whose
+cell centre is too far for any of its points to beat the heap's top is skipped unread. Only the
+top candidates (ties within ``TIE_SLACK``) are converted to metres and sorted (by distance, then
+id).
 
 The stop rule is exact. Points belong to the coarse cell that is the ancestor of their res-``F``
 cell, so a coarse cell's *region* is the union of its descendants' cells; these regions tile the
@@ -65,26 +65,61 @@ sphere, and regions that touch are grid neighbours. A geodesic from the query (i
 it enters a region of ring ``k + 1``. So every point outside the disk is at least ``min over ring
 k+1 of (distance(query, centre) - R)`` away, with ``R`` an upper bound on the distance from a
 cell's centre to any point of its region: the proven circumradius bound
-(:func:`geoindex._geometry.circumradius_bound_m`) times ``_REGION_FACTOR`` for coarser levels
+(:func:`geoindex._geometry.circumradius_bound_m`) times ``REGION_FACTOR`` for coarser levels
 (descendant regions of an aperture-7 hexagon reach at most sqrt(3)/(sqrt(7) - 1) ~ 1.053 times its
-circumradius from its centre; 1.10 is used). For the disk of radius 1 a cached, cheaper form is
-tried first: ``G(c0) - distance(query, centre(c0)) - R`` with ``G(c0)`` the smallest distance
-between the centre of ``c0`` and a ring-2 centre (triangle inequality); these per-cell facts (and
-the disk's key bounds, and the cells, key bounds and centres of rings 2, 3, ...) are a pure
-function of H3, cached across indexes. ``bulk_load`` warms the disk cache for the cells queries
-start from (every non-empty cell of the coarsest level, cells with >= ``_WARM_COUNT`` volunteers
-of the finer ones; with their rings 2 and 3; ~0.5 s at 1M; ~50 MB, so index plus caches are
-137 B/volunteer at 1M clustered): a cold cell costs ~15-20 us of h3 calls; without warming, 60%
-of the first 2,000 clustered queries at 1M (res-10/11 cells) and 13% at 100k (rings 2-3) paid
-it, and it set p99. Pentagons and
-icosahedron edges need no special case (h3's rings are pentagon-safe and the bound covers every
-cell); the antimeridian and poles need none either, as everything is 3-D vectors. Radii that
-would need more than :data:`_MAX_RINGS` rings at the coarsest resolution fall back to a scan of
-every slot.
+circumradius from its centre; 1.10 is used). The same ``R`` (as a chord, which is shorter than
+the arc) bounds the skip of a cell's range. For the disk of radius 1 a cheaper form is tried
+first: ``G(c0) - distance(query, centre(c0)) - R`` with ``G(c0)`` the smallest distance between
+the centre of ``c0`` and a ring-2 centre (triangle inequality). Pentagons and icosahedron edges
+need no special case (h3's rings are pentagon-safe and the bound covers every cell); the
+antimeridian and poles need none either, as everything is 3-D vectors. Radii that would need
+more than ``MAX_RINGS`` rings at the coarsest resolution fall back to a scan of every slot.
+
+Compiled kernel
+---------------
+A query used to be ~20 numpy calls; ~2/3 of its time was call overhead, and the p99 is the p50
+plus the VM's scheduling pauses, so only fewer Python -> C transitions could lower both. Now one
+numba call (:func:`geoindex._kernels.query`) does the common case whole: level choice, the cell
+table lookup, the first batch, the stop rule and, when that fails and ring 2 alone is the next
+step, that second batch and the merge. Python keeps what needs h3 or is rare: a cell missing from
+the table (the kernel says so; ~15-20 us of h3 calls, then the kernel is called again), the sparse
+path, batches beyond ring 2 (:func:`geoindex._kernels.batch`, one call each) and the last step of
+every query: ``np.arcsin`` and the ``Hit`` objects. That step stays numpy because the reference
+distance is numpy's: its arcsin (SVML on AVX-512) and libm's, which compiled code would call,
+differ in the last bit for some inputs (9% of those in [0, 0.5]). Everything before is the same
+IEEE arithmetic in the same order as the numpy code was (``(dx*dx + dy*dy) + dz*dz``, exact
+``sqrt``, ``* 0.5``, ``min``; numba neither fuses to FMA nor reassociates without fastmath). The
+kernel sorts by (chord, id) and checks that adjacent chords are equal or 1e-12 apart (far beyond
+arcsin's 4 ulp error): then that order is the (distance, id) order and Python needs no sort;
+otherwise it sorts. The kernel's own use of distances (the stop rule) goes through libm with a
+1e-12 relative slack.
+
+The per-cell facts the kernel reads (for a query-level cell: the key ranges and centres of its
+disk's and ring 2's cells, ``G``, ring 3's centres) are a pure function of H3, kept in one numpy
+table per fine resolution shared by all indexes (``_CellTable``; ~1.3 KB per cell, an
+open-addressing hash finds the row). ``bulk_load`` warms it for the cells queries start from
+(every non-empty cell of the coarsest level, cells with >= ``_WARM_COUNT`` volunteers of the
+finer ones; 7,000-13,000 cells at 1M, 0.5-0.7 s of h3 calls): without warming (measured with the
+former per-cell dicts), 60% of the first 2,000 clustered queries at 1M and 13% at 100k paid the
+cold-cell cost, and it set p99.
+
+Measured (bench/geoindex.py data, this module before and after, interleaved runs on the same
+2-core VM, 2,000 queries, limit 30): p50 72-85 -> 25-32 us at 100k and 1M, uniform and clustered;
+p99 of each query's best of three runs 79-111 -> 29-37 us (the run-by-run p99 is the VM's pauses:
+~400/s of 20-200 us). Of the ~26 us at 100k, ~2-3 us is numba's argument handling, ~9 us the
+kernel (5 us when run twice in a row: the rest is cache misses after the Python in between) and
+~13 us Python, half of it building the 30 ``Hit`` objects. Tried and dropped: a float32 copy of
+the unit vectors as a pre-filter (half the memory traffic; 1-2 us slower), binary searches in
+lock step or through a cached sample of the keys (no measurable change). The garbage collector
+ran 0 times in 2,000-query loops: a query's objects are freed before the next one. Start-up:
+importing numba adds ~0.3 s and ~90 MB RSS; the first ``VolunteerIndex()`` loads the compiled
+kernels from numba's cache (``__pycache__``) in ~0.2 s (+~55 MB), or compiles them in ~10 s
+when the cache is missing or stale, so deployments should build it once (e.g. at image build).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import operator
@@ -96,10 +131,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from . import _h3
+from . import _h3, _kernels
 from ._geometry import (
     EARTH_RADIUS_M,
-    chord2,
     circumradius_bound_m,
     m_to_chord2_cap,
     unit_vector,
@@ -112,25 +146,31 @@ _radians = math.radians
 _cos = math.cos
 _sin = math.sin
 _latlng_to_cell = _h3.latlng_to_cell_fast
+_arcsin = np.arcsin
 
 DEFAULT_RESOLUTIONS: Final = (12, 11, 10, 9, 8)
 """H3 resolutions a query may run at, finest first (chosen by benchmark, see module docstring)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
-_MAX_RINGS: Final = 40
+_MAX_RINGS: Final = _kernels.MAX_RINGS
+_REGION_FACTOR: Final = _kernels.REGION_FACTOR
 _TWO_R: Final = 2.0 * EARTH_RADIUS_M
-_TIE_SLACK: Final = 1.0 + 1e-12
 _SMALL_EXCLUDE: Final = 32
-_LEVEL_FACTOR: Final = 2.0
-_REGION_FACTOR: Final = 1.10
 _MERGE_MIN: Final = 4096
 _PENDING_MAX: Final = 1024
 _DENSE_MIN: Final = 1 << 16
+_TABLE_MAX: Final = 1 << 16  # rows of the cell table (~1.3 KB each)
 _WARM_COUNT: Final = 40
-_RING2_FACTOR: Final = 1.5
 _RES_MASK: Final = 0xF << 52
 _NAN: Final = math.nan
+_NO_CUTOFF: Final = _kernels.NO_CUTOFF
+_NO_EXCLUDE: Final = np.empty(0, dtype=np.int64)
+_DONE: Final = _kernels.DONE
+_MISS: Final = _kernels.MISS
+_SPARSE: Final = _kernels.SPARSE
+_warm = [False]  # kernels compiled or loaded (first VolunteerIndex())
+_CAP2: dict[float, float] = {}  # radius -> m_to_chord2_cap(radius)
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -211,6 +251,7 @@ class VolunteerIndex:
         "_lat",
         "_levels",
         "_lon",
+        "_lvl",
         "_m",
         "_merge_at",
         "_merge_min",
@@ -218,12 +259,12 @@ class VolunteerIndex:
         "_nres",
         "_pending_max",
         "_res",
+        "_rmaxs",
         "_run_end",
         "_run_keys",
         "_run_slots",
-        "_sel_hi",
-        "_sel_lo",
         "_sparse",
+        "_table",
         "_ts",
     )
 
@@ -246,8 +287,18 @@ class VolunteerIndex:
         self._nres = len(res)
         fine = res[0]
         self._levels = tuple(_Level(r, fine) for r in res)
-        self._sel_lo = [~lv.mask for lv in self._levels]
-        self._sel_hi = [lv.mask for lv in self._levels]
+        # Per-level constants for the query kernel: lo masks, hi masks, and masks, res bits.
+        self._lvl: I64 = np.array(
+            [
+                [~lv.mask for lv in self._levels],
+                [lv.mask for lv in self._levels],
+                [lv.and_mask for lv in self._levels],
+                [lv.res_bits for lv in self._levels],
+            ],
+            dtype=np.int64,
+        )
+        self._rmaxs: F64 = np.array([lv.rmax for lv in self._levels], dtype=np.float64)
+        self._table = _CellTable.for_resolution(fine)
         self._run_keys: I64 = np.empty(0, dtype=np.int64)  # sorted keys of delta [m, run_end)
         self._run_slots: I64 = np.empty(0, dtype=np.int64)  # their slots, in key order
         self._run_end = 0  # delta slots [run_end, n) are pending: unsorted, scanned by queries
@@ -263,10 +314,13 @@ class VolunteerIndex:
         self._merge_at = _MERGE_MIN
         self._alloc(1024)
         self._keys_main = self._key[:0]
+        if not _warm[0]:
+            _kernels.warm()  # compile or load from numba's cache now, not in the first query
+            _warm[0] = True
 
     def _alloc(self, cap: int) -> None:
         self._cap = cap
-        self._data: F64 = np.empty((4, cap), dtype=np.float64)
+        self._data: F64 = np.empty((3, cap), dtype=np.float64)
         self._ids: I64 = np.empty(cap, dtype=np.int64)
         self._lat: F64 = np.empty(cap, dtype=np.float64)
         self._lon: F64 = np.empty(cap, dtype=np.float64)
@@ -389,7 +443,6 @@ class VolunteerIndex:
         data[0, new] = x
         data[1, new] = y
         data[2, new] = z
-        data[3, new] = new
         self._ids[new] = vid
         self._lat[new] = lat
         self._lon[new] = lon
@@ -462,7 +515,6 @@ class VolunteerIndex:
         data = self._data
         for r in range(3):
             np.take(old[0][r], src, out=data[r, :cnt])
-        data[3, :cnt] = np.arange(cnt, dtype=np.float64)
         np.take(old[1], src, out=self._ids[:cnt])
         np.take(old[2], src, out=self._lat[:cnt])
         np.take(old[3], src, out=self._lon[:cnt])
@@ -565,7 +617,7 @@ class VolunteerIndex:
         start = self._n
         self._grow(start + n)
         end = start + n
-        self._data[:3, start:end] = xyz
+        self._data[:, start:end] = xyz
         self._ids[start:end] = id_arr
         self._lat[start:end] = lat_arr
         self._lon[start:end] = lon_arr
@@ -574,19 +626,20 @@ class VolunteerIndex:
         self._n = end
         self._count += n
         self._rebuild()
-        self._warm_disks()
+        self._warm_cells()
 
-    def _warm_disks(self) -> None:
-        """Fill the disk cache for the cells queries will start from (start-up only).
+    def _warm_cells(self) -> None:
+        """Fill the cell table for the cells queries will start from (start-up only).
 
         Queries there then skip ~15 us of h3 calls on their first visit (measured: without this,
         60% of the first 2,000 clustered queries at 1M paid it and p99 doubled). A query starts
         at the finest level whose cell holds ``2 * need`` volunteers, else at the coarsest, so
         the coarsest level is warmed for every non-empty cell and the finer ones for the cells
-        holding at least ``_WARM_COUNT`` (limits >= 20). Coarsest first, within half the cache.
+        holding at least ``_WARM_COUNT`` (limits >= 20). Coarsest first, within half the table.
         """
         keys = self._keys_main
-        budget = _DISKS_MAX // 2
+        table = self._table
+        budget = _TABLE_MAX // 2
         for i in range(self._nres - 1, -1, -1):
             lv = self._levels[i]
             cells, counts = np.unique(
@@ -598,9 +651,7 @@ class VolunteerIndex:
                 return
             budget -= cells.shape[0]
             for c in cells.tolist():
-                _disk_info(c, lv)
-                _ring_info(c, 2, lv)  # the ring-2 bound and batch (8% of 100k clustered queries)
-                _ring_info(c, 3, lv)  # ring 3's bound after a ring-2 batch (another 5%)
+                table.add(c, lv)
 
     # ------------------------------------------------------------------ reads
 
@@ -654,7 +705,7 @@ class VolunteerIndex:
         limit = operator.index(limit)
         if limit <= 0:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        cutoff_us: int | None = None
+        cutoff_us = _NO_CUTOFF
         if max_age_s is not None:
             max_age_s = float(max_age_s)
             if not max_age_s >= 0.0:
@@ -668,7 +719,32 @@ class VolunteerIndex:
             _timestamp_us(now)
         if not self._count:
             return []
-        return _Query(self, lat, lon, radius_m, limit, cutoff_us, exclude).run()
+        excl = _NO_EXCLUDE
+        need = limit  # for level and ring predictions; the kernel drops excluded ids itself
+        if exclude:
+            present = sorted({e for e in exclude if e in self})
+            if present:
+                excl = np.array(present, dtype=np.int64)
+                if len(present) <= _SMALL_EXCLUDE:
+                    need = limit + len(present)
+        cap2 = _CAP2.get(radius_m)
+        if cap2 is None:
+            if len(_CAP2) >= 1024:
+                _CAP2.clear()
+            cap2 = _CAP2[radius_m] = m_to_chord2_cap(radius_m)
+        # unit_vector(lat, lon), inlined: the same operations in the same order.
+        la = _radians(lat)
+        lo = _radians(lon)
+        cl = _cos(la)
+        q = (cl * _cos(lo), cl * _sin(lo), _sin(la))
+        fine: int = _latlng_to_cell(lat, lon, self._fine)
+        status, li, c0, k, half, vids = _query_kernel(
+            self, fine, q, radius_m, cap2, limit, need, cutoff_us, excl
+        )
+        if status == _DONE and k:  # the common case: complete, in order, cut to limit
+            return _hits_in_order(half, vids, radius_m)
+        query = _Query(self, fine, q, radius_m, cap2, limit, need, cutoff_us, excl)
+        return query.resume(status, li, c0, k, half, vids)
 
 
 class _Level:
@@ -689,9 +765,6 @@ class _Level:
 # Pure functions of H3 (independent of any index), bounded caches shared by all indexes.
 _CENTRES: dict[int, tuple[float, float, float]] = {}
 _CENTRES_MAX: Final = 200_000
-# (cell, fine resolution) -> (key bounds of the 7-cell disk, disk cells, centre xyz, G in metres)
-_DISKS: dict[tuple[int, int], tuple[I64, list[int], float, float, float, float]] = {}
-_DISKS_MAX: Final = 100_000
 
 
 def _centre(cell: int) -> tuple[float, float, float]:
@@ -701,6 +774,12 @@ def _centre(cell: int) -> tuple[float, float, float]:
             _CENTRES.clear()
         c = _CENTRES[cell] = unit_vector(*_h3.cell_to_latlng(cell))
     return c
+
+
+def _cell_range(cell: int, lv: _Level) -> tuple[int, int]:
+    """Key range ``[lo, hi)`` of the descendants of ``cell`` (a cell of level ``lv``)."""
+    hi = (cell & lv.and_mask) | lv.fine_bits  # digits below res are 7 in a res-level cell
+    return hi & ~lv.mask, hi + 1
 
 
 def _cell_bounds(cells: Sequence[int], lv: _Level) -> list[int]:
@@ -723,24 +802,93 @@ def _cell_bounds(cells: Sequence[int], lv: _Level) -> list[int]:
     return out
 
 
-def _disk_info(c0: int, lv: _Level) -> tuple[I64, list[int], float, float, float, float]:
-    """Cached facts about the disk of radius 1 around ``c0`` (see module docstring)."""
-    ck = (c0, lv.fine_bits)
-    info = _DISKS.get(ck)
-    if info is None:
-        disk = _h3.grid_disk_unordered(c0, 1)
-        bounds = np.array(_cell_bounds(disk, lv), dtype=np.int64)
-        cx, cy, cz = _centre(c0)
+class _CellTable:
+    """Per-cell facts the query kernel reads, for one fine resolution (shared by indexes).
+
+    For a query-level cell ``c0``: the key range and centre of each cell of its disk of radius 1
+    (c0 first, then by key, so that siblings' ranges touch) and of ring 2, ``G`` (module
+    docstring) and the centres of ring 3, in two numpy arrays (row layout:
+    ``geoindex._kernels.TI_*``/``TF_*``) found through an open-addressing hash (``tab``). A pure
+    function of H3; emptied when it would outgrow ``_TABLE_MAX`` rows.
+    """
+
+    __slots__ = ("cap", "cells", "n", "tab", "tf", "ti")
+
+    @staticmethod
+    def for_resolution(fine: int) -> _CellTable:
+        table = _TABLES.get(fine)
+        if table is None:
+            table = _TABLES[fine] = _CellTable()
+        return table
+
+    def __init__(self) -> None:
+        self._reset(256)
+
+    def _reset(self, cap: int) -> None:
+        self.cap = cap
+        self.n = 0
+        self.cells: I64 = np.zeros(cap, dtype=np.int64)
+        self.tab: I64 = np.zeros((2 * cap, 2), dtype=np.int64)
+        self.ti: I64 = np.zeros((cap, _kernels.TI_WIDTH), dtype=np.int64)
+        self.tf: F64 = np.zeros((cap, _kernels.TF_WIDTH), dtype=np.float64)
+
+    def _grow(self) -> None:
+        n = self.n
+        if 2 * self.cap > _TABLE_MAX:
+            self._reset(256)
+            return
+        old = (self.cells, self.ti, self.tf)
+        self._reset(2 * self.cap)
+        self.cells[:n] = old[0][:n]
+        self.ti[:n] = old[1][:n]
+        self.tf[:n] = old[2][:n]
+        self.n = n
+        put = _kernels.put
+        tab = self.tab
+        for row, cell in enumerate(old[0][:n].tolist()):
+            put(tab, cell, row)
+
+    def add(self, c0: int, lv: _Level) -> None:
+        """Compute and store the facts of cell ``c0`` (query level ``lv``) unless present."""
+        if _kernels.find(self.tab, c0) >= 0:
+            return
+        # c0 first: its volunteers are the likely nearest, so the kernel's threshold is tight
+        # from the start and farther cells are skipped without being read.
+        # The others in key order, so that siblings' ranges touch and share a search.
+        disk = [c0, *sorted(c for c in _h3.grid_disk_unordered(c0, 1) if c != c0)]
+        ring2 = sorted(_h3.grid_ring_unordered(c0, 2))
+        ring3 = _h3.grid_ring_unordered(c0, 3)
+        if len(disk) > 7 or len(ring2) > 12 or len(ring3) > 18:  # never, for an H3 grid
+            raise AssertionError(f"unexpected ring sizes around {c0:#x}")
+        centres = [_centre(c) for c in disk + ring2]
+        cx, cy, cz = centres[0]
         best = 4.0
-        for cell in _h3.grid_ring_unordered(c0, 2):
-            x, y, z = _centre(cell)
+        for x, y, z in centres[len(disk) :]:
             c2 = (x - cx) * (x - cx) + (y - cy) * (y - cy) + (z - cz) * (z - cz)
             best = min(c2, best)
         g = _TWO_R * math.asin(min(1.0, math.sqrt(best) * 0.5))
-        if len(_DISKS) >= _DISKS_MAX:
-            _DISKS.clear()
-        info = _DISKS[ck] = (bounds, disk, cx, cy, cz, g)
-    return info
+        if self.n == self.cap:
+            self._grow()
+        row = self.n
+        ti = self.ti[row]
+        tf = self.tf[row]
+        ti[_kernels.TI_ND] = len(disk)
+        ti[_kernels.TI_N2] = len(ring2)
+        at = _kernels.TI_CELLS
+        ti[at : at + 2 * len(centres)] = [b for c in disk + ring2 for b in _cell_range(c, lv)]
+        tf[_kernels.TF_CENTRE : _kernels.TF_CENTRE + 3] = (cx, cy, cz)
+        tf[_kernels.TF_G] = g
+        at = _kernels.TF_CELLS
+        tf[at : at + 3 * len(centres)] = [v for c in centres for v in c]
+        tf[_kernels.TF_N3] = len(ring3)
+        at = _kernels.TF_RING3
+        tf[at : at + 3 * len(ring3)] = [v for c in ring3 for v in _centre(c)]
+        self.cells[row] = c0
+        _kernels.put(self.tab, c0, row)
+        self.n = row + 1
+
+
+_TABLES: dict[int, _CellTable] = {}  # fine resolution -> its table
 
 
 # (cell, k, fine resolution) -> (ring cells, key bounds of their descendants, centres)
@@ -763,121 +911,144 @@ def _ring_info(
     return info
 
 
+def _query_kernel(
+    index: VolunteerIndex,
+    fine: int,
+    q: tuple[float, float, float],
+    radius_m: float,
+    cap2: float,
+    limit: int,
+    need: int,
+    cutoff_us: int,
+    excl: I64,
+) -> tuple[int, int, int, int, F64, I64]:
+    """The common path of a query in one compiled call: :func:`geoindex._kernels.query`."""
+    table = index._table
+    return _kernels.query(
+        index._key,
+        index._m,
+        index._run_keys,
+        index._run_slots,
+        index._run_end,
+        index._n,
+        index._data,
+        index._ids,
+        index._ts,
+        index._lvl,
+        index._rmaxs,
+        table.tab,
+        table.ti,
+        table.tf,
+        fine,
+        q[0],
+        q[1],
+        q[2],
+        radius_m,
+        cap2,
+        limit,
+        need,
+        cutoff_us,
+        excl,
+    )
+
+
+def _hits_in_order(half: F64, vids: I64, radius_m: float) -> list[Hit]:
+    """Hits from a kernel's ``(half, vid)`` known to be in (distance, id) order already.
+
+    The distances are finished here with numpy's ``arcsin``, the reference's.
+    """
+    dist = _arcsin(half, out=half)
+    dist *= _TWO_R
+    dl = dist.tolist()
+    if dl and dl[-1] > radius_m:  # chords <= cap2 can exceed the radius by ~1e-9
+        del dl[bisect.bisect_right(dl, radius_m) :]
+    out: list[Hit] = []
+    new = _new_hit
+    set_id = _set_hit_id
+    set_d = _set_hit_d
+    for d, vid in zip(dl, vids.tolist(), strict=False):
+        hit = new(Hit)
+        set_id(hit, vid)
+        set_d(hit, d)
+        out.append(hit)
+    return out
+
+
 class _Query:
-    """One ``nearest`` call: state shared by the ring batches."""
+    """The rest of a ``nearest`` call the kernel did not finish: state shared by the batches."""
 
     __slots__ = (
         "cap2",
         "cutoff_us",
-        "excl_arr",
-        "excl_set",
+        "excl",
+        "fine",
         "index",
-        "lat",
         "limit",
-        "lon",
         "need",
         "q",
-        "qa",
         "radius_m",
     )
 
     def __init__(
         self,
         index: VolunteerIndex,
-        lat: float,
-        lon: float,
+        fine: int,
+        q: tuple[float, float, float],
         radius_m: float,
+        cap2: float,
         limit: int,
-        cutoff_us: int | None,
-        exclude: Collection[int],
+        need: int,
+        cutoff_us: int,
+        excl: I64,
     ) -> None:
         self.index = index
-        self.lat = lat
-        self.lon = lon
-        self.q = unit_vector(lat, lon)
-        self.qa = np.array(self.q, dtype=np.float64).reshape(3, 1)
+        self.fine = fine
+        self.q = q
         self.radius_m = radius_m
+        self.cap2 = cap2
         self.limit = limit
+        self.need = need
         self.cutoff_us = cutoff_us
-        self.cap2 = m_to_chord2_cap(radius_m)
-        self.excl_set: frozenset[int] | set[int] = frozenset()
-        self.excl_arr: I64 | None = None
-        present = [e for e in exclude if e in index] if exclude else []
-        if len(present) > _SMALL_EXCLUDE:
-            self.excl_arr = np.unique(np.asarray(present, dtype=np.int64))
-            self.need = limit
-        else:
-            self.excl_set = set(present)
-            self.need = limit + len(present)
+        self.excl = excl
 
-    def run(self) -> list[Hit]:
+    def resume(self, status: int, li: int, c0: int, k1: int, half: F64, vids: I64) -> list[Hit]:
+        """Finish a query from the kernel's answer (see :func:`geoindex._kernels.query`)."""
         index = self.index
+        while status == _MISS:
+            index._table.add(c0, index._levels[li])  # a cold cell: ~15-20 us of h3 calls
+            status, li, c0, k1, half, vids = _query_kernel(
+                index,
+                self.fine,
+                self.q,
+                self.radius_m,
+                self.cap2,
+                self.limit,
+                self.need,
+                self.cutoff_us,
+                self.excl,
+            )
+        if status == _DONE:
+            if k1:
+                return _hits_in_order(half, vids, self.radius_m)
+            return self._finish(self._hits(half, vids))
+        fine = self.fine
         levels = index._levels
         last = index._nres - 1
-        fine = _h3.latlng_to_cell(self.lat, self.lon, index._res[0])
-        li = last
-        nl = last + 1
-        sparse = False
-        pos: list[int] = []
-        if index._m:
-            # Counts of the main region in the query's cell at every level, in one call.
-            pos = np.searchsorted(
-                index._keys_main,
-                [fine & m for m in index._sel_lo] + [(fine | m) + 1 for m in index._sel_hi],
-            ).tolist()
-            threshold = self.need * _LEVEL_FACTOR
-            sparse = True
-            for i in range(nl):
-                if pos[nl + i] - pos[i] >= threshold:
-                    li = i
-                    sparse = False
-                    break
         lv = levels[li]
-        c0 = (fine | lv.mask) & lv.and_mask | lv.res_bits
-        if sparse:
-            # Few volunteers around even at the coarsest level: if the radius, not the N-th
-            # distance, will likely bound the search (expected count within the radius, from the
-            # cell's count and area, below ``need``), go straight to the disk that covers it.
-            rmax = lv.rmax
-            area = 2.6 * (rmax / _REGION_FACTOR / 1.05) ** 2
-            expected = (pos[2 * last + 1] - pos[last]) * math.pi * self.radius_m**2 / area
-            k2 = math.ceil((self.radius_m + 2.0 * rmax) / (1.5 * rmax / (1.05 * 1.1))) - 2
-            if expected < self.need and 2 <= k2 <= _MAX_RINGS:
-                while self._ring_lb(c0, k2 + 1, lv) <= self.radius_m:
-                    k2 += 1
-                    if k2 > _MAX_RINGS:
-                        return self._scan_all()
-                cells = _h3.grid_disk_unordered(c0, k2)
-                return self._finish(self._batch(_cell_bounds(cells, lv)))
-        bounds, _, cx, cy, cz, g = _disk_info(c0, lv)
         rmax = lv.rmax
-        qx, qy, qz = self.q
-        dq2 = (qx - cx) * (qx - cx) + (qy - cy) * (qy - cy) + (qz - cz) * (qz - cz)
-        dq = _TWO_R * math.asin(min(1.0, math.sqrt(dq2) * 0.5))
-        lb = g - dq - rmax - 2e-3 - 2e-9 * g
-        k1 = 1
-        lb2: float | None = None  # ring 2's exact bound, once computed
-        if lb < self.radius_m and pos:
-            # Will the N-th distance (estimated from the cell's count and area) exceed what the
-            # disk of radius 1 proves? Then take ring 2 in the first batch: one batch of 19
-            # cells costs less than two (a second batch is ~25 us of fixed numpy overhead).
-            density = (pos[nl + li] - pos[li]) / (2.6 * (rmax / _REGION_FACTOR / 1.05) ** 2)
-            if self.need > _RING2_FACTOR * density * math.pi * lb * max(lb, 0.0):
-                lb2 = self._ring_lb(c0, 2, lv)  # the exact (and tighter) bound of ring 2
-                lb = max(lb, lb2)
-            if self.need > _RING2_FACTOR * density * math.pi * lb * max(lb, 0.0):
-                ring2 = _ring_info(c0, 2, lv)
-                bounds = np.concatenate((bounds, ring2[1]))
-                k1 = 2
-        hits = self._batch(bounds)
+        if status == _SPARSE:
+            # Few volunteers around even at the coarsest level: the disk of radius ``k1`` likely
+            # covers the radius; make sure of it with the exact bound.
+            k2 = k1
+            while self._ring_lb(c0, k2 + 1, lv) <= self.radius_m:
+                k2 += 1
+                if k2 > _MAX_RINGS:
+                    return self._scan_all()
+            cells = _h3.grid_disk_unordered(c0, k2)
+            return self._finish(self._batch(np.array(_cell_bounds(cells, lv), dtype=np.int64)))
+        # The first batch (disk of radius k1) did not prove itself complete.
+        hits = self._hits(half, vids)
         bound = self._bound(hits)
-        if k1 == 1:
-            if lb > bound:
-                return self._finish(hits)
-            if lb2 is None and self._ring_lb(c0, 2, lv) > bound:
-                return self._finish(hits)
-        elif self._ring_lb(c0, 3, lv) > bound:
-            return self._finish(hits)
         # More rings are needed. Guess the last one from the ring spacing (coarser resolution if
         # too many), then verify the guess with the exact bound.
         restart = False
@@ -900,7 +1071,7 @@ class _Query:
                 return self._scan_all()
         if restart:
             cells = _h3.grid_disk_unordered(c0, k2)
-            return self._finish(self._batch(_cell_bounds(cells, lv)))
+            return self._finish(self._batch(np.array(_cell_bounds(cells, lv), dtype=np.int64)))
         # The rings k1+1..k2 from the cache: bounds need not be merged across rings.
         rings = [_ring_info(c0, k, lv)[1] for k in range(k1 + 1, k2 + 1)]
         hits2 = self._batch(rings[0] if len(rings) == 1 else np.concatenate(rings))
@@ -921,107 +1092,68 @@ class _Query:
         return d - rmax - 1e-3 - 1e-9 * d
 
     def _bound(self, hits: list[tuple[float, int]]) -> float:
-        if len(hits) >= self.need:
-            kept = [h for h in hits if h[1] not in self.excl_set] if self.excl_set else hits
-            if len(kept) >= self.limit:
-                return min(self.radius_m, kept[self.limit - 1][0])
+        limit = self.limit
+        if len(hits) >= limit:
+            return min(self.radius_m, hits[limit - 1][0])
         return self.radius_m
 
     def _finish(self, hits: list[tuple[float, int]]) -> list[Hit]:
-        excl = self.excl_set
         out: list[Hit] = []
-        limit = self.limit
         new = _new_hit
         set_id = _set_hit_id
         set_d = _set_hit_d
-        for d, vid in hits:
-            if excl and vid in excl:
-                continue
+        for d, vid in hits[: self.limit]:
             hit = new(Hit)
             set_id(hit, vid)
             set_d(hit, d)
             out.append(hit)
-            if len(out) == limit:
-                break
         return out
 
-    def _batch(self, bounds: Sequence[int] | I64) -> list[tuple[float, int]]:
-        """Candidates in the key ranges ``bounds``: the best ``need`` (plus ties), sorted.
+    def _batch(self, bounds: I64, scan_all: bool = False) -> list[tuple[float, int]]:
+        """Candidates in the key ranges ``bounds``: the best ``limit`` (plus ties), sorted.
 
-        ``bounds`` is ``[lo0, hi0, lo1, hi1, ...]``, disjoint half-open ranges in any order.
+        ``bounds`` is ``[lo0, hi0, lo1, hi1, ...]``, disjoint half-open ranges in any order (or
+        every slot, with ``scan_all``); see :func:`geoindex._kernels.batch`.
         """
         index = self.index
-        data = index._data
-        got: list[F64] = []
-        if index._m:
-            pos = np.searchsorted(index._keys_main, bounds).tolist()
-            it = iter(pos)
-            got = [data[:, a:b] for a, b in zip(it, it, strict=True) if b > a]
-        n = index._n
-        if n > index._m:
-            extra: list[I64] = []
-            run_keys = index._run_keys
-            if run_keys.shape[0]:
-                run_slots = index._run_slots
-                it = iter(np.searchsorted(run_keys, bounds).tolist())
-                extra = [run_slots[a:b] for a, b in zip(it, it, strict=True) if b > a]
-            lo = index._run_end
-            if n > lo:
-                # Pending slots: a key is in a range iff an odd number of the (sorted, disjoint)
-                # bounds are <= it.
-                inside = np.searchsorted(np.sort(bounds), index._key[lo:n], side="right")
-                inside &= 1
-                sel = np.flatnonzero(inside)
-                if sel.shape[0]:
-                    sel += lo
-                    extra.append(sel)
-            if extra:
-                got.append(data[:, extra[0] if len(extra) == 1 else np.concatenate(extra)])
-        if not got:
-            return []
-        return self._select(got[0] if len(got) == 1 else np.concatenate(got, axis=1))
+        qx, qy, qz = self.q
+        half, vids = _kernels.batch(
+            index._key,
+            index._m,
+            index._run_keys,
+            index._run_slots,
+            index._run_end,
+            index._n,
+            index._data,
+            index._ids,
+            index._ts,
+            bounds,
+            qx,
+            qy,
+            qz,
+            self.cap2,
+            self.limit,
+            self.cutoff_us,
+            self.excl,
+            scan_all,
+        )
+        return self._hits(half, vids)
 
-    def _select(self, data: F64) -> list[tuple[float, int]]:
-        c2 = chord2(data, self.qa)
-        index = self.index
-        cap2 = self.cap2
-        if self.cutoff_us is not None or self.excl_arr is not None:
-            slots = data[3].astype(np.int64)
-            keep = c2 <= cap2
-            if self.cutoff_us is not None:
-                keep &= index._ts[slots] >= self.cutoff_us
-            if self.excl_arr is not None:
-                keep &= ~np.isin(index._ids[slots], self.excl_arr)
-            sel = np.flatnonzero(keep)
-            c2 = c2[sel]
-            data = data[:, sel]
-        need = self.need
-        lim = cap2
-        if c2.shape[0] > need:
-            kth = float(np.partition(c2, need - 1)[need - 1]) * _TIE_SLACK
-            if kth < cap2:  # False for NaN (fewer than need live candidates)
-                lim = kth
-        sel = np.flatnonzero(c2 <= lim)
-        if sel.shape[0] == 0:
-            return []
-        c2 = c2[sel]
-        half = np.sqrt(c2, out=c2)
-        half *= 0.5
-        np.minimum(half, 1.0, out=half)
-        dist = np.arcsin(half, out=half)
+    def _hits(self, half: F64, vids: I64) -> list[tuple[float, int]]:
+        """``(distance, id)`` sorted, within the radius, from a kernel's ``(half, vid)``.
+
+        The distances are finished here with numpy's ``arcsin``, the reference's.
+        """
+        dist = _arcsin(half, out=half)
         dist *= _TWO_R
+        # Already in (chord, id) order, so this sort is one linear pass unless arcsin maps two
+        # chords to one distance (then ids decide, as in the reference).
+        hits = sorted(zip(dist.tolist(), vids.tolist(), strict=True))
         radius = self.radius_m
-        hits = [
-            (d, v)
-            for d, v in zip(
-                dist.tolist(), index._ids[data[3, sel].astype(np.int64)].tolist(), strict=True
-            )
-            if d <= radius
-        ]
-        hits.sort()
+        if hits and hits[-1][0] > radius:  # chords <= cap2 can exceed the radius by ~1e-9
+            del hits[bisect.bisect_right(hits, (radius, math.inf)) :]
         return hits
 
     def _scan_all(self) -> list[Hit]:
         """Huge radius: every slot (tombstones have NaN distances and drop out)."""
-        index = self.index
-        return self._finish(self._select(index._data[:, : index._n]))
+        return self._finish(self._batch(_NO_EXCLUDE, scan_all=True))

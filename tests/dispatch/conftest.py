@@ -11,7 +11,18 @@ from aiohttp.test_utils import TestClient
 from dispatch.config import Settings
 from dispatch.db.pool import init_connection
 from dispatch.web.app import create_app
+from geoindex import VolunteerIndex
 from tests.dispatch import pg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_geoindex() -> None:
+    """Compile the geo index kernels (or load them from numba's cache) once, up front.
+
+    A fresh checkout compiles them for ~10 s; done here, that does not count against the
+    start-up time of the first server process a test starts.
+    """
+    VolunteerIndex()
 
 
 @pytest.fixture(scope="session")
