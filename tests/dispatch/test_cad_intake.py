@@ -500,6 +500,17 @@ async def test_signatures_window_replay_and_wrong_key(
         assert resp.status == status, await resp.text()
         assert resp.content_type == "application/problem+json"
     assert await snapshot(db) == before
+    # The four refused for their signature are kept for audit; the replay is not a bad document.
+    kept = await db.fetch(
+        "SELECT status, body FROM rejected_documents WHERE agency_id = $1 ORDER BY id",
+        agency.agency_id,
+    )
+    assert [(r["status"], json.loads(r["body"])["incident_id"]) for r in kept] == [
+        (401, "s-2"),
+        (401, "s-3"),
+        (401, "s-5"),
+        (401, "s-4"),
+    ]
 
 
 async def test_rate_limit_answers_429_with_retry_after(client: Any, agency: AgencyFixture) -> None:
