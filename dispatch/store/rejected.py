@@ -69,16 +69,14 @@ async def keep(conn: Any, doc: RejectedDocument, *, keep_days: float) -> None:
         )
 
 
-async def newest(
-    conn: Any, agency_id: UUID, *, limit: int, before_id: int | None
-) -> list[dict[str, Any]]:
+async def newest(conn: Any, agency_id: UUID, *, limit: int, before_id: int) -> list[dict[str, Any]]:
     """The agency's refused documents, newest first, as JSON-ready dicts (body as text)."""
     rows = await conn.fetch(
         """
         SELECT id, received_at, endpoint, content_type, status, problem_type, detail, pointer,
                size_bytes, sha256, body, truncated
         FROM rejected_documents
-        WHERE agency_id = $1 AND ($2::bigint IS NULL OR id < $2)
+        WHERE agency_id = $1 AND id < $2
         ORDER BY id DESC LIMIT $3
         """,
         agency_id,

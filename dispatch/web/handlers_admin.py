@@ -237,9 +237,7 @@ async def list_aeds(request: web.Request) -> web.Response:
     return web.json_response({"aeds": aeds})
 
 
-def _query_int(
-    request: web.Request, name: str, *, default: int | None, low: int, high: int
-) -> int | None:
+def _query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -263,8 +261,7 @@ async def list_rejected_documents(request: web.Request) -> web.Response:
     """CAD documents the intake refused, newest first, with why (page with ``before``)."""
     agency_id = await _supervised_agency(request)
     limit = _query_int(request, "limit", default=50, low=1, high=200)
-    before = _query_int(request, "before", default=None, low=1, high=2**63 - 1)
-    assert limit is not None
+    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
     async with request.app[keys.POOL].acquire() as conn:
         docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
     return web.json_response({"documents": docs})

@@ -241,14 +241,6 @@ class OutboxWorker:
             # leave them for another worker to retry after the lease.
             await asyncio.gather(*batches, return_exceptions=True)
 
-    async def run_once(self) -> int:
-        """Claim one batch, send it and record the results; returns how many rows it had."""
-        now = self._clock.now()
-        claimed = await self._claim(now)
-        if claimed:
-            await self._deliver(claimed, now)
-        return len(claimed)
-
     async def _claim(self, now: datetime) -> list[ClaimedDelivery]:
         async with self._pool.acquire() as conn, conn.transaction():
             return await alert_store.claim_due(conn, now=now, limit=self._batch, lease=self._lease)
