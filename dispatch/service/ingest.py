@@ -94,12 +94,15 @@ async def ingest_incident(
     *,
     now: datetime,
     signature: bytes | None = None,
+    notes: Mapping[str, Any] | None = None,
 ) -> IngestResult:
     """Store one snapshot and act on it, all in one transaction.
 
     The replay check hashes the snapshot as the source sent it; the agency's
     rules (call types, place words) are applied afterwards, so changing the rules
-    never turns a replay into a conflict.
+    never turns a replay into a conflict. ``notes`` are facts about how this snapshot
+    reached us (e.g. a received time estimated from first sight, a signature not
+    checked); they go on the timeline with the received/updated event.
     """
     document = report_document(report)
     digest = content_hash(document)
@@ -132,6 +135,7 @@ async def ingest_incident(
                 is_test=report.is_test,
                 is_cardiac_arrest=resolved.is_cardiac_arrest,
                 place_type=resolved.place_type.value,
+                **(notes or {}),
             )
         else:
             await incident_store.update(
@@ -142,7 +146,7 @@ async def ingest_incident(
                 content_hash=digest,
                 now=now,
             )
-            events.add("incident_updated", status=report.status.value)
+            events.add("incident_updated", status=report.status.value, **(notes or {}))
 
         await _record_units(
             conn, agency, incident_id, resolved, events, new=status is IntakeStatus.CREATED
