@@ -14,7 +14,7 @@ via an AED keeps it, so roles do not flap as answers come in.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
@@ -46,6 +46,11 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def within(aeds: Iterable[Aed], lat: float, lon: float, radius_m: float) -> list[Aed]:
+    """The AEDs at most ``radius_m`` from (lat, lon), in the order given."""
+    return [a for a in aeds if distance_m(lat, lon, a.lat, a.lon) <= radius_m]
 
 
 def is_accessible(aed: Aed, local: datetime) -> bool:
@@ -124,3 +129,67 @@ def plan_roles(
             plan[r.alert_id] = Assignment(Role.AED, best[1])
             taken.add(best[1])
     return plan
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAlert:
+    """An alert still in play (waiting or responding) with the role it holds now."""
+
+    alert_id: UUID
+    volunteer_id: int
+    responding: bool
+    role: Role
+    aed_id: int | None
+    distance_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class RolePlan:
+    roles: dict[UUID, Assignment]
+    changed: list[tuple[UUID, Assignment]]
+    """The assignments that differ from what the alerts hold now."""
+    open_aeds: int
+
+
+def replan_roles(
+    live: Sequence[LiveAlert],
+    position_of: Callable[[int], tuple[float, float] | None],
+    nearby: Sequence[Aed],
+    *,
+    local: datetime,
+    patient: tuple[float, float],
+    max_detour_m: float,
+) -> RolePlan:
+    """Roles for an incident's live alerts, given the AEDs near the patient.
+
+    ``nearby`` are the AEDs within the policy's AED radius; those not open at ``local`` (the
+    agency's wall-clock time) are left out. A volunteer whose position is unknown keeps the
+    role they have. With no open AED everyone goes straight to the patient.
+    """
+    open_aeds = [a for a in nearby if is_accessible(a, local)]
+    if not open_aeds:
+        # What plan_roles decides without AEDs, minus building a Responder per alert.
+        cpr = Assignment(Role.CPR)
+        roles = {a.alert_id: cpr for a in live if position_of(a.volunteer_id) is not None}
+    else:
+        responders = []
+        for alert in live:
+            where = position_of(alert.volunteer_id)
+            if where is None:
+                continue
+            responders.append(
+                Responder(
+                    alert_id=alert.alert_id,
+                    lat=where[0],
+                    lon=where[1],
+                    to_patient_m=alert.distance_m,
+                    responding=alert.responding,
+                    current_aed=alert.aed_id if alert.role is Role.AED else None,
+                )
+            )
+        roles = plan_roles(responders, open_aeds, patient=patient, max_detour_m=max_detour_m)
+    current = {a.alert_id: (a.role, a.aed_id) for a in live}
+    changed = [
+        (alert_id, a) for alert_id, a in roles.items() if current[alert_id] != (a.role, a.aed_id)
+    ]
+    return RolePlan(roles, changed, len(open_aeds))

@@ -6,9 +6,11 @@ response log counts exclusions per reason (never a list of people).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
+from typing import Final, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from cad_adapters.models import PlaceType
@@ -90,3 +92,48 @@ def exclusion(profile: VolunteerProfile, facts: IncidentFacts) -> Exclusion | No
     if profile.busy:
         return Exclusion.BUSY
     return None
+
+
+UNKNOWN_VOLUNTEER: Final = "unknown_volunteer"
+"""The reason counted for a candidate with no profile (e.g. deleted since it was indexed)."""
+
+
+class Candidate(Protocol):
+    """A volunteer found near the incident (``geoindex.Hit`` is one)."""
+
+    @property
+    def volunteer_id(self) -> int: ...
+
+    @property
+    def distance_m(self) -> float: ...
+
+
+C = TypeVar("C", bound=Candidate)
+
+
+def pick_eligible(
+    candidates: Iterable[C],
+    profile_of: Callable[[int], VolunteerProfile | None],
+    facts: IncidentFacts,
+    wanted: int,
+    excluded: MutableMapping[str, int],
+) -> list[C]:
+    """The first ``wanted`` candidates (given nearest first) that may be alerted.
+
+    Every candidate passed over is counted in ``excluded`` under its reason; candidates
+    after the last one picked are not looked at. The service and ``dispatch simulate``
+    both choose through this function, so they cannot disagree about who is alerted.
+    """
+    chosen: list[C] = []
+    if wanted <= 0:
+        return chosen
+    for candidate in candidates:
+        profile = profile_of(candidate.volunteer_id)
+        reason = UNKNOWN_VOLUNTEER if profile is None else exclusion(profile, facts)
+        if reason is not None:
+            excluded[str(reason)] = excluded.get(str(reason), 0) + 1
+            continue
+        chosen.append(candidate)
+        if len(chosen) == wanted:
+            break
+    return chosen

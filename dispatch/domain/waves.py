@@ -46,6 +46,10 @@ class Plan:
     """Responders to release (the incident ended)."""
     next_check_at: datetime | None = None
     reason: str = ""
+    due_at: datetime | None = None
+    """``next_check_at`` without the periodic re-look for volunteers who came into range: the
+    next moment something is due even if no volunteer moves (``dispatch simulate``, where
+    nobody moves during an incident, comes back only then)."""
 
 
 def plan(
@@ -91,13 +95,15 @@ def plan(
     stop_at = started_at + timedelta(seconds=policy.stop_after_s)
     if now >= stop_at:
         expiries = [a.created_at + answer_window for a in waiting]
+        due = min(expiries) if expiries else None
         return Plan(
             wave,
             radius,
             0,
             time_out=timed_out,
-            next_check_at=min(expiries) if expiries else None,
+            next_check_at=due,
             reason="alerting_window_over",
+            due_at=due,
         )
 
     live = len(waiting) + responding
@@ -112,6 +118,7 @@ def plan(
         deadlines.append(started_at + timedelta(seconds=policy.waves[wave + 1].after_s))
     if deadlines or new:
         deadlines.append(stop_at)
+    due = min(deadlines) if deadlines else None
     if new:
         deadlines.append(now + RECHECK)
     return Plan(
@@ -121,4 +128,5 @@ def plan(
         time_out=timed_out,
         next_check_at=min(deadlines) if deadlines else None,
         reason="alerting",
+        due_at=due,
     )

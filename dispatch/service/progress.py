@@ -15,9 +15,9 @@ from typing import Any, Final
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dispatch.domain.aeds import Responder, Role, is_accessible, plan_roles
+from dispatch.domain.aeds import LiveAlert, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
-from dispatch.domain.eligibility import IncidentFacts, exclusion
+from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.models import AgencyPolicy, derived_alert_policy
@@ -225,18 +225,10 @@ async def _match(
             incident_id=incident.incident_id,
             now=now,
         )
-        candidates = []
-        for hit in hits:
-            profile = profiles.get(hit.volunteer_id)
-            reason = "unknown_volunteer" if profile is None else exclusion(profile, facts)
-            if reason is not None:
-                excluded[str(reason)] += 1
-                continue
-            candidates.append(
-                NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", DEFAULT_CHANNEL)
-            )
-            if len(candidates) == missing:
-                break
+        candidates = [
+            NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", DEFAULT_CHANNEL)
+            for hit in pick_eligible(hits, profiles.get, facts, missing, excluded)
+        ]
         inserted = await alert_store.insert_with_outbox(
             conn,
             agency_id=agency.agency_id,
@@ -303,41 +295,32 @@ async def _plan_roles(
     nearby = await aed_store.near(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )
-    open_aeds = [a for a in nearby if is_accessible(a, local)]
-    responders = []
-    for row in live:
-        where = positions.position(row["volunteer_id"])
-        if where is None:
-            continue
-        responders.append(
-            Responder(
+    assigned = replan_roles(
+        [
+            LiveAlert(
                 alert_id=row["id"],
-                lat=where[0],
-                lon=where[1],
-                to_patient_m=row["distance_m"],
+                volunteer_id=row["volunteer_id"],
                 responding=AlertState(row["state"]) in RESPONDING,
-                current_aed=row["aed_id"] if row["role"] == Role.AED else None,
+                role=Role(row["role"]),
+                aed_id=row["aed_id"],
+                distance_m=row["distance_m"],
             )
-        )
-    roles = plan_roles(
-        responders,
-        open_aeds,
+            for row in live
+        ],
+        positions.position,
+        nearby,
+        local=local,
         patient=(incident.lat, incident.lon),
         max_detour_m=policy.aed_max_detour_m,
     )
-    current = {r["id"]: (r["role"], r["aed_id"]) for r in live}
-    changed = [
-        (alert_id, a.role.value, a.aed_id)
-        for alert_id, a in roles.items()
-        if current[alert_id] != (a.role.value, a.aed_id)
-    ]
+    changed = [(alert_id, a.role.value, a.aed_id) for alert_id, a in assigned.changed]
     if not changed:
         return
     await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
-    counts = Counter(a.role.value for a in roles.values())
+    counts = Counter(a.role.value for a in assigned.roles.values())
     events.add(
         "roles_planned",
         cpr=counts.get(Role.CPR.value, 0),
         aed=counts.get(Role.AED.value, 0),
-        open_aeds=len(open_aeds),
+        open_aeds=assigned.open_aeds,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from dispatch.domain.aed_import import AedRecord, hours_as_times
-from dispatch.domain.aeds import Aed, distance_m
+from dispatch.domain.aeds import Aed, within
 
 _M_PER_DEG: float = 111_320.0
 
@@ -65,6 +65,7 @@ async def near(conn: Any, agency_id: UUID, lat: float, lon: float, radius_m: flo
         """
         SELECT id, name, lat, lon, access_hours, indoor_description, access_notes FROM aeds
         WHERE agency_id = $1 AND active AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5
+        ORDER BY id
         """,
         agency_id,
         lat - dlat,
@@ -72,7 +73,7 @@ async def near(conn: Any, agency_id: UUID, lat: float, lon: float, radius_m: flo
         lon - dlon,
         lon + dlon,
     )
-    return [a for a in map(_aed, rows) if distance_m(lat, lon, a.lat, a.lon) <= radius_m]
+    return within(map(_aed, rows), lat, lon, radius_m)
 
 
 async def list_for_agency(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
