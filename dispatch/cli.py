@@ -333,6 +333,14 @@ def _parser() -> argparse.ArgumentParser:
     change.add_argument("--agency", type=UUID, required=True)
     change.add_argument("--id", type=int, required=True)
     change.add_argument("--settings", required=True, help=settings_help)
+
+    from dispatch.simulate.cli import add_arguments as simulate_arguments
+
+    simulate_arguments(
+        verbs.add_parser(
+            "simulate", help="replay calls against a volunteer population (no server needed)"
+        )
+    )
     return parser
 
 
@@ -360,6 +368,10 @@ _ASYNC_VERBS: dict[
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verb == "simulate":
+        from dispatch.simulate.cli import main as simulate
+
+        return simulate(args)
     try:
         settings = load_settings()
     except ConfigError as exc:

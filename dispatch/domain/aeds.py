@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
+from typing import Final
 from uuid import UUID
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -79,6 +80,12 @@ class Assignment:
     aed_id: int | None = None
 
 
+_DIRECT: Final = Assignment(Role.CPR)
+
+
+Distance = Callable[[float, float, float, float], float]
+
+
 def plan_roles(
     responders: Sequence[Responder],
     aeds: Sequence[Aed],
@@ -86,110 +93,120 @@ def plan_roles(
     patient: tuple[float, float],
     max_detour_m: float,
     direct_share: float = 1 / 3,
+    distance: Distance = distance_m,
 ) -> dict[UUID, Assignment]:
-    """Roles for every live alert; ``aeds`` are the ones open now near the patient."""
-    plan: dict[UUID, Assignment] = {}
-    if not responders:
-        return plan
-    by_id = {a.aed_id: a for a in aeds}
+    """Roles for every live alert; ``aeds`` are the ones open now near the patient.
+
+    ``distance`` is :func:`distance_m` or a memoised copy of it (the simulator asks about the
+    same volunteer–AED pairs many times). Ties in distance go to the lower alert id. A
+    responder's ``current_aed`` counts only once they are responding.
+    """
+    roles = _assign(responders, aeds, patient, max_detour_m, direct_share, distance)
+    return {r.alert_id: a for r, a in zip(responders, roles, strict=True)}
+
+
+def _assign(
+    responders: Sequence[Responder],
+    aeds: Sequence[Aed],
+    patient: tuple[float, float],
+    max_detour_m: float,
+    direct_share: float,
+    distance: Distance,
+) -> list[Assignment]:
+    """:func:`plan_roles` as a list in the responders' order (kept by index, not by id)."""
+    n = len(responders)
+    if not n:
+        return []
+    assigned: list[Assignment | None] = [None] * n
+    aed_ids = {a.aed_id for a in aeds}
     taken: set[int] = set()
     # Responders already fetching an AED keep it while it is still a candidate.
-    for r in responders:
-        if r.responding and r.current_aed in by_id and r.current_aed not in taken:
-            plan[r.alert_id] = Assignment(Role.AED, r.current_aed)
+    for i, r in enumerate(responders):
+        if r.responding and r.current_aed in aed_ids and r.current_aed not in taken:
+            assigned[i] = Assignment(Role.AED, r.current_aed)
             taken.add(r.current_aed)
-    order = sorted(responders, key=lambda r: (not r.responding, r.to_patient_m, str(r.alert_id)))
-    direct_needed = max(1, math.ceil(len(responders) * direct_share))
+
+    # UUIDs order as their (fixed-width, lower-case hex) text does, without making the text.
+    def rank(i: int) -> tuple[bool, float, UUID]:
+        r = responders[i]
+        return (not r.responding, r.to_patient_m, r.alert_id)
+
+    def nearness(i: int) -> tuple[float, UUID]:
+        return (responders[i].to_patient_m, responders[i].alert_id)
+
+    direct_needed = max(1, math.ceil(n * direct_share))
     direct = 0
-    nearest = min(responders, key=lambda r: (r.to_patient_m, str(r.alert_id)))
-    if nearest.alert_id not in plan:
-        plan[nearest.alert_id] = Assignment(Role.CPR)
+    nearest = min(range(n), key=nearness)
+    if assigned[nearest] is None:
+        assigned[nearest] = _DIRECT
         direct += 1
-    for r in order:
-        if r.alert_id in plan:
+    legs: list[float] = []  # each AED to the patient, computed once when first needed
+    for i in sorted(range(n), key=rank):
+        if assigned[i] is not None:
             continue
         if direct < direct_needed:
-            plan[r.alert_id] = Assignment(Role.CPR)
+            assigned[i] = _DIRECT
             direct += 1
             continue
+        if not legs:
+            legs = [distance(a.lat, a.lon, *patient) for a in aeds]
+        r = responders[i]
         best: tuple[float, int] | None = None
-        for aed in aeds:
+        for aed, leg in zip(aeds, legs, strict=True):
             if aed.aed_id in taken:
                 continue
-            route = distance_m(r.lat, r.lon, aed.lat, aed.lon) + distance_m(
-                aed.lat, aed.lon, *patient
-            )
+            route = distance(r.lat, r.lon, aed.lat, aed.lon) + leg
             detour = route - r.to_patient_m
             if detour <= max_detour_m and (best is None or detour < best[0]):
                 best = (detour, aed.aed_id)
         if best is None:
-            plan[r.alert_id] = Assignment(Role.CPR)
+            assigned[i] = _DIRECT
             direct += 1
         else:
-            plan[r.alert_id] = Assignment(Role.AED, best[1])
+            assigned[i] = Assignment(Role.AED, best[1])
             taken.add(best[1])
-    return plan
-
-
-@dataclass(frozen=True, slots=True)
-class LiveAlert:
-    """An alert still in play (waiting or responding) with the role it holds now."""
-
-    alert_id: UUID
-    volunteer_id: int
-    responding: bool
-    role: Role
-    aed_id: int | None
-    distance_m: float
+    return [a or _DIRECT for a in assigned]
 
 
 @dataclass(frozen=True, slots=True)
 class RolePlan:
-    roles: dict[UUID, Assignment]
+    assignments: list[Assignment]
+    """One per responder, in their order."""
     changed: list[tuple[UUID, Assignment]]
     """The assignments that differ from what the alerts hold now."""
     open_aeds: int
 
 
+def current_assignment(responder: Responder) -> Assignment:
+    """The role a live alert holds now: fetching ``current_aed``, or straight to the patient."""
+    aed = responder.current_aed
+    return _DIRECT if aed is None else Assignment(Role.AED, aed)
+
+
 def replan_roles(
-    live: Sequence[LiveAlert],
-    position_of: Callable[[int], tuple[float, float] | None],
+    responders: Sequence[Responder],
     nearby: Sequence[Aed],
     *,
     local: datetime,
     patient: tuple[float, float],
     max_detour_m: float,
+    distance: Distance = distance_m,
 ) -> RolePlan:
-    """Roles for an incident's live alerts, given the AEDs near the patient.
+    """Roles for an incident's live alerts (``current_aed`` set for those fetching one now).
 
     ``nearby`` are the AEDs within the policy's AED radius; those not open at ``local`` (the
-    agency's wall-clock time) are left out. A volunteer whose position is unknown keeps the
-    role they have. With no open AED everyone goes straight to the patient.
+    agency's wall-clock time) are left out. With no open AED everyone goes straight to the
+    patient. The service and ``dispatch simulate`` both re-plan through this function.
     """
     open_aeds = [a for a in nearby if is_accessible(a, local)]
-    if not open_aeds:
-        # What plan_roles decides without AEDs, minus building a Responder per alert.
-        cpr = Assignment(Role.CPR)
-        roles = {a.alert_id: cpr for a in live if position_of(a.volunteer_id) is not None}
+    if open_aeds:
+        assigned = _assign(responders, open_aeds, patient, max_detour_m, 1 / 3, distance)
     else:
-        responders = []
-        for alert in live:
-            where = position_of(alert.volunteer_id)
-            if where is None:
-                continue
-            responders.append(
-                Responder(
-                    alert_id=alert.alert_id,
-                    lat=where[0],
-                    lon=where[1],
-                    to_patient_m=alert.distance_m,
-                    responding=alert.responding,
-                    current_aed=alert.aed_id if alert.role is Role.AED else None,
-                )
-            )
-        roles = plan_roles(responders, open_aeds, patient=patient, max_detour_m=max_detour_m)
-    current = {a.alert_id: (a.role, a.aed_id) for a in live}
+        # What plan_roles decides without AEDs, minus the work.
+        assigned = [_DIRECT] * len(responders)
     changed = [
-        (alert_id, a) for alert_id, a in roles.items() if current[alert_id] != (a.role, a.aed_id)
+        (r.alert_id, a)
+        for r, a in zip(responders, assigned, strict=True)
+        if r.current_aed != a.aed_id
     ]
-    return RolePlan(roles, changed, len(open_aeds))
+    return RolePlan(assigned, changed, len(open_aeds))

@@ -76,11 +76,20 @@ def plan(
         )
 
     answer_window = timedelta(seconds=policy.answer_timeout_s)
-    timed_out = tuple(
-        a.alert_id for a in alerts if a.state in WAITING and now - a.created_at >= answer_window
-    )
-    waiting = [a for a in alerts if a.state in WAITING and a.alert_id not in timed_out]
-    responding = sum(a.state in RESPONDING for a in alerts)
+    # One pass (the simulator calls this millions of times): silent too long, still
+    # waiting, or responding.
+    expired: list[UUID] = []
+    waiting: list[AlertView] = []
+    responding = 0
+    for a in alerts:
+        if a.state in WAITING:
+            if now - a.created_at >= answer_window:
+                expired.append(a.alert_id)
+            else:
+                waiting.append(a)
+        elif a.state in RESPONDING:
+            responding += 1
+    timed_out = tuple(expired)
 
     if responding >= policy.target_accepted:
         return Plan(

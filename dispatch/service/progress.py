@@ -15,7 +15,7 @@ from typing import Any, Final
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dispatch.domain.aeds import LiveAlert, Role, replan_roles
+from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState
@@ -295,19 +295,23 @@ async def _plan_roles(
     nearby = await aed_store.near(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )
-    assigned = replan_roles(
-        [
-            LiveAlert(
+    responders = []
+    for row in live:
+        where = positions.position(row["volunteer_id"])
+        if where is None:
+            continue
+        responders.append(
+            Responder(
                 alert_id=row["id"],
-                volunteer_id=row["volunteer_id"],
+                lat=where[0],
+                lon=where[1],
+                to_patient_m=row["distance_m"],
                 responding=AlertState(row["state"]) in RESPONDING,
-                role=Role(row["role"]),
-                aed_id=row["aed_id"],
-                distance_m=row["distance_m"],
+                current_aed=row["aed_id"] if row["role"] == Role.AED else None,
             )
-            for row in live
-        ],
-        positions.position,
+        )
+    assigned = replan_roles(
+        responders,
         nearby,
         local=local,
         patient=(incident.lat, incident.lon),
@@ -317,7 +321,7 @@ async def _plan_roles(
     if not changed:
         return
     await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
-    counts = Counter(a.role.value for a in assigned.roles.values())
+    counts = Counter(a.role.value for a in assigned.assignments)
     events.add(
         "roles_planned",
         cpr=counts.get(Role.CPR.value, 0),
