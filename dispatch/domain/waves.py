@@ -62,8 +62,12 @@ def plan(
     ems_on_scene: bool = False,
 ) -> Plan:
     """Decide the next step for one incident."""
-    elapsed = (now - started_at).total_seconds()
-    wave = policy.wave_at(elapsed)
+    # A wave is in force from the very datetime the planner hands out as its deadline (after_s
+    # in float seconds would disagree with it below a microsecond: the same check, forever).
+    wave = 0
+    for index, w in enumerate(policy.waves):
+        if started_at + timedelta(seconds=w.after_s) <= now:
+            wave = index
     radius = policy.waves[wave].radius_m
     if not open_ or (ems_on_scene and policy.stand_down_on_ems_on_scene):
         return Plan(

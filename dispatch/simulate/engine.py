@@ -8,12 +8,17 @@ the same pure functions — :func:`dispatch.domain.waves.plan` for what to do,
 for every state change — so the simulator and the service cannot disagree about who is
 alerted (a property test replays the same incidents through both).
 
-Two shortcuts, both exact: nobody moves during an incident here, so the planner's
-periodic re-look for volunteers who came into range (``Plan.next_check_at`` minus
-``Plan.due_at``) finds nobody new and is skipped, unless someone in range was left out
-for a reason that passes with time (busy elsewhere, quiet hours, daily budget); and an
-answer the state machine refuses (after a time-out or a stand-down, a 409 in the
-service) changes nothing, so the planner is not asked again for it.
+Three shortcuts, all exact (and checked against the service by a property test):
+
+* nobody moves during an incident here, so once a re-look has found nobody new the
+  planner's periodic re-look (``Plan.next_check_at`` beyond ``Plan.due_at``) would find
+  nobody again and is skipped, unless someone in range was left out for a reason that
+  passes with time (busy elsewhere, quiet hours, daily budget). The first re-look after
+  new alerts is kept: it is where the service first counts their answer deadlines;
+* an answer the state machine refuses (after a time-out or a stand-down: a 409 in the
+  service) changes nothing, so the planner is not asked again for it;
+* re-planning roles when no live alert changed is skipped: the role planner given its
+  own answer answers the same (a property test says so).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dispatch.domain.aeds import (
     Responder,
     Role,
     distance_m,
+    is_accessible,
     replan_roles,
 )
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
@@ -137,9 +143,13 @@ class Step:
 
     at: datetime
     kind: str
-    """``deadline``, ``ems``, or an answer: ``accept``, ``decline``, ``cancel``, and
-    ``refused`` for an answer the state machine turned down."""
+    """``start``, ``deadline``, ``ems``, or an answer: ``accept``, ``decline``, ``cancel``;
+    ``refused`` for an answer the state machine turned down, ``unchanged`` for a repeat."""
     volunteer_id: int | None = None
+    after: tuple[tuple[int, int, str, str, int | None], ...] = ()
+    """(volunteer, wave, state, role, AED) of every alert once the step was acted on."""
+    tried: str | None = None
+    """For ``refused`` and ``unchanged``: the answer that was tried."""
 
 
 @dataclass(slots=True)
@@ -168,6 +178,7 @@ class _Run:
         "heap",
         "live",
         "outcome",
+        "planned",
         "profiles",
         "replies",
         "responses",
@@ -205,6 +216,7 @@ class _Run:
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
         self.outcome = Outcome(self.alerts, self.roles)
+        self.planned: tuple[tuple[int, ...], tuple[bool, ...]] | None = None
 
     def push(self, at_us: int, kind: int, k: int) -> None:
         self.seq += 1
@@ -229,7 +241,7 @@ class _Run:
             cands.extend()
 
     def match(self, wanted: int, radius_m: float, wave: int, now: datetime, now_us: int) -> bool:
-        """Alert up to ``wanted``; True when slots stay open and someone's exclusion may lapse."""
+        """Alert up to ``wanted``; True when the service's next re-look may matter."""
         scene = self.scene
         facts = IncidentFacts(scene.place_type, scene.is_test, now, scene.policy.lay_unknown_place)
         excluded: dict[str, int] = {}
@@ -256,11 +268,12 @@ class _Run:
                 if after < window_us:
                     kind = _ACCEPT if response.answer is AlertEvent.ACCEPT else _DECLINE
                     self.push(now_us + after, kind, k)
-        return len(chosen) < wanted and any(r in _LAPSING for r in excluded)
+        return bool(chosen) or (len(chosen) < wanted and any(r in _LAPSING for r in excluded))
 
     def plan_roles(self, now: datetime) -> None:
         scene = self.scene
         live = []
+        key = []
         for k, a in enumerate(self.alerts):
             if a.state in _LIVE:
                 responder = self.live[k]
@@ -276,12 +289,18 @@ class _Run:
                         self.roles[k].aed_id,
                     )
                 live.append(responder)
+                key.append(k if responder.responding else -1 - k)
         if not live:
             return
+        local = now.astimezone(scene.zone)
+        opened = tuple(is_accessible(a, local) for a in scene.aeds)
+        signature = (tuple(key), opened)
+        if signature == self.planned:
+            return  # same live alerts, same AEDs open: the planner would answer the same
         planned = replan_roles(
             live,
             scene.aeds,
-            local=now.astimezone(scene.zone),
+            local=local,
             patient=(scene.lat, scene.lon),
             max_detour_m=scene.policy.aed_max_detour_m,
             distance=scene.distance,
@@ -290,6 +309,7 @@ class _Run:
             k = alert_id.int - 1
             self.roles[k] = assignment
             self.live[k] = None
+        self.planned = signature
 
     def depart(self, k: int, now_us: int) -> None:
         """An accepted volunteer sets off in the role they hold now."""
@@ -318,6 +338,14 @@ class _Run:
         self.outcome.accepted += 1
         self.outcome.busy.append((alert.volunteer_id, now_us / US))
 
+    def snapshot(self) -> tuple[tuple[int, int, str, str, int | None], ...]:
+        return tuple(
+            sorted(
+                (a.volunteer_id, a.wave, a.state.value, r.role.value, r.aed_id)
+                for a, r in zip(self.alerts, self.roles, strict=True)
+            )
+        )
+
     def set_state(self, k: int, state: AlertState, now_us: int) -> None:
         a = self.alerts[k]
         self.alerts[k] = AlertView(a.alert_id, a.volunteer_id, state, a.created_at, a.wave)
@@ -335,7 +363,10 @@ def run_incident(
     ems_s: float | None = None,
     trace: bool = False,
 ) -> Outcome:
-    """Replay one incident: ``ems_s`` is EMS on scene, seconds after alerting started."""
+    """Replay one incident: ``ems_s`` is EMS on scene, seconds after alerting started.
+
+    With ``trace`` the outcome lists every step and the alerts as they stood after it.
+    """
     run = _Run(
         scene, responses, profiles, available, None if ems_s is None else round(ems_s * US), trace
     )
@@ -346,6 +377,7 @@ def run_incident(
         run.push(ems_us, _EMS, -1)
     now_us = 0
     accepted: int | None = None
+    step = Step(started, "start") if trace else None
     while True:
         now = started + timedelta(microseconds=now_us)
         decision = plan(
@@ -374,36 +406,43 @@ def run_incident(
         if accepted is not None:
             run.depart(accepted, now_us)
             accepted = None
+        if step is not None:
+            step.after = run.snapshot()
+            run.outcome.steps.append(step)
+            step = None
         due = decision.next_check_at if relook else decision.due_at
         due_us = None if due is None else (due - started) // ONE_US
         while True:
             heap = run.heap
             if heap and (due_us is None or heap[0][0] <= due_us):
                 at_us, _, kind, k = heappop(heap)
+                now_us = at_us
                 if kind == _EMS:
-                    now_us = at_us
-                    if trace:
-                        run.outcome.steps.append(Step(started + at_us * ONE_US, "ems"))
+                    step = Step(started + at_us * ONE_US, "ems") if trace else None
                     break
                 alert = run.alerts[k]
-                target = _APPLY[alert.state, _EVENT_OF[kind]] or alert.state
-                if trace:
-                    name = _EVENT_OF[kind].value if target != alert.state else "refused"
-                    run.outcome.steps.append(
-                        Step(started + at_us * ONE_US, name, alert.volunteer_id)
-                    )
-                if target == alert.state:
+                target = _APPLY[alert.state, _EVENT_OF[kind]]
+                if target is None or target == alert.state:
+                    # Refused (409) or a repeat: the service changes nothing, plans nothing.
+                    if trace:
+                        name = "refused" if target is None else "unchanged"
+                        at = started + at_us * ONE_US
+                        tried = _EVENT_OF[kind].value
+                        run.outcome.steps.append(
+                            Step(at, name, alert.volunteer_id, run.snapshot(), tried)
+                        )
                     continue
                 run.set_state(k, target, at_us)
-                now_us = at_us
                 if kind == _ACCEPT:
                     accepted = k
+                if trace:
+                    at = started + at_us * ONE_US
+                    step = Step(at, _EVENT_OF[kind].value, alert.volunteer_id)
                 break
             if due_us is None:
                 return _finish(run)
             now_us = due_us
-            if trace:
-                run.outcome.steps.append(Step(started + now_us * ONE_US, "deadline"))
+            step = Step(started + now_us * ONE_US, "deadline") if trace else None
             break
 
 
