@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -60,7 +61,7 @@ def _points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def city(
-    n_incidents: int, n_volunteers: int, n_aeds: int
+    n_incidents: int, n_volunteers: int, n_aeds: int, *, like_incidents: bool = True
 ) -> tuple[list[SimIncident], Population, list[Aed]]:
     rng = np.random.default_rng(2024)
     lat, lon = _points(rng, n_incidents)
@@ -84,11 +85,14 @@ def city(
         cells[cell] = cells.get(cell, 0) + 1
     areas = [Area(cell_ring(c), 0.0) for c in cells]
     weights = np.array(list(cells.values()), dtype=float)
+    if not like_incidents:  # the tool's default: one density over the incidents' cells
+        weights = np.ones(len(cells))
     km2 = np.array([a.km2 for a in areas])
     per_km2 = weights / weights.sum() * n_volunteers / km2
     population = Population(
         areas=tuple(Area(a.ring, float(d)) for a, d in zip(areas, per_km2, strict=True)),
-        description=f"{n_volunteers:,} volunteers by res-7 cell, in proportion to incidents",
+        description=f"{n_volunteers:,} volunteers by res-7 cell, "
+        + ("in proportion to incidents" if like_incidents else "one density over every cell"),
     )
     alat, alon = _points(rng, n_aeds)
     aeds = [
@@ -125,9 +129,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--uniform",
+        action="store_true",
+        help="one density over the incidents' cells (the tool's default) instead of "
+        "volunteers placed like the incidents",
+    )
     args = parser.parse_args()
 
-    incidents, population, aeds = city(args.incidents, args.volunteers, args.aeds)
+    incidents, population, aeds = city(
+        args.incidents, args.volunteers, args.aeds, like_incidents=not args.uniform
+    )
     setup = Setup(
         tuple(incidents),
         population,
@@ -147,20 +159,29 @@ def main() -> None:
     )
     began = time.perf_counter()
     cpu0 = time.process_time()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     arrays = simulate_runs(setup)
     wall = time.perf_counter() - began
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    parent_cpu = time.process_time() - cpu0
+    worker_cpu = (children1.ru_utime - children0.ru_utime) + (
+        children1.ru_stime - children0.ru_stime
+    )
+    cpu = worker_cpu + parent_cpu if args.workers > 1 else parent_cpu
     summary = summarise(setup, arrays, area_km2=sum(a.km2 for a in population.areas))
     incident_runs = int(arrays.kept.sum())
-    per = wall * args.workers / incident_runs * 1e6
+    per = cpu / incident_runs * 1e6
     print(
         f"city-year: {args.incidents:,} incidents × {args.runs} runs = {incident_runs:,} "
         f"incident-runs, {int(arrays.volunteers.mean()):,} volunteers (mean of draws), "
-        f"{len(aeds):,} AEDs, {args.workers} worker(s)"
+        f"{len(aeds):,} AEDs, {args.workers} worker(s), "
+        f"{summary['outcomes']['alerts_per_incident']['mean']:.1f} alerts per incident"
     )
     print(
-        f"wall {wall:.1f} s = {wall / 60:.2f} × the one-minute target; "
-        f"{per:.0f} µs of worker time per incident-run = {per / plan_us:.1f} planner decisions "
-        f"(parent CPU {time.process_time() - cpu0:.1f} s)"
+        f"wall {wall:.1f} s = {wall / 60:.2f} × the one-minute target; CPU {cpu:.1f} s "
+        f"(workers {worker_cpu:.1f} s, parent {parent_cpu:.1f} s): {per:.0f} µs per "
+        f"incident-run = {per / plan_us:.1f} planner decisions; on {args.workers} idle cores "
+        f"≈ {cpu / args.workers / 60:.2f} × the target"
     )
     headline = summary["outcomes"]["before_ems"]
     print(

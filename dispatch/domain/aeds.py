@@ -127,21 +127,16 @@ def _assign(
             taken.add(r.current_aed)
 
     # UUIDs order as their (fixed-width, lower-case hex) text does, without making the text.
-    def rank(i: int) -> tuple[bool, float, UUID]:
-        r = responders[i]
-        return (not r.responding, r.to_patient_m, r.alert_id)
-
-    def nearness(i: int) -> tuple[float, UUID]:
-        return (responders[i].to_patient_m, responders[i].alert_id)
-
+    nearness = [(r.to_patient_m, r.alert_id) for r in responders]
+    rank = [(not r.responding, *near) for r, near in zip(responders, nearness, strict=True)]
     direct_needed = max(1, math.ceil(n * direct_share))
     direct = 0
-    nearest = min(range(n), key=nearness)
+    nearest = min(range(n), key=nearness.__getitem__)
     if assigned[nearest] is None:
         assigned[nearest] = _DIRECT
         direct += 1
     legs: list[float] = []  # each AED to the patient, computed once when first needed
-    for i in sorted(range(n), key=rank):
+    for i in sorted(range(n), key=rank.__getitem__):
         if assigned[i] is not None:
             continue
         if direct < direct_needed:

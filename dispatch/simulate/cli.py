@@ -19,6 +19,7 @@ from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.aeds import Aed
 from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
 from dispatch.simulate import incidents as readers
+from dispatch.simulate.calibration import calibrate
 from dispatch.simulate.model import Behaviour
 from dispatch.simulate.population import (
     Population,
@@ -100,6 +101,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="writes REPORT.json and REPORT.html (default simulate-report)",
     )
     p.add_argument("--no-figures", action="store_true", help="HTML without plots")
+    p.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="leave out the check of the model against published results (~10 s)",
+    )
 
 
 def _zone(args: argparse.Namespace, layout: str) -> str:
@@ -285,6 +291,14 @@ def main(args: argparse.Namespace) -> int:
         bar = ProgressBar(sys.stderr)
         summary = run_study(study, bar)
         bar.close()
+        if not args.no_calibration:
+            summary["calibration"] = calibrate()
+            summary["notes"].extend(
+                f"calibration: {c['name']} ({c['metric']}) not reproduced: model "
+                f"{c['model']['mean']:.0%} vs published {c['published']:.0%}. {c['note']}"
+                for c in summary["calibration"]
+                if not c["reproduced"]
+            )
     except (SimulateError, readers.IncidentsError, PopulationError) as exc:
         sys.stderr.write(f"dispatch simulate: {exc}\n")
         return 2

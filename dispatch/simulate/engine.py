@@ -18,24 +18,22 @@ Three shortcuts, all exact (and checked against the service by a property test):
 * an answer the state machine refuses (after a time-out or a stand-down: a 409 in the
   service) changes nothing, so the planner is not asked again for it;
 * re-planning roles when no live alert changed is skipped: the role planner given its
-  own answer answers the same (a property test says so).
+  own answer answers the same (a property test says so). While nobody is responding, a
+  re-plan reads nothing from the one before (a role given earlier counts only for someone
+  responding), so those wait until someone accepts, and run then on the alerts as they
+  stood. Traced runs (the parity test) re-plan at every step, as the service does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from heapq import heappop, heappush
-from typing import Final, Protocol
+from typing import Final
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
-from cad_adapters.models import PlaceType
 from dispatch.domain.aeds import (
-    Aed,
     Assignment,
-    Distance,
     Responder,
     Role,
     distance_m,
@@ -44,9 +42,18 @@ from dispatch.domain.aeds import (
 )
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
 from dispatch.domain.eligibility import Exclusion, IncidentFacts, VolunteerProfile, pick_eligible
-from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.waves import RESPONDING, WAITING, AlertView, plan
+from dispatch.simulate.scene import (
+    Candidates,
+    Outcome,
+    Response,
+    Responses,
+    Scene,
+    Step,
+)
 from geoindex import Hit
+
+__all__ = ["Candidates", "Outcome", "Response", "Responses", "Scene", "Step", "run_incident"]
 
 ONE_US: Final = timedelta(microseconds=1)
 US: Final = 1_000_000
@@ -60,6 +67,7 @@ _LAPSING: Final = frozenset(
 )
 _ACCEPT, _DECLINE, _CANCEL, _EMS = 0, 1, 2, 3
 _EVENT_OF: Final = (AlertEvent.ACCEPT, AlertEvent.DECLINE, AlertEvent.CANCEL)
+_ENDS: Final = (AlertEvent.TIME_OUT, AlertEvent.STAND_DOWN, AlertEvent.RELEASE)
 
 
 def _transitions() -> dict[tuple[AlertState, AlertEvent], AlertState | None]:
@@ -81,112 +89,37 @@ def _transitions() -> dict[tuple[AlertState, AlertEvent], AlertState | None]:
 _APPLY: Final = _transitions()
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    """What one alerted volunteer does (times from the alert)."""
+class _Slot:
+    """What the engine keeps per alert beside the service's own view of it."""
 
-    answer: AlertEvent | None
-    """ACCEPT, DECLINE, or None: never answers (the alert times out)."""
-    answer_s: float
-    turnout_s: float
-    """Alert to departure; never earlier than the answer."""
-    speed_mps: float
-    drop_at: float | None = None
-    """Gives up after this share of the trip (cancels the alert); None: arrives."""
-    aed_pickup_s: float = 0.0
-    route_factor: float = 1.0
+    __slots__ = ("arrival", "distance", "gone", "reply", "responder", "with_aed")
 
-
-class Responses(Protocol):
-    def __call__(self, slot: int, volunteer_id: int) -> Response: ...
-
-
-class Candidates:
-    """Volunteers near one incident, nearest first; extended when a run needs more."""
-
-    __slots__ = ("complete", "hits", "more")
-
-    def __init__(self, hits: list[Hit], complete: bool, more: Callable[[int], list[Hit]]):
-        self.hits = hits
-        self.complete = complete
-        self.more = more
-
-    def extend(self) -> None:
-        limit = max(64, 4 * len(self.hits))
-        self.hits = self.more(limit)
-        self.complete = len(self.hits) < limit
-
-
-@dataclass(slots=True)
-class Scene:
-    """An incident as every run sees it."""
-
-    policy: AlertPolicy
-    started_at: datetime
-    """When alerting starts (the call, plus the delay to dispatch)."""
-    lat: float
-    lon: float
-    place_type: PlaceType
-    is_test: bool
-    candidates: Candidates
-    position_of: Callable[[int], tuple[float, float] | None]
-    aeds: Sequence[Aed] = ()
-    """AEDs within the policy's AED radius, in id order (as the store returns them)."""
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    distance: Distance = distance_m
-    """``distance_m`` or a memoised copy shared by the runs (same answers, fewer sums)."""
-
-
-@dataclass(slots=True)
-class Step:
-    """One moment the engine acted: what happened (for tests that replay it elsewhere)."""
-
-    at: datetime
-    kind: str
-    """``start``, ``deadline``, ``ems``, or an answer: ``accept``, ``decline``, ``cancel``;
-    ``refused`` for an answer the state machine turned down, ``unchanged`` for a repeat."""
-    volunteer_id: int | None = None
-    after: tuple[tuple[int, int, str, str, int | None], ...] = ()
-    """(volunteer, wave, state, role, AED) of every alert once the step was acted on."""
-    tried: str | None = None
-    """For ``refused`` and ``unchanged``: the answer that was tried."""
-
-
-@dataclass(slots=True)
-class Outcome:
-    alerts: list[AlertView]
-    roles: list[Assignment]
-    accepted: int = 0
-    first_on_scene_s: float | None = None
-    """Alert start to the first volunteer on scene."""
-    first_aed_s: float | None = None
-    """Alert start to the first volunteer arriving with an AED."""
-    busy: list[tuple[int, float]] = field(default_factory=list)
-    """(volunteer, accepted at, s from alert start) for everyone who accepted."""
-    steps: list[Step] = field(default_factory=list)
+    def __init__(self, distance: float, reply: Response) -> None:
+        self.distance = distance
+        self.reply = reply
+        self.responder: Responder | None = None
+        self.arrival: int | None = None
+        self.with_aed = False
+        self.gone: int | None = None
 
 
 class _Run:
     __slots__ = (
         "alerted",
         "alerts",
-        "arrival",
         "available",
-        "dist",
-        "ems_us",
-        "gone",
         "heap",
-        "live",
+        "hours",
         "outcome",
         "planned",
         "profiles",
-        "replies",
+        "responding",
         "responses",
         "roles",
         "scene",
         "seq",
-        "trace",
-        "with_aed",
+        "slots",
+        "stale",
     )
 
     def __init__(
@@ -195,37 +128,33 @@ class _Run:
         responses: Responses,
         profiles: Callable[[datetime], Callable[[int], VolunteerProfile | None]],
         available: Callable[[int], bool] | None,
-        ems_us: int | None,
-        trace: bool,
     ) -> None:
         self.scene = scene
         self.responses = responses
         self.profiles = profiles
         self.available = available
-        self.ems_us = ems_us
-        self.trace = trace
         self.alerts: list[AlertView] = []
-        self.alerted: set[int] = set()
         self.roles: list[Assignment] = []
-        self.dist: list[float] = []
-        self.live: list[Responder | None] = []
-        self.replies: list[Response] = []
-        self.arrival: list[int | None] = []
-        self.with_aed: list[bool] = []
-        self.gone: list[int | None] = []
+        self.slots: list[_Slot] = []
+        self.alerted: set[int] = set()
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
         self.outcome = Outcome(self.alerts, self.roles)
         self.planned: tuple[tuple[int, ...], tuple[bool, ...]] | None = None
+        self.stale: datetime | None = None
+        """When a role re-plan was put off (nobody responding): the moment it stands for."""
+        self.hours = any(a.access_hours is not None for a in scene.aeds)
+        self.responding = 0
 
     def push(self, at_us: int, kind: int, k: int) -> None:
         self.seq += 1
         heappush(self.heap, (at_us, self.seq, kind, k))
 
-    def walk(self, radius_m: float, alerted: set[int]) -> Iterator[Hit]:
+    def walk(self, radius_m: float) -> Iterator[Hit]:
         """Candidates within the radius, nearest first, not yet alerted, available."""
         cands = self.scene.candidates
         available = self.available
+        alerted = self.alerted
         i = 0
         while True:
             hits = cands.hits
@@ -245,55 +174,64 @@ class _Run:
         scene = self.scene
         facts = IncidentFacts(scene.place_type, scene.is_test, now, scene.policy.lay_unknown_place)
         excluded: dict[str, int] = {}
-        chosen = pick_eligible(
-            self.walk(radius_m, self.alerted), self.profiles(now), facts, wanted, excluded
-        )
+        chosen = pick_eligible(self.walk(radius_m), self.profiles(now), facts, wanted, excluded)
         window_us = int(scene.policy.answer_timeout_s * US)
         for hit in chosen:
             k = len(self.alerts)
-            self.alerts.append(
-                AlertView(ALERT_IDS[k], hit.volunteer_id, AlertState.QUEUED, now, wave)
-            )
-            self.alerted.add(hit.volunteer_id)
+            vid = hit.volunteer_id
+            self.alerts.append(AlertView(ALERT_IDS[k], vid, AlertState.QUEUED, now, wave))
+            self.alerted.add(vid)
             self.roles.append(_CPR)
-            self.dist.append(hit.distance_m)
-            self.live.append(None)
-            self.arrival.append(None)
-            self.with_aed.append(False)
-            self.gone.append(None)
-            response = self.responses(k, hit.volunteer_id)
-            self.replies.append(response)
-            if response.answer is not None:
-                after = round(response.answer_s * US)
+            reply = self.responses(k, vid)
+            self.slots.append(_Slot(hit.distance_m, reply))
+            if reply.answer is not None:
+                after = round(reply.answer_s * US)
                 if after < window_us:
-                    kind = _ACCEPT if response.answer is AlertEvent.ACCEPT else _DECLINE
-                    self.push(now_us + after, kind, k)
-        return bool(chosen) or (len(chosen) < wanted and any(r in _LAPSING for r in excluded))
+                    self.push(
+                        now_us + after,
+                        _ACCEPT if reply.answer is AlertEvent.ACCEPT else _DECLINE,
+                        k,
+                    )
+        return bool(chosen) or any(r in _LAPSING for r in excluded)
 
-    def plan_roles(self, now: datetime) -> None:
+    def plan_roles(self, now: datetime, *, lazy: bool) -> None:
+        """Re-plan roles as the service does after every step (see the module notes)."""
+        if lazy and not self.responding:
+            self.stale = now
+            return
         scene = self.scene
-        live = []
-        key = []
+        live: list[Responder] = []
+        key: list[int] = []
+        responding = False
         for k, a in enumerate(self.alerts):
             if a.state in _LIVE:
-                responder = self.live[k]
+                slot = self.slots[k]
+                responder = slot.responder
                 if responder is None:
                     where = scene.position_of(a.volunteer_id)
                     assert where is not None
-                    responder = self.live[k] = Responder(
+                    responder = slot.responder = Responder(
                         a.alert_id,
                         where[0],
                         where[1],
-                        self.dist[k],
+                        slot.distance,
                         a.state in RESPONDING,
                         self.roles[k].aed_id,
                     )
                 live.append(responder)
-                key.append(k if responder.responding else -1 - k)
+                if responder.responding:
+                    responding = True
+                    key.append(k)
+                else:
+                    key.append(-1 - k)
         if not live:
             return
+        if lazy and not responding:
+            self.stale = now
+            return
+        self.stale = None
         local = now.astimezone(scene.zone)
-        opened = tuple(is_accessible(a, local) for a in scene.aeds)
+        opened = tuple(is_accessible(a, local) for a in scene.aeds) if self.hours else ()
         signature = (tuple(key), opened)
         if signature == self.planned:
             return  # same live alerts, same AEDs open: the planner would answer the same
@@ -308,33 +246,35 @@ class _Run:
         for alert_id, assignment in planned.changed:
             k = alert_id.int - 1
             self.roles[k] = assignment
-            self.live[k] = None
+            self.slots[k].responder = None
         self.planned = signature
 
     def depart(self, k: int, now_us: int) -> None:
         """An accepted volunteer sets off in the role they hold now."""
         scene = self.scene
         alert = self.alerts[k]
-        response = self.replies[k]
+        slot = self.slots[k]
+        reply = slot.reply
         created_us = (alert.created_at - scene.started_at) // ONE_US
-        leave = max(now_us, created_us + round(response.turnout_s * US))
+        leave = max(now_us, created_us + round(reply.turnout_s * US))
         role = self.roles[k]
-        aed = next((a for a in scene.aeds if a.aed_id == role.aed_id), None)
-        if role.role is Role.AED and aed is not None:
+        aed = None
+        if role.role is Role.AED:
+            aed = next((a for a in scene.aeds if a.aed_id == role.aed_id), None)
+        if aed is not None:
             where = scene.position_of(alert.volunteer_id)
             assert where is not None
             path = distance_m(where[0], where[1], aed.lat, aed.lon) + distance_m(
                 aed.lat, aed.lon, scene.lat, scene.lon
             )
-            extra = response.aed_pickup_s
+            extra = reply.aed_pickup_s
         else:
-            path, extra = self.dist[k], 0.0
-        trip_s = path * response.route_factor / response.speed_mps + extra
-        arrive = leave + round(trip_s * US)
-        self.arrival[k] = arrive
-        self.with_aed[k] = aed is not None and role.role is Role.AED
-        if response.drop_at is not None:
-            self.push(now_us + round((arrive - now_us) * response.drop_at), _CANCEL, k)
+            path, extra = slot.distance, 0.0
+        arrive = leave + round((path * reply.route_factor / reply.speed_mps + extra) * US)
+        slot.arrival = arrive
+        slot.with_aed = aed is not None
+        if reply.drop_at is not None:
+            self.push(now_us + round((arrive - now_us) * reply.drop_at), _CANCEL, k)
         self.outcome.accepted += 1
         self.outcome.busy.append((alert.volunteer_id, now_us / US))
 
@@ -348,10 +288,27 @@ class _Run:
 
     def set_state(self, k: int, state: AlertState, now_us: int) -> None:
         a = self.alerts[k]
+        self.responding += (state in RESPONDING) - (a.state in RESPONDING)
         self.alerts[k] = AlertView(a.alert_id, a.volunteer_id, state, a.created_at, a.wave)
-        self.live[k] = None
-        if state not in _LIVE and self.gone[k] is None:
-            self.gone[k] = now_us
+        slot = self.slots[k]
+        slot.responder = None
+        if state not in _LIVE and slot.gone is None:
+            slot.gone = now_us
+
+    def finish(self) -> Outcome:
+        out = self.outcome
+        first: int | None = None
+        first_aed: int | None = None
+        for slot in self.slots:
+            arrive = slot.arrival
+            if arrive is None or (slot.gone is not None and slot.gone <= arrive):
+                continue
+            first = arrive if first is None else min(first, arrive)
+            if slot.with_aed:
+                first_aed = arrive if first_aed is None else min(first_aed, arrive)
+        out.first_on_scene_s = None if first is None else first / US
+        out.first_aed_s = None if first_aed is None else first_aed / US
+        return out
 
 
 def run_incident(
@@ -367,96 +324,81 @@ def run_incident(
 
     With ``trace`` the outcome lists every step and the alerts as they stood after it.
     """
-    run = _Run(
-        scene, responses, profiles, available, None if ems_s is None else round(ems_s * US), trace
-    )
+    run = _Run(scene, responses, profiles, available)
     policy = scene.policy
     started = scene.started_at
-    ems_us = run.ems_us
+    ems_us = None if ems_s is None else round(ems_s * US)
     if ems_us is not None and policy.stand_down_on_ems_on_scene and ems_us > 0:
         run.push(ems_us, _EMS, -1)
+    with_roles = bool(scene.aeds)
+    lazy = not trace
+    alerts = run.alerts
+    steps = run.outcome.steps
     now_us = 0
     accepted: int | None = None
     step = Step(started, "start") if trace else None
     while True:
-        now = started + timedelta(microseconds=now_us)
+        now = started + now_us * ONE_US
         decision = plan(
             policy,
-            run.alerts,
+            alerts,
             started_at=started,
             now=now,
             open_=True,
             ems_on_scene=ems_us is not None and now_us >= ems_us,
         )
-        for ids, event in (
-            (decision.time_out, AlertEvent.TIME_OUT),
-            (decision.stand_down, AlertEvent.STAND_DOWN),
-            (decision.release, AlertEvent.RELEASE),
-        ):
+        ended = (decision.time_out, decision.stand_down, decision.release)
+        for ids, event in zip(ended, _ENDS, strict=True):
             for alert_id in ids:
                 k = alert_id.int - 1
-                target = _APPLY[run.alerts[k].state, event]
-                assert target is not None, (run.alerts[k].state, event)
+                target = _APPLY[alerts[k].state, event]
+                assert target is not None, (alerts[k].state, event)
                 run.set_state(k, target, now_us)
         relook = False
         if decision.new_alerts:
             relook = run.match(decision.new_alerts, decision.radius_m, decision.wave, now, now_us)
-        if scene.aeds:
-            run.plan_roles(now)
+        if with_roles:
+            run.plan_roles(now, lazy=lazy)
         if accepted is not None:
             run.depart(accepted, now_us)
             accepted = None
         if step is not None:
             step.after = run.snapshot()
-            run.outcome.steps.append(step)
+            steps.append(step)
             step = None
         due = decision.next_check_at if relook else decision.due_at
         due_us = None if due is None else (due - started) // ONE_US
+        heap = run.heap
         while True:
-            heap = run.heap
             if heap and (due_us is None or heap[0][0] <= due_us):
                 at_us, _, kind, k = heappop(heap)
                 now_us = at_us
                 if kind == _EMS:
                     step = Step(started + at_us * ONE_US, "ems") if trace else None
                     break
-                alert = run.alerts[k]
-                target = _APPLY[alert.state, _EVENT_OF[kind]]
+                alert = alerts[k]
+                event = _EVENT_OF[kind]
+                target = _APPLY[alert.state, event]
                 if target is None or target == alert.state:
                     # Refused (409) or a repeat: the service changes nothing, plans nothing.
                     if trace:
                         name = "refused" if target is None else "unchanged"
                         at = started + at_us * ONE_US
-                        tried = _EVENT_OF[kind].value
-                        run.outcome.steps.append(
-                            Step(at, name, alert.volunteer_id, run.snapshot(), tried)
+                        steps.append(
+                            Step(at, name, alert.volunteer_id, run.snapshot(), event.value)
                         )
                     continue
-                run.set_state(k, target, at_us)
                 if kind == _ACCEPT:
+                    if run.stale is not None:
+                        # The re-plan put off while nobody was responding: this accept reads it.
+                        run.plan_roles(run.stale, lazy=False)
                     accepted = k
+                run.set_state(k, target, at_us)
                 if trace:
-                    at = started + at_us * ONE_US
-                    step = Step(at, _EVENT_OF[kind].value, alert.volunteer_id)
+                    step = Step(started + at_us * ONE_US, event.value, alert.volunteer_id)
                 break
             if due_us is None:
-                return _finish(run)
+                return run.finish()
             now_us = due_us
             step = Step(started + now_us * ONE_US, "deadline") if trace else None
             break
-
-
-def _finish(run: _Run) -> Outcome:
-    out = run.outcome
-    first: int | None = None
-    first_aed: int | None = None
-    for k, arrive in enumerate(run.arrival):
-        gone = run.gone[k]
-        if arrive is None or (gone is not None and gone <= arrive):
-            continue
-        first = arrive if first is None else min(first, arrive)
-        if run.with_aed[k]:
-            first_aed = arrive if first_aed is None else min(first_aed, arrive)
-    out.first_on_scene_s = None if first is None else first / US
-    out.first_aed_s = None if first_aed is None else first_aed / US
-    return out

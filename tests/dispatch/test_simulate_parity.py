@@ -130,7 +130,7 @@ def cases(draw: Any) -> Case:
     )
 
 
-def simulate(case: Case, ids: list[int], aed_ids: list[int]) -> Outcome:
+def simulate(case: Case, ids: list[int], aed_ids: list[int], *, trace: bool = True) -> Outcome:
     where = [offset(*CENTRE, v.north, v.east) for v in case.volunteers]
     index = VolunteerIndex()
     index.bulk_load(ids, [w[0] for w in where], [w[1] for w in where], [T0] * len(ids))
@@ -173,7 +173,7 @@ def simulate(case: Case, ids: list[int], aed_ids: list[int]) -> Outcome:
         lambda slot, vid: by_id[vid],
         lambda now: profiles.get,
         ems_s=case.ems_s,
-        trace=True,
+        trace=trace,
     )
 
 
@@ -373,3 +373,23 @@ def test_the_parity_check_sees_a_difference() -> None:
     first = simulate(case, ids, [])
     second = simulate(wider, ids, [])
     assert first.steps[0].after != second.steps[0].after
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=cases())
+def test_putting_off_role_plans_while_nobody_responds_changes_no_outcome(case: Case) -> None:
+    """Monte Carlo runs skip the role re-plans nobody reads yet; traced runs (checked against
+    the service above) make every one. Arrivals, AEDs brought and who accepted must agree."""
+    ids = list(range(1, len(case.volunteers) + 1))
+    aed_ids = list(range(1, len(case.aeds) + 1))
+    eager = simulate(case, ids, aed_ids)
+    lazy = simulate(case, ids, aed_ids, trace=False)
+    assert lazy.alerts == eager.alerts
+    assert (lazy.first_on_scene_s, lazy.first_aed_s) == (eager.first_on_scene_s, eager.first_aed_s)
+    assert (lazy.accepted, lazy.busy) == (eager.accepted, eager.busy)
+    accepted = [
+        k
+        for k, a in enumerate(eager.alerts)
+        if a.state.value in ("accepted", "cancelled", "released")
+    ]
+    assert [lazy.roles[k] for k in accepted] == [eager.roles[k] for k in accepted]
