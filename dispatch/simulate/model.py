@@ -183,7 +183,10 @@ DEFAULT_SOURCES: Final[Mapping[str, str]] = {
         "PulsePoint alerts at the same time as the EMS dispatch (domain.md 2.1): the source's "
         "dispatch time when it has one, else this delay after the call"
     ),
-    "busy_after_ems_s": f"{ASSUMED}; responders hand over to EMS at once (GoodSAM code of conduct)",
+    "busy_after_ems_s": (
+        f"{ASSUMED}; until the CAD closes the incident and releases them (the handover "
+        "itself is immediate: GoodSAM code of conduct)"
+    ),
     "availability": (
         f"{ASSUMED}; the density counts volunteers with the app on and a fresh position"
     ),

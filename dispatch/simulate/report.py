@@ -29,6 +29,10 @@ ROWS: Final = (
     ("alerts_per_incident", "alerts per incident", "number"),
     ("alerts_per_volunteer_per_month", "alerts per volunteer per month", "number"),
 )
+_CELL_EXTRA: Final = (
+    ("volunteers", "volunteers there", "number"),
+    ("alerts_per_volunteer_per_month", "alerts per volunteer per month", "number"),
+)
 TIMES: Final = (
     ("first_on_scene_s", "call → first volunteer on scene"),
     ("lead_time_s", "volunteer's lead over EMS (when first)"),
@@ -104,7 +108,7 @@ def map_png(summary: dict[str, Any]) -> str | None:
 def curve_png(curve: Sequence[dict[str, Any]], current: float | None) -> str | None:
     """Before-EMS share as a function of volunteer density, with its 95% CI."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     points = [p for p in curve if p["density_per_km2"] and p["before_ems"]["mean"] is not None]
     if len(points) < 2:
@@ -120,7 +124,7 @@ def curve_png(curve: Sequence[dict[str, Any]], current: float | None) -> str | N
     if current:
         ax.axvline(current, linestyle="--", color="grey", label="this population")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{round(v, 1):g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(x)
     ax.set_ylim(0, 1)
@@ -163,6 +167,27 @@ def _outcome_rows(summary: dict[str, Any]) -> str:
             + "<td></td><td></td></tr>"
         )
     return "\n".join(rows)
+
+
+_GROUP_COLUMNS: Final = (
+    ("incidents_per_run", "incidents per run", "number"),
+    ("before_ems", "before EMS", "share"),
+    ("aed_before_ems", "AED before EMS", "share"),
+    ("alerts_per_incident", "alerts per incident", "number"),
+    ("acceptance", "accepted", "share"),
+    ("first_on_scene_p50_s", "first on scene (median)", "time"),
+)
+
+
+def _group_table(summary: dict[str, Any], part: str, label: str, extra: Sequence[Any]) -> str:
+    columns = [*_GROUP_COLUMNS, *extra]
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in columns)
+    rows = []
+    for i, row in enumerate(summary[part]):
+        name = html.escape(str(row.get("hour", row.get("cell"))))
+        cells = "".join(_cell(row.get(key), kind, f"{part}.{i}.{key}") for key, _, kind in columns)
+        rows.append(f"<tr><th>{name}</th>{cells}</tr>")
+    return f"<table><tr><th>{html.escape(label)}</th>{head}</tr>{''.join(rows)}</table>"
 
 
 def _calibration_rows(summary: dict[str, Any]) -> str:
@@ -221,6 +246,11 @@ Sample share {inputs["sample_share"]:.0%}.</p>
 <th colspan="2">middle 95% of runs</th></tr>
 {_outcome_rows(summary)}</table>
 {images}
+<h2>By hour of the call (local)</h2>
+{_group_table(summary, "by_hour", "hour", ())}
+<details><summary>By H3 res-7 cell</summary>
+{_group_table(summary, "by_cell", "cell", _CELL_EXTRA)}
+</details>
 {calibration_table}
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Behaviour model</h2><table><tr><th>parameter</th><th>value</th><th>source</th></tr>

@@ -97,8 +97,8 @@ def summarise(setup: Setup, arrays: RunArrays, *, area_km2: float) -> dict[str, 
         "schema": SCHEMA,
         "inputs": _inputs(setup, arrays, area_km2, span),
         "outcomes": outcomes,
-        "by_cell": _by_cell(setup, kept, before),
-        "by_hour": _by_hour(setup, kept, before),
+        "by_cell": _by_cell(setup, arrays, months),
+        "by_hour": _by_hour(setup, arrays),
     }
 
 
@@ -133,45 +133,75 @@ def incident_cells(setup: Setup) -> list[int]:
     return [latlng_to_cell(i.lat, i.lon, AREA_RES) for i in setup.incidents]
 
 
-def _by_cell(
-    setup: Setup, kept: npt.NDArray[np.bool_], before: npt.NDArray[np.bool_]
+def _grouped(
+    groups: npt.NDArray[np.int64], size: int, arrays: RunArrays, first: npt.NDArray[Any]
 ) -> list[dict[str, Any]]:
-    cells = incident_cells(setup)
-    order = sorted(set(cells))
-    index = {c: k for k, c in enumerate(order)}
-    which = np.array([index[c] for c in cells])
-    n = np.bincount(which, weights=kept.sum(axis=0), minlength=len(order))
-    b = np.bincount(which, weights=before.sum(axis=0), minlength=len(order))
+    """The outcomes of the incidents in each group (a cell, an hour), pooled over runs."""
+    kept = arrays.kept
+    ems = arrays.ems_s.astype(float)
+    reached = ~np.isnan(first) & kept
+    before = reached & (first < ems)
+    aed = arrays.aed_s.astype(float)
+    aed_before = ~np.isnan(aed) & kept & (aed < ems)
+
+    def total(values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        sums = values.sum(axis=0).astype(np.float64)
+        return np.bincount(groups, weights=sums, minlength=size).astype(np.float64)
+
+    n = total(kept)
+    alerted, accepted = total(arrays.alerted * kept), total(arrays.accepted * kept)
+    hits, aeds = total(before), total(aed_before)
     out = []
-    for k, cell in enumerate(order):
-        lat, lon = cell_to_latlng(cell)
+    for g in range(size):
+        cols = groups == g
+        times = first[:, cols][reached[:, cols]]
         out.append(
             {
-                "cell": f"{cell:x}",
-                "lat": lat,
-                "lon": lon,
-                "incidents_per_run": float(n[k]) / setup.runs,
-                "before_ems": float(b[k] / n[k]) if n[k] else None,
+                "incidents_per_run": float(n[g]) / len(kept),
+                "before_ems": float(hits[g] / n[g]) if n[g] else None,
+                "aed_before_ems": float(aeds[g] / n[g]) if n[g] else None,
+                "alerts_per_incident": float(alerted[g] / n[g]) if n[g] else None,
+                "acceptance": float(accepted[g] / alerted[g]) if alerted[g] else None,
+                "first_on_scene_p50_s": float(np.median(times)) if len(times) else None,
             }
         )
     return out
 
 
-def _by_hour(
-    setup: Setup, kept: npt.NDArray[np.bool_], before: npt.NDArray[np.bool_]
-) -> list[dict[str, Any]]:
+def _by_cell(setup: Setup, arrays: RunArrays, months: float) -> list[dict[str, Any]]:
+    """Per H3 res-7 cell: the incidents there, and the burden on the volunteers there."""
+    cells = incident_cells(setup)
+    people: dict[int, list[float]] = {}
+    for per_run in arrays.by_cell:
+        for cell, (alerts, volunteers) in per_run.items():
+            entry = people.setdefault(cell, [0.0, 0.0])
+            entry[0] += alerts
+            entry[1] += volunteers
+    order = sorted(set(cells) | set(people))
+    index = {c: k for k, c in enumerate(order)}
+    groups = np.array([index[c] for c in cells], dtype=np.int64)
+    rows = _grouped(groups, len(order), arrays, arrays.first_s.astype(float))
+    runs = len(arrays.runs)
+    for cell, row in zip(order, rows, strict=True):
+        lat, lon = cell_to_latlng(cell)
+        alerts, volunteers = people.get(cell, (0.0, 0.0))
+        row.update(
+            cell=f"{cell:x}",
+            lat=lat,
+            lon=lon,
+            volunteers=volunteers / runs,
+            alerts_per_volunteer_per_month=(
+                alerts / volunteers / months if volunteers and months == months else None
+            ),
+        )
+    return rows
+
+
+def _by_hour(setup: Setup, arrays: RunArrays) -> list[dict[str, Any]]:
     zone = ZoneInfo(setup.time_zone)
     hours = np.array([i.received_at.astimezone(zone).hour for i in setup.incidents])
-    n = np.bincount(hours, weights=kept.sum(axis=0), minlength=24)
-    b = np.bincount(hours, weights=before.sum(axis=0), minlength=24)
-    return [
-        {
-            "hour": h,
-            "incidents_per_run": float(n[h]) / setup.runs,
-            "before_ems": float(b[h] / n[h]) if n[h] else None,
-        }
-        for h in range(24)
-    ]
+    rows = _grouped(hours.astype(np.int64), 24, arrays, arrays.first_s.astype(float))
+    return [{"hour": h, **row} for h, row in enumerate(rows)]
 
 
 def curve_point(setup: Setup, arrays: RunArrays, area_km2: float) -> dict[str, Any]:

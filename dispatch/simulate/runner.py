@@ -32,8 +32,8 @@ from dispatch.domain.policy import AlertPolicy
 from dispatch.simulate.engine import Candidates, Response, Scene, run_incident
 from dispatch.simulate.incidents import SimIncident
 from dispatch.simulate.model import Behaviour
-from dispatch.simulate.population import Population, Volunteers
-from geoindex import VolunteerIndex
+from dispatch.simulate.population import AREA_RES, Population, Volunteers
+from geoindex import VolunteerIndex, latlng_to_cell
 
 F32 = npt.NDArray[np.float32]
 _FAR_FUTURE: Final = datetime(2200, 1, 1, tzinfo=UTC)
@@ -83,6 +83,8 @@ class RunArrays:
     volunteers: npt.NDArray[np.int64]
     burden: npt.NDArray[np.float64]
     """Alerts per volunteer in the run: mean, p50, p90, p99, max, share alerted at least once."""
+    by_cell: npt.NDArray[np.object_]
+    """Per run, {res-7 cell: (alerts, volunteers)} of the volunteers standing in each cell."""
 
     @staticmethod
     def merge(parts: Sequence[RunArrays]) -> RunArrays:
@@ -151,6 +153,10 @@ class _Task:
             )
         self.lat = self.volunteers.lat.tolist()
         self.lon = self.volunteers.lon.tolist()
+        home = [latlng_to_cell(a, b, AREA_RES) for a, b in zip(self.lat, self.lon, strict=True)]
+        self.cells = sorted(set(home))
+        where = {c: i for i, c in enumerate(self.cells)}
+        self.cell_of = np.array([where[c] for c in home], dtype=np.int64)
         self.profiles = [
             VolunteerProfile(
                 v,
@@ -274,7 +280,18 @@ class _Task:
             accepted[None],
             np.array([len(self.volunteers)]),
             _burden(counts)[None],
+            _objects([self._by_cell(counts)]),
         )
+
+    def _by_cell(self, counts: npt.NDArray[np.int64]) -> dict[int, tuple[float, int]]:
+        if not len(counts):
+            return {}
+        alerts = np.bincount(self.cell_of, weights=counts, minlength=len(self.cells))
+        people = np.bincount(self.cell_of, minlength=len(self.cells))
+        return {
+            c: (float(a), int(v))
+            for c, a, v in zip(self.cells, alerts.tolist(), people.tolist(), strict=True)
+        }
 
     def _profiles(
         self, busy_until: dict[int, datetime], recent: dict[int, list[datetime]]
@@ -303,6 +320,12 @@ class _Task:
             return profile
 
         return at
+
+
+def _objects(items: list[Any]) -> npt.NDArray[np.object_]:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def _burden(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:

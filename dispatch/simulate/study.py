@@ -109,7 +109,10 @@ def _notes(study: Study, summary: dict[str, Any]) -> list[str]:
         notes.append("no AEDs were given: every volunteer goes straight to the patient")
     for p in summary["inputs"]["behaviour"]:
         if p["source"].startswith("assumption"):
-            notes.append(f"{p['name']} = {p['value']}: {p['source']}")
+            value = p["value"]
+            if isinstance(value, list) and len(set(value)) == 1:
+                value = f"{value[0]} at every hour"
+            notes.append(f"{p['name']} = {value}: {p['source']}")
     return notes
 
 

@@ -262,3 +262,26 @@ def test_an_incident_set_without_incidents_is_refused() -> None:
     with pytest.raises(ValueError, match="runs"):
         study(runs=0).setup()
     assert AlertPolicy().max_alerted == 30
+
+
+def test_per_cell_and_per_hour_outcomes_add_up_to_the_whole() -> None:
+    summary = run_study(study(density=6))
+    whole = summary["outcomes"]
+    n = sum(h["incidents_per_run"] for h in summary["by_hour"])
+    assert n == pytest.approx(120)
+    for part in ("by_hour", "by_cell"):
+        rows = [r for r in summary[part] if r["incidents_per_run"]]
+        share = sum(r["before_ems"] * r["incidents_per_run"] for r in rows) / n
+        assert share == pytest.approx(whole["before_ems"]["mean"])
+        alerts = sum(r["alerts_per_incident"] * r["incidents_per_run"] for r in rows) / n
+        assert alerts == pytest.approx(whole["alerts_per_incident"]["mean"])
+    cells = summary["by_cell"]
+    assert sum(c["volunteers"] for c in cells) == pytest.approx(
+        summary["inputs"]["volunteers_mean"]
+    )
+    burden = (
+        sum((c["alerts_per_volunteer_per_month"] or 0) * c["volunteers"] for c in cells)
+        / summary["inputs"]["volunteers_mean"]
+    )
+    # The whole is a mean of per-run ratios, cells pool the runs: equal up to draw sizes.
+    assert burden == pytest.approx(whole["alerts_per_volunteer_per_month"]["mean"], rel=1e-3)
