@@ -52,6 +52,35 @@ class Plan:
     nobody moves during an incident, comes back only then)."""
 
 
+def _wave_in_force(policy: AlertPolicy, started_at: datetime, now: datetime) -> int:
+    # A wave is in force from the very datetime the planner hands out as its deadline (after_s
+    # in float seconds would disagree with it below a microsecond: the same check, forever).
+    wave = 0
+    for index, w in enumerate(policy.waves):
+        if started_at + timedelta(seconds=w.after_s) <= now:
+            wave = index
+    return wave
+
+
+def _sort(
+    alerts: Sequence[AlertView], now: datetime, answer_window: timedelta
+) -> tuple[tuple[UUID, ...], list[AlertView], int]:
+    """In one pass (the simulator calls this millions of times): silent too long, still
+    waiting, and how many are responding."""
+    expired: list[UUID] = []
+    waiting: list[AlertView] = []
+    responding = 0
+    for a in alerts:
+        if a.state in WAITING:
+            if now - a.created_at >= answer_window:
+                expired.append(a.alert_id)
+            else:
+                waiting.append(a)
+        elif a.state in RESPONDING:
+            responding += 1
+    return tuple(expired), waiting, responding
+
+
 def plan(
     policy: AlertPolicy,
     alerts: Sequence[AlertView],
@@ -62,12 +91,7 @@ def plan(
     ems_on_scene: bool = False,
 ) -> Plan:
     """Decide the next step for one incident."""
-    # A wave is in force from the very datetime the planner hands out as its deadline (after_s
-    # in float seconds would disagree with it below a microsecond: the same check, forever).
-    wave = 0
-    for index, w in enumerate(policy.waves):
-        if started_at + timedelta(seconds=w.after_s) <= now:
-            wave = index
+    wave = _wave_in_force(policy, started_at, now)
     radius = policy.waves[wave].radius_m
     if not open_ or (ems_on_scene and policy.stand_down_on_ems_on_scene):
         return Plan(
@@ -80,20 +104,7 @@ def plan(
         )
 
     answer_window = timedelta(seconds=policy.answer_timeout_s)
-    # One pass (the simulator calls this millions of times): silent too long, still
-    # waiting, or responding.
-    expired: list[UUID] = []
-    waiting: list[AlertView] = []
-    responding = 0
-    for a in alerts:
-        if a.state in WAITING:
-            if now - a.created_at >= answer_window:
-                expired.append(a.alert_id)
-            else:
-                waiting.append(a)
-        elif a.state in RESPONDING:
-            responding += 1
-    timed_out = tuple(expired)
+    timed_out, waiting, responding = _sort(alerts, now, answer_window)
 
     if responding >= policy.target_accepted:
         return Plan(

@@ -295,6 +295,41 @@ class _Run:
         if state not in _LIVE and slot.gone is None:
             slot.gone = now_us
 
+    def next_moment(
+        self, due_us: int | None, trace: bool
+    ) -> tuple[int, int | None, Step | None] | None:
+        """The next time the service acts: an answer or EMS (applied here), or the deadline.
+
+        Returns (when, who just accepted, the step to record) or None when nothing is left.
+        """
+        started = self.scene.started_at
+        heap = self.heap
+        while heap and (due_us is None or heap[0][0] <= due_us):
+            at_us, _, kind, k = heappop(heap)
+            if kind == _EMS:
+                return at_us, None, Step(started + at_us * ONE_US, "ems") if trace else None
+            alert = self.alerts[k]
+            event = _EVENT_OF[kind]
+            target = _APPLY[alert.state, event]
+            if target is None or target == alert.state:
+                # Refused (409) or a repeat: the service changes nothing, plans nothing.
+                if trace:
+                    name = "refused" if target is None else "unchanged"
+                    at = started + at_us * ONE_US
+                    self.outcome.steps.append(
+                        Step(at, name, alert.volunteer_id, self.snapshot(), event.value)
+                    )
+                continue
+            if kind == _ACCEPT and self.stale is not None:
+                # The re-plan put off while nobody was responding: this accept reads it.
+                self.plan_roles(self.stale, lazy=False)
+            self.set_state(k, target, at_us)
+            said = Step(started + at_us * ONE_US, event.value, alert.volunteer_id)
+            return at_us, k if kind == _ACCEPT else None, said if trace else None
+        if due_us is None:
+            return None
+        return due_us, None, Step(started + due_us * ONE_US, "deadline") if trace else None
+
     def finish(self) -> Outcome:
         out = self.outcome
         first: int | None = None
@@ -333,7 +368,6 @@ def run_incident(
     with_roles = bool(scene.aeds)
     lazy = not trace
     alerts = run.alerts
-    steps = run.outcome.steps
     now_us = 0
     accepted: int | None = None
     step = Step(started, "start") if trace else None
@@ -364,41 +398,9 @@ def run_incident(
             accepted = None
         if step is not None:
             step.after = run.snapshot()
-            steps.append(step)
-            step = None
+            run.outcome.steps.append(step)
         due = decision.next_check_at if relook else decision.due_at
-        due_us = None if due is None else (due - started) // ONE_US
-        heap = run.heap
-        while True:
-            if heap and (due_us is None or heap[0][0] <= due_us):
-                at_us, _, kind, k = heappop(heap)
-                now_us = at_us
-                if kind == _EMS:
-                    step = Step(started + at_us * ONE_US, "ems") if trace else None
-                    break
-                alert = alerts[k]
-                event = _EVENT_OF[kind]
-                target = _APPLY[alert.state, event]
-                if target is None or target == alert.state:
-                    # Refused (409) or a repeat: the service changes nothing, plans nothing.
-                    if trace:
-                        name = "refused" if target is None else "unchanged"
-                        at = started + at_us * ONE_US
-                        steps.append(
-                            Step(at, name, alert.volunteer_id, run.snapshot(), event.value)
-                        )
-                    continue
-                if kind == _ACCEPT:
-                    if run.stale is not None:
-                        # The re-plan put off while nobody was responding: this accept reads it.
-                        run.plan_roles(run.stale, lazy=False)
-                    accepted = k
-                run.set_state(k, target, at_us)
-                if trace:
-                    step = Step(started + at_us * ONE_US, event.value, alert.volunteer_id)
-                break
-            if due_us is None:
-                return run.finish()
-            now_us = due_us
-            step = Step(started + now_us * ONE_US, "deadline") if trace else None
-            break
+        moment = run.next_moment(None if due is None else (due - started) // ONE_US, trace)
+        if moment is None:
+            return run.finish()
+        now_us, accepted, step = moment
