@@ -55,7 +55,8 @@ def _object(value: Any, pointer: str, allowed: tuple[str, ...]) -> Mapping[str, 
 def _number(value: Any, pointer: str, low: float, high: float, *, integer: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SettingsError(pointer, "must be a number")
-    if integer and not isinstance(value, int):
+    # JSON does not tell 5 from 5.0 (nor does JSON Schema's "integer"): both are whole.
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
         raise SettingsError(pointer, "must be an integer")
     if not math.isfinite(value) or not low <= value <= high:
         raise SettingsError(pointer, f"must be between {low:g} and {high:g}")

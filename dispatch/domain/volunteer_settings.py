@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Final
@@ -57,7 +58,7 @@ class Identity:
 def _printable_name(value: Any) -> str:
     if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_NAME:
         raise SettingsError("/display_name", f"must be a string of 1 to {MAX_NAME} characters")
-    if not value.isprintable():
+    if any(unicodedata.category(c) == "Cc" for c in value):
         raise SettingsError("/display_name", "must not contain control characters")
     return value.strip()
 
@@ -143,8 +144,11 @@ def validate_volunteer_settings(data: Any, *, allowed: tuple[str, ...] = FIELDS)
     if "daily_budget" in data:
         budget = data["daily_budget"]
         if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int) or not 0 <= budget <= 100
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not float(budget).is_integer()
+            or not 0 <= budget <= 100
         ):
             raise SettingsError("/daily_budget", "must be an integer from 0 to 100, or null")
-        out["daily_budget"] = budget
+        out["daily_budget"] = None if budget is None else int(budget)
     return out

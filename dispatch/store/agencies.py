@@ -206,6 +206,22 @@ async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
     return agency
 
 
+async def key_agency(conn: Any, presented: str) -> UUID | None:
+    """The agency of a live integration key, or None (unknown or revoked).
+
+    Looked up by the key's SHA-256, like volunteer and supervisor tokens: a 256-bit random
+    key cannot be approached by timing the lookup; the final comparison is constant-time.
+    """
+    row = await conn.fetchrow(
+        "SELECT agency_id, key_hash FROM agency_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_token(presented),
+    )
+    if row is None or not token_matches(presented, row["key_hash"]):
+        return None
+    agency: UUID = row["agency_id"]
+    return agency
+
+
 async def settings(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow("SELECT * FROM agencies WHERE id = $1", agency_id)
     if row is None:

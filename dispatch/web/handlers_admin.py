@@ -25,6 +25,7 @@ from dispatch.store import agencies as agency_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
+from dispatch.web.body import check, json_body
 from dispatch.web.problems import (
     Problem,
     invalid,
@@ -65,7 +66,7 @@ async def get_settings(request: web.Request) -> web.Response:
 async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
     agency_id = await _supervised_agency(request)
-    data = await _json_object(request)
+    data = await json_body(request, "AgencySettingsChange")
     try:
         changes = validate_settings(data)
     except SettingsError as exc:
@@ -78,23 +79,11 @@ async def patch_settings(request: web.Request) -> web.Response:
     return web.json_response(current)
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise Problem(415, "unsupported-media-type", "Unsupported media type", "send JSON")
-    try:
-        data = decode_json(await request.read())
-    except CadParseError as exc:
-        raise refused_document(exc.pointer, exc.detail) from None
-    if not isinstance(data, dict):
-        raise invalid("", "must be an object")
-    return data
-
-
 @routes.post("/v1/agencies/{agency_id}/volunteers")
 async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
     agency_id = await _supervised_agency(request)
-    data = await _json_object(request)
+    data = await json_body(request, "NewVolunteer")
     try:
         identity = validate_identity(data)
         settings = validate_volunteer_settings(
@@ -138,7 +127,7 @@ async def patch_volunteer(request: web.Request) -> web.Response:
     agency_id = await _supervised_agency(request)
     volunteer_id = _volunteer_id(request)
     try:
-        changes = validate_volunteer_settings(await _json_object(request))
+        changes = validate_volunteer_settings(await json_body(request, "VolunteerSettingsChange"))
     except SettingsError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     if not changes:
@@ -176,7 +165,7 @@ async def get_policy(request: web.Request) -> web.Response:
 async def put_policy(request: web.Request) -> web.Response:
     """A whole policy document (fields left out take the documented defaults)."""
     agency_id = await _supervised_agency(request)
-    data = await _json_object(request)
+    data = await json_body(request, "PolicyDocument")
     try:
         policy = policy_from_json(data)
     except PolicyError as exc:
@@ -204,6 +193,7 @@ async def import_aeds(request: web.Request) -> web.Response:
                 document = decode_json(body)
             except CadParseError as exc:
                 raise refused_document(exc.pointer, exc.detail) from None
+            check("AedFeatureCollection", document)
             records = parse_aed_geojson(document)
         else:
             raise Problem(

@@ -25,7 +25,8 @@ from dispatch.store import agencies as agency_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
-from dispatch.web.handlers import _json_body, _token, _uuid, _volunteer
+from dispatch.web.body import json_body
+from dispatch.web.handlers import _token, _uuid, _volunteer
 from dispatch.web.problems import Problem, invalid, not_found, unauthorized
 
 log = structlog.get_logger(__name__)
@@ -37,28 +38,14 @@ _CHANNELS: Final = ("push", "sms", "voice")
 _MAX_FORM_FIELDS: Final = 64
 
 
-def _object(data: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise invalid("", "must be an object")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise invalid(f"/{unknown[0]}", "is not a known field")
-    return data
-
-
 # --- volunteers -----------------------------------------------------------------------------
 
 
 @routes.put("/v1/me/devices")
 async def put_device(request: web.Request) -> web.Response:
     volunteer = await _volunteer(request)
-    data = _object(await _json_body(request), {"fcm_token", "platform"})
-    token = data.get("fcm_token")
-    if not isinstance(token, str) or not 8 <= len(token) <= 4096 or not token.isprintable():
-        raise invalid("/fcm_token", "must be the FCM registration token (8 to 4096 characters)")
-    platform = data.get("platform")
-    if platform not in _PLATFORMS:
-        raise invalid("/platform", f"must be one of {', '.join(_PLATFORMS)}")
+    data = await json_body(request, "Device")
+    token, platform = data["fcm_token"], data["platform"]
     async with request.app[keys.POOL].acquire() as conn:
         device_id = await device_store.register_device(
             conn,
@@ -74,22 +61,11 @@ async def put_device(request: web.Request) -> web.Response:
 @routes.put("/v1/me/channels")
 async def put_channels(request: web.Request) -> web.Response:
     volunteer = await _volunteer(request)
-    data = _object(await _json_body(request), {"preferred", "refused"})
+    data = await json_body(request, "ChannelPreferences")
     preferred = data.get("preferred")
-    if preferred is not None and preferred not in _CHANNELS:
-        raise invalid("/preferred", f"must be null or one of {', '.join(_CHANNELS)}")
     refused = data.get("refused", [])
-    if (
-        not isinstance(refused, list)
-        or len(refused) > len(_CHANNELS)
-        or any(r not in _CHANNELS for r in refused)
-        or len(set(refused)) != len(refused)
-    ):
-        raise invalid("/refused", f"must be a list of distinct channels: {', '.join(_CHANNELS)}")
     if preferred is not None and preferred in refused:
         raise invalid("/preferred", "cannot be a refused channel")
-    if len(set(refused)) >= len(_CHANNELS):
-        raise invalid("/refused", "at least one channel must stay open")
     async with request.app[keys.POOL].acquire() as conn:
         prefs = await device_store.set_preferences(
             conn,
@@ -131,12 +107,7 @@ async def ack_alert(request: web.Request) -> web.Response:
 
 
 def _window(data: dict[str, Any], name: str) -> int | None:
-    if name not in data:
-        return None
-    value = data[name]
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
-        raise invalid(f"/{name}", "must be an integer from 1 to 3600")
-    return value
+    return int(data[name]) if name in data else None
 
 
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
@@ -146,12 +117,8 @@ async def put_delivery_settings(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         if await agency_store.supervisor_agency(conn, token) != agency_id:
             raise unauthorized("the supervisor token is not valid for this agency")
-    data = _object(
-        await _json_body(request), {"push_ack_timeout_s", "answer_timeout_s", "critical_alerts"}
-    )
+    data = await json_body(request, "DeliverySettingsChange")
     critical = data.get("critical_alerts")
-    if "critical_alerts" in data and not isinstance(critical, bool):
-        raise invalid("/critical_alerts", "must be true or false (leave it out to keep it)")
     async with request.app[keys.POOL].acquire() as conn:
         stored = await delivery_store.set_agency_windows(
             conn,
