@@ -17,6 +17,9 @@ FIELDS: Final = (
     "place_rules",
     "require_signature",
     "intake_rate_per_min",
+    "max_incident_age_s",
+    "max_clock_skew_s",
+    "max_location_uncertainty_m",
 )
 """The agency settings an administrator may change (each is an ``agencies`` column)."""
 _RULE_LISTS: Final = ("codes", "patterns", "text_patterns", "excluded_codes", "excluded_patterns")
@@ -64,7 +67,8 @@ def validate_settings(data: Any) -> dict[str, Any]:
 
     Accepted fields: ``alert_radius_m``, ``alert_limit``, ``position_max_age_s``,
     ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
-    ``require_signature``, ``intake_rate_per_min``.
+    ``require_signature``, ``intake_rate_per_min``, ``max_incident_age_s``,
+    ``max_clock_skew_s``, ``max_location_uncertainty_m``.
     """
     body = _object(data, "", FIELDS)
     out: dict[str, Any] = {}
@@ -77,9 +81,21 @@ def validate_settings(data: Any) -> dict[str, Any]:
         ("position_max_age_s", 30, 86_400),
         ("alert_ttl_s", 30, 7_200),
         ("intake_rate_per_min", 1, 100_000),
+        ("max_incident_age_s", 60, 86_400),
+        ("max_clock_skew_s", 0, 3_600),
     ):
         if name in body:
             out[name] = int(_number(body[name], f"/{name}", low, high, integer=True))
+    if "max_location_uncertainty_m" in body:
+        out["max_location_uncertainty_m"] = float(
+            _number(
+                body["max_location_uncertainty_m"],
+                "/max_location_uncertainty_m",
+                10,
+                100_000,
+                integer=False,
+            )
+        )
     if "time_zone" in body:
         zone = body["time_zone"]
         try:

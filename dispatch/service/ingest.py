@@ -262,4 +262,6 @@ def _new_progress(
             (u.at or now for u in report.units if u.status in EMS_ON_SCENE), default=None
         ),
         policy_version=None,
+        received_at=report.received_at,
+        location_uncertainty_m=location.uncertainty_m if location else None,
     )

@@ -52,6 +52,9 @@ def _policy(row: Any) -> AgencyPolicy:
         ),
         require_signature=row["require_signature"],
         intake_rate_per_min=row["intake_rate_per_min"],
+        max_incident_age_s=row["max_incident_age_s"],
+        max_clock_skew_s=row["max_clock_skew_s"],
+        max_location_uncertainty_m=row["max_location_uncertainty_m"],
         has_aeds=row["has_aeds"],
         stored_alert_policy=(
             policy_from_json(row["alert_policy"], version=row["alert_policy_version"])

@@ -507,6 +507,24 @@ def openapi_document() -> dict[str, Any]:
                         "time_zone": {"type": "string", "description": "IANA, for naive stamps"},
                         "require_signature": {"type": "boolean"},
                         "intake_rate_per_min": {"type": "integer", "minimum": 1},
+                        "max_incident_age_s": {
+                            "type": "integer",
+                            "minimum": 60,
+                            "maximum": 86400,
+                            "description": "A new incident received longer ago never alerts",
+                        },
+                        "max_clock_skew_s": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 3600,
+                            "description": "A received time further ahead never alerts",
+                        },
+                        "max_location_uncertainty_m": {
+                            "type": "number",
+                            "minimum": 10,
+                            "maximum": 100000,
+                            "description": "A vaguer location alerts nobody",
+                        },
                         "call_type_rules": {
                             "type": "object",
                             "description": (

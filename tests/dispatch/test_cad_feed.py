@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -54,13 +55,17 @@ class FakeFeed:
         return web.json_response({"data": {"incidents": self.incidents}})
 
 
+# Minutes ago: intake never alerts for an incident received more than half an hour before.
+RECEIVED = (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds")
+
+
 def cad_item(incident_id: str, north_m: float = 0, type_: str = "09E01") -> dict[str, Any]:
     lat, lon = offset(*CENTRE, north_m, 0)
     return {
         "ID": incident_id,
         "Type": type_,
         "TypeText": "CARDIAC ARREST",
-        "Received": "2026-11-26T10:00:00Z",
+        "Received": RECEIVED,
         "Latitude": f"{lat:.7f}",  # many feeds send strings
         "Longitude": f"{lon:.7f}",
         "Address": "Dam",
