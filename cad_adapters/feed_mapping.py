@@ -53,7 +53,7 @@ _MAX_PATH_PARTS: Final = 16
 _MAX_FALLBACKS: Final = 4
 _MAX_UNKNOWN: Final = 20
 _MAX_MAP: Final = 200
-_SOURCE_KEYS: Final = frozenset({"path", "join", "sep", "format", "unknown", "map"})
+_SOURCE_KEYS: Final = frozenset({"path", "join", "sep", "partial", "format", "unknown", "map"})
 _TOP_KEYS: Final = frozenset({"items", "fields", "document_time", "template", "comment"})
 
 
@@ -112,6 +112,9 @@ class Source:
     path: FeedPath | None = None
     join: tuple[FeedPath, ...] = ()
     sep: str = "/"
+    partial: bool = False
+    """Join the parts that are present; by default one absent part makes the value absent
+    (a composite id missing a part must not become another incident's id)."""
     keyword: str | None = None
     """``first_seen`` or ``document_time``: not a path but a time the poller knows."""
     format: str = "iso"
@@ -182,8 +185,9 @@ def _value_map(value: Any, pointer: str) -> dict[str, Any]:
 
 def _source(config: Any, name: str, pointer: str, *, with_fallback: bool) -> Source:
     kind, _ = FIELD_KINDS[name]
+    path_at = f"{pointer}/path"
     if isinstance(config, str):
-        config = {"path": config}
+        config, path_at = {"path": config}, pointer
     if not isinstance(config, Mapping):
         raise CadParseError(pointer, "must be a path or an object")
     allowed = _SOURCE_KEYS | ({"fallback"} if with_fallback else set())
@@ -194,10 +198,10 @@ def _source(config: Any, name: str, pointer: str, *, with_fallback: bool) -> Sou
         raise CadParseError(pointer, "needs exactly one of path or join")
     keyword = KEYWORDS.get(config["path"]) if "path" in config else None
     if keyword is not None and name != "received_at":
-        raise CadParseError(f"{pointer}/path", f"{config['path']} is a source of received_at only")
+        raise CadParseError(path_at, f"{config['path']} is a source of received_at only")
     path = None
     if "path" in config and keyword is None:
-        path = FeedPath.parse(config["path"], f"{pointer}/path")
+        path = FeedPath.parse(config["path"], path_at)
     join: tuple[FeedPath, ...] = ()
     if "join" in config:
         parts = config["join"]
@@ -207,6 +211,9 @@ def _source(config: Any, name: str, pointer: str, *, with_fallback: bool) -> Sou
     sep = config.get("sep", "/")
     if not isinstance(sep, str) or len(sep) > 8 or ("join" not in config and "sep" in config):
         raise CadParseError(f"{pointer}/sep", "must be a string of at most 8 characters (join)")
+    partial = config.get("partial", False)
+    if not isinstance(partial, bool) or ("join" not in config and "partial" in config):
+        raise CadParseError(f"{pointer}/partial", "must be true or false (join)")
     fmt = "iso"
     if "format" in config:
         if kind != "time":
@@ -216,6 +223,7 @@ def _source(config: Any, name: str, pointer: str, *, with_fallback: bool) -> Sou
         path=path,
         join=join,
         sep=sep,
+        partial=partial,
         keyword=keyword,
         format=fmt,
         unknown=_unknown(config["unknown"], f"{pointer}/unknown") if "unknown" in config else (),

@@ -18,7 +18,10 @@ from cad_adapters._time import parse_timestamp
 from cad_adapters.errors import CadParseError
 from cad_adapters.feed_mapping import FIELD_KINDS, FieldSpec, Source
 
-_LAST_EPOCH_S: Final = 4102444800.0  # 2100-01-01: beyond it an epoch value is a unit mix-up
+# 2000-01-01 to 2100-01-01: outside it an epoch value of a live incident is a unit mix-up
+# (seconds read as milliseconds or the other way round).
+_FIRST_EPOCH_S: Final = 946684800.0
+_LAST_EPOCH_S: Final = 4102444800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ def timestamp(value: Any, fmt: str, tz: tzinfo, pointer: str) -> datetime:
     """
     if fmt in ("epoch_s", "epoch_ms"):
         seconds = number(value, pointer) / (1000.0 if fmt == "epoch_ms" else 1.0)
-        if not 0.0 < seconds < _LAST_EPOCH_S:
+        if not _FIRST_EPOCH_S <= seconds < _LAST_EPOCH_S:
             raise CadParseError(pointer, f"epoch value out of range for {fmt}")
         return datetime.fromtimestamp(seconds, UTC)
     if not isinstance(value, str):
@@ -154,6 +157,8 @@ def read_source(source: Source, name: str, ctx: ItemContext) -> tuple[Any, str]:
     if source.join:
         found = [p.resolve(ctx.item, ctx.document)[1] for p in source.join]
         pointer = source.join[0].pointer(ctx.pointer)
+        if not source.partial and any(is_absent(v) for v in found):
+            return None, pointer
         parts = [text(v, pointer) for v in found if not is_absent(v)]
         joined = source.sep.join(p for p in parts if p)
         return (_typed(joined, name, source, pointer, ctx.tz) if joined else None), pointer

@@ -7,6 +7,7 @@ from typing import Any
 
 from cad_adapters.generic import schema as generic_schema
 from dispatch.web.openapi_delivery import delivery_paths, delivery_schemas
+from dispatch.web.openapi_feeds import feed_paths, feed_schemas
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -383,6 +384,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **delivery_paths(),
+            **feed_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -392,6 +394,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "schemas": {
                 **delivery_schemas(),
+                **feed_schemas(),
                 "GenericIncident": incident,
                 "Problem": {
                     "type": "object",
