@@ -51,7 +51,11 @@ def _feed_mapping(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _feed_sample(
-    args: argparse.Namespace, mapping: dict[str, Any], headers: dict[str, str], time_zone: str
+    args: argparse.Namespace,
+    mapping: dict[str, Any],
+    headers: dict[str, str],
+    time_zone: str,
+    max_bytes: int,
 ) -> SampleCheck:
     try:
         tz: tzinfo = ZoneInfo(time_zone)
@@ -68,6 +72,7 @@ async def _feed_sample(
                 source=f"feed:{args.name}",
                 tz=tz,
                 now=datetime.now(UTC),
+                max_bytes=max_bytes,
             )
         except FeedFetchError as exc:
             raise CliError(
@@ -95,7 +100,9 @@ async def _feed_add(settings: Settings, args: argparse.Namespace) -> None:
         if agency is None:
             raise CliError(f"no agency {args.agency}")
         if not args.no_check:
-            check = await _feed_sample(args, mapping, headers, agency.time_zone)
+            check = await _feed_sample(
+                args, mapping, headers, agency.time_zone, settings.feed_max_bytes
+            )
             if args.dry_run:
                 out(json.dumps(dry_run_view(check), indent=2, ensure_ascii=False))
             if check.problems:

@@ -66,15 +66,14 @@ async def sample_check(
     source: str,
     tz: tzinfo,
     now: datetime,
+    max_bytes: int = MAX_FEED_BYTES,
 ) -> SampleCheck:
     """Fetch the feed once and check the mapping against it.
 
     Raises :class:`~dispatch.service.feed_fetch.FeedFetchError` when it cannot be
     fetched and :class:`~cad_adapters.errors.CadParseError` when the document is refused.
     """
-    fetched = await fetch_feed(
-        http, url, headers=headers, timeout_s=timeout_s, max_bytes=MAX_FEED_BYTES
-    )
+    fetched = await fetch_feed(http, url, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes)
     assert fetched.body is not None  # no validators were sent
     document = decode_json(fetched.body)
     return check_sample(document, mapping, source=source, default_tz=tz, now=now)

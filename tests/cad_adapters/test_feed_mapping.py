@@ -4,6 +4,7 @@ in those layouts): root paths, item lists by path, transforms, fallbacks, compos
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,3 +325,52 @@ def test_arbitrary_items_only_refuse_items(item: Any, name: str) -> None:
     with contextlib.suppress(CadParseError):
         snap = map_document(document, mapping, source="f", now=NOW)
         assert len(snap.items) + len(snap.refused) == 1
+
+
+def test_seattle_rows_in_the_socrata_geojson_layout(shared_dir: Path) -> None:
+    """The 1,991 rows of the published Seattle excerpt, laid out as the GeoJSON export: the
+    template (with the CSV's time pattern) maps every row or refuses it with a reason;
+    "(0, 0)" positions are no position, never Null Island."""
+    rows = list(
+        csv.DictReader(
+            (
+                shared_dir
+                / "cad_samples/seattle_fire_911/seattle_real_time_fire_911_calls_excerpt.csv"
+            )
+            .read_text()
+            .splitlines()
+        )
+    )
+    features = []
+    for row in rows:
+        geometry = None
+        if row["Latitude"]:
+            point = [float(row["Longitude"]), float(row["Latitude"])]
+            geometry = {"type": "Point", "coordinates": point}
+        elif row["Report Location"] == "(0, 0)":
+            geometry = {"type": "Point", "coordinates": [0, 0]}
+        properties = {
+            "address": row["Address"],
+            "type": row["Type"],
+            "datetime": row["Datetime"],
+            "incident_number": row["Incident Number"],
+        }
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    csv_time = {"path": "properties.datetime", "format": "%m/%d/%Y %I:%M:%S %p %z"}
+    config = template_mapping("socrata-geojson", {"fields": {"received_at": csv_time}})
+    snap = _map({"type": "FeatureCollection", "features": features}, config)
+    assert len(snap.items) + len(snap.refused) == len(rows)
+    time_refused = [r for r in snap.refused if "does not match the format" in r.error.detail]
+    assert all(r.error.pointer.endswith("/properties/datetime") for r in time_refused)
+    assert len(time_refused) == sum(1 for r in rows if not r["Datetime"][:1].isdigit())
+    assert {r.error.detail for r in snap.refused if r not in time_refused} == {
+        "repeats an incident id of this feed"
+    }
+    located = [i.report.location for i in snap.items if i.report.location is not None]
+    assert all(47.4 < p.lat < 47.8 and -122.5 < p.lon < -122.2 for p in located)
+    unlocated = {i.report.source_incident_id for i in snap.items if i.report.location is None}
+    zero = {r["Incident Number"] for r in rows if r["Report Location"] == "(0, 0)"}
+    assert unlocated == zero
+    assert len(snap.items) == len({r["Incident Number"] for r in rows}) - len(
+        [r for r in snap.refused if "match" in r.error.detail]
+    )

@@ -124,9 +124,27 @@ async def test_closure_waits_only_for_a_refused_item_with_the_same_id(
         assert (row["last_result"], row["failures"], row["items_refused"]) == ("ok", 0, 1)
         assert await states() == {"A": "active", "B": "active", "C": "closed", "D": "active"}
 
-        fake.document = {"calls": [_call("A"), _call(None)]}
+        fake.document = {"calls": [_call("A"), _call(None), _call("C")]}
         row = await poll_now(db, feed_id)
         assert row["refused_items"] == [
             {"index": 1, "incident_id": None, "pointer": "/calls/1/ID", "detail": "is required"}
         ]
-        assert await states() == {"A": "active", "B": "active", "C": "closed", "D": "active"}
+        assert await states() == {"A": "active", "B": "active", "C": "closed", "D": "active"}, (
+            "nothing closed while an unreadable item could be B or D; C is not reopened"
+        )
+
+
+async def test_a_stored_mapping_that_no_longer_passes_is_a_failing_feed(
+    agency: AgencyFixture, db: asyncpg.Connection, settings: Settings, aiohttp_client: Any
+) -> None:
+    fake = FeedServer(document={"calls": [_call("A")]})
+    await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
+    async with serving(fake) as url:
+        feed_id = await feeds.create(
+            db, agency_id=agency.agency_id, name="old", url=url,
+            mapping={"items": "calls", "fields": {"id": "ID", "call_type_code": "Type"}},
+        )  # fmt: skip
+        row = await poll_now(db, feed_id)
+    assert (row["last_result"], row["failures"]) == ("bad_mapping", 1)
+    assert row["last_error"] == "mapping /mapping/fields/received_at: is required (a path)"
+    assert fake.requests == [], "not fetched with a mapping that cannot read it"
