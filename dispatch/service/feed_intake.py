@@ -50,19 +50,23 @@ class SnapshotResult:
     """A refused item without a readable id could be any vanished incident: none closed."""
 
 
-def settle(item: FeedItem, held: HeldIncident | None, now: datetime) -> IncidentReport:
-    """The report to ingest for ``item``, given what intake holds for its id."""
+def settle(item: FeedItem, held: HeldIncident | None, now: datetime) -> tuple[IncidentReport, bool]:
+    """The report to ingest for ``item`` given what intake holds for its id, and whether it is
+    exactly what is held (intake would answer ``unchanged``: no need to ask it)."""
     report = item.report
     if held is None:
-        return report
+        return report, False
     if item.pinned:
         report = replace(report, received_at=held.received_at)
-    if report.source_updated_at is not None or held.status is not IncidentStatus.ACTIVE:
-        return report
-    same = replace(report, source_updated_at=held.source_updated_at)
-    if content_hash(report_document(same)) == held.content_hash:
-        return same
-    return replace(report, source_updated_at=max(now, held.version_at + _STEP))
+    if report.source_updated_at is None and held.status is IncidentStatus.ACTIVE:
+        report = replace(report, source_updated_at=held.source_updated_at)
+        if content_hash(report_document(report)) != held.content_hash:
+            return replace(report, source_updated_at=max(now, held.version_at + _STEP)), False
+        return report, report.version_key() == (held.version_at, held.version_seq)
+    same = report.version_key() == (held.version_at, held.version_seq) and (
+        content_hash(report_document(report)) == held.content_hash
+    )
+    return report, same
 
 
 async def ingest_snapshot(
@@ -84,7 +88,10 @@ async def ingest_snapshot(
             conn, agency.agency_id, source, [i.report.source_incident_id for i in snapshot.items]
         )
     for item in snapshot.items:
-        report = settle(item, held.get(item.report.source_incident_id), clock.now())
+        report, same = settle(item, held.get(item.report.source_incident_id), clock.now())
+        if same:
+            result.statuses["unchanged"] += 1
+            continue
         notes = {"received_at_from": item.received_from} if item.received_from else None
         try:
             ingested = await ingest_incident(
