@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, tzinfo
+from typing import Final
 
 from cad_adapters.errors import CadParseError
+
+MIN_YEAR: Final = 1900
+MAX_YEAR: Final = 2200
+"""Every stored time falls in these years (UTC): wide enough for any real record, narrow
+enough that no time-zone arithmetic on it can overflow."""
+
+
+def in_supported_range(stamp: datetime, *, pointer: str) -> datetime:
+    """``stamp`` (aware) converted to UTC, refused when outside the supported years."""
+    try:
+        utc = stamp.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise CadParseError(pointer, f"must be a date between the years {MIN_YEAR} and {MAX_YEAR}")
+    return utc
+
 
 _ISO = re.compile(
     r"""
@@ -49,14 +67,13 @@ def parse_timestamp(value: object, *, pointer: str, default_tz: tzinfo = UTC) ->
     try:
         parsed = datetime.fromisoformat(iso)
         if parsed.tzinfo is None:
-            local = parsed.replace(tzinfo=default_tz)
-            result = local.astimezone(UTC)
+            result = in_supported_range(parsed.replace(tzinfo=default_tz), pointer=pointer)
             if result.astimezone(default_tz).replace(tzinfo=None) != parsed:
                 raise CadParseError(
                     pointer, f"local time {value[:64]!r} does not exist in {default_tz}"
                 )
             return result
-        return parsed.astimezone(UTC)
+        return in_supported_range(parsed, pointer=pointer)
     except (ValueError, OverflowError) as exc:
         if isinstance(exc, CadParseError):
             raise

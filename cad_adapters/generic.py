@@ -16,6 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from importlib import resources
 from typing import Any, Final
 
+from cad_adapters._time import in_supported_range
 from cad_adapters.errors import CadParseError
 from cad_adapters.models import (
     Address,
@@ -27,6 +28,7 @@ from cad_adapters.models import (
     UnitReport,
     UnitStatus,
 )
+from cad_adapters.text import first_unstorable, may_hold_unstorable
 
 SOURCE: Final = "generic"
 # RFC 3339 as the schema's pattern states it; stricter than datetime.fromisoformat, which
@@ -86,7 +88,10 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def decode_json(body: bytes) -> Any:
-    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, bounded nesting."""
+    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, bounded nesting, storable text.
+
+    A string holding NUL or an unpaired surrogate raises with that field's pointer.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -103,6 +108,10 @@ def decode_json(body: bytes) -> Any:
         raise CadParseError("", f"malformed JSON: {exc}") from None
     if _depth(value, MAX_DEPTH) > MAX_DEPTH:
         raise CadParseError("", f"document nests deeper than {MAX_DEPTH} levels")
+    if may_hold_unstorable(text):
+        found = first_unstorable(value)
+        if found is not None:
+            raise CadParseError(*found)
     return value
 
 
@@ -168,7 +177,7 @@ class _Fields:
             raise CadParseError(self.at(name), "must be an RFC 3339 date-time") from None
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=default_tz)
-        return stamp.astimezone(UTC)
+        return in_supported_range(stamp, pointer=self.at(name))
 
     def choice(self, name: str, choices: type[Any], default: Any) -> Any:
         value = self.data.get(name)

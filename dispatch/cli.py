@@ -25,7 +25,7 @@ from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.domain.policy import PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import validate_volunteer_settings
+from dispatch.domain.volunteer_settings import validate_identity, validate_volunteer_settings
 from dispatch.logging_setup import configure_logging
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
@@ -145,13 +145,19 @@ def _volunteer_settings(raw: str | None) -> dict[str, object]:
 
 async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> None:
     values = _volunteer_settings(args.settings)
+    try:
+        identity = validate_identity(
+            {"display_name": args.name, "phone_e164": args.phone, "language": args.language}
+        )
+    except SettingsError as exc:
+        raise CliError(f"{exc.pointer.lstrip('/')}: {exc.detail}") from None
     async with _connection(settings) as conn:
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=args.agency,
-            display_name=args.name,
-            phone_e164=args.phone,
-            language=args.language,
+            display_name=identity.display_name,
+            phone_e164=identity.phone_e164,
+            language=identity.language,
             settings=values,
         )
     _out(f"volunteer_id: {volunteer_id}")

@@ -134,6 +134,9 @@ def _record(fields: dict[str, Any], pointer: str) -> AedRecord:
 
 
 def parse_csv(text: str) -> list[AedRecord]:
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise AedImportError(f"/line/{line}", "must not contain a NUL character")
     reader = csv.DictReader(io.StringIO(text))
     missing = {"id", "name", "lat", "lon"} - set(reader.fieldnames or ())
     if missing:

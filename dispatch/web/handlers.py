@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from cad_adapters import in_supported_range
 from cad_adapters.errors import CadParseError
 from cad_adapters.generic import decode_json, schema
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
@@ -24,7 +25,13 @@ from dispatch.store import volunteers as volunteer_store
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
 from dispatch.web import app_keys as keys
 from dispatch.web.openapi import openapi_document
-from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+from dispatch.web.problems import (
+    Problem,
+    invalid,
+    not_found,
+    refused_document,
+    unauthorized,
+)
 
 routes = web.RouteTableDef()
 
@@ -51,7 +58,7 @@ async def _json_body(request: web.Request) -> Any:
     try:
         return decode_json(body)
     except CadParseError as exc:
-        raise malformed(exc.detail) from None
+        raise refused_document(exc.pointer, exc.detail) from None
 
 
 def _token(request: web.Request, *kinds: TokenKind) -> str:
@@ -137,10 +144,11 @@ def _finite(
     return float(value)
 
 
-def _fix_time(raw: Any, now: datetime) -> datetime:
+def _fix_time(data: dict[str, Any], now: datetime) -> datetime:
     """When the phone took the fix (default: now); aware, and not in the future."""
-    if raw is None:
+    if "at" not in data:
         return now
+    raw = data["at"]
     stamp = None
     if isinstance(raw, str) and len(raw) <= 64:
         try:
@@ -148,8 +156,11 @@ def _fix_time(raw: Any, now: datetime) -> datetime:
         except ValueError:
             stamp = None
     if stamp is None or stamp.tzinfo is None:
-        raise invalid("/at", "must be an RFC 3339 date-time with an offset")
-    stamp = stamp.astimezone(UTC)
+        raise invalid("/at", "must be an RFC 3339 date-time with an offset (leave it out: now)")
+    try:
+        stamp = in_supported_range(stamp, pointer="/at")
+    except CadParseError as exc:
+        raise invalid(exc.pointer, exc.detail) from None
     if stamp > now + _MAX_CLOCK_SKEW:
         raise invalid("/at", "is in the future")
     return stamp
@@ -170,7 +181,7 @@ async def put_location(request: web.Request) -> web.Response:
     assert lat is not None
     assert lon is not None
     now = request.app[keys.CLOCK].now()
-    at = _fix_time(data.get("at"), now)
+    at = _fix_time(data, now)
     row = PositionRow(volunteer.volunteer_id, volunteer.agency_id, lat, lon, accuracy, at)
     if volunteer.eligible:
         request.app[keys.POSITIONS].upsert(row)

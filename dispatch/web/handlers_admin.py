@@ -14,7 +14,11 @@ from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import validate_volunteer_settings
+from dispatch.domain.volunteer_settings import (
+    IDENTITY_FIELDS,
+    validate_identity,
+    validate_volunteer_settings,
+)
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.service.feeds import health_view
 from dispatch.store import aeds as aed_store
@@ -23,7 +27,14 @@ from dispatch.store import feeds as feed_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
-from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+from dispatch.web.problems import (
+    Problem,
+    invalid,
+    malformed,
+    not_found,
+    refused_document,
+    unauthorized,
+)
 
 routes = web.RouteTableDef()
 
@@ -75,28 +86,10 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         data = decode_json(await request.read())
     except CadParseError as exc:
-        raise malformed(exc.detail) from None
+        raise refused_document(exc.pointer, exc.detail) from None
     if not isinstance(data, dict):
         raise invalid("", "must be an object")
     return data
-
-
-def _identity(data: dict[str, Any]) -> tuple[str, str | None, str]:
-    name = data.pop("display_name", None)
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-        raise invalid("/display_name", "must be a string of 1 to 200 characters")
-    phone = data.pop("phone_e164", None)
-    if phone is not None and (
-        not isinstance(phone, str)
-        or not phone.startswith("+")
-        or not phone[1:].isdigit()
-        or not 8 <= len(phone) <= 16
-    ):
-        raise invalid("/phone_e164", "must be an E.164 number like +31612345678")
-    language = data.pop("language", "en")
-    if not isinstance(language, str) or not 2 <= len(language) <= 16:
-        raise invalid("/language", "must be a language tag like en or nl-NL")
-    return name.strip(), phone, language
 
 
 @routes.post("/v1/agencies/{agency_id}/volunteers")
@@ -104,18 +97,20 @@ async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
     agency_id = await _supervised_agency(request)
     data = await _json_object(request)
-    name, phone, language = _identity(data)
     try:
-        settings = validate_volunteer_settings(data)
+        identity = validate_identity(data)
+        settings = validate_volunteer_settings(
+            {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
+        )
     except SettingsError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     async with request.app[keys.POOL].acquire() as conn:
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=agency_id,
-            display_name=name,
-            phone_e164=phone,
-            language=language,
+            display_name=identity.display_name,
+            phone_e164=identity.phone_e164,
+            language=identity.language,
             settings=settings,
             now=request.app[keys.CLOCK].now(),
         )
@@ -210,7 +205,7 @@ async def import_aeds(request: web.Request) -> web.Response:
             try:
                 document = decode_json(body)
             except CadParseError as exc:
-                raise malformed(exc.detail) from None
+                raise refused_document(exc.pointer, exc.detail) from None
             records = parse_aed_geojson(document)
         else:
             raise Problem(

@@ -41,7 +41,13 @@ from dispatch.store import agencies as agency_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store.agencies import AgencyAuth
 from dispatch.web import app_keys as keys
-from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+from dispatch.web.problems import (
+    Problem,
+    invalid,
+    not_found,
+    refused_document,
+    unauthorized,
+)
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -64,7 +70,7 @@ def _json_then(parse: Callable[..., IncidentReport]) -> Callable[[bytes, tzinfo]
         try:
             document = decode_json(body)
         except CadParseError as exc:
-            raise malformed(exc.detail) from None
+            raise refused_document(exc.pointer, exc.detail) from None
         if not isinstance(document, dict):
             raise invalid("", "the document must be a JSON object")
         return parse(document, default_tz=tz)

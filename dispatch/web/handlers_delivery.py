@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
+from cad_adapters.text import storable
 from dispatch.secrets import TokenKind
 from dispatch.service import delivery as delivery_service
 from dispatch.service.delivery import public_base_url
@@ -78,8 +79,13 @@ async def put_channels(request: web.Request) -> web.Response:
     if preferred is not None and preferred not in _CHANNELS:
         raise invalid("/preferred", f"must be null or one of {', '.join(_CHANNELS)}")
     refused = data.get("refused", [])
-    if not isinstance(refused, list) or any(r not in _CHANNELS for r in refused):
-        raise invalid("/refused", f"must be a list of {', '.join(_CHANNELS)}")
+    if (
+        not isinstance(refused, list)
+        or len(refused) > len(_CHANNELS)
+        or any(r not in _CHANNELS for r in refused)
+        or len(set(refused)) != len(refused)
+    ):
+        raise invalid("/refused", f"must be a list of distinct channels: {', '.join(_CHANNELS)}")
     if preferred is not None and preferred in refused:
         raise invalid("/preferred", "cannot be a refused channel")
     if len(set(refused)) >= len(_CHANNELS):
@@ -125,9 +131,9 @@ async def ack_alert(request: web.Request) -> web.Response:
 
 
 def _window(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
+    if name not in data:
         return None
+    value = data[name]
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
         raise invalid(f"/{name}", "must be an integer from 1 to 3600")
     return value
@@ -144,8 +150,8 @@ async def put_delivery_settings(request: web.Request) -> web.Response:
         await _json_body(request), {"push_ack_timeout_s", "answer_timeout_s", "critical_alerts"}
     )
     critical = data.get("critical_alerts")
-    if critical is not None and not isinstance(critical, bool):
-        raise invalid("/critical_alerts", "must be true or false")
+    if "critical_alerts" in data and not isinstance(critical, bool):
+        raise invalid("/critical_alerts", "must be true or false (leave it out to keep it)")
     async with request.app[keys.POOL].acquire() as conn:
         stored = await delivery_store.set_agency_windows(
             conn,
@@ -179,7 +185,8 @@ async def _signed_form(request: web.Request) -> MultiDict[str]:
         raise Problem(
             403, "bad-signature", "Forbidden", "the X-Twilio-Signature does not match this request"
         )
-    return form
+    # Signed as sent; kept as the database can hold it (an SMS body may carry anything).
+    return MultiDict((k, storable(v)) for k, v in form.items())
 
 
 def _query_alert(request: web.Request) -> UUID | None:

@@ -54,6 +54,11 @@ def malformed(detail: str) -> Problem:
     return Problem(400, "malformed-document", "The document cannot be read", detail, pointer="")
 
 
+def refused_document(pointer: str, detail: str) -> Problem:
+    """A decoder's refusal: unreadable as a whole (400), or one field it cannot take (422)."""
+    return invalid(pointer, detail) if pointer else malformed(detail)
+
+
 def unauthorized(detail: str = "a valid bearer token is required") -> Problem:
     return Problem(
         401,
