@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from cad_adapters._time import parse_timestamp
+from cad_adapters._time import in_supported_range, parse_timestamp
 from cad_adapters.errors import CadParseError
 from cad_adapters.feed_mapping import FIELD_KINDS, FieldSpec, Source
 
@@ -127,7 +127,7 @@ def timestamp(value: Any, fmt: str, tz: tzinfo, pointer: str) -> datetime:
     except ValueError:
         raise CadParseError(pointer, f"{value!r} does not match the format {fmt!r}") from None
     if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
+        return in_supported_range(parsed, pointer=pointer)
     return parse_timestamp(parsed.isoformat(), pointer=pointer, default_tz=tz)
 
 

@@ -147,6 +147,7 @@ def test_time_formats_with_and_without_zone(spec: Any, raw: Any, expected: datet
         ({"path": "When", "format": "%d.%m.%Y %H:%M"}, "2026-03-29", "does not match"),
         ({"path": "When", "format": "epoch_ms"}, 1795680000, "out of range"),
         ({"path": "When", "format": "epoch_s"}, True, "decimal number"),
+        ({"path": "When", "format": "%Y-%m-%d %z"}, "0001-01-01 +0100", "between the years"),
         ({"path": "When", "fallback": ["@first_seen"]}, "soon", "not an ISO 8601"),
     ],
 )

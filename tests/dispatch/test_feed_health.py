@@ -106,7 +106,7 @@ async def test_closure_waits_only_for_a_refused_item_with_the_same_id(
     """C left the list and is closed although B was refused; B (refused, id readable) stays
     open. A refused item whose id cannot be read could be anyone: then nothing is closed."""
     fake = FeedServer(document={"calls": [_call("A"), _call("B"), _call("C"), _call("D")]})
-    await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
+    client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
 
     async def states() -> dict[str, str]:
         rows = await db.fetch("SELECT source_incident_id AS i, status FROM incidents")
@@ -118,6 +118,9 @@ async def test_closure_waits_only_for_a_refused_item_with_the_same_id(
         )
         await poll_now(db, feed_id)
         assert await states() == dict.fromkeys("ABCD", "active")
+        page = await (await client.get("/metrics")).text()
+        assert metric(page, "dispatch_incidents_total", status="created") == 4
+        assert metric(page, "dispatch_feed_polls_total", result="ok") == 1
 
         fake.document = {"calls": [_call("A"), _call("B", "garbled"), _call("D")]}
         row = await poll_now(db, feed_id)
