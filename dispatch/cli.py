@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ from uuid import UUID
 import structlog
 from aiohttp import web
 
-from cad_adapters.errors import CadParseError
-from cad_adapters.feed import FeedMapping
+from dispatch.cli_feeds import FEED_VERBS, add_feed_parsers
+from dispatch.cli_support import CliError
+from dispatch.cli_support import connection as _connection
+from dispatch.cli_support import out as _out
 from dispatch.config import ConfigError, Settings, load_settings
-from dispatch.db.embedded import embedded_postgres
-from dispatch.db.migrate import migrate
-from dispatch.db.pool import open_pool
 from dispatch.domain.aed_import import AedImportError
 from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
@@ -31,29 +29,9 @@ from dispatch.domain.volunteer_settings import validate_identity, validate_volun
 from dispatch.logging_setup import configure_logging
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
-from dispatch.store import feeds as feed_store
 from dispatch.store import volunteers as volunteer_store
 
 log = structlog.get_logger("dispatch.cli")
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-@asynccontextmanager
-async def _connection(settings: Settings) -> AsyncIterator[Any]:
-    """A migrated database connection, starting the embedded server when needed."""
-    async with AsyncExitStack() as stack:
-        dsn = settings.database_url
-        if dsn is None:
-            dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
-        pool = await stack.enter_async_context(
-            open_pool(dsn, settings.with_overrides(db_pool_min=1, db_pool_max=2))
-        )
-        async with pool.acquire() as conn:
-            await migrate(conn)
-            yield conn
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -109,36 +87,6 @@ async def _agency_configure(settings: Settings, args: argparse.Namespace) -> Non
         await agency_store.update_settings(conn, args.agency, changes)
         current = await agency_store.settings(conn, args.agency)
     _out(json.dumps(current, indent=2, default=str))
-
-
-async def _feed_add(settings: Settings, args: argparse.Namespace) -> None:
-    try:
-        mapping = json.loads(args.mapping)
-        FeedMapping.from_config(mapping)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"--mapping is not JSON: {exc}") from None
-    except CadParseError as exc:
-        raise CliError(f"--mapping {exc.pointer}: {exc.detail}") from None
-    if not args.url.startswith(("http://", "https://")):
-        raise CliError("--url must be http:// or https://")
-    headers = {}
-    for header in args.header or []:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise CliError(f"--header {header!r} must look like 'Name: value'")
-        headers[name.strip()] = value.strip()
-    async with _connection(settings) as conn:
-        feed_id = await feed_store.create(
-            conn,
-            agency_id=args.agency,
-            name=args.name,
-            url=args.url,
-            mapping=mapping,
-            interval_s=args.interval_s,
-            timeout_s=args.timeout_s,
-            headers=headers,
-        )
-    _out(f"feed_id: {feed_id}")
 
 
 async def _aed_import(settings: Settings, args: argparse.Namespace) -> None:
@@ -294,22 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--agency", type=UUID, required=True)
     create.add_argument("--name", required=True)
 
-    feed = verbs.add_parser("feed", help="CAD feeds polled over HTTP").add_subparsers(
-        dest="action", required=True
-    )
-    feed_add = feed.add_parser("add", help="poll a CAD's JSON list of active incidents")
-    feed_add.add_argument("--agency", type=UUID, required=True)
-    feed_add.add_argument("--name", required=True)
-    feed_add.add_argument("--url", required=True)
-    feed_add.add_argument(
-        "--mapping",
-        required=True,
-        help='JSON: {"items": "incidents", "fields": {"id": "ID", "call_type_code": "Type", '
-        '"received_at": "Received", "lat": "Lat", "lon": "Lon"}}',
-    )
-    feed_add.add_argument("--interval-s", type=float, default=30.0)
-    feed_add.add_argument("--timeout-s", type=float, default=10.0)
-    feed_add.add_argument("--header", action="append", help="'Name: value', repeatable")
+    add_feed_parsers(verbs)
 
     aed = verbs.add_parser("aed", help="the AED registry").add_subparsers(
         dest="action", required=True
@@ -342,10 +275,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class CliError(Exception):
-    """A refusal to print without a traceback."""
-
-
 _ASYNC_VERBS: dict[
     tuple[str, str | None], Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
 ] = {
@@ -356,7 +285,7 @@ _ASYNC_VERBS: dict[
     ("agency", "key-list"): _agency_key_list,
     ("agency", "key-revoke"): _agency_key_revoke,
     ("supervisor", "create"): _supervisor_create,
-    ("feed", "add"): _feed_add,
+    **FEED_VERBS,
     ("aed", "import"): _aed_import,
     ("agency", "policy"): _agency_policy,
     ("volunteer", "create"): _volunteer_create,

@@ -41,6 +41,7 @@ class Settings:
     shutdown_grace_s: float = 10.0
     feeds_enabled: bool = True
     feed_tick_s: float = 0.5
+    feed_max_bytes: int = 8 * 1024 * 1024
     ticker_enabled: bool = True
     ticker_tick_s: float = 0.5
     clock_offset_file: Path | None = None
@@ -139,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", 10.0, minimum=0.0),
         feeds_enabled=_flag(env, "DISPATCH_FEEDS_ENABLED", True),
         feed_tick_s=_number(env, "DISPATCH_FEED_TICK_S", 0.5, minimum=0.05),
+        feed_max_bytes=_integer(env, "DISPATCH_FEED_MAX_BYTES", 8 * 1024 * 1024, minimum=1024),
         ticker_enabled=_flag(env, "DISPATCH_TICKER_ENABLED", True),
         ticker_tick_s=_number(env, "DISPATCH_TICKER_TICK_S", 0.5, minimum=0.05),
         clock_offset_file=(

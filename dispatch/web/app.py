@@ -207,6 +207,9 @@ async def _feeds_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.CLOCK],
         app[keys.OUTBOX_WORKER].wakeup.set,
         tick_s=app[keys.SETTINGS].feed_tick_s,
+        metrics=app[keys.METRICS],
+        max_bytes=app[keys.SETTINGS].feed_max_bytes,
+        keep_days=app[keys.SETTINGS].rejected_keep_days,
     )
     async for _ in _owned_task(app, "feed_poller", poller.run):
         yield

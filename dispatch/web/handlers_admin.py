@@ -20,8 +20,10 @@ from dispatch.domain.volunteer_settings import (
     validate_volunteer_settings,
 )
 from dispatch.secrets import TokenKind, bearer_token
+from dispatch.service.feeds import health_view
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import feeds as feed_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
@@ -250,3 +252,12 @@ async def list_rejected_documents(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
     return web.json_response({"documents": docs})
+
+
+@routes.get("/v1/agencies/{agency_id}/feeds")
+async def list_feeds(request: web.Request) -> web.Response:
+    """Each polled feed's health: last poll and success, failures, errors, refused items."""
+    agency_id = await _supervised_agency(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await feed_store.health(conn, agency_id)
+    return web.json_response({"feeds": [health_view(r) for r in rows]})

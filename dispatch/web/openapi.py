@@ -16,6 +16,7 @@ from dispatch.web.openapi_common import (
     query_int,
 )
 from dispatch.web.openapi_delivery import delivery_paths
+from dispatch.web.openapi_feeds import feed_paths, feed_schemas
 from dispatch.web.schemas import component_schemas
 
 _INTAKE_DESCRIPTION = (
@@ -286,6 +287,7 @@ def openapi_document() -> dict[str, Any]:
             **_incident_paths(),
             **_supervisor_paths(),
             **delivery_paths(),
+            **feed_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -299,6 +301,6 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Twilio's HMAC of our public URL and the form (auth token)",
                 },
             },
-            "schemas": {**component_schemas(), "GenericIncident": incident},
+            "schemas": {**component_schemas(), **feed_schemas(), "GenericIncident": incident},
         },
     }

@@ -181,7 +181,7 @@ async def test_feed_failures_back_off_and_never_close_incidents(
     aiohttp_client: Any,
 ) -> None:
     """A 503, a timeout or a broken document count as failures with growing delays and
-    leave the incidents alone; a broken single item blocks closures but not intake."""
+    leave the incidents alone; a refused item keeps its own incident open, the rest go on."""
     fake, url = feed_server
     fake.incidents = [cad_item("G1")]
     feed_id = await feeds.create(
@@ -226,9 +226,11 @@ async def test_feed_failures_back_off_and_never_close_incidents(
     assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1
 
     fake.delay_s = 0
-    fake.incidents = [{"ID": "G9", "Type": "09E01", "Received": "yesterday"}]
+    fake.incidents = [{**cad_item("G1"), "Received": "yesterday"}, cad_item("G2")]
     await _poll_once(db, feed_id)
-    assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1, (
-        "G1 is missing but an item was refused: no closure on a doubtful snapshot"
-    )
+    rows = await db.fetch("SELECT source_incident_id, status FROM incidents ORDER BY 1")
+    assert [(r["source_incident_id"], r["status"]) for r in rows] == [
+        ("G1", "active"),
+        ("G2", "active"),
+    ], "G1 is refused this time, not gone: it stays open; G2 is taken"
     assert await db.fetchval("SELECT failures FROM cad_feeds WHERE id = $1", feed_id) == 0
