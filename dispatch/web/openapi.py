@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from cad_adapters.generic import schema as generic_schema
+from dispatch.web.openapi_cap import cap_operation, cap_schemas
 from dispatch.web.openapi_delivery import delivery_paths, delivery_schemas
 
 
@@ -147,12 +148,15 @@ def openapi_document() -> dict[str, Any]:
                 )
             },
             "/v1/cad/{agency_id}/cap": {
-                "post": _intake_operation(
-                    "Submit an OASIS CAP 1.2 alert (Alert, Update or Cancel)",
-                    {
-                        media: {"schema": {"type": "string"}}
-                        for media in ("application/xml", "text/xml", "application/cap+xml")
-                    },
+                "post": cap_operation(
+                    _intake_operation(
+                        "Submit an OASIS CAP 1.2 alert (Alert, Update or Cancel), or an EDXL-DE"
+                        " 1.0 envelope of CAP alerts",
+                        {
+                            media: {"schema": {"type": "string"}}
+                            for media in ("application/xml", "text/xml", "application/cap+xml")
+                        },
+                    )
                 )
             },
             "/v1/me/location": {
@@ -426,6 +430,7 @@ def openapi_document() -> dict[str, Any]:
                         "alerts_queued": {"type": "integer", "minimum": 0},
                     },
                 },
+                **cap_schemas(),
                 "Fix": {
                     "type": "object",
                     "additionalProperties": False,
@@ -524,6 +529,15 @@ def openapi_document() -> dict[str, Any]:
                             "minimum": 10,
                             "maximum": 100000,
                             "description": "A vaguer location alerts nobody",
+                        },
+                        "cap_signing_cert": {
+                            "type": ["string", "null"],
+                            "maxLength": 16384,
+                            "description": (
+                                "PEM certificate (RSA 2048+ or ECDSA) whose key must have "
+                                "signed every CAP alert (enveloped ds:Signature); null: "
+                                "signatures are not checked"
+                            ),
                         },
                         "call_type_rules": {
                             "type": "object",
