@@ -78,9 +78,18 @@ async def _agency_key_revoke(settings: Settings, args: argparse.Namespace) -> No
 
 async def _agency_configure(settings: Settings, args: argparse.Namespace) -> None:
     try:
-        changes = validate_settings(json.loads(args.settings))
+        data = json.loads(args.settings) if args.settings is not None else {}
     except json.JSONDecodeError as exc:
         raise CliError(f"--settings is not JSON: {exc}") from None
+    if args.cap_signing_cert is not None and isinstance(data, dict):
+        try:
+            data["cap_signing_cert"] = await asyncio.to_thread(
+                Path(args.cap_signing_cert).read_text, encoding="ascii"
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--cap-signing-cert cannot be read: {exc}") from None
+    try:
+        changes = validate_settings(data)
     except SettingsError as exc:
         raise CliError(f"--settings {exc.pointer or '/'}: {exc.detail}") from None
     async with _connection(settings) as conn:
@@ -218,13 +227,20 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--radius-m", type=float, help="alert radius in metres (default 500)")
     create.add_argument("--limit", type=int, help="volunteers alerted per incident (default 7)")
     configure = agency.add_parser(
-        "configure", help="change settings: radius, limits, time zone, call-type and place rules"
+        "configure",
+        help="change settings: radius, limits, time zone, call-type and place rules,"
+        " the pinned CAP signing certificate",
     )
     configure.add_argument("--agency", type=UUID, required=True)
     configure.add_argument(
         "--settings",
-        required=True,
         help='JSON, e.g. \'{"time_zone": "Europe/Amsterdam", "alert_radius_m": 800}\'',
+    )
+    configure.add_argument(
+        "--cap-signing-cert",
+        metavar="PEM_FILE",
+        help="pin the certificate CAP alerts must be signed with"
+        " (unpin with --settings '{\"cap_signing_cert\": null}')",
     )
     key_add = agency.add_parser("key-add", help="add a second live key (for rotation)")
     key_add.add_argument("--agency", type=UUID, required=True)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cad_adapters.cap_signature import load_certificate
+
 FIELDS: Final = (
     "alert_radius_m",
     "alert_limit",
@@ -20,6 +22,7 @@ FIELDS: Final = (
     "max_incident_age_s",
     "max_clock_skew_s",
     "max_location_uncertainty_m",
+    "cap_signing_cert",
 )
 """The agency settings an administrator may change (each is an ``agencies`` column)."""
 _RULE_LISTS: Final = ("codes", "patterns", "text_patterns", "excluded_codes", "excluded_patterns")
@@ -63,13 +66,27 @@ def _number(value: Any, pointer: str, low: float, high: float, *, integer: bool)
     return value
 
 
+def _signing_cert(value: Any) -> str | None:
+    """A PEM certificate to pin for CAP signatures, or None to stop checking them."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SettingsError("/cap_signing_cert", "must be a PEM certificate or null")
+    try:
+        load_certificate(value)
+    except ValueError as exc:
+        raise SettingsError("/cap_signing_cert", str(exc)) from None
+    return value.strip() + "\n"
+
+
 def validate_settings(data: Any) -> dict[str, Any]:
     """Check a partial settings document; returns column name → value to store.
 
     Accepted fields: ``alert_radius_m``, ``alert_limit``, ``position_max_age_s``,
     ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
     ``require_signature``, ``intake_rate_per_min``, ``max_incident_age_s``,
-    ``max_clock_skew_s``, ``max_location_uncertainty_m``.
+    ``max_clock_skew_s``, ``max_location_uncertainty_m``, ``cap_signing_cert`` (a PEM
+    certificate CAP alerts must be signed with, or null).
     """
     body = _object(data, "", FIELDS)
     out: dict[str, Any] = {}
@@ -127,6 +144,8 @@ def validate_settings(data: Any) -> dict[str, Any]:
         out["place_rules"] = {
             k: _strings(places[k], f"/place_rules/{k}") for k in _PLACE_LISTS if k in places
         }
+    if "cap_signing_cert" in body:
+        out["cap_signing_cert"] = _signing_cert(body["cap_signing_cert"])
     if not out:
         raise SettingsError("", "name at least one setting to change")
     return out

@@ -50,6 +50,8 @@ class AgencyPolicy:
     max_location_uncertainty_m: float = 250.0
     """A location vaguer than this alerts nobody: at 250 m a responder can still search the
     spot, while a polygon centroid 20 km wide would send them to the wrong street."""
+    cap_signing_cert: str | None = None
+    """PEM certificate whose key must have signed every CAP alert; None: not checked."""
     stored_alert_policy: AlertPolicy | None = None
     has_aeds: bool = False
     """Whether the agency has any AED registered (no role planning without one)."""

@@ -55,6 +55,7 @@ def _policy(row: Any) -> AgencyPolicy:
         max_incident_age_s=row["max_incident_age_s"],
         max_clock_skew_s=row["max_clock_skew_s"],
         max_location_uncertainty_m=row["max_location_uncertainty_m"],
+        cap_signing_cert=row["cap_signing_cert"],
         has_aeds=row["has_aeds"],
         stored_alert_policy=(
             policy_from_json(row["alert_policy"], version=row["alert_policy_version"])

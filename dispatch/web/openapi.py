@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from cad_adapters.generic import schema as generic_schema
+from dispatch.web.openapi_cap import cap_operation, cap_schemas
 from dispatch.web.openapi_common import (
     AGENCY,
     json_request,
@@ -106,9 +107,11 @@ def _cad_paths() -> dict[str, Any]:
             )
         },
         "/v1/cad/{agency_id}/cap": {
-            "post": _intake(
-                "Submit an OASIS CAP 1.2 alert (Alert, Update or Cancel)",
-                {m: xml for m in ("application/xml", "text/xml", "application/cap+xml")},
+            "post": cap_operation(
+                _intake(
+                    "Submit an OASIS CAP 1.2 alert (Alert, Update or Cancel)",
+                    {m: xml for m in ("application/xml", "text/xml", "application/cap+xml")},
+                )
             )
         },
     }
@@ -301,6 +304,11 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Twilio's HMAC of our public URL and the form (auth token)",
                 },
             },
-            "schemas": {**component_schemas(), **feed_schemas(), "GenericIncident": incident},
+            "schemas": {
+                **component_schemas(),
+                **feed_schemas(),
+                **cap_schemas(),
+                "GenericIncident": incident,
+            },
         },
     }

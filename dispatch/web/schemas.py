@@ -68,6 +68,14 @@ _AGENCY_SETTINGS: Final[dict[str, Any]] = {
     "max_incident_age_s": _int(60, 86_400, "A new incident received longer ago never alerts"),
     "max_clock_skew_s": _int(0, 3_600, "A received time further ahead never alerts"),
     "max_location_uncertainty_m": _number(10, 100_000, "A vaguer location alerts nobody"),
+    "cap_signing_cert": {
+        "type": ["string", "null"],
+        "maxLength": 16384,
+        "description": (
+            "PEM certificate (RSA 2048+ or ECDSA) whose key must have signed every CAP alert "
+            "(enveloped ds:Signature); null: signatures are not checked"
+        ),
+    },
     "call_type_rules": _closed(
         {
             **{

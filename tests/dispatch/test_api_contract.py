@@ -30,6 +30,7 @@ _CROSS_FIELD = [
     ("/v1/agencies/{agency_id}/aeds", "POST", "ids unique, 0,0 refused, opening hours ordered"),
     ("/v1/me/location", "PUT", "a fix may not be from the future"),
     ("/v1/me/channels", "PUT", "the preferred channel cannot also be refused"),
+    ("/v1/agencies/{agency_id}/settings", "PATCH", "cap_signing_cert must parse as a PEM"),
     # The two standards' own schemas are not restated in ours; their parsers are the check.
     ("/v1/cad/{agency_id}/eido", "POST", "a NENA EIDO 1.0 document, checked by its parser"),
     ("/v1/cad/{agency_id}/cap", "POST", "an OASIS CAP 1.2 XML alert, checked by its parser"),
