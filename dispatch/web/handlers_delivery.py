@@ -16,16 +16,16 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from dispatch.secrets import TokenKind
 from dispatch.service import delivery as delivery_service
+from dispatch.service import devices as device_service
 from dispatch.service.delivery import public_base_url
 from dispatch.service.responses import AlertNotFound
-from dispatch.store import agencies as agency_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
-from dispatch.web.handlers import _json_body, _token, _uuid, _volunteer
-from dispatch.web.problems import Problem, invalid, not_found, unauthorized
+from dispatch.web.auth import supervisor_of
+from dispatch.web.handlers import _json_body, _uuid, _volunteer
+from dispatch.web.problems import Problem, invalid, not_found
 
 log = structlog.get_logger(__name__)
 
@@ -58,15 +58,22 @@ async def put_device(request: web.Request) -> web.Response:
     platform = data.get("platform")
     if platform not in _PLATFORMS:
         raise invalid("/platform", f"must be one of {', '.join(_PLATFORMS)}")
-    async with request.app[keys.POOL].acquire() as conn:
-        device_id = await device_store.register_device(
-            conn,
-            agency_id=volunteer.agency_id,
-            volunteer_id=volunteer.volunteer_id,
+    try:
+        device_id = await device_service.register_device(
+            request.app[keys.POOL],
+            volunteer,
             platform=platform,
             fcm_token=token,
             now=request.app[keys.CLOCK].now(),
         )
+    except device_service.DeviceHeldElsewhere:
+        raise Problem(
+            409,
+            "device-registered-elsewhere",
+            "Device registered elsewhere",
+            "this push token belongs to a volunteer of another agency",
+            pointer="/fcm_token",
+        ) from None
     return web.json_response({"device_id": device_id, "platform": platform, "active": True})
 
 
@@ -136,10 +143,7 @@ def _window(data: dict[str, Any], name: str) -> int | None:
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
 async def put_delivery_settings(request: web.Request) -> web.Response:
     agency_id = _uuid(request, "agency_id")
-    token = _token(request, TokenKind.SUPERVISOR)
-    async with request.app[keys.POOL].acquire() as conn:
-        if await agency_store.supervisor_agency(conn, token) != agency_id:
-            raise unauthorized("the supervisor token is not valid for this agency")
+    await supervisor_of(request, agency_id)
     data = _object(
         await _json_body(request), {"push_ack_timeout_s", "answer_timeout_s", "critical_alerts"}
     )

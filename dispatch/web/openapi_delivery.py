@@ -25,7 +25,10 @@ def _body(schema_ref: str) -> dict[str, Any]:
     }
 
 
-_AUTH = {"401": _problem("Missing or invalid bearer token")}
+_AUTH = {
+    "401": _problem("Missing or invalid bearer token"),
+    "429": _problem("Too many failed authentication attempts; see Retry-After"),
+}
 _BAD = {
     "400": _problem("Malformed JSON"),
     "415": _problem("Body is not application/json"),
@@ -68,10 +71,19 @@ def delivery_paths() -> dict[str, Any]:
         "/v1/me/devices": {
             "put": {
                 "summary": "Register (or re-activate) a push device for this volunteer",
-                "description": "A token registered again by another volunteer moves to them.",
+                "description": (
+                    "A device belongs to one volunteer. A token registered again by another"
+                    " volunteer of the same agency moves to them (recorded on both volunteers'"
+                    " timelines); one held by a volunteer of another agency is refused (409)."
+                ),
                 "security": [{"volunteerToken": []}],
                 "requestBody": _body("Device"),
-                "responses": {"200": _json("DeviceRegistered", "Registered"), **_AUTH, **_BAD},
+                "responses": {
+                    "200": _json("DeviceRegistered", "Registered"),
+                    "409": _problem("The token belongs to a volunteer of another agency"),
+                    **_AUTH,
+                    **_BAD,
+                },
             }
         },
         "/v1/me/channels": {
@@ -126,6 +138,10 @@ def delivery_paths() -> dict[str, Any]:
         "/v1/twilio/sms-inbound": {
             "post": {
                 "summary": "A text from a volunteer: YES/1, NO/2, STOP, START",
+                "description": (
+                    "STOP and START apply to the number, for every volunteer holding it (each"
+                    " recorded); YES and NO answer the newest alert to it that is still open."
+                ),
                 "parameters": [_SIGNATURE],
                 "requestBody": _TWILIO_FORM,
                 "responses": {**_TWIML, **_FORGED},
