@@ -28,6 +28,7 @@ from dispatch.drill_clock import OffsetFileClock
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
 from dispatch.service.auth_cache import AgencyAuthCache
+from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.delivery import open_providers
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.store import volunteers as volunteer_store
@@ -254,6 +255,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
+    app[keys.AUTH_GUARD] = AuthGuard()
+    app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
     app.add_routes(handlers.routes)
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)

@@ -11,6 +11,7 @@ agency's audit list of rejected documents (``dispatch.store.rejected``).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from dispatch.store import agencies as agency_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store.agencies import AgencyAuth
 from dispatch.web import app_keys as keys
+from dispatch.web.auth import checked
 from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
 
 log = structlog.get_logger(__name__)
@@ -92,16 +94,25 @@ _FORMATS = {
 
 async def _authenticate(request: web.Request, agency_id: UUID) -> AgencyAuth:
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token.startswith(f"{TokenKind.AGENCY_KEY.value}_"):
-        raise unauthorized()
+    if token is not None and not token.startswith(f"{TokenKind.AGENCY_KEY.value}_"):
+        token = None
     cache = request.app[keys.AUTH_CACHE]
-    auth = cache.get(agency_id, token)
+    auth = cache.get(agency_id, token) if token is not None else None
     if auth is not None:
         return auth
-    async with request.app[keys.POOL].acquire() as conn:
-        auth = await agency_store.authenticate_key(conn, agency_id, token)
-    if auth is None:
-        raise unauthorized("the integration key is not valid for this agency")
+
+    async def look_up(key: str) -> AgencyAuth | None:
+        async with request.app[keys.POOL].acquire() as conn:
+            return await agency_store.authenticate_key(conn, agency_id, key)
+
+    auth = await checked(
+        request,
+        agency_id,
+        token,
+        look_up,
+        refused="the integration key is not valid for this agency",
+    )
+    assert token is not None
     cache.put(agency_id, token, auth)
     return auth
 
@@ -111,6 +122,22 @@ def _time_zone(name: str) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+LARGE_DOCUMENT_BYTES = 64 * 1024
+
+
+async def _parse(request: web.Request, fmt: _Format, body: bytes, tz: tzinfo) -> IncidentReport:
+    """Parse on the loop when small (most CAD documents are a few KB), else in a thread.
+
+    In a thread, the Python part of a large parse yields the interpreter to the loop
+    every switch interval; one large parse at a time keeps a burst of them from
+    taking turns ahead of everyone else's requests.
+    """
+    if len(body) <= LARGE_DOCUMENT_BYTES:
+        return fmt.parse(body, tz)
+    async with request.app[keys.LARGE_PARSE_SLOT]:
+        return await asyncio.to_thread(fmt.parse, body, tz)
 
 
 async def _intake(request: web.Request, fmt: _Format) -> web.Response:
@@ -157,7 +184,7 @@ async def _intake(request: web.Request, fmt: _Format) -> web.Response:
             raise unauthorized(f"this agency requires a {SIGNATURE_HEADER} header")
 
         try:
-            report = fmt.parse(body, _time_zone(policy.time_zone))
+            report = await _parse(request, fmt, body, _time_zone(policy.time_zone))
         except CadParseError as exc:
             raise invalid(exc.pointer, exc.detail) from None
     except web.HTTPException as exc:

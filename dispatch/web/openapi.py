@@ -35,7 +35,13 @@ def _path_id(name: str, description: str) -> dict[str, Any]:
     }
 
 
-_AUTH_ERRORS = {"401": _problem("Missing or invalid bearer token")}
+_AUTH_ERRORS = {
+    "401": _problem("Missing or invalid bearer token"),
+    "429": _problem(
+        "Too many failed authentication attempts from this client or for this agency"
+        " (a key that worked recently is never held back); see Retry-After"
+    ),
+}
 _BODY_ERRORS = {
     "400": _problem("Malformed JSON, NaN, or nesting too deep"),
     "413": _problem("Body larger than 1 MiB"),
@@ -68,11 +74,30 @@ def _intake_operation(summary: str, content: dict[str, Any]) -> dict[str, Any]:
         "responses": {
             "202": _json("IntakeResult", "Accepted (or recognised as a replay or stale)"),
             "409": _problem("Same version with different content, or a replayed signature"),
-            "429": _problem("The agency's rate limit; see Retry-After"),
             **_AUTH_ERRORS,
             **_BODY_ERRORS,
+            "429": _problem(
+                "The agency's rate limit, or too many failed authentication attempts;"
+                " see Retry-After"
+            ),
         },
     }
+
+
+def _page_params(*, default: int, maximum: int, what: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        },
+        {
+            "name": "before",
+            "in": "query",
+            "description": f"Only {what} with a smaller id (the next page)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        },
+    ]
 
 
 @cache
@@ -277,15 +302,48 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/agencies/{agency_id}/volunteers/{volunteer_id}/events": {
+                "get": {
+                    "summary": "A volunteer's timeline outside incidents, newest first",
+                    "parameters": [
+                        _path_id("agency_id", "The supervisor's agency"),
+                        {
+                            "name": "volunteer_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        },
+                        *_page_params(default=50, maximum=200, what="events"),
+                    ],
+                    "security": [{"supervisorToken": []}],
+                    "responses": {
+                        "200": {"description": "Events with time, name and details"},
+                        "400": _problem("A query parameter is invalid; `invalid-params` names it"),
+                        "404": _problem("No such volunteer in this agency"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
             "/v1/agencies/{agency_id}/aeds": {
                 "get": {
-                    "summary": "The agency's AED registry",
-                    "parameters": [_path_id("agency_id", "The supervisor's agency")],
+                    "summary": "The agency's AED registry, newest first, a page at a time",
+                    "description": (
+                        "`next_before` is the `before` of the next page (null on the last)."
+                    ),
+                    "parameters": [
+                        _path_id("agency_id", "The supervisor's agency"),
+                        *_page_params(default=500, maximum=1000, what="AEDs"),
+                    ],
                     "security": [{"supervisorToken": []}],
-                    "responses": {"200": {"description": "AEDs"}, **_AUTH_ERRORS},
+                    "responses": {
+                        "200": {"description": "AEDs and the cursor of the next page"},
+                        "400": _problem("A query parameter is invalid; `invalid-params` names it"),
+                        **_AUTH_ERRORS,
+                    },
                 },
                 "post": {
                     "summary": "Import AEDs from CSV or GeoJSON (insert or update by id)",
+                    "description": "Up to 50,000 AEDs and 16 MiB per file; all or none stored.",
                     "parameters": [_path_id("agency_id", "The supervisor's agency")],
                     "security": [{"supervisorToken": []}],
                     "requestBody": {
