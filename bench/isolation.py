@@ -4,9 +4,11 @@ Runs the real ``dispatch serve`` against a scratch database and measures one age
 CAD intake (one document every ``--interval-ms``, one at a time; each a new cardiac
 arrest among 20,000 volunteers) first with the server idle, then while
 
-- a second agency's supervisor imports a ``--aed-rows`` AED file (``--imports`` times), and
-- another client (a separate process) sends ``--flood`` intake requests with wrong keys,
-  half to the measured agency and half to a third one.
+- a second agency's supervisor imports a ``--aed-rows`` AED file (at least ``--imports``
+  times, and again until the flood is over), and
+- another client (a separate process) sends ``--flood`` intake requests with wrong keys
+  over ``--concurrency`` connections, half to the measured agency and half to a third
+  one (throttled clients wait ``DISPATCH_AUTH_TARPIT_S``, 1 s, for each 429).
 
 Prints a calibration line first (PostgreSQL round trip and a fixed CPU loop, so runs on
 different machines can be compared), then both latency distributions and the ratio of
@@ -151,13 +153,13 @@ async def run(args: argparse.Namespace) -> None:
             )
             imports = []
             async with aiohttp.ClientSession() as import_session:
-                for _ in range(args.imports):
+                while len(imports) < args.imports or not flood.done():
                     imports.append(await import_aeds(import_session, server.base, importer, body))
             flooded = await flood
             load_done.set()
             loaded = await load_task
         print(
-            f"AED import: {args.aed_rows} rows, {len(body) / 1024:.0f} KiB:"
+            f"AED import: {args.aed_rows} rows, {len(body) / 1024:.0f} KiB, {len(imports)} times:"
             + "".join(f" {status} in {seconds:.2f} s;" for status, seconds in imports)
         )
         print(
@@ -198,9 +200,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
     parser.add_argument("--aed-rows", type=int, default=50_000)
-    parser.add_argument("--imports", type=int, default=2)
+    parser.add_argument("--imports", type=int, default=1)
     parser.add_argument("--flood", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--interval-ms", type=float, default=20.0)
     parser.add_argument("--idle-s", type=float, default=6.0)
     parser.add_argument("--no-notifier", dest="notifier", action="store_false")

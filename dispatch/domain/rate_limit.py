@@ -71,6 +71,13 @@ class FailureThrottle:
         excess = self._level(key, now_s) - self._burst + 1.0
         return excess / self._per_s if excess > 0 else 0.0
 
+    def refund(self, key: object, now_s: float) -> None:
+        """Take back one recorded failure (an attempt counted up front that succeeded)."""
+        entry = self._levels.get(key)
+        if entry is not None:
+            entry.failures = max(0.0, self._level(key, now_s) - 1.0)
+            entry.at = now_s
+
     def record(self, key: object, now_s: float) -> None:
         level = self._level(key, now_s) + 1.0
         self._levels.pop(key, None)

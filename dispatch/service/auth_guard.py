@@ -6,8 +6,10 @@ look-ups. Now a client (or an agency under attack) that keeps failing is answere
 429 without any database work, and at most ``lookup_slots`` look-ups of keys this
 process has not seen succeed run at once, leaving the rest of the pool to others.
 
-A key or token that succeeded here recently is never throttled, so an attack on an
-agency does not lock its own CAD out. Keyed by SHA-256 of the secret, never the secret.
+A throttled client's 429 comes after a short delay (a tarpit), so a flood from a
+few connections slows to a trickle. A key or token that succeeded here recently is
+never throttled, so an attack on an agency does not lock its own CAD out. Secrets are
+remembered by their SHA-256, never as they are.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class AuthGuard:
         lookup_slots: int = 2,
         known_ttl_s: float = 24 * 3600.0,
         max_known: int = 10_000,
+        tarpit_s: float = 1.0,
+        max_held: int = 512,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clients = FailureThrottle(*per_client)
@@ -52,6 +56,9 @@ class AuthGuard:
         self._known_ttl_s = known_ttl_s
         self._max_known = max_known
         self._clock = clock
+        self._tarpit_s = tarpit_s
+        self._max_held = max_held
+        self._held = 0
         self.lookup_slots = asyncio.Semaphore(lookup_slots)
         """Held while looking up a secret not known good (see :meth:`is_known`)."""
 
@@ -75,9 +82,31 @@ class AuthGuard:
         if agency_id is not None:
             self._agencies.record(agency_id, now)
 
+    def refund(self, address: str | None, agency_id: UUID | None) -> None:
+        """Undo :meth:`failed` for an attempt counted before its look-up, which then succeeded."""
+        now = self._clock()
+        self._clients.refund(client_network(address), now)
+        if agency_id is not None:
+            self._agencies.refund(agency_id, now)
+
     def succeeded(self, secret: str) -> None:
         digest = hash_token(secret)
         self._known.pop(digest, None)
         while len(self._known) >= self._max_known:
             del self._known[next(iter(self._known))]
         self._known[digest] = self._clock() + self._known_ttl_s
+
+    async def hold(self, wait_s: float) -> None:
+        """Delay a throttled client's answer (up to ``tarpit_s``), for a bounded number at once.
+
+        A client that keeps guessing with N connections then gets N answers per
+        ``tarpit_s`` instead of as many as the loop can serve, so its guesses stop
+        taking the loop's time from everyone else. Waiting costs a timer, not work.
+        """
+        if self._held >= self._max_held or self._tarpit_s <= 0:
+            return
+        self._held += 1
+        try:
+            await asyncio.sleep(min(wait_s, self._tarpit_s))
+        finally:
+            self._held -= 1

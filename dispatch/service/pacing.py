@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -32,3 +32,22 @@ async def collect(items: Iterable[T], *, slice_s: float = SLICE_S) -> list[T]:
             await asyncio.sleep(0)
             deadline = time.perf_counter() + slice_s
     return out
+
+
+async def chunks(
+    items: Iterable[T], *, size: int, slice_s: float = SLICE_S
+) -> AsyncIterator[list[T]]:
+    """``items`` in lists of up to ``size``, handing the loop back after each ``slice_s``."""
+    chunk: list[T] = []
+    deadline = time.perf_counter() + slice_s
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+            deadline = time.perf_counter() + slice_s
+        elif time.perf_counter() >= deadline:
+            await asyncio.sleep(0)
+            deadline = time.perf_counter() + slice_s
+    if chunk:
+        yield chunk

@@ -25,11 +25,14 @@ async def import_records(
     """Insert or update by the registry's own id; all rows or none."""
     async with conn.transaction():
         for start in range(0, len(records), IMPORT_CHUNK_ROWS):
-            await _upsert(conn, agency_id, records[start : start + IMPORT_CHUNK_ROWS], now)
+            await upsert_chunk(conn, agency_id, records[start : start + IMPORT_CHUNK_ROWS], now)
     return len(records)
 
 
-async def _upsert(conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime) -> None:
+async def upsert_chunk(
+    conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime
+) -> None:
+    """Insert or update one chunk of records (the caller holds the transaction)."""
     await conn.execute(
         """
         INSERT INTO aeds AS a (agency_id, external_id, name, lat, lon, access_hours,

@@ -43,17 +43,24 @@ async def checked(
     address = request.remote
     wait = guard.wait_s(address, agency_id, secret)
     if wait > 0:
+        await guard.hold(wait)
         raise throttled(wait)
     if secret is None:
         guard.failed(address, agency_id)
         raise unauthorized()
     if guard.is_known(secret):
         found = await look_up(secret)
+        if found is None:
+            guard.failed(address, agency_id)
     else:
+        # Counted as a failure before the look-up, so that many requests arriving at
+        # once cannot all slip past the throttle while their look-ups are pending.
+        guard.failed(address, agency_id)
         async with guard.lookup_slots:
             found = await look_up(secret)
+        if found is not None:
+            guard.refund(address, agency_id)
     if found is None:
-        guard.failed(address, agency_id)
         raise unauthorized(refused)
     guard.succeeded(secret)
     return found

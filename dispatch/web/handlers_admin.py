@@ -16,7 +16,7 @@ from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.domain.json_stream import JsonSyntaxError
 from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
 from dispatch.domain.volunteer_settings import validate_volunteer_settings
-from dispatch.service import pacing
+from dispatch.service import aed_import
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
 from dispatch.store import rejected as rejected_store
@@ -230,7 +230,7 @@ async def _read_upload(request: web.Request, limit: int) -> bytes:
 async def import_aeds(request: web.Request) -> web.Response:
     """Add or update AEDs from CSV or GeoJSON; the whole file is checked before any is stored.
 
-    Parsing runs in short slices and the rows go in as short statements, so a large
+    Parsed in short slices and stored a chunk at a time (one transaction), so a large
     file never holds up other agencies' requests for more than a slice.
     """
     agency_id = await _supervised_agency(request)
@@ -247,17 +247,18 @@ async def import_aeds(request: web.Request) -> web.Response:
         )
     body = await _read_upload(request, MAX_AED_UPLOAD_BYTES)
     try:
-        records = await pacing.collect(read(body.decode("utf-8-sig")))
+        count = await aed_import.import_file(
+            request.app[keys.POOL],
+            agency_id,
+            read(body.decode("utf-8-sig")),
+            now=request.app[keys.CLOCK].now(),
+        )
     except UnicodeDecodeError:
         raise malformed("the file is not UTF-8") from None
     except JsonSyntaxError as exc:
         raise malformed(str(exc)) from None
     except AedImportError as exc:
         raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn:
-        count = await aed_store.import_records(
-            conn, agency_id, records, request.app[keys.CLOCK].now()
-        )
     request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({"imported": count})
 

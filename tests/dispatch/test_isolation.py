@@ -6,6 +6,7 @@ here only "no intake request stalls" is asserted, with a bound far above any rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from typing import Any
@@ -14,6 +15,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from dispatch.config import Settings
 from dispatch.domain.aed_import import AedImportError, iter_geojson, parse_geojson
 from dispatch.domain.json_stream import JsonSyntaxError, object_members
 from dispatch.domain.rate_limit import FailureThrottle
@@ -24,6 +26,13 @@ from tests.dispatch import isolation_load
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import incident
 from tests.dispatch.serve_process import ServeProcess
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings with a short tarpit, so throttled requests answer quickly."""
+    return dataclasses.replace(settings, auth_tarpit_s=0.01)
+
 
 # --- failed authentication ------------------------------------------------------------------
 
@@ -95,6 +104,31 @@ async def test_wrong_keys_are_throttled_without_slowing_the_right_one(
     # client that failed); its key was never seen to work here.
     resp = await client.post(url, json=incident("y"), headers={"Authorization": "Bearer nope"})
     assert resp.status == 429
+
+
+async def test_concurrent_guesses_cannot_slip_past_the_throttle(
+    client: Any, agency: AgencyFixture
+) -> None:
+    """Fifty guesses at once: each is counted before its look-up, so only the burst is checked."""
+    url = f"/v1/cad/{agency.agency_id}/incidents"
+
+    async def guess() -> int:
+        wrong = {"Authorization": f"Bearer {new_token(TokenKind.AGENCY_KEY)}"}
+        async with client.post(url, json=incident("x"), headers=wrong) as resp:
+            status: int = resp.status
+            return status
+
+    statuses = await asyncio.gather(*(guess() for _ in range(50)))
+    assert statuses.count(401) == 20
+    assert statuses.count(429) == 30
+
+
+def test_a_refunded_attempt_does_not_count() -> None:
+    throttle = FailureThrottle(burst=1, per_min=1)
+    throttle.record("a", 0.0)
+    assert throttle.blocked_for("a", 0.0) > 0
+    throttle.refund("a", 0.0)
+    assert throttle.blocked_for("a", 0.0) == 0
 
 
 async def test_failed_supervisor_and_volunteer_tokens_are_throttled_too(
@@ -312,9 +346,14 @@ async def test_no_intake_request_stalls_during_a_big_import_and_a_wrong_key_floo
         other = await isolation_load.new_agency(conn, "Other")
     finally:
         await conn.close()
-    server = ServeProcess(
-        {"DATABASE_URL": database_url, "DISPATCH_LOG_LEVEL": "warning"}, tmp_path / "serve.log"
-    )
+    env = {
+        "DATABASE_URL": database_url,
+        "DISPATCH_LOG_LEVEL": "warning",
+        # Throttled guesses wait this long for their 429: short, so 3,000 of them from
+        # 20 connections take seconds, not minutes, and still all hit the server.
+        "DISPATCH_AUTH_TARPIT_S": "0.05",
+    }
+    server = ServeProcess(env, tmp_path / "serve.log")
     try:
         await server.wait_ready(timeout_s=60)
         body = isolation_load.aed_csv(50_000)
@@ -327,7 +366,7 @@ async def test_no_intake_request_stalls_during_a_big_import_and_a_wrong_key_floo
             )
             flood = asyncio.create_task(
                 isolation_load.wrong_key_flood(
-                    server.base, [measured.agency_id, other.agency_id], count=3000, concurrency=10
+                    server.base, [measured.agency_id, other.agency_id], count=3000, concurrency=20
                 )
             )
             status, _ = await isolation_load.import_aeds(session, server.base, importer, body)
