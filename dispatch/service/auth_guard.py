@@ -17,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from dispatch.domain.rate_limit import FailureThrottle
 from dispatch.secrets import hash_token
+
+T = TypeVar("T")
 
 
 def client_network(address: str | None) -> str:
@@ -59,6 +62,7 @@ class AuthGuard:
         self._tarpit_s = tarpit_s
         self._max_held = max_held
         self._held = 0
+        self._in_flight: dict[object, asyncio.Future[Any]] = {}
         self.lookup_slots = asyncio.Semaphore(lookup_slots)
         """Held while looking up a secret not known good (see :meth:`is_known`)."""
 
@@ -110,3 +114,27 @@ class AuthGuard:
             await asyncio.sleep(min(wait_s, self._tarpit_s))
         finally:
             self._held -= 1
+
+    async def once(self, key: object, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()``'s result, shared by every caller that asks for ``key`` while it runs.
+
+        A CAD's burst of requests with a key this process has not checked yet is one
+        look-up and one pending failure, not one each: otherwise the burst itself
+        would trip the throttle for a key that is correct.
+        """
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            result: T = await asyncio.shield(pending)
+            return result
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await work()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: no "never retrieved" warning without waiters
+            raise
+        finally:
+            del self._in_flight[key]
+        future.set_result(result)
+        return result

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from dispatch.secrets import TokenKind, bearer_token
+from dispatch.secrets import TokenKind, bearer_token, hash_token
 from dispatch.store import agencies as agency_store
 from dispatch.web import app_keys as keys
 from dispatch.web.problems import Problem, unauthorized
@@ -48,18 +48,23 @@ async def checked(
     if secret is None:
         guard.failed(address, agency_id)
         raise unauthorized()
-    if guard.is_known(secret):
-        found = await look_up(secret)
-        if found is None:
-            guard.failed(address, agency_id)
-    else:
-        # Counted as a failure before the look-up, so that many requests arriving at
+
+    async def attempt() -> T | None:
+        if guard.is_known(secret):
+            found = await look_up(secret)
+            if found is None:
+                guard.failed(address, agency_id)
+            return found
+        # Counted as a failure before the look-up, so that many guesses arriving at
         # once cannot all slip past the throttle while their look-ups are pending.
         guard.failed(address, agency_id)
         async with guard.lookup_slots:
             found = await look_up(secret)
         if found is not None:
             guard.refund(address, agency_id)
+        return found
+
+    found = await guard.once((agency_id, hash_token(secret)), attempt)
     if found is None:
         raise unauthorized(refused)
     guard.succeeded(secret)
