@@ -20,7 +20,7 @@ from dispatch.domain.aed_import import AedRecord
 from dispatch.service import pacing
 from dispatch.store import aeds as aed_store
 
-IDLE_SHARE = 1.0
+IDLE_SHARE = 2.0
 """Seconds of rest per second of database work while importing."""
 
 

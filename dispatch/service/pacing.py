@@ -2,8 +2,8 @@
 
 A worker thread would not help here: parsing is Python (and C that holds the
 interpreter), so a thread would only hand the loop the interpreter every switch
-interval (5 ms) at each of a request's many wake-ups. A slice of at most a couple of
-milliseconds, then ``sleep(0)``, lets every waiting request take its turn in between.
+interval (5 ms) at each of a request's many wake-ups. A slice of at most a
+millisecond, then ``sleep(0)``, lets every waiting request take its turn in between.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-SLICE_S = 0.002
+SLICE_S = 0.001
 
 
 async def collect(items: Iterable[T], *, slice_s: float = SLICE_S) -> list[T]:

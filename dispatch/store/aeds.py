@@ -14,7 +14,7 @@ from dispatch.domain.aeds import Aed, distance_m
 _M_PER_DEG: float = 111_320.0
 
 
-IMPORT_CHUNK_ROWS = 500
+IMPORT_CHUNK_ROWS = 250
 """Rows per statement: encoding a statement's arguments runs on the event loop, so a
 50,000-row file goes as many short statements (one transaction) instead of one long one."""
 

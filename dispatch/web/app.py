@@ -59,7 +59,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except Problem as problem:
         status = problem.status
-        raise
+        # Answered as a plain response: re-raised, it would stay in a reference cycle with
+        # every frame it passed through, garbage that only a full collection frees (a
+        # flood of refusals made those pauses 100+ ms).
+        problem.__traceback__ = None
+        return problem.to_response()
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:
