@@ -185,7 +185,7 @@ async def _volunteer_set(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from dispatch.web.app import create_app
+    from dispatch.web.app import create_app, freeze_startup_heap
 
     settings = settings.with_overrides(
         host=args.host or settings.host,
@@ -196,6 +196,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         from dispatch.demo import demo_ctx
 
         app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, demo_ctx)
+    app.on_startup.append(freeze_startup_heap)  # after every resource has started
     web.run_app(
         app,
         host=settings.host,

@@ -46,6 +46,7 @@ class Settings:
     ticker_tick_s: float = 0.5
     clock_offset_file: Path | None = None
     rejected_keep_days: float = 30.0
+    auth_tarpit_s: float = 1.0
     # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
@@ -149,6 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             else None
         ),
         rejected_keep_days=_number(env, "DISPATCH_REJECTED_KEEP_DAYS", 30.0, minimum=0.0),
+        auth_tarpit_s=_number(env, "DISPATCH_AUTH_TARPIT_S", 1.0, minimum=0.0),
         **_delivery_settings(env),
     )
 

@@ -116,24 +116,21 @@ class TooManyKeys(Exception):
 async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> AgencyAuth | None:
     """The agency's policy and matched key when ``presented`` is a live key, else None.
 
-    Every live key is compared in constant time, so the answer's timing does not
-    reveal which key (if any) came close.
+    Found by the key's hash (a unique index), so a wrong key costs one index probe
+    and no policy work; the final comparison is constant-time.
     """
-    rows = await conn.fetch(
+    row = await conn.fetchrow(
         f"""
         SELECT k.key_hash, a.*, {_LATEST_POLICY}
-        FROM agencies a JOIN agency_keys k ON k.agency_id = a.id
-        WHERE a.id = $1 AND k.revoked_at IS NULL
+        FROM agency_keys k JOIN agencies a ON a.id = k.agency_id
+        WHERE k.key_hash = $1 AND k.agency_id = $2 AND k.revoked_at IS NULL
         """,  # noqa: S608 - the interpolated part is a constant
+        hash_token(presented),
         agency_id,
     )
-    matched = None
-    for row in rows:
-        if token_matches(presented, row["key_hash"]):
-            matched = row
-    if matched is None:
+    if row is None or not token_matches(presented, row["key_hash"]):
         return None
-    return AgencyAuth(_policy(matched), bytes(matched["key_hash"]))
+    return AgencyAuth(_policy(row), bytes(row["key_hash"]))
 
 
 async def add_key(

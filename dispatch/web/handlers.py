@@ -21,6 +21,7 @@ from dispatch.store import response_log
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
 from dispatch.web import app_keys as keys
+from dispatch.web.auth import checked
 from dispatch.web.body import json_body
 from dispatch.web.openapi import openapi_document
 from dispatch.web.problems import (
@@ -51,12 +52,16 @@ def _token(request: web.Request, *kinds: TokenKind) -> str:
 
 
 async def _volunteer(request: web.Request) -> VolunteerIdentity:
-    token = _token(request, TokenKind.VOLUNTEER)
-    async with request.app[keys.POOL].acquire() as conn:
-        volunteer = await volunteer_store.authenticate(conn, token)
-    if volunteer is None:
-        raise unauthorized("the volunteer token is not valid")
-    return volunteer
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None and not token.startswith(f"{TokenKind.VOLUNTEER.value}_"):
+        token = None
+
+    async def look_up(secret: str) -> VolunteerIdentity | None:
+        async with request.app[keys.POOL].acquire() as conn:
+            found: VolunteerIdentity | None = await volunteer_store.authenticate(conn, secret)
+            return found
+
+    return await checked(request, None, token, look_up, refused="the volunteer token is not valid")
 
 
 # --- health ---------------------------------------------------------------------------------

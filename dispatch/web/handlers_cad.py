@@ -46,6 +46,7 @@ from dispatch.store import agencies as agency_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store.agencies import AgencyAuth
 from dispatch.web import app_keys as keys
+from dispatch.web.auth import checked
 from dispatch.web.problems import (
     Problem,
     invalid,
@@ -146,16 +147,25 @@ _FORMATS = {
 
 async def _authenticate(request: web.Request, agency_id: UUID) -> AgencyAuth:
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token.startswith(f"{TokenKind.AGENCY_KEY.value}_"):
-        raise unauthorized()
+    if token is not None and not token.startswith(f"{TokenKind.AGENCY_KEY.value}_"):
+        token = None
     cache = request.app[keys.AUTH_CACHE]
-    auth = cache.get(agency_id, token)
+    auth = cache.get(agency_id, token) if token is not None else None
     if auth is not None:
         return auth
-    async with request.app[keys.POOL].acquire() as conn:
-        auth = await agency_store.authenticate_key(conn, agency_id, token)
-    if auth is None:
-        raise unauthorized("the integration key is not valid for this agency")
+
+    async def look_up(key: str) -> AgencyAuth | None:
+        async with request.app[keys.POOL].acquire() as conn:
+            return await agency_store.authenticate_key(conn, agency_id, key)
+
+    auth = await checked(
+        request,
+        agency_id,
+        token,
+        look_up,
+        refused="the integration key is not valid for this agency",
+    )
+    assert token is not None
     cache.put(agency_id, token, auth)
     return auth
 
@@ -165,6 +175,24 @@ def _time_zone(name: str) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+LARGE_DOCUMENT_BYTES = 64 * 1024
+
+
+async def _parse(
+    request: web.Request, fmt: _Format, body: bytes, policy: AgencyPolicy, now: datetime
+) -> _Parsed:
+    """Parse on the loop when quick (most CAD documents are a few KB), else in a thread.
+
+    In a thread, the Python part of a large parse (or of signature checks) yields the
+    interpreter to the loop every switch interval; one such parse at a time keeps a burst
+    of them from taking turns ahead of everyone else's requests.
+    """
+    if len(body) <= LARGE_DOCUMENT_BYTES and not fmt.in_thread(policy):
+        return fmt.parse(body, policy, now)
+    async with request.app[keys.LARGE_PARSE_SLOT]:
+        return await asyncio.to_thread(fmt.parse, body, policy, now)
 
 
 async def _intake(request: web.Request, fmt: _Format) -> web.Response:
@@ -211,10 +239,7 @@ async def _intake(request: web.Request, fmt: _Format) -> web.Response:
             raise unauthorized(f"this agency requires a {SIGNATURE_HEADER} header")
 
         try:
-            if fmt.in_thread(policy):
-                parsed = await asyncio.to_thread(fmt.parse, body, policy, clock.now())
-            else:
-                parsed = fmt.parse(body, policy, clock.now())
+            parsed = await _parse(request, fmt, body, policy, clock.now())
         except CadParseError as exc:
             raise invalid(exc.pointer, exc.detail) from None
     except web.HTTPException as exc:

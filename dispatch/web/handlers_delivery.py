@@ -17,17 +17,17 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from cad_adapters.text import storable
-from dispatch.secrets import TokenKind
 from dispatch.service import delivery as delivery_service
+from dispatch.service import devices as device_service
 from dispatch.service.delivery import public_base_url
 from dispatch.service.responses import AlertNotFound
-from dispatch.store import agencies as agency_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
+from dispatch.web.auth import supervisor_of
 from dispatch.web.body import json_body
-from dispatch.web.handlers import _token, _uuid, _volunteer
-from dispatch.web.problems import Problem, invalid, not_found, unauthorized
+from dispatch.web.handlers import _uuid, _volunteer
+from dispatch.web.problems import Problem, invalid, not_found
 
 log = structlog.get_logger(__name__)
 
@@ -46,15 +46,22 @@ async def put_device(request: web.Request) -> web.Response:
     volunteer = await _volunteer(request)
     data = await json_body(request, "Device")
     token, platform = data["fcm_token"], data["platform"]
-    async with request.app[keys.POOL].acquire() as conn:
-        device_id = await device_store.register_device(
-            conn,
-            agency_id=volunteer.agency_id,
-            volunteer_id=volunteer.volunteer_id,
+    try:
+        device_id = await device_service.register_device(
+            request.app[keys.POOL],
+            volunteer,
             platform=platform,
             fcm_token=token,
             now=request.app[keys.CLOCK].now(),
         )
+    except device_service.DeviceHeldElsewhere:
+        raise Problem(
+            409,
+            "device-registered-elsewhere",
+            "Device registered elsewhere",
+            "this push token belongs to a volunteer of another agency",
+            pointer="/fcm_token",
+        ) from None
     return web.json_response({"device_id": device_id, "platform": platform, "active": True})
 
 
@@ -113,10 +120,7 @@ def _window(data: dict[str, Any], name: str) -> int | None:
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
 async def put_delivery_settings(request: web.Request) -> web.Response:
     agency_id = _uuid(request, "agency_id")
-    token = _token(request, TokenKind.SUPERVISOR)
-    async with request.app[keys.POOL].acquire() as conn:
-        if await agency_store.supervisor_agency(conn, token) != agency_id:
-            raise unauthorized("the supervisor token is not valid for this agency")
+    await supervisor_of(request, agency_id)
     data = await json_body(request, "DeliverySettingsChange")
     critical = data.get("critical_alerts")
     async with request.app[keys.POOL].acquire() as conn:

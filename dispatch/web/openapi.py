@@ -12,9 +12,9 @@ from dispatch.web.openapi_common import (
     json_request,
     json_response,
     operation,
+    page,
     path_uuid,
     problem,
-    query_int,
 )
 from dispatch.web.openapi_delivery import delivery_paths
 from dispatch.web.openapi_feeds import feed_paths, feed_schemas
@@ -236,19 +236,38 @@ def _supervisor_paths() -> dict[str, Any]:
                 body=json_request("PolicyDocument"),
             ),
         },
+        "/v1/agencies/{agency_id}/volunteers/{volunteer_id}/events": {
+            "get": operation(
+                "A volunteer's timeline outside incidents (devices, opt-outs), newest first",
+                {
+                    "200": {"description": "Events with time, name and details"},
+                    "400": problem("A query parameter is invalid; `invalid-params` names it"),
+                    "404": missing_volunteer,
+                },
+                security=sup,
+                parameters=[AGENCY, volunteer_id, *page("events", default=50, maximum=200)],
+            )
+        },
         "/v1/agencies/{agency_id}/aeds": {
             "get": operation(
-                "The agency's AED registry",
-                {"200": {"description": "AEDs"}},
+                "The agency's AED registry, newest first, a page at a time",
+                {
+                    "200": {"description": "AEDs and `next_before`, the next page's cursor"},
+                    "400": problem("A query parameter is invalid; `invalid-params` names it"),
+                },
                 security=sup,
-                parameters=[AGENCY],
+                parameters=[AGENCY, *page("AEDs", default=500, maximum=1000)],
             ),
             "post": operation(
                 "Import AEDs from CSV or GeoJSON (insert or update by id)",
-                {"200": {"description": "How many AEDs were imported"}},
+                {
+                    "200": {"description": "How many AEDs were imported"},
+                    "413": problem("Larger than 16 MiB"),
+                },
                 security=sup,
                 parameters=[AGENCY],
                 body={"required": True, "content": aeds},
+                description="Up to 50,000 AEDs and 16 MiB per file; all or none stored.",
             ),
         },
         "/v1/agencies/{agency_id}/rejected-documents": {
@@ -259,11 +278,7 @@ def _supervisor_paths() -> dict[str, Any]:
                     "400": problem("A query parameter is invalid"),
                 },
                 security=sup,
-                parameters=[
-                    AGENCY,
-                    query_int("limit", 1, 200, "Page size (default 50)"),
-                    query_int("before", 1, 2**63 - 1, "Only smaller ids (the next page)"),
-                ],
+                parameters=[AGENCY, *page("documents", default=50, maximum=200)],
             )
         },
     }

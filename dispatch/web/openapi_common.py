@@ -42,18 +42,38 @@ def path_uuid(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def query_int(name: str, low: int, high: int, description: str) -> dict[str, Any]:
+def query_int(
+    name: str, low: int, high: int, description: str, *, default: int | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    if default is not None:
+        schema["default"] = default
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": {"type": "integer", "minimum": low, "maximum": high},
+        "schema": schema,
     }
 
 
+def page(what: str, *, default: int, maximum: int) -> list[dict[str, Any]]:
+    """``limit`` and ``before`` (an id): newest first, one page at a time."""
+    return [
+        query_int("limit", 1, maximum, "Page size", default=default),
+        query_int("before", 1, 2**63 - 1, f"Only {what} with a smaller id (the next page)"),
+    ]
+
+
 AGENCY = path_uuid("agency_id", "The agency")
-AUTH_ERRORS: Final = {"401": problem("Missing, invalid or revoked bearer token")}
+AUTH_ERRORS: Final = {
+    "401": problem("Missing, invalid or revoked bearer token"),
+    "429": problem(
+        "Too many failed authentication attempts from this client or for this agency "
+        "(a key that worked recently is never held back)",
+        retry_after=True,
+    ),
+}
 BODY_ERRORS: Final = {
     "400": problem("Malformed JSON, NaN, or nesting too deep"),
     "413": problem("Body larger than 1 MiB"),

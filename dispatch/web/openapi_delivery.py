@@ -50,10 +50,17 @@ def delivery_paths() -> dict[str, Any]:
         "/v1/me/devices": {
             "put": operation(
                 "Register (or re-activate) a push device for this volunteer",
-                {"200": json_response("DeviceRegistered", "Registered")},
+                {
+                    "200": json_response("DeviceRegistered", "Registered"),
+                    "409": problem("The token belongs to a volunteer of another agency"),
+                },
                 security="volunteerToken",
                 body=json_request("Device"),
-                description="A token registered again by another volunteer moves to them.",
+                description=(
+                    "A device belongs to one volunteer. A token registered again by another "
+                    "volunteer of the same agency moves to them (recorded on both volunteers' "
+                    "timelines); one held by a volunteer of another agency is refused (409)."
+                ),
             )
         },
         "/v1/me/channels": {

@@ -297,7 +297,7 @@ def _request_schemas() -> dict[str, Any]:
             ),
             "properties": {
                 "type": {"const": "FeatureCollection"},
-                "features": {"type": "array", "maxItems": 100_000, "items": _AED_FEATURE},
+                "features": {"type": "array", "maxItems": 100_000, "items": ref("AedFeature")},
             },
             "examples": [
                 {
@@ -317,6 +317,7 @@ def _request_schemas() -> dict[str, Any]:
                 }
             ],
         },
+        "AedFeature": _AED_FEATURE,
         "TwilioForm": {
             "type": "object",
             "description": "The form Twilio posts (MessageSid, MessageStatus, From, Body, ...)",
