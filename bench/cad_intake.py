@@ -24,6 +24,7 @@ import secrets
 import statistics
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +34,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.dispatch.helpers import shift_stamps  # noqa: E402
 from tests.dispatch.serve_process import ServeProcess, run_cli  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "cad_adapters" / "fixtures" / "eido_cardiac_arrest.json"
@@ -43,13 +45,18 @@ def _with_db(dsn: str, name: str) -> str:
 
 
 def _documents(n: int) -> list[bytes]:
-    base = json.loads(FIXTURE.read_text())
+    # The fixture's call started 2024-03-05 09:00 UTC; moved to a minute ago so that every
+    # created incident alerts (intake never alerts for one received over 30 minutes before).
+    shift = datetime.now(UTC) - timedelta(minutes=1) - datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+    base = shift_stamps(json.loads(FIXTURE.read_text()), shift)
     docs = []
     for i in range(n):
         doc = copy.deepcopy(base)
         incident = i if i % 4 else max(i - 1, 0)  # every fourth is an update of the previous
         doc["$id"] = f"urn:emergency:uid:incidentid:bench{incident}:psap.example.org"
-        doc["lastUpdateTimeStamp"] = f"2024-03-05T10:{(i % 4) + 5:02d}:00+01:00"
+        doc["lastUpdateTimeStamp"] = shift_stamps(
+            f"2024-03-05T10:{(i % 4) + 5:02d}:00+01:00", shift
+        )
         docs.append(json.dumps(doc).encode())
     return docs
 

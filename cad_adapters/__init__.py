@@ -4,6 +4,7 @@ Everything here is pure: bytes or mappings in, an ``IncidentReport`` or a
 :class:`CadParseError` out. No I/O and no import of ``dispatch``, ``geoindex`` or ``notify``.
 """
 
+from cad_adapters._time import MAX_YEAR, MIN_YEAR, in_supported_range, parse_timestamp
 from cad_adapters.errors import CadParseError, UnknownLocation
 from cad_adapters.models import (
     Address,
@@ -17,6 +18,8 @@ from cad_adapters.models import (
 )
 
 __all__ = [
+    "MAX_YEAR",
+    "MIN_YEAR",
     "Address",
     "CadParseError",
     "CallType",
@@ -27,4 +30,6 @@ __all__ = [
     "UnitReport",
     "UnitStatus",
     "UnknownLocation",
+    "in_supported_range",
+    "parse_timestamp",
 ]

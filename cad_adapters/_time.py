@@ -4,8 +4,44 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, tzinfo
+from typing import Final
 
 from cad_adapters.errors import CadParseError
+
+MIN_YEAR: Final = 1900
+MAX_YEAR: Final = 2200
+"""Every stored time falls in these years (UTC): wide enough for any real record, narrow
+enough that no time-zone arithmetic on it can overflow."""
+
+
+# Calendar dates from 1901 to 2199 as a regular expression (ECMA-262 and Python alike): every
+# such date, at any offset up to ±14 h, converts to a UTC time inside the supported years, so
+# a schema using it promises no more and no less than the parsers accept.
+_YEAR = "(?:19(?:0[1-9]|[1-9][0-9])|2[01][0-9][0-9])"
+_LEAP_YEAR = "(?:(?:19|20|21)(?:0[48]|[2468][048]|[13579][26])|2000)"
+DATE_PATTERN: Final = (
+    f"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    f"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)"
+)
+OFFSET_PATTERN: Final = "(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])"
+DATE_TIME_PATTERN: Final = (
+    f"^{DATE_PATTERN}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{{1,6}})?"
+    f"{OFFSET_PATTERN}$"
+)
+"""RFC 3339 date-time with seconds and an offset, in the supported years (API schemas)."""
+
+
+def in_supported_range(stamp: datetime, *, pointer: str) -> datetime:
+    """``stamp`` (aware) converted to UTC, refused when outside the supported years."""
+    try:
+        utc = stamp.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise CadParseError(pointer, f"must be a date between the years {MIN_YEAR} and {MAX_YEAR}")
+    return utc
+
 
 _ISO = re.compile(
     r"""
@@ -49,14 +85,13 @@ def parse_timestamp(value: object, *, pointer: str, default_tz: tzinfo = UTC) ->
     try:
         parsed = datetime.fromisoformat(iso)
         if parsed.tzinfo is None:
-            local = parsed.replace(tzinfo=default_tz)
-            result = local.astimezone(UTC)
+            result = in_supported_range(parsed.replace(tzinfo=default_tz), pointer=pointer)
             if result.astimezone(default_tz).replace(tzinfo=None) != parsed:
                 raise CadParseError(
                     pointer, f"local time {value[:64]!r} does not exist in {default_tz}"
                 )
             return result
-        return parsed.astimezone(UTC)
+        return in_supported_range(parsed, pointer=pointer)
     except (ValueError, OverflowError) as exc:
         if isinstance(exc, CadParseError):
             raise

@@ -31,22 +31,39 @@ MAX_XML_DEPTH = 32
 
 
 class _DepthLimitedBuilder(TreeBuilder):
-    """A tree builder that refuses documents nested deeper than ``max_depth``."""
+    """A tree builder that refuses documents nested deeper than ``max_depth``.
 
-    def __init__(self, max_depth: int) -> None:
+    It can also note where elements with one of ``span_tags`` start and end in the
+    input (expat's byte offsets), for callers that must hand an element's original
+    bytes on, such as a signed CAP alert inside an envelope.
+    """
+
+    def __init__(self, max_depth: int, span_tags: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self._depth = 0
         self._max_depth = max_depth
+        self._span_tags = span_tags
+        self._open: list[tuple[Element, int]] = []
+        self.expat: Any = None
+        self.spans: list[tuple[Element, int, int]] = []
 
     def start(self, tag: Any, attrs: dict[Any, Any], /) -> Element:
         self._depth += 1
         if self._depth > self._max_depth:
             raise CadParseError("", f"XML nested deeper than {self._max_depth} elements")
-        return super().start(tag, attrs)
+        element = super().start(tag, attrs)
+        if tag in self._span_tags:
+            self._open.append((element, self.expat.CurrentByteIndex))
+        return element
 
     def end(self, tag: Any, /) -> Element:
         self._depth -= 1
-        return super().end(tag)
+        element = super().end(tag)
+        if tag in self._span_tags:
+            opened, start = self._open.pop()
+            # The end offset is where the end tag starts; the caller finds its '>'.
+            self.spans.append((opened, start, self.expat.CurrentByteIndex))
+        return element
 
 
 def _has_doctype(data: bytes) -> bool:
@@ -69,6 +86,36 @@ def parse_xml(
     leading whitespace and encoded as UTF-8. ``pointer`` names where the XML came
     from and is used for every :class:`CadParseError` raised.
     """
+    return _parse(data, pointer, max_bytes, max_depth, frozenset())[0]
+
+
+def parse_xml_spans(
+    data: bytes, span_tags: frozenset[str], *, pointer: str = ""
+) -> tuple[Element, list[tuple[Element, int, int]]]:
+    """Like :func:`parse_xml`, plus where each element whose tag (``"{namespace}local"``)
+    is in ``span_tags`` sits in ``data``: ``(element, start, end)`` in the order the
+    elements end, ``data[start:end]`` being the element exactly as sent, from ``<`` of
+    its start tag to ``>`` of its end tag.
+
+    Only for ASCII-compatible encodings (UTF-8, ISO-8859-*, ...): a UTF-16 document
+    is refused.
+    """
+    raw = bytes(data)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:2] in (b"<\x00", b"\x00<"):
+        raise CadParseError(pointer, "elements cannot be cut out of a UTF-16 document")
+    root, spans = _parse(raw, pointer, MAX_XML_BYTES, MAX_XML_DEPTH, span_tags)
+    out = []
+    for element, start, end_tag in spans:
+        end = raw.find(b">", end_tag) + 1
+        if start < 0 or end <= start:
+            raise CadParseError(pointer, "could not locate an element in the document")
+        out.append((element, start, end))
+    return root, out
+
+
+def _parse(
+    data: bytes | str, pointer: str, max_bytes: int, max_depth: int, span_tags: frozenset[str]
+) -> tuple[Element, list[tuple[Element, int, int]]]:
     if isinstance(data, str):
         raw = data.lstrip().encode("utf-8", errors="replace")
     elif isinstance(data, bytes | bytearray | memoryview):
@@ -81,12 +128,14 @@ def parse_xml(
         raise CadParseError(pointer, "XML document is empty")
     if _has_doctype(raw):
         raise CadParseError(pointer, "XML document type declarations (DTD) are not accepted")
+    builder = _DepthLimitedBuilder(max_depth, span_tags)
     parser = DefusedXMLParser(
-        target=_DepthLimitedBuilder(max_depth),
+        target=builder,
         forbid_dtd=True,
         forbid_entities=True,
         forbid_external=True,
     )
+    builder.expat = parser.parser
     try:
         parser.feed(raw)
         root = parser.close()
@@ -101,7 +150,7 @@ def parse_xml(
         raise CadParseError(pointer, f"unreadable XML: {type(exc).__name__}") from None
     if not isinstance(root, Element):
         raise CadParseError(pointer, "XML document has no root element")
-    return root
+    return root, builder.spans
 
 
 def split_tag(tag: object) -> tuple[str, str]:

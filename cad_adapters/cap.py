@@ -31,8 +31,12 @@ CAP is a public-warning format: no units and no dispatch times. What it gives:
   ``local_incident_number`` = ``<incidents>``; ``received_at`` = ``sent``.
 
 Best effort where we do not need the element: a missing ``scope`` or empty
-``urgency``/``severity``/``certainty`` is tolerated. Envelopes (Atom, EDXL-DE) are
-not unwrapped: their root is refused.
+``urgency``/``severity``/``certainty`` is tolerated. An empty element is an absent
+one (real senders write ``<polygon></polygon>`` next to valid geocodes), so a
+required element that is empty is still refused, and an empty ``circle`` or
+``polygon`` is skipped. This module reads one bare ``<alert>``; EDXL-DE envelopes
+and signatures are handled by :mod:`cad_adapters.cap_document`. Atom feeds are not
+unwrapped: their root is refused.
 """
 
 from __future__ import annotations
@@ -93,11 +97,11 @@ def _references(text: str | None, default_tz: tzinfo) -> list[tuple[str, datetim
     return out
 
 
-def _circle(text: str | None) -> Coordinates:
+def _circle(text: str) -> Coordinates:
     pointer = "/alert/info/area/circle"
-    tokens = (text or "").split()
+    tokens = text.split()
     if len(tokens) != 2 or tokens[0].count(",") != 1:
-        raise CadParseError(pointer, f"expected 'lat,lon radius_km', got {str(text)[:80]!r}")
+        raise CadParseError(pointer, f"expected 'lat,lon radius_km', got {text[:80]!r}")
     lat_text, lon_text = tokens[0].split(",")
     lat = parse_number(lat_text, pointer=pointer, what="latitude")
     lon = parse_number(lon_text, pointer=pointer, what="longitude")
@@ -107,10 +111,10 @@ def _circle(text: str | None) -> Coordinates:
     return checked_coordinates(lat, lon, radius_km * 1000.0, pointer=pointer)
 
 
-def _polygon(text: str | None) -> Coordinates:
+def _polygon(text: str) -> Coordinates:
     pointer = "/alert/info/area/polygon"
     points = []
-    for pair in (text or "").split():
+    for pair in text.split():
         if pair.count(",") != 1:
             raise CadParseError(pointer, f"expected 'lat,lon' pairs, got {pair[:40]!r}")
         lat_text, lon_text = pair.split(",")
@@ -134,11 +138,15 @@ def _area(info: Element, ns: frozenset[str]) -> tuple[Coordinates | None, str | 
         desc = text_of(first_child(area, "areaDesc", ns))
         first_desc = first_desc or desc
         for element in children(area, "circle", ns):
-            with contextlib.suppress(UnknownLocation):
-                circle = circle or (_circle(element.text), desc)
+            text = text_of(element)
+            if text is not None:
+                with contextlib.suppress(UnknownLocation):
+                    circle = circle or (_circle(text), desc)
         for element in children(area, "polygon", ns):
-            with contextlib.suppress(UnknownLocation):
-                polygon = polygon or (_polygon(element.text), desc)
+            text = text_of(element)
+            if text is not None:
+                with contextlib.suppress(UnknownLocation):
+                    polygon = polygon or (_polygon(text), desc)
     if circle is not None:
         return circle[0], circle[1] or first_desc, "cap:circle"
     if polygon is not None:
@@ -169,9 +177,18 @@ def parse_cap(xml: bytes, *, default_tz: tzinfo = UTC) -> IncidentReport:
     (see :mod:`cad_adapters._xml`). Time stamps without an offset are read in
     ``default_tz``.
     """
-    root = parse_xml(xml)
+    return alert_report(parse_xml(xml), default_tz=default_tz)
+
+
+def is_cap_alert(element: Element) -> bool:
+    root_ns, root_name = split_tag(element.tag)
+    return root_name == "alert" and root_ns in CAP_NAMESPACES
+
+
+def alert_report(root: Element, *, default_tz: tzinfo = UTC) -> IncidentReport:
+    """The report of one parsed ``<alert>`` element (see :func:`parse_cap`)."""
     root_ns, root_name = split_tag(root.tag)
-    if root_name != "alert" or root_ns not in CAP_NAMESPACES:
+    if not is_cap_alert(root):
         raise CadParseError("", f"not a CAP alert: root element {{{root_ns}}}{root_name}")
     ns = frozenset({root_ns})
 

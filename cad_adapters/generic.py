@@ -16,6 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from importlib import resources
 from typing import Any, Final
 
+from cad_adapters._time import DATE_PATTERN, OFFSET_PATTERN, in_supported_range
 from cad_adapters.errors import CadParseError
 from cad_adapters.models import (
     Address,
@@ -27,14 +28,17 @@ from cad_adapters.models import (
     UnitReport,
     UnitStatus,
 )
+from cad_adapters.text import first_unstorable, may_hold_unstorable
 
 SOURCE: Final = "generic"
-# RFC 3339 as the schema's pattern states it; stricter than datetime.fromisoformat, which
-# also takes bare dates and spaces.
-_DATETIME_RE: Final = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+# RFC 3339 (seconds and offset optional) in the supported years: the same pattern the
+# schema states, built once for both. Stricter than datetime.fromisoformat, which also takes
+# bare dates and spaces.
+DATETIME_PATTERN: Final = (
+    f"^{DATE_PATTERN}T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\\.[0-9]{{1,6}})?)?"
+    f"{OFFSET_PATTERN}?$"
 )
+_DATETIME_RE: Final = re.compile(DATETIME_PATTERN)
 MAX_DEPTH: Final = 16
 _TOP_LEVEL: Final = frozenset(
     {
@@ -86,7 +90,10 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def decode_json(body: bytes) -> Any:
-    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, bounded nesting."""
+    """Decode a JSON body strictly: UTF-8, no NaN/Infinity, bounded nesting, storable text.
+
+    A string holding NUL or an unpaired surrogate raises with that field's pointer.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -103,6 +110,10 @@ def decode_json(body: bytes) -> Any:
         raise CadParseError("", f"malformed JSON: {exc}") from None
     if _depth(value, MAX_DEPTH) > MAX_DEPTH:
         raise CadParseError("", f"document nests deeper than {MAX_DEPTH} levels")
+    if may_hold_unstorable(text):
+        found = first_unstorable(value)
+        if found is not None:
+            raise CadParseError(*found)
     return value
 
 
@@ -168,7 +179,7 @@ class _Fields:
             raise CadParseError(self.at(name), "must be an RFC 3339 date-time") from None
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=default_tz)
-        return stamp.astimezone(UTC)
+        return in_supported_range(stamp, pointer=self.at(name))
 
     def choice(self, name: str, choices: type[Any], default: Any) -> Any:
         value = self.data.get(name)
@@ -231,10 +242,16 @@ def parse_generic(body: bytes | Mapping[str, Any], *, default_tz: tzinfo = UTC) 
     assert code is not None
 
     version = data.get("version")
-    if version is not None and (
-        isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**53
-    ):
-        raise CadParseError("/version", "must be a non-negative integer")
+    if version is not None:
+        # 7 and 7.0 are the same JSON number (and the same "integer" to JSON Schema).
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int | float)
+            or not float(version).is_integer()
+            or not 0 <= version < 2**53
+        ):
+            raise CadParseError("/version", "must be a non-negative integer")
+        version = int(version)
 
     received_at = fields.time("received_at", default_tz, required=True)
     assert received_at is not None

@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,44 +15,23 @@ from uuid import UUID
 import structlog
 from aiohttp import web
 
-from cad_adapters.errors import CadParseError
-from cad_adapters.feed import FeedMapping
+from dispatch.cli_feeds import FEED_VERBS, add_feed_parsers
+from dispatch.cli_support import CliError
+from dispatch.cli_support import connection as _connection
+from dispatch.cli_support import out as _out
 from dispatch.config import ConfigError, Settings, load_settings
-from dispatch.db.embedded import embedded_postgres
-from dispatch.db.migrate import migrate
-from dispatch.db.pool import open_pool
 from dispatch.domain.aed_import import AedImportError
 from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
 from dispatch.domain.policy import PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import validate_volunteer_settings
+from dispatch.domain.volunteer_settings import validate_identity, validate_volunteer_settings
 from dispatch.logging_setup import configure_logging
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
-from dispatch.store import feeds as feed_store
 from dispatch.store import volunteers as volunteer_store
 
 log = structlog.get_logger("dispatch.cli")
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-@asynccontextmanager
-async def _connection(settings: Settings) -> AsyncIterator[Any]:
-    """A migrated database connection, starting the embedded server when needed."""
-    async with AsyncExitStack() as stack:
-        dsn = settings.database_url
-        if dsn is None:
-            dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
-        pool = await stack.enter_async_context(
-            open_pool(dsn, settings.with_overrides(db_pool_min=1, db_pool_max=2))
-        )
-        async with pool.acquire() as conn:
-            await migrate(conn)
-            yield conn
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -100,45 +78,24 @@ async def _agency_key_revoke(settings: Settings, args: argparse.Namespace) -> No
 
 async def _agency_configure(settings: Settings, args: argparse.Namespace) -> None:
     try:
-        changes = validate_settings(json.loads(args.settings))
+        data = json.loads(args.settings) if args.settings is not None else {}
     except json.JSONDecodeError as exc:
         raise CliError(f"--settings is not JSON: {exc}") from None
+    if args.cap_signing_cert is not None and isinstance(data, dict):
+        try:
+            data["cap_signing_cert"] = await asyncio.to_thread(
+                Path(args.cap_signing_cert).read_text, encoding="ascii"
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--cap-signing-cert cannot be read: {exc}") from None
+    try:
+        changes = validate_settings(data)
     except SettingsError as exc:
         raise CliError(f"--settings {exc.pointer or '/'}: {exc.detail}") from None
     async with _connection(settings) as conn:
         await agency_store.update_settings(conn, args.agency, changes)
         current = await agency_store.settings(conn, args.agency)
     _out(json.dumps(current, indent=2, default=str))
-
-
-async def _feed_add(settings: Settings, args: argparse.Namespace) -> None:
-    try:
-        mapping = json.loads(args.mapping)
-        FeedMapping.from_config(mapping)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"--mapping is not JSON: {exc}") from None
-    except CadParseError as exc:
-        raise CliError(f"--mapping {exc.pointer}: {exc.detail}") from None
-    if not args.url.startswith(("http://", "https://")):
-        raise CliError("--url must be http:// or https://")
-    headers = {}
-    for header in args.header or []:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise CliError(f"--header {header!r} must look like 'Name: value'")
-        headers[name.strip()] = value.strip()
-    async with _connection(settings) as conn:
-        feed_id = await feed_store.create(
-            conn,
-            agency_id=args.agency,
-            name=args.name,
-            url=args.url,
-            mapping=mapping,
-            interval_s=args.interval_s,
-            timeout_s=args.timeout_s,
-            headers=headers,
-        )
-    _out(f"feed_id: {feed_id}")
 
 
 async def _aed_import(settings: Settings, args: argparse.Namespace) -> None:
@@ -197,13 +154,19 @@ def _volunteer_settings(raw: str | None) -> dict[str, object]:
 
 async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> None:
     values = _volunteer_settings(args.settings)
+    try:
+        identity = validate_identity(
+            {"display_name": args.name, "phone_e164": args.phone, "language": args.language}
+        )
+    except SettingsError as exc:
+        raise CliError(f"{exc.pointer.lstrip('/')}: {exc.detail}") from None
     async with _connection(settings) as conn:
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=args.agency,
-            display_name=args.name,
-            phone_e164=args.phone,
-            language=args.language,
+            display_name=identity.display_name,
+            phone_e164=identity.phone_e164,
+            language=identity.language,
             settings=values,
         )
     _out(f"volunteer_id: {volunteer_id}")
@@ -222,7 +185,7 @@ async def _volunteer_set(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from dispatch.web.app import create_app
+    from dispatch.web.app import create_app, freeze_startup_heap
 
     settings = settings.with_overrides(
         host=args.host or settings.host,
@@ -233,6 +196,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         from dispatch.demo import demo_ctx
 
         app.cleanup_ctx.insert(len(app.cleanup_ctx) - 1, demo_ctx)
+    app.on_startup.append(freeze_startup_heap)  # after every resource has started
     web.run_app(
         app,
         host=settings.host,
@@ -264,13 +228,20 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--radius-m", type=float, help="alert radius in metres (default 500)")
     create.add_argument("--limit", type=int, help="volunteers alerted per incident (default 7)")
     configure = agency.add_parser(
-        "configure", help="change settings: radius, limits, time zone, call-type and place rules"
+        "configure",
+        help="change settings: radius, limits, time zone, call-type and place rules,"
+        " the pinned CAP signing certificate",
     )
     configure.add_argument("--agency", type=UUID, required=True)
     configure.add_argument(
         "--settings",
-        required=True,
         help='JSON, e.g. \'{"time_zone": "Europe/Amsterdam", "alert_radius_m": 800}\'',
+    )
+    configure.add_argument(
+        "--cap-signing-cert",
+        metavar="PEM_FILE",
+        help="pin the certificate CAP alerts must be signed with"
+        " (unpin with --settings '{\"cap_signing_cert\": null}')",
     )
     key_add = agency.add_parser("key-add", help="add a second live key (for rotation)")
     key_add.add_argument("--agency", type=UUID, required=True)
@@ -288,22 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--agency", type=UUID, required=True)
     create.add_argument("--name", required=True)
 
-    feed = verbs.add_parser("feed", help="CAD feeds polled over HTTP").add_subparsers(
-        dest="action", required=True
-    )
-    feed_add = feed.add_parser("add", help="poll a CAD's JSON list of active incidents")
-    feed_add.add_argument("--agency", type=UUID, required=True)
-    feed_add.add_argument("--name", required=True)
-    feed_add.add_argument("--url", required=True)
-    feed_add.add_argument(
-        "--mapping",
-        required=True,
-        help='JSON: {"items": "incidents", "fields": {"id": "ID", "call_type_code": "Type", '
-        '"received_at": "Received", "lat": "Lat", "lon": "Lon"}}',
-    )
-    feed_add.add_argument("--interval-s", type=float, default=30.0)
-    feed_add.add_argument("--timeout-s", type=float, default=10.0)
-    feed_add.add_argument("--header", action="append", help="'Name: value', repeatable")
+    add_feed_parsers(verbs)
 
     aed = verbs.add_parser("aed", help="the AED registry").add_subparsers(
         dest="action", required=True
@@ -344,10 +300,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class CliError(Exception):
-    """A refusal to print without a traceback."""
-
-
 _ASYNC_VERBS: dict[
     tuple[str, str | None], Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
 ] = {
@@ -358,7 +310,7 @@ _ASYNC_VERBS: dict[
     ("agency", "key-list"): _agency_key_list,
     ("agency", "key-revoke"): _agency_key_revoke,
     ("supervisor", "create"): _supervisor_create,
-    ("feed", "add"): _feed_add,
+    **FEED_VERBS,
     ("aed", "import"): _aed_import,
     ("agency", "policy"): _agency_policy,
     ("volunteer", "create"): _volunteer_create,

@@ -41,10 +41,12 @@ class Settings:
     shutdown_grace_s: float = 10.0
     feeds_enabled: bool = True
     feed_tick_s: float = 0.5
+    feed_max_bytes: int = 8 * 1024 * 1024
     ticker_enabled: bool = True
     ticker_tick_s: float = 0.5
     clock_offset_file: Path | None = None
     rejected_keep_days: float = 30.0
+    auth_tarpit_s: float = 1.0
     # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
@@ -139,6 +141,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", 10.0, minimum=0.0),
         feeds_enabled=_flag(env, "DISPATCH_FEEDS_ENABLED", True),
         feed_tick_s=_number(env, "DISPATCH_FEED_TICK_S", 0.5, minimum=0.05),
+        feed_max_bytes=_integer(env, "DISPATCH_FEED_MAX_BYTES", 8 * 1024 * 1024, minimum=1024),
         ticker_enabled=_flag(env, "DISPATCH_TICKER_ENABLED", True),
         ticker_tick_s=_number(env, "DISPATCH_TICKER_TICK_S", 0.5, minimum=0.05),
         clock_offset_file=(
@@ -147,6 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             else None
         ),
         rejected_keep_days=_number(env, "DISPATCH_REJECTED_KEEP_DAYS", 30.0, minimum=0.0),
+        auth_tarpit_s=_number(env, "DISPATCH_AUTH_TARPIT_S", 1.0, minimum=0.0),
         **_delivery_settings(env),
     )
 

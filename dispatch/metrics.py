@@ -23,6 +23,18 @@ class Metrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.feed_polls = Counter(
+            "dispatch_feed_polls_total",
+            "Polls of CAD feeds, by result (ok, not_modified, fetch_failed, refused_document,"
+            " all_items_refused, bad_mapping)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.feed_items_refused = Counter(
+            "dispatch_feed_items_refused_total",
+            "Feed items the mapping refused (kept in rejected_documents)",
+            registry=self.registry,
+        )
         self.http_requests = Histogram(
             "dispatch_http_request_seconds",
             "HTTP request latency by route and status",

@@ -9,7 +9,7 @@ aggregates by cell (``dispatch simulate``), so h3 stays imported in one place.
 
 from ._geometry import EARTH_RADIUS_M, haversine_m
 from ._h3 import cell_to_boundary, cell_to_latlng, get_resolution, grid_disk, latlng_to_cell
-from .index import DEFAULT_RESOLUTIONS, Hit, VolunteerIndex
+from .index import DEFAULT_RESOLUTIONS, Hit, VolunteerIndex, point_cell
 
 __all__ = [
     "DEFAULT_RESOLUTIONS",
@@ -22,4 +22,5 @@ __all__ = [
     "grid_disk",
     "haversine_m",
     "latlng_to_cell",
+    "point_cell",
 ]

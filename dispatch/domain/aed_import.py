@@ -12,11 +12,13 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import time
 from typing import Any, Final
 
 from dispatch.domain.aeds import DAYS
+from dispatch.domain.json_stream import object_members
 
 MAX_ROWS: Final = 50_000
 
@@ -133,17 +135,40 @@ def _record(fields: dict[str, Any], pointer: str) -> AedRecord:
     )
 
 
-def parse_csv(text: str) -> list[AedRecord]:
+def iter_csv(text: str) -> Iterator[AedRecord]:
+    """The records of a CSV export one by one, so a caller can pace the work."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise AedImportError(f"/line/{line}", "must not contain a NUL character")
     reader = csv.DictReader(io.StringIO(text))
     missing = {"id", "name", "lat", "lon"} - set(reader.fieldnames or ())
     if missing:
         raise AedImportError("/header", f"missing columns: {', '.join(sorted(missing))}")
-    records = []
+    seen: set[str] = set()
     for n, row in enumerate(reader, start=2):  # line 1 is the header
         if n - 1 > MAX_ROWS:
             raise AedImportError("", f"more than {MAX_ROWS} rows")
-        records.append(_record(dict(row), f"/line/{n}"))
-    return _unique(records)
+        yield _unique(_record(dict(row), f"/line/{n}"), seen)
+
+
+def parse_csv(text: str) -> list[AedRecord]:
+    return list(iter_csv(text))
+
+
+def _feature_record(feature: Any, here: str) -> AedRecord:
+    geometry = feature.get("geometry") if isinstance(feature, dict) else None
+    if not isinstance(geometry, dict) or geometry.get("type") != "Point":
+        raise AedImportError(f"{here}/geometry", "must be a Point")
+    coordinates = geometry.get("coordinates")
+    if not isinstance(coordinates, list) or len(coordinates) < 2:
+        raise AedImportError(f"{here}/geometry/coordinates", "must be [lon, lat]")
+    properties = feature.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise AedImportError(f"{here}/properties", "must be an object")
+    # GeoJSON is [lon, lat] (RFC 7946): the opposite of everything else here.
+    fields = {**properties, "lon": coordinates[0], "lat": coordinates[1]}
+    fields.setdefault("id", feature.get("id"))
+    return _record(fields, here)
 
 
 def parse_geojson(data: Any) -> list[AedRecord]:
@@ -152,29 +177,40 @@ def parse_geojson(data: Any) -> list[AedRecord]:
     features = data.get("features")
     if not isinstance(features, list) or len(features) > MAX_ROWS:
         raise AedImportError("/features", f"must be a list of at most {MAX_ROWS} features")
-    records = []
-    for i, feature in enumerate(features):
-        here = f"/features/{i}"
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        if not isinstance(geometry, dict) or geometry.get("type") != "Point":
-            raise AedImportError(f"{here}/geometry", "must be a Point")
-        coordinates = geometry.get("coordinates")
-        if not isinstance(coordinates, list) or len(coordinates) < 2:
-            raise AedImportError(f"{here}/geometry/coordinates", "must be [lon, lat]")
-        properties = feature.get("properties") or {}
-        if not isinstance(properties, dict):
-            raise AedImportError(f"{here}/properties", "must be an object")
-        # GeoJSON is [lon, lat] (RFC 7946): the opposite of everything else here.
-        fields = {**properties, "lon": coordinates[0], "lat": coordinates[1]}
-        fields.setdefault("id", feature.get("id"))
-        records.append(_record(fields, here))
-    return _unique(records)
-
-
-def _unique(records: list[AedRecord]) -> list[AedRecord]:
     seen: set[str] = set()
-    for r in records:
-        if r.external_id in seen:
-            raise AedImportError("/id", f"AED id {r.external_id!r} appears twice")
-        seen.add(r.external_id)
-    return records
+    return [_unique(_feature_record(f, f"/features/{i}"), seen) for i, f in enumerate(features)]
+
+
+def iter_geojson(text: str, vet: Callable[[Any, str], None] | None = None) -> Iterator[AedRecord]:
+    """The records of a GeoJSON FeatureCollection one by one, decoding one feature at a time.
+
+    Raises ``JsonSyntaxError`` for text that is not JSON. Nothing is stored
+    before the whole file is read, so a late ``type`` is still checked in time.
+    ``vet(feature, pointer)`` sees each decoded feature first (the API checks it
+    against its schema there) and raises to refuse it.
+    """
+    kind: Any = None
+    seen: set[str] = set()
+    for name, value in object_members(text, streamed=frozenset({"features"})):
+        if name == "type":
+            kind = value
+        elif name == "features":
+            if not isinstance(value, Iterator):
+                raise AedImportError("/features", f"must be a list of at most {MAX_ROWS} features")
+            for i, feature in enumerate(value):
+                if i >= MAX_ROWS:
+                    raise AedImportError(
+                        "/features", f"must be a list of at most {MAX_ROWS} features"
+                    )
+                if vet is not None:
+                    vet(feature, f"/features/{i}")
+                yield _unique(_feature_record(feature, f"/features/{i}"), seen)
+    if kind != "FeatureCollection":
+        raise AedImportError("/type", "must be a GeoJSON FeatureCollection")
+
+
+def _unique(record: AedRecord, seen: set[str]) -> AedRecord:
+    if record.external_id in seen:
+        raise AedImportError("/id", f"AED id {record.external_id!r} appears twice")
+    seen.add(record.external_id)
+    return record

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cad_adapters.cap_signature import load_certificate
+
 FIELDS: Final = (
     "alert_radius_m",
     "alert_limit",
@@ -17,6 +19,10 @@ FIELDS: Final = (
     "place_rules",
     "require_signature",
     "intake_rate_per_min",
+    "max_incident_age_s",
+    "max_clock_skew_s",
+    "max_location_uncertainty_m",
+    "cap_signing_cert",
 )
 """The agency settings an administrator may change (each is an ``agencies`` column)."""
 _RULE_LISTS: Final = ("codes", "patterns", "text_patterns", "excluded_codes", "excluded_patterns")
@@ -52,11 +58,25 @@ def _object(value: Any, pointer: str, allowed: tuple[str, ...]) -> Mapping[str, 
 def _number(value: Any, pointer: str, low: float, high: float, *, integer: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SettingsError(pointer, "must be a number")
-    if integer and not isinstance(value, int):
+    # JSON does not tell 5 from 5.0 (nor does JSON Schema's "integer"): both are whole.
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
         raise SettingsError(pointer, "must be an integer")
     if not math.isfinite(value) or not low <= value <= high:
         raise SettingsError(pointer, f"must be between {low:g} and {high:g}")
     return value
+
+
+def _signing_cert(value: Any) -> str | None:
+    """A PEM certificate to pin for CAP signatures, or None to stop checking them."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SettingsError("/cap_signing_cert", "must be a PEM certificate or null")
+    try:
+        load_certificate(value)
+    except ValueError as exc:
+        raise SettingsError("/cap_signing_cert", str(exc)) from None
+    return value.strip() + "\n"
 
 
 def validate_settings(data: Any) -> dict[str, Any]:
@@ -64,7 +84,9 @@ def validate_settings(data: Any) -> dict[str, Any]:
 
     Accepted fields: ``alert_radius_m``, ``alert_limit``, ``position_max_age_s``,
     ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
-    ``require_signature``, ``intake_rate_per_min``.
+    ``require_signature``, ``intake_rate_per_min``, ``max_incident_age_s``,
+    ``max_clock_skew_s``, ``max_location_uncertainty_m``, ``cap_signing_cert`` (a PEM
+    certificate CAP alerts must be signed with, or null).
     """
     body = _object(data, "", FIELDS)
     out: dict[str, Any] = {}
@@ -77,9 +99,21 @@ def validate_settings(data: Any) -> dict[str, Any]:
         ("position_max_age_s", 30, 86_400),
         ("alert_ttl_s", 30, 7_200),
         ("intake_rate_per_min", 1, 100_000),
+        ("max_incident_age_s", 60, 86_400),
+        ("max_clock_skew_s", 0, 3_600),
     ):
         if name in body:
             out[name] = int(_number(body[name], f"/{name}", low, high, integer=True))
+    if "max_location_uncertainty_m" in body:
+        out["max_location_uncertainty_m"] = float(
+            _number(
+                body["max_location_uncertainty_m"],
+                "/max_location_uncertainty_m",
+                10,
+                100_000,
+                integer=False,
+            )
+        )
     if "time_zone" in body:
         zone = body["time_zone"]
         try:
@@ -110,6 +144,8 @@ def validate_settings(data: Any) -> dict[str, Any]:
         out["place_rules"] = {
             k: _strings(places[k], f"/place_rules/{k}") for k in _PLACE_LISTS if k in places
         }
+    if "cap_signing_cert" in body:
+        out["cap_signing_cert"] = _signing_cert(body["cap_signing_cert"])
     if not out:
         raise SettingsError("", "name at least one setting to change")
     return out

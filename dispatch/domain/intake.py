@@ -60,6 +60,10 @@ class NotAlertable(StrEnum):
     UNKNOWN_CALL_TYPE = "unknown_call_type"
     NOT_ACTIVE = "not_active"
     NO_LOCATION = "no_location"
+    TOO_OLD = "too_old"
+    IN_FUTURE = "in_future"
+    LOCATION_IMPRECISE = "location_imprecise"
+    RECEIVED_TIME_UNKNOWN = "received_time_unknown"
 
 
 def not_alertable_reason(report: IncidentReport) -> NotAlertable | None:
@@ -78,6 +82,27 @@ def not_alertable_reason(report: IncidentReport) -> NotAlertable | None:
     if report.location is None:
         return NotAlertable.NO_LOCATION
     return None
+
+
+def timing_block(
+    received_at: datetime, now: datetime, *, max_age_s: float, max_skew_s: float
+) -> NotAlertable | None:
+    """Whether an incident received at ``received_at`` may still start alerting ``now``.
+
+    Checked once, when alerting would start; the answer is then kept, so a later
+    snapshot of an old incident cannot wake anyone either.
+    """
+    age_s = (now - received_at).total_seconds()
+    if age_s > max_age_s:
+        return NotAlertable.TOO_OLD
+    if -age_s > max_skew_s:
+        return NotAlertable.IN_FUTURE
+    return None
+
+
+def location_imprecise(uncertainty_m: float | None, max_uncertainty_m: float) -> bool:
+    """A location whose stated uncertainty exceeds the agency's limit (unstated: precise)."""
+    return uncertainty_m is not None and uncertainty_m > max_uncertainty_m
 
 
 _WORD = re.compile(r"[A-Z0-9]+")

@@ -41,6 +41,17 @@ class AgencyPolicy:
     places: PlaceRules = field(default_factory=PlaceRules)
     require_signature: bool = False
     intake_rate_per_min: int = 600
+    max_incident_age_s: int = 1800
+    """A new incident received longer ago than this is stored and never alerts: half an
+    hour after the call a volunteer cannot change the outcome (domain.md §1), and an old
+    item replayed by a feed must not send anyone running."""
+    max_clock_skew_s: int = 300
+    """How far ahead of our clock a received time may be before the CAD's clock is wrong."""
+    max_location_uncertainty_m: float = 250.0
+    """A location vaguer than this alerts nobody: at 250 m a responder can still search the
+    spot, while a polygon centroid 20 km wide would send them to the wrong street."""
+    cap_signing_cert: str | None = None
+    """PEM certificate whose key must have signed every CAP alert; None: not checked."""
     stored_alert_policy: AlertPolicy | None = None
     has_aeds: bool = False
     """Whether the agency has any AED registered (no role planning without one)."""

@@ -126,7 +126,8 @@ def _number(data: Mapping[str, Any], name: str, pointer: str, *, integer: bool) 
     value = data[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PolicyError(f"{pointer}/{name}", "must be a number")
-    if integer and not isinstance(value, int):
+    # JSON does not tell 5 from 5.0 (nor does JSON Schema's "integer"): both are whole.
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
         raise PolicyError(f"{pointer}/{name}", "must be an integer")
     return value
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cad_adapters import CadParseError, in_supported_range
 from dispatch.domain.agency_settings import SettingsError
 from dispatch.domain.eligibility import Tier
 
@@ -25,6 +29,53 @@ FIELDS: Final = (
     "daily_budget",
     "is_tester",
 )
+
+
+# RFC 5646 §2.1 "langtag" (well-formed, not checked against the registry); grandfathered
+# irregular tags are left out on purpose: no phone sends them.
+LANGUAGE_TAG: Final = re.compile(
+    r"^[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}"  # language, extlang
+    r"(?:-[A-Za-z]{4})?"  # script
+    r"(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"  # region
+    r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"  # variants
+    r"(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*"  # extensions
+    r"(?:-x(?:-[A-Za-z0-9]{1,8})+)?$",  # private use
+    re.ASCII,
+)
+PHONE_E164: Final = re.compile(r"^\+[1-9][0-9]{6,14}$", re.ASCII)
+IDENTITY_FIELDS: Final = ("display_name", "phone_e164", "language")
+MAX_NAME: Final = 200
+MAX_LANGUAGE: Final = 35
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    display_name: str
+    phone_e164: str | None
+    language: str
+
+
+def _printable_name(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_NAME:
+        raise SettingsError("/display_name", f"must be a string of 1 to {MAX_NAME} characters")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise SettingsError("/display_name", "must not contain control characters")
+    return value.strip()
+
+
+def validate_identity(data: dict[str, Any]) -> Identity:
+    """Name, phone and language of a new volunteer (API and CLI share it)."""
+    phone = data.get("phone_e164")
+    if phone is not None and (not isinstance(phone, str) or not PHONE_E164.match(phone)):
+        raise SettingsError("/phone_e164", "must be an E.164 number like +31612345678")
+    language = data.get("language", "en")
+    if (
+        not isinstance(language, str)
+        or len(language) > MAX_LANGUAGE
+        or not LANGUAGE_TAG.match(language)
+    ):
+        raise SettingsError("/language", "must be a BCP 47 language tag like en or nl-NL")
+    return Identity(_printable_name(data.get("display_name")), phone, language)
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:
@@ -66,7 +117,10 @@ def validate_volunteer_settings(data: Any, *, allowed: tuple[str, ...] = FIELDS)
             stamp = None
         if stamp is None or stamp.tzinfo is None:
             raise SettingsError("/certified_until", "must be a date-time with an offset")
-        out["certified_until"] = stamp.astimezone(UTC)
+        try:
+            out["certified_until"] = in_supported_range(stamp, pointer="/certified_until")
+        except CadParseError as exc:
+            raise SettingsError(exc.pointer, exc.detail) from None
     for name in ("verified", "available", "on_duty", "is_tester"):
         if name in data:
             out[name] = _bool(data, name)
@@ -76,6 +130,9 @@ def validate_volunteer_settings(data: Any, *, allowed: tuple[str, ...] = FIELDS)
     if ("quiet_from" in out) != ("quiet_until" in out):
         missing = "quiet_until" if "quiet_from" in out else "quiet_from"
         raise SettingsError(f"/{missing}", "quiet hours need both ends (or both null)")
+    if "quiet_from" in out and (out["quiet_from"] is None) != (out["quiet_until"] is None):
+        unset = "quiet_from" if out["quiet_from"] is None else "quiet_until"
+        raise SettingsError(f"/{unset}", "quiet hours need both ends set (or both null)")
     if "time_zone" in data:
         try:
             if not isinstance(data["time_zone"], str):
@@ -87,8 +144,11 @@ def validate_volunteer_settings(data: Any, *, allowed: tuple[str, ...] = FIELDS)
     if "daily_budget" in data:
         budget = data["daily_budget"]
         if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int) or not 0 <= budget <= 100
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not float(budget).is_integer()
+            or not 0 <= budget <= 100
         ):
             raise SettingsError("/daily_budget", "must be an integer from 0 to 100, or null")
-        out["daily_budget"] = budget
+        out["daily_budget"] = None if budget is None else int(budget)
     return out

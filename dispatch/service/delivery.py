@@ -26,9 +26,10 @@ from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import alerts as alert_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
-from dispatch.store import response_log
+from dispatch.store import response_log, volunteer_events
 from dispatch.store.alerts import AlertRow
 from dispatch.store.response_log import LogEvent
+from dispatch.store.volunteer_events import VolunteerEvent
 from notify.fcm import FcmNotifier
 from notify.log import LogNotifier
 from notify.ports import Notifier
@@ -326,6 +327,9 @@ async def voice_gather(
 async def sms_inbound(pool: asyncpg.Pool, form: Mapping[str, str], *, now: datetime) -> str | None:
     """A text from a volunteer: YES/1 accepts, NO/2 declines, STOP/START switch SMS off/on.
 
+    STOP and START are about the number at the provider, so they apply to every
+    volunteer holding it, in every agency, each recorded on their own timeline. An
+    answer acts only on the newest alert to that number that is still open.
     Returns a reply to text back, or None for no reply (Twilio answers STOP itself).
     """
     sender = form.get("From") or ""
@@ -333,15 +337,9 @@ async def sms_inbound(pool: asyncpg.Pool, form: Mapping[str, str], *, now: datet
     word = word.split()[0] if word else ""
     async with pool.acquire() as conn, conn.transaction():
         if word in STOP_WORDS or word in START_WORDS:
-            stop = word in STOP_WORDS
-            affected = await device_store.set_sms_opt_out(conn, sender, opted_out=stop, now=now)
-            latest = await delivery_store.latest_alert_of_volunteers(conn, affected)
-            if latest is not None:
-                name = "sms_opt_out" if stop else "sms_opt_in"
-                await response_log.append(conn, [_event(latest, name, now, keyword=word)])
-            log.info("sms_opt_change", opted_out=stop, volunteers=len(affected))
+            await _opt_change(conn, sender, word, now=now)
             return None
-        alert = await delivery_store.latest_alert_for_phone(conn, sender, now=now)
+        alert = await delivery_store.open_alert_for_phone(conn, sender, now=now)
         if alert is not None:
             await response_log.append(
                 conn, [_event(alert, "sms_reply", now, keyword=word[:16] or None)]
@@ -355,3 +353,15 @@ async def sms_inbound(pool: asyncpg.Pool, form: Mapping[str, str], *, now: datet
         await _answer(pool, alert, AlertEvent.DECLINE, via="sms", now=now)
         return "Thank you. You have declined."
     return "Reply YES to go or NO to decline."
+
+
+async def _opt_change(conn: Any, sender: str, word: str, *, now: datetime) -> None:
+    stop = word in STOP_WORDS
+    name = "sms_opt_out" if stop else "sms_opt_in"
+    affected = await device_store.set_sms_opt_out(conn, sender, opted_out=stop, now=now)
+    await volunteer_events.append(
+        conn, [VolunteerEvent(a, v, name, now, {"keyword": word}) for a, v in affected]
+    )
+    latest = await delivery_store.latest_alert_of_each(conn, [v for _, v in affected])
+    await response_log.append(conn, [_event(alert, name, now, keyword=word) for alert in latest])
+    log.info("sms_opt_change", opted_out=stop, volunteers=len(affected))

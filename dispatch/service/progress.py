@@ -20,6 +20,7 @@ from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState
 from dispatch.domain.incident_states import advance as advance_state
+from dispatch.domain.intake import NotAlertable, location_imprecise, timing_block
 from dispatch.domain.models import AgencyPolicy, derived_alert_policy
 from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.waves import RESPONDING, plan
@@ -77,8 +78,16 @@ async def advance(
         return 0
     started = incident.alerting_started_at
     version = incident.policy_version
+    imprecise = location_imprecise(
+        incident.location_uncertainty_m, agency.max_location_uncertainty_m
+    )
     if started is None:
-        if not incident.alertable:
+        blocked = _start_block(agency, incident, now, imprecise)
+        if blocked is not None:
+            events.add("not_alertable", reason=blocked.value)
+            if blocked is not NotAlertable.LOCATION_IMPRECISE:
+                await incident_store.block_alerting(conn, incident_id, blocked.value)
+        if blocked is not None or not incident.alertable:
             await _save_state(conn, incident, incident.state, None, None, None, events)
             return 0
         started, version = now, agency.alert_policy.version
@@ -119,7 +128,9 @@ async def advance(
     if notices:
         await alert_store.queue_notices(conn, agency.agency_id, notices, now=now)
     matched = 0
-    if decision.new_alerts:
+    # A vague location from a later snapshot sends nobody new to the wrong street; those
+    # already alerted keep going (they were sent to the earlier, precise one).
+    if decision.new_alerts and not imprecise:
         if decision.wave > max((a.wave for a in alerts), default=-1) and alerts:
             events.add("wave_started", wave=decision.wave, radius_m=decision.radius_m)
         matched = await _match(
@@ -153,6 +164,23 @@ async def advance(
     await _save_state(conn, incident, state, started, version, decision.next_check_at, events)
     # Both new alerts and stand-down notices are outbox rows the worker should wake for.
     return matched + len(notices)
+
+
+def _start_block(
+    agency: AgencyPolicy, incident: IncidentProgress, now: datetime, imprecise: bool
+) -> NotAlertable | None:
+    """Why an incident that could otherwise start alerting now must not."""
+    if not incident.alertable:
+        return None
+    blocked = timing_block(
+        incident.received_at,
+        now,
+        max_age_s=agency.max_incident_age_s,
+        max_skew_s=agency.max_clock_skew_s,
+    )
+    if blocked is None and imprecise:
+        return NotAlertable.LOCATION_IMPRECISE
+    return blocked
 
 
 async def _save_state(

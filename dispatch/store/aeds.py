@@ -14,12 +14,25 @@ from dispatch.domain.aeds import Aed, within
 _M_PER_DEG: float = 111_320.0
 
 
+IMPORT_CHUNK_ROWS = 250
+"""Rows per statement: encoding a statement's arguments runs on the event loop, so a
+50,000-row file goes as many short statements (one transaction) instead of one long one."""
+
+
 async def import_records(
     conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime
 ) -> int:
-    """Insert or update by the registry's own id, in one statement."""
-    if not records:
-        return 0
+    """Insert or update by the registry's own id; all rows or none."""
+    async with conn.transaction():
+        for start in range(0, len(records), IMPORT_CHUNK_ROWS):
+            await upsert_chunk(conn, agency_id, records[start : start + IMPORT_CHUNK_ROWS], now)
+    return len(records)
+
+
+async def upsert_chunk(
+    conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime
+) -> None:
+    """Insert or update one chunk of records (the caller holds the transaction)."""
     await conn.execute(
         """
         INSERT INTO aeds AS a (agency_id, external_id, name, lat, lon, access_hours,
@@ -42,7 +55,6 @@ async def import_records(
         [r.indoor_description for r in records],
         [r.access_notes for r in records],
     )
-    return len(records)
 
 
 def _aed(row: Any) -> Aed:
@@ -76,10 +88,15 @@ async def near(conn: Any, agency_id: UUID, lat: float, lon: float, radius_m: flo
     return within(map(_aed, rows), lat, lon, radius_m)
 
 
-async def list_for_agency(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
+async def list_for_agency(
+    conn: Any, agency_id: UUID, *, limit: int, before_id: int
+) -> list[dict[str, Any]]:
+    """Active AEDs, newest first (by id), only those with an id below ``before_id``."""
     rows = await conn.fetch(
         "SELECT id, external_id, name, lat, lon, access_hours, indoor_description, access_notes"
-        " FROM aeds WHERE agency_id = $1 AND active ORDER BY external_id",
+        " FROM aeds WHERE agency_id = $1 AND active AND id < $2 ORDER BY id DESC LIMIT $3",
         agency_id,
+        before_id,
+        limit,
     )
     return [dict(r) for r in rows]

@@ -52,6 +52,10 @@ def _policy(row: Any) -> AgencyPolicy:
         ),
         require_signature=row["require_signature"],
         intake_rate_per_min=row["intake_rate_per_min"],
+        max_incident_age_s=row["max_incident_age_s"],
+        max_clock_skew_s=row["max_clock_skew_s"],
+        max_location_uncertainty_m=row["max_location_uncertainty_m"],
+        cap_signing_cert=row["cap_signing_cert"],
         has_aeds=row["has_aeds"],
         stored_alert_policy=(
             policy_from_json(row["alert_policy"], version=row["alert_policy_version"])
@@ -112,24 +116,21 @@ class TooManyKeys(Exception):
 async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> AgencyAuth | None:
     """The agency's policy and matched key when ``presented`` is a live key, else None.
 
-    Every live key is compared in constant time, so the answer's timing does not
-    reveal which key (if any) came close.
+    Found by the key's hash (a unique index), so a wrong key costs one index probe
+    and no policy work; the final comparison is constant-time.
     """
-    rows = await conn.fetch(
+    row = await conn.fetchrow(
         f"""
         SELECT k.key_hash, a.*, {_LATEST_POLICY}
-        FROM agencies a JOIN agency_keys k ON k.agency_id = a.id
-        WHERE a.id = $1 AND k.revoked_at IS NULL
+        FROM agency_keys k JOIN agencies a ON a.id = k.agency_id
+        WHERE k.key_hash = $1 AND k.agency_id = $2 AND k.revoked_at IS NULL
         """,  # noqa: S608 - the interpolated part is a constant
+        hash_token(presented),
         agency_id,
     )
-    matched = None
-    for row in rows:
-        if token_matches(presented, row["key_hash"]):
-            matched = row
-    if matched is None:
+    if row is None or not token_matches(presented, row["key_hash"]):
         return None
-    return AgencyAuth(_policy(matched), bytes(matched["key_hash"]))
+    return AgencyAuth(_policy(row), bytes(row["key_hash"]))
 
 
 async def add_key(
@@ -198,6 +199,22 @@ async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
         "SELECT agency_id, token_hash FROM supervisors WHERE token_hash = $1", hash_token(presented)
     )
     if row is None or not token_matches(presented, row["token_hash"]):
+        return None
+    agency: UUID = row["agency_id"]
+    return agency
+
+
+async def key_agency(conn: Any, presented: str) -> UUID | None:
+    """The agency of a live integration key, or None (unknown or revoked).
+
+    Looked up by the key's SHA-256, like volunteer and supervisor tokens: a 256-bit random
+    key cannot be approached by timing the lookup; the final comparison is constant-time.
+    """
+    row = await conn.fetchrow(
+        "SELECT agency_id, key_hash FROM agency_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_token(presented),
+    )
+    if row is None or not token_matches(presented, row["key_hash"]):
         return None
     agency: UUID = row["agency_id"]
     return agency

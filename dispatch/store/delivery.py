@@ -151,37 +151,45 @@ async def any_sent(conn: Any, alert_id: UUID) -> bool:
     return bool(found)
 
 
-async def latest_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -> AlertRow | None:
-    """The newest unexpired alert texted or called to this number (what a reply answers)."""
+# An alert a text reply can still act on: not answered "no", not over, not timed out.
+_OPEN_STATES = ["queued", "sent", "delivered", "accepted", "en_route", "on_scene"]
+
+
+async def open_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -> AlertRow | None:
+    """The newest open alert texted or called to this number (what a reply answers).
+
+    The same number may belong to volunteers of several agencies; a reply acts only
+    where an alert to it is still open, never on another agency's closed one.
+    """
     row = await conn.fetchrow(
         """
         SELECT a.id, a.agency_id, a.incident_id, a.volunteer_id, a.state
         FROM alerts a JOIN volunteers v ON v.id = a.volunteer_id
-        WHERE v.phone_e164 = $1 AND a.expires_at > $2
+        WHERE v.phone_e164 = $1 AND a.expires_at > $2 AND a.state = ANY($3::text[])
           AND EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = a.id
                       AND o.channel IN ('sms', 'voice') AND o.outcome = 'sent')
         ORDER BY a.created_at DESC LIMIT 1
         """,
         phone_e164,
         now,
+        _OPEN_STATES,
     )
     if row is None:
         return None
     return alert_row(row)
 
 
-async def latest_alert_of_volunteers(conn: Any, volunteer_ids: Sequence[int]) -> AlertRow | None:
-    """The newest alert of any of these volunteers (to file an opt-out in a timeline)."""
-    row = await conn.fetchrow(
+async def latest_alert_of_each(conn: Any, volunteer_ids: Sequence[int]) -> list[AlertRow]:
+    """Each volunteer's newest alert, if any (to file an opt-out in that incident's timeline)."""
+    rows = await conn.fetch(
         """
-        SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts
-        WHERE volunteer_id = ANY($1::bigint[]) ORDER BY created_at DESC LIMIT 1
+        SELECT DISTINCT ON (volunteer_id) id, agency_id, incident_id, volunteer_id, state
+        FROM alerts WHERE volunteer_id = ANY($1::bigint[])
+        ORDER BY volunteer_id, created_at DESC
         """,
         list(volunteer_ids),
     )
-    if row is None:
-        return None
-    return alert_row(row)
+    return [alert_row(r) for r in rows]
 
 
 async def agency_windows(conn: Any, agency_id: UUID) -> dict[str, Any] | None:

@@ -17,6 +17,22 @@ class ChannelPrefs:
     phone_invalid: bool
 
 
+class DeviceHeldElsewhere(Exception):
+    """The push token is registered to a volunteer of another agency."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    device_id: int
+    moved_from: int | None
+    """The volunteer (same agency) who held the device until now, if it moved."""
+
+
+# Advisory-lock namespace for device tokens (the two-integer form, so it never meets the
+# single-bigint lock that migrations take).
+_DEVICE_LOCK_SPACE = 0x44455600
+
+
 async def register_device(
     conn: Any,
     *,
@@ -25,20 +41,30 @@ async def register_device(
     platform: str,
     fcm_token: str,
     now: datetime,
-) -> int:
-    """Add or re-activate a device. A token moves to whoever registers it last.
+) -> Registration:
+    """Add or re-activate a device; call inside a transaction.
 
-    A phone handed on, or an app reinstalled under another login, keeps its
-    FCM token; the alert must follow the person now signed in.
+    A device belongs to one volunteer. Within an agency it moves to whoever registers
+    it last (a phone handed on, an app signed in under another login: the alert must
+    follow the person now signed in). A token held in another agency is refused with
+    :class:`DeviceHeldElsewhere`: moving it would silently cut that agency's volunteer
+    off from push.
     """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))", _DEVICE_LOCK_SPACE, fcm_token
+    )
+    held = await conn.fetchrow(
+        "SELECT agency_id, volunteer_id FROM devices WHERE fcm_token = $1", fcm_token
+    )
+    if held is not None and held["agency_id"] != agency_id:
+        raise DeviceHeldElsewhere
     device_id: int = await conn.fetchval(
         """
         INSERT INTO devices (agency_id, volunteer_id, platform, fcm_token, created_at, updated_at)
         VALUES ($1, $2, $3, $4, $5, $5)
         ON CONFLICT (fcm_token) DO UPDATE
-            SET agency_id = EXCLUDED.agency_id, volunteer_id = EXCLUDED.volunteer_id,
-                platform = EXCLUDED.platform, active = true, deactivated_reason = NULL,
-                updated_at = EXCLUDED.updated_at
+            SET volunteer_id = EXCLUDED.volunteer_id, platform = EXCLUDED.platform,
+                active = true, deactivated_reason = NULL, updated_at = EXCLUDED.updated_at
         RETURNING id
         """,
         agency_id,
@@ -47,7 +73,8 @@ async def register_device(
         fcm_token,
         now,
     )
-    return device_id
+    moved_from = held["volunteer_id"] if held is not None else None
+    return Registration(device_id, moved_from if moved_from != volunteer_id else None)
 
 
 async def deactivate_devices(
@@ -114,11 +141,12 @@ async def flag_volunteers(
 
 async def set_sms_opt_out(
     conn: Any, phone_e164: str, *, opted_out: bool, now: datetime
-) -> list[int]:
+) -> list[tuple[UUID, int]]:
     """STOP / START from a number: applies to every volunteer with that number.
 
-    Twilio enforces the opt-out per sender for the whole account, so it cannot be
-    narrower than the number. Returns the volunteer ids affected.
+    The provider enforces the opt-out per number for the whole account, so once a
+    number has sent STOP no agency can text it, whichever volunteer record holds
+    it. Returns ``(agency_id, volunteer_id)`` of each volunteer with the number.
     """
     rows = await conn.fetch(
         """
@@ -126,10 +154,10 @@ async def set_sms_opt_out(
         SELECT v.id, v.agency_id, $2, $3 FROM volunteers v WHERE v.phone_e164 = $1
         ON CONFLICT (volunteer_id) DO UPDATE
             SET sms_opt_out = EXCLUDED.sms_opt_out, updated_at = EXCLUDED.updated_at
-        RETURNING volunteer_id
+        RETURNING agency_id, volunteer_id
         """,
         phone_e164,
         opted_out,
         now,
     )
-    return [r["volunteer_id"] for r in rows]
+    return [(r["agency_id"], r["volunteer_id"]) for r in rows]

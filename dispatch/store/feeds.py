@@ -1,12 +1,17 @@
-"""Polled CAD feeds: configuration and the schedule, which lives in the database."""
+"""Polled CAD feeds: configuration, the schedule and each feed's health, all in the database."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+from cad_adapters.models import IncidentStatus
+
+REFUSED_SHOWN = 20
+"""Refused items of the last poll kept with the feed's health."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,10 @@ class Feed:
     headers: Mapping[str, str]
     mapping: Mapping[str, Any]
     failures: int
+    etag: str | None = None
+    last_modified: str | None = None
+    last_ok_at: datetime | None = None
+    """The last successful poll before this one (None: never)."""
 
     @property
     def source(self) -> str:
@@ -78,26 +87,114 @@ async def claim_due(conn: Any, now: datetime, lease: timedelta) -> list[Feed]:
             r["headers"],
             r["mapping"],
             r["failures"],
+            r["etag"],
+            r["last_modified"],
+            r["last_ok_at"],
         )
         for r in rows
     ]
 
 
-async def record_success(conn: Any, feed_id: int, now: datetime, next_at: datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What one poll found; ``items_seen`` None means no document was read."""
+
+    at: datetime
+    result: str
+    ok: bool
+    next_at: datetime
+    error: str | None = None
+    items_seen: int | None = None
+    items_refused: int | None = None
+    refused: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+    same_document: bool = False
+    """A 304: the document, its counts and validators are those of the last poll."""
+
+
+async def record_poll(conn: Any, feed_id: int, poll: PollRecord) -> None:
     await conn.execute(
-        "UPDATE cad_feeds SET failures = 0, last_error = NULL, last_ok_at = $2,"
-        " next_poll_at = $3 WHERE id = $1",
+        """
+        UPDATE cad_feeds SET
+            last_poll_at = $2, last_result = $3,
+            failures = CASE WHEN $4 THEN 0 ELSE failures + 1 END,
+            last_error = $5,
+            last_ok_at = CASE WHEN $4 THEN $2 ELSE last_ok_at END,
+            next_poll_at = $6,
+            items_seen = CASE WHEN $7 THEN items_seen ELSE $8 END,
+            items_refused = CASE WHEN $7 THEN items_refused ELSE $9 END,
+            refused_items = CASE WHEN $7 THEN refused_items ELSE $10 END,
+            etag = CASE WHEN $7 THEN etag ELSE $11 END,
+            last_modified = CASE WHEN $7 THEN last_modified ELSE $12 END
+        WHERE id = $1
+        """,
         feed_id,
-        now,
-        next_at,
+        poll.at,
+        poll.result,
+        poll.ok,
+        None if poll.error is None else poll.error[:500],
+        poll.next_at,
+        poll.same_document,
+        poll.items_seen,
+        poll.items_refused,
+        [dict(r) for r in poll.refused[:REFUSED_SHOWN]],
+        poll.etag,
+        poll.last_modified,
     )
 
 
-async def record_failure(conn: Any, feed_id: int, error: str, next_at: datetime) -> None:
-    await conn.execute(
-        "UPDATE cad_feeds SET failures = failures + 1, last_error = $2, next_poll_at = $3"
-        " WHERE id = $1",
-        feed_id,
-        error[:500],
-        next_at,
+async def health(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
+    """Every feed of the agency with what its polls found (headers, which hold keys, never)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, name, url, enabled, interval_s, last_poll_at, last_ok_at, last_result,
+               failures, last_error, items_seen, items_refused, refused_items, next_poll_at
+        FROM cad_feeds WHERE agency_id = $1 ORDER BY name
+        """,
+        agency_id,
     )
+    return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldIncident:
+    """What intake holds for a feed item: enough to keep its times and version steady."""
+
+    received_at: datetime
+    version_at: datetime
+    version_seq: int
+    content_hash: bytes
+    status: IncidentStatus
+    source_updated_at: datetime | None
+
+
+async def held_incidents(
+    conn: Any, agency_id: UUID, source: str, ids: Collection[str]
+) -> dict[str, HeldIncident]:
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT source_incident_id, received_at, version_at, version_seq, content_hash, status,
+               report->>'source_updated_at' AS source_updated_at
+        FROM incidents
+        WHERE agency_id = $1 AND source = $2 AND source_incident_id = ANY($3::text[])
+        """,
+        agency_id,
+        source,
+        list(ids),
+    )
+    return {
+        r["source_incident_id"]: HeldIncident(
+            received_at=r["received_at"],
+            version_at=r["version_at"],
+            version_seq=r["version_seq"],
+            content_hash=r["content_hash"],
+            status=IncidentStatus(r["status"]),
+            source_updated_at=(
+                datetime.fromisoformat(r["source_updated_at"]) if r["source_updated_at"] else None
+            ),
+        )
+        for r in rows
+    }

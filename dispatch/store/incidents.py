@@ -49,6 +49,7 @@ def _columns(report: IncidentReport) -> tuple[Any, ...]:
         loc.lon if loc else None,
         report.place_type.value,
         report.received_at,
+        loc.uncertainty_m if loc else None,
     )
 
 
@@ -74,9 +75,10 @@ async def insert_or_lock(
         WITH inserted AS (
             INSERT INTO incidents (id, agency_id, source, source_incident_id, content_hash,
                 report, version_at, version_seq, status, is_test, is_cardiac_arrest,
-                call_type_code, lat, lon, place_type, received_at, created_at, updated_at)
+                call_type_code, lat, lon, place_type, received_at, location_uncertainty_m,
+                created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $17)
+                    $17, $18, $18)
             ON CONFLICT (agency_id, source, source_incident_id) DO NOTHING
             RETURNING id
         ), existing AS (
@@ -126,7 +128,8 @@ async def update(
         """
         UPDATE incidents SET content_hash = $2, report = $3, version_at = $4, version_seq = $5,
             status = $6, is_test = $7, is_cardiac_arrest = $8, call_type_code = $9, lat = $10,
-            lon = $11, place_type = $12, received_at = $13, updated_at = $14
+            lon = $11, place_type = $12, received_at = $13, location_uncertainty_m = $14,
+            updated_at = $15
         WHERE id = $1
         """,
         incident_id,
@@ -160,6 +163,10 @@ class IncidentProgress:
     alerting_started_at: datetime | None
     first_ems_on_scene_at: datetime | None
     policy_version: int | None
+    received_at: datetime
+    location_uncertainty_m: float | None = None
+    alert_blocked: str | None = None
+    """Why this incident may never alert (decided once, before alerting starts)."""
 
     @property
     def alertable(self) -> bool:
@@ -168,6 +175,7 @@ class IncidentProgress:
             and self.is_cardiac_arrest is True
             and self.lat is not None
             and self.lon is not None
+            and self.alert_blocked is None
         )
 
 
@@ -175,7 +183,8 @@ async def lock_progress(conn: Any, incident_id: UUID) -> IncidentProgress | None
     row = await conn.fetchrow(
         """
         SELECT id, agency_id, status, state, is_test, is_cardiac_arrest, lat, lon, place_type,
-               alerting_started_at, first_ems_on_scene_at, policy_version
+               alerting_started_at, first_ems_on_scene_at, policy_version, received_at,
+               location_uncertainty_m, alert_blocked
         FROM incidents WHERE id = $1 FOR NO KEY UPDATE
         """,
         incident_id,
@@ -195,6 +204,18 @@ async def lock_progress(conn: Any, incident_id: UUID) -> IncidentProgress | None
         alerting_started_at=row["alerting_started_at"],
         first_ems_on_scene_at=row["first_ems_on_scene_at"],
         policy_version=row["policy_version"],
+        received_at=row["received_at"],
+        location_uncertainty_m=row["location_uncertainty_m"],
+        alert_blocked=row["alert_blocked"],
+    )
+
+
+async def block_alerting(conn: Any, incident_id: UUID, reason: str) -> None:
+    """Mark the incident as never to alert (see ``dispatch.domain.intake.timing_block``)."""
+    await conn.execute(
+        "UPDATE incidents SET alert_blocked = $2 WHERE id = $1 AND alert_blocked IS NULL",
+        incident_id,
+        reason,
     )
 
 

@@ -28,18 +28,27 @@ class RejectedDocument:
     """The document as received; None when it was not read (too large)."""
     size_bytes: int | None = None
     """The declared size when the body was not read."""
+    feed_name: str | None = None
+    """The polled feed the document or item came from (None: posted to the API)."""
 
 
-async def keep(conn: Any, doc: RejectedDocument, *, keep_days: float) -> None:
-    """Store ``doc`` (first :data:`KEEP_BYTES`) and drop this agency's oldest beyond the limits."""
+async def keep(conn: Any, doc: RejectedDocument, *, keep_days: float, once: bool = False) -> None:
+    """Store ``doc`` (first :data:`KEEP_BYTES`) and drop this agency's oldest beyond the limits.
+
+    ``once``: skip a document already kept from the same feed (by digest), so a feed that
+    refuses the same item every poll keeps it once instead of pushing everything else out.
+    """
     body = doc.body
     async with conn.transaction():
         await conn.execute(
             """
             INSERT INTO rejected_documents
                 (agency_id, received_at, endpoint, content_type, status, problem_type, detail,
-                 pointer, size_bytes, sha256, body, truncated)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 pointer, size_bytes, sha256, body, truncated, feed_name)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+            WHERE NOT ($14 AND EXISTS (
+                SELECT 1 FROM rejected_documents
+                WHERE agency_id = $1 AND feed_name IS NOT DISTINCT FROM $13 AND sha256 = $10))
             """,
             doc.agency_id,
             doc.received_at,
@@ -53,6 +62,8 @@ async def keep(conn: Any, doc: RejectedDocument, *, keep_days: float) -> None:
             hashlib.sha256(body).digest() if body is not None else None,
             body[:KEEP_BYTES] if body is not None else None,
             body is not None and len(body) > KEEP_BYTES,
+            doc.feed_name,
+            once,
         )
         await conn.execute(
             """
@@ -74,7 +85,7 @@ async def newest(conn: Any, agency_id: UUID, *, limit: int, before_id: int) -> l
     rows = await conn.fetch(
         """
         SELECT id, received_at, endpoint, content_type, status, problem_type, detail, pointer,
-               size_bytes, sha256, body, truncated
+               size_bytes, sha256, body, truncated, feed_name
         FROM rejected_documents
         WHERE agency_id = $1 AND id < $2
         ORDER BY id DESC LIMIT $3
@@ -98,6 +109,7 @@ async def newest(conn: Any, agency_id: UUID, *, limit: int, before_id: int) -> l
             # Bytes that are not UTF-8 show as U+FFFD; sha256 identifies the original.
             "body": r["body"].decode("utf-8", "replace") if r["body"] is not None else None,
             "truncated": r["truncated"],
+            "feed": r["feed_name"],
         }
         for r in rows
     ]

@@ -13,6 +13,7 @@ from dispatch.domain.clock import Clock
 from dispatch.domain.rate_limit import RateLimiter
 from dispatch.metrics import Metrics
 from dispatch.service.auth_cache import AgencyAuthCache
+from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.delivery import Providers
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.workers.notifier import OutboxWorker
@@ -30,6 +31,9 @@ POSITIONS = web.AppKey("positions", PositionCache)
 POSITION_WRITER = web.AppKey("position_writer", PositionWriter)
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 AUTH_CACHE = web.AppKey("auth_cache", AgencyAuthCache)
+AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)
 INTAKE_LIMITER = web.AppKey("intake_limiter", RateLimiter)
 PROVIDERS = web.AppKey("providers", Providers)
 WORKER_TASKS = web.AppKey("worker_tasks", dict[str, asyncio.Task[None]])
+LARGE_PARSE_SLOT = web.AppKey("large_parse_slot", asyncio.Semaphore)
+"""One large CAD document parsed (in a worker thread) at a time."""

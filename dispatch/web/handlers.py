@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,8 +10,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cad_adapters.errors import CadParseError
-from cad_adapters.generic import decode_json, schema
+from cad_adapters.generic import schema
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
 from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
@@ -23,8 +21,15 @@ from dispatch.store import response_log
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
 from dispatch.web import app_keys as keys
+from dispatch.web.auth import checked
+from dispatch.web.body import json_body
 from dispatch.web.openapi import openapi_document
-from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+from dispatch.web.problems import (
+    Problem,
+    invalid,
+    not_found,
+    unauthorized,
+)
 
 routes = web.RouteTableDef()
 
@@ -39,21 +44,6 @@ def _uuid(request: web.Request, name: str) -> UUID:
         raise not_found(name.removesuffix("_id")) from None
 
 
-async def _json_body(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send the document as application/json",
-        )
-    body = await request.read()
-    try:
-        return decode_json(body)
-    except CadParseError as exc:
-        raise malformed(exc.detail) from None
-
-
 def _token(request: web.Request, *kinds: TokenKind) -> str:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None or not token.startswith(tuple(f"{k.value}_" for k in kinds)):
@@ -62,12 +52,16 @@ def _token(request: web.Request, *kinds: TokenKind) -> str:
 
 
 async def _volunteer(request: web.Request) -> VolunteerIdentity:
-    token = _token(request, TokenKind.VOLUNTEER)
-    async with request.app[keys.POOL].acquire() as conn:
-        volunteer = await volunteer_store.authenticate(conn, token)
-    if volunteer is None:
-        raise unauthorized("the volunteer token is not valid")
-    return volunteer
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None and not token.startswith(f"{TokenKind.VOLUNTEER.value}_"):
+        token = None
+
+    async def look_up(secret: str) -> VolunteerIdentity | None:
+        async with request.app[keys.POOL].acquire() as conn:
+            found: VolunteerIdentity | None = await volunteer_store.authenticate(conn, secret)
+            return found
+
+    return await checked(request, None, token, look_up, refused="the volunteer token is not valid")
 
 
 # --- health ---------------------------------------------------------------------------------
@@ -122,34 +116,12 @@ async def generic_schema(request: web.Request) -> web.Response:
 # --- volunteers -----------------------------------------------------------------------------
 
 
-def _finite(
-    data: dict[str, Any], name: str, low: float, high: float, required: bool
-) -> float | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise invalid(f"/{name}", "is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"/{name}", "must be a number")
-    if not math.isfinite(value) or not low <= value <= high:
-        raise invalid(f"/{name}", f"must be between {low:g} and {high:g}")
-    return float(value)
-
-
-def _fix_time(raw: Any, now: datetime) -> datetime:
+def _fix_time(data: dict[str, Any], now: datetime) -> datetime:
     """When the phone took the fix (default: now); aware, and not in the future."""
-    if raw is None:
+    if "at" not in data:
         return now
-    stamp = None
-    if isinstance(raw, str) and len(raw) <= 64:
-        try:
-            stamp = datetime.fromisoformat(raw)
-        except ValueError:
-            stamp = None
-    if stamp is None or stamp.tzinfo is None:
-        raise invalid("/at", "must be an RFC 3339 date-time with an offset")
-    stamp = stamp.astimezone(UTC)
+    # The schema's pattern admits only RFC 3339 stamps with an offset, in supported years.
+    stamp = datetime.fromisoformat(data["at"]).astimezone(UTC)
     if stamp > now + _MAX_CLOCK_SKEW:
         raise invalid("/at", "is in the future")
     return stamp
@@ -158,19 +130,11 @@ def _fix_time(raw: Any, now: datetime) -> datetime:
 @routes.put("/v1/me/location")
 async def put_location(request: web.Request) -> web.Response:
     volunteer = await _volunteer(request)
-    data = await _json_body(request)
-    if not isinstance(data, dict):
-        raise invalid("", "must be an object")
-    unknown = sorted(set(data) - {"lat", "lon", "accuracy_m", "at"})
-    if unknown:
-        raise invalid(f"/{unknown[0]}", "is not a known field")
-    lat = _finite(data, "lat", -90, 90, True)
-    lon = _finite(data, "lon", -180, 180, True)
-    accuracy = _finite(data, "accuracy_m", 0, 100_000, False)
-    assert lat is not None
-    assert lon is not None
+    data = await json_body(request, "Fix")
+    lat, lon = float(data["lat"]), float(data["lon"])
+    accuracy = float(data["accuracy_m"]) if "accuracy_m" in data else None
     now = request.app[keys.CLOCK].now()
-    at = _fix_time(data.get("at"), now)
+    at = _fix_time(data, now)
     row = PositionRow(volunteer.volunteer_id, volunteer.agency_id, lat, lon, accuracy, at)
     if volunteer.eligible:
         request.app[keys.POSITIONS].upsert(row)
@@ -287,16 +251,13 @@ async def _readable_incident(request: web.Request, conn: Any) -> UUID:
     """The incident in the path, if the caller's agency key or supervisor token covers it."""
     incident_id = _uuid(request, "incident_id")
     token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
-    agency_id = await incident_store.agency_of(conn, incident_id)
     if token.startswith(TokenKind.SUPERVISOR.value):
-        allowed = agency_id is not None and (
-            await agency_store.supervisor_agency(conn, token) == agency_id
-        )
+        caller = await agency_store.supervisor_agency(conn, token)
     else:
-        allowed = agency_id is not None and (
-            await agency_store.authenticate_key(conn, agency_id, token) is not None
-        )
-    if not allowed:
+        caller = await agency_store.key_agency(conn, token)
+    if caller is None:
+        raise unauthorized("the token is not valid (unknown or revoked)")
+    if await incident_store.agency_of(conn, incident_id) != caller:
         # Same answer for "no such incident" and "not yours": ids are not an oracle.
         raise not_found("incident")
     return incident_id

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from aiohttp import web
 
-from cad_adapters.errors import CadParseError
-from cad_adapters.generic import decode_json
-from dispatch.domain.aed_import import AedImportError
-from dispatch.domain.aed_import import parse_csv as parse_aed_csv
-from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
+from dispatch.domain.aed_import import AedImportError, AedRecord
+from dispatch.domain.aed_import import iter_csv as iter_aed_csv
+from dispatch.domain.aed_import import iter_geojson as iter_aed_geojson
 from dispatch.domain.agency_settings import SettingsError, validate_settings
+from dispatch.domain.json_stream import JsonSyntaxError
 from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import validate_volunteer_settings
-from dispatch.secrets import TokenKind, bearer_token
+from dispatch.domain.volunteer_settings import (
+    IDENTITY_FIELDS,
+    validate_identity,
+    validate_volunteer_settings,
+)
+from dispatch.service import aed_import
+from dispatch.service.feeds import health_view
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import feeds as feed_store
 from dispatch.store import rejected as rejected_store
+from dispatch.store import volunteer_events as volunteer_event_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
-from dispatch.web.problems import Problem, invalid, malformed, not_found, unauthorized
+from dispatch.web.auth import supervisor_of
+from dispatch.web.body import check, json_body
+from dispatch.web.problems import Problem, invalid, malformed, not_found
 
 routes = web.RouteTableDef()
 
@@ -31,12 +41,7 @@ async def _supervised_agency(request: web.Request) -> UUID:
         agency_id = UUID(request.match_info["agency_id"])
     except ValueError:
         raise not_found("agency") from None
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is None or not token.startswith(f"{TokenKind.SUPERVISOR.value}_"):
-        raise unauthorized()
-    async with request.app[keys.POOL].acquire() as conn:
-        if await agency_store.supervisor_agency(conn, token) != agency_id:
-            raise unauthorized("the supervisor token is not valid for this agency")
+    await supervisor_of(request, agency_id)
     return agency_id
 
 
@@ -54,7 +59,7 @@ async def get_settings(request: web.Request) -> web.Response:
 async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
     agency_id = await _supervised_agency(request)
-    data = await _json_object(request)
+    data = await json_body(request, "AgencySettingsChange")
     try:
         changes = validate_settings(data)
     except SettingsError as exc:
@@ -67,53 +72,25 @@ async def patch_settings(request: web.Request) -> web.Response:
     return web.json_response(current)
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise Problem(415, "unsupported-media-type", "Unsupported media type", "send JSON")
-    try:
-        data = decode_json(await request.read())
-    except CadParseError as exc:
-        raise malformed(exc.detail) from None
-    if not isinstance(data, dict):
-        raise invalid("", "must be an object")
-    return data
-
-
-def _identity(data: dict[str, Any]) -> tuple[str, str | None, str]:
-    name = data.pop("display_name", None)
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-        raise invalid("/display_name", "must be a string of 1 to 200 characters")
-    phone = data.pop("phone_e164", None)
-    if phone is not None and (
-        not isinstance(phone, str)
-        or not phone.startswith("+")
-        or not phone[1:].isdigit()
-        or not 8 <= len(phone) <= 16
-    ):
-        raise invalid("/phone_e164", "must be an E.164 number like +31612345678")
-    language = data.pop("language", "en")
-    if not isinstance(language, str) or not 2 <= len(language) <= 16:
-        raise invalid("/language", "must be a language tag like en or nl-NL")
-    return name.strip(), phone, language
-
-
 @routes.post("/v1/agencies/{agency_id}/volunteers")
 async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
     agency_id = await _supervised_agency(request)
-    data = await _json_object(request)
-    name, phone, language = _identity(data)
+    data = await json_body(request, "NewVolunteer")
     try:
-        settings = validate_volunteer_settings(data)
+        identity = validate_identity(data)
+        settings = validate_volunteer_settings(
+            {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
+        )
     except SettingsError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     async with request.app[keys.POOL].acquire() as conn:
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=agency_id,
-            display_name=name,
-            phone_e164=phone,
-            language=language,
+            display_name=identity.display_name,
+            phone_e164=identity.phone_e164,
+            language=identity.language,
             settings=settings,
             now=request.app[keys.CLOCK].now(),
         )
@@ -143,7 +120,7 @@ async def patch_volunteer(request: web.Request) -> web.Response:
     agency_id = await _supervised_agency(request)
     volunteer_id = _volunteer_id(request)
     try:
-        changes = validate_volunteer_settings(await _json_object(request))
+        changes = validate_volunteer_settings(await json_body(request, "VolunteerSettingsChange"))
     except SettingsError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     if not changes:
@@ -161,6 +138,22 @@ async def patch_volunteer(request: web.Request) -> web.Response:
     else:
         cache.remove(volunteer_id)
     return web.json_response(found)
+
+
+@routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}/events")
+async def volunteer_events(request: web.Request) -> web.Response:
+    """What happened to a volunteer outside incidents (devices, SMS opt-outs), newest first."""
+    agency_id = await _supervised_agency(request)
+    volunteer_id = _volunteer_id(request)
+    limit = _query_int(request, "limit", default=50, low=1, high=200)
+    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
+    async with request.app[keys.POOL].acquire() as conn:
+        if await volunteer_store.settings_of(conn, agency_id, volunteer_id) is None:
+            raise not_found("volunteer")
+        events = await volunteer_event_store.newest(
+            conn, agency_id, volunteer_id, limit=limit, before_id=before
+        )
+    return web.json_response({"volunteer_id": volunteer_id, "events": events})
 
 
 def _policy_json(policy: AlertPolicy) -> dict[str, Any]:
@@ -181,7 +174,7 @@ async def get_policy(request: web.Request) -> web.Response:
 async def put_policy(request: web.Request) -> web.Response:
     """A whole policy document (fields left out take the documented defaults)."""
     agency_id = await _supervised_agency(request)
-    data = await _json_object(request)
+    data = await json_body(request, "PolicyDocument")
     try:
         policy = policy_from_json(data)
     except PolicyError as exc:
@@ -194,47 +187,74 @@ async def put_policy(request: web.Request) -> web.Response:
 
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
+MAX_AED_UPLOAD_BYTES = 16 * 1024 * 1024
+"""A national registry (50,000 AEDs with names and access notes) is several MB."""
+
+
+async def _read_upload(request: web.Request, limit: int) -> bytes:
+    """The body, up to ``limit`` bytes (above the app-wide cap, for this route only)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @routes.post("/v1/agencies/{agency_id}/aeds")
 async def import_aeds(request: web.Request) -> web.Response:
-    """Add or update AEDs from CSV or GeoJSON; the whole file is checked before any is stored."""
+    """Add or update AEDs from CSV or GeoJSON; the whole file is checked before any is stored.
+
+    Parsed in short slices and stored a chunk at a time (one transaction), so a large
+    file never holds up other agencies' requests for more than a slice.
+    """
     agency_id = await _supervised_agency(request)
-    body = await request.read()
+    read: Callable[[str], Iterator[AedRecord]]
+    if request.content_type in _CSV_TYPES:
+        read = iter_aed_csv
+    elif request.content_type in _GEOJSON_TYPES:
+        # Each feature is held to the documented schema as it is decoded (the file is not
+        # decoded whole, so the collection's schema cannot be checked in one go).
+        read = partial(iter_aed_geojson, vet=partial(check, "AedFeature"))
+    else:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send text/csv or application/geo+json",
+        )
+    body = await _read_upload(request, MAX_AED_UPLOAD_BYTES)
     try:
-        if request.content_type in _CSV_TYPES:
-            records = parse_aed_csv(body.decode("utf-8-sig"))
-        elif request.content_type in _GEOJSON_TYPES:
-            try:
-                document = decode_json(body)
-            except CadParseError as exc:
-                raise malformed(exc.detail) from None
-            records = parse_aed_geojson(document)
-        else:
-            raise Problem(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send text/csv or application/geo+json",
-            )
+        count = await aed_import.import_file(
+            request.app[keys.POOL],
+            agency_id,
+            read(body.decode("utf-8-sig")),
+            now=request.app[keys.CLOCK].now(),
+        )
     except UnicodeDecodeError:
         raise malformed("the file is not UTF-8") from None
+    except JsonSyntaxError as exc:
+        raise malformed(str(exc)) from None
     except AedImportError as exc:
         raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn:
-        count = await aed_store.import_records(
-            conn, agency_id, records, request.app[keys.CLOCK].now()
-        )
     request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({"imported": count})
 
 
 @routes.get("/v1/agencies/{agency_id}/aeds")
 async def list_aeds(request: web.Request) -> web.Response:
+    """The agency's active AEDs, newest first, a page at a time (next page: ``before``)."""
     agency_id = await _supervised_agency(request)
+    limit = _query_int(request, "limit", default=500, low=1, high=1000)
+    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
     async with request.app[keys.POOL].acquire() as conn:
-        aeds = await aed_store.list_for_agency(conn, agency_id)
-    return web.json_response({"aeds": aeds})
+        aeds = await aed_store.list_for_agency(conn, agency_id, limit=limit, before_id=before)
+    next_before = aeds[-1]["id"] if len(aeds) == limit else None
+    return web.json_response({"aeds": aeds, "next_before": next_before})
 
 
 def _query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
@@ -265,3 +285,12 @@ async def list_rejected_documents(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
     return web.json_response({"documents": docs})
+
+
+@routes.get("/v1/agencies/{agency_id}/feeds")
+async def list_feeds(request: web.Request) -> web.Response:
+    """Each polled feed's health: last poll and success, failures, errors, refused items."""
+    agency_id = await _supervised_agency(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await feed_store.health(conn, agency_id)
+    return web.json_response({"feeds": [health_view(r) for r in rows]})

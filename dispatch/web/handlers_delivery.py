@@ -16,16 +16,18 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from dispatch.secrets import TokenKind
+from cad_adapters.text import storable
 from dispatch.service import delivery as delivery_service
+from dispatch.service import devices as device_service
 from dispatch.service.delivery import public_base_url
 from dispatch.service.responses import AlertNotFound
-from dispatch.store import agencies as agency_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
-from dispatch.web.handlers import _json_body, _token, _uuid, _volunteer
-from dispatch.web.problems import Problem, invalid, not_found, unauthorized
+from dispatch.web.auth import supervisor_of
+from dispatch.web.body import json_body
+from dispatch.web.handlers import _uuid, _volunteer
+from dispatch.web.problems import Problem, invalid, not_found
 
 log = structlog.get_logger(__name__)
 
@@ -36,54 +38,41 @@ _CHANNELS: Final = ("push", "sms", "voice")
 _MAX_FORM_FIELDS: Final = 64
 
 
-def _object(data: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise invalid("", "must be an object")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise invalid(f"/{unknown[0]}", "is not a known field")
-    return data
-
-
 # --- volunteers -----------------------------------------------------------------------------
 
 
 @routes.put("/v1/me/devices")
 async def put_device(request: web.Request) -> web.Response:
     volunteer = await _volunteer(request)
-    data = _object(await _json_body(request), {"fcm_token", "platform"})
-    token = data.get("fcm_token")
-    if not isinstance(token, str) or not 8 <= len(token) <= 4096 or not token.isprintable():
-        raise invalid("/fcm_token", "must be the FCM registration token (8 to 4096 characters)")
-    platform = data.get("platform")
-    if platform not in _PLATFORMS:
-        raise invalid("/platform", f"must be one of {', '.join(_PLATFORMS)}")
-    async with request.app[keys.POOL].acquire() as conn:
-        device_id = await device_store.register_device(
-            conn,
-            agency_id=volunteer.agency_id,
-            volunteer_id=volunteer.volunteer_id,
+    data = await json_body(request, "Device")
+    token, platform = data["fcm_token"], data["platform"]
+    try:
+        device_id = await device_service.register_device(
+            request.app[keys.POOL],
+            volunteer,
             platform=platform,
             fcm_token=token,
             now=request.app[keys.CLOCK].now(),
         )
+    except device_service.DeviceHeldElsewhere:
+        raise Problem(
+            409,
+            "device-registered-elsewhere",
+            "Device registered elsewhere",
+            "this push token belongs to a volunteer of another agency",
+            pointer="/fcm_token",
+        ) from None
     return web.json_response({"device_id": device_id, "platform": platform, "active": True})
 
 
 @routes.put("/v1/me/channels")
 async def put_channels(request: web.Request) -> web.Response:
     volunteer = await _volunteer(request)
-    data = _object(await _json_body(request), {"preferred", "refused"})
+    data = await json_body(request, "ChannelPreferences")
     preferred = data.get("preferred")
-    if preferred is not None and preferred not in _CHANNELS:
-        raise invalid("/preferred", f"must be null or one of {', '.join(_CHANNELS)}")
     refused = data.get("refused", [])
-    if not isinstance(refused, list) or any(r not in _CHANNELS for r in refused):
-        raise invalid("/refused", f"must be a list of {', '.join(_CHANNELS)}")
     if preferred is not None and preferred in refused:
         raise invalid("/preferred", "cannot be a refused channel")
-    if len(set(refused)) >= len(_CHANNELS):
-        raise invalid("/refused", "at least one channel must stay open")
     async with request.app[keys.POOL].acquire() as conn:
         prefs = await device_store.set_preferences(
             conn,
@@ -125,27 +114,15 @@ async def ack_alert(request: web.Request) -> web.Response:
 
 
 def _window(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
-        raise invalid(f"/{name}", "must be an integer from 1 to 3600")
-    return value
+    return int(data[name]) if name in data else None
 
 
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
 async def put_delivery_settings(request: web.Request) -> web.Response:
     agency_id = _uuid(request, "agency_id")
-    token = _token(request, TokenKind.SUPERVISOR)
-    async with request.app[keys.POOL].acquire() as conn:
-        if await agency_store.supervisor_agency(conn, token) != agency_id:
-            raise unauthorized("the supervisor token is not valid for this agency")
-    data = _object(
-        await _json_body(request), {"push_ack_timeout_s", "answer_timeout_s", "critical_alerts"}
-    )
+    await supervisor_of(request, agency_id)
+    data = await json_body(request, "DeliverySettingsChange")
     critical = data.get("critical_alerts")
-    if critical is not None and not isinstance(critical, bool):
-        raise invalid("/critical_alerts", "must be true or false")
     async with request.app[keys.POOL].acquire() as conn:
         stored = await delivery_store.set_agency_windows(
             conn,
@@ -179,7 +156,8 @@ async def _signed_form(request: web.Request) -> MultiDict[str]:
         raise Problem(
             403, "bad-signature", "Forbidden", "the X-Twilio-Signature does not match this request"
         )
-    return form
+    # Signed as sent; kept as the database can hold it (an SMS body may carry anything).
+    return MultiDict((k, storable(v)) for k, v in form.items())
 
 
 def _query_alert(request: web.Request) -> UUID | None:

@@ -45,6 +45,14 @@ class Problem(web.HTTPException):
         )
         self.body_data = body
 
+    def to_response(self) -> web.Response:
+        """The same answer as a plain response, free of the raise's traceback."""
+        response = web.Response(status=self.status, text=self.text, content_type=self.content_type)
+        for name, value in self.headers.items():
+            if name not in ("Content-Type", "Content-Length"):
+                response.headers.add(name, value)
+        return response
+
 
 def invalid(pointer: str, detail: str, *, status: int = 422) -> Problem:
     return Problem(status, "invalid-field", "A field is invalid", detail, pointer=pointer)
@@ -52,6 +60,11 @@ def invalid(pointer: str, detail: str, *, status: int = 422) -> Problem:
 
 def malformed(detail: str) -> Problem:
     return Problem(400, "malformed-document", "The document cannot be read", detail, pointer="")
+
+
+def refused_document(pointer: str, detail: str) -> Problem:
+    """A decoder's refusal: unreadable as a whole (400), or one field it cannot take (422)."""
+    return invalid(pointer, detail) if pointer else malformed(detail)
 
 
 def unauthorized(detail: str = "a valid bearer token is required") -> Problem:

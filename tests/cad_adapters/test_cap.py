@@ -15,7 +15,7 @@ from cad_adapters.cap import parse_cap
 from cad_adapters.errors import CadParseError
 from cad_adapters.models import IncidentStatus
 
-from .conftest import SAMPLES_DIR, sample_bytes
+from .conftest import FIXTURES_DIR, SAMPLES_DIR, sample_bytes
 
 CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
 
@@ -141,6 +141,47 @@ def test_polygon_centroid_and_geocode() -> None:
     assert report.address.text == "Oosterdokskade 143"
 
 
+GEOCODES = (
+    "<geocode><valueName>SAME</valueName><value>038001</value></geocode>"
+    "<geocode><valueName>UGC</valueName><value>NDZ001</value></geocode>"
+)
+
+
+@pytest.mark.parametrize(
+    "empty", ["<polygon></polygon>", "<polygon/>", "<polygon> \n </polygon>", "<circle></circle>"]
+)
+def test_empty_shapes_are_absent(empty: str) -> None:
+    """An empty polygon or circle is an absent one: the alert with its geocodes is kept
+    (no location, so it never alerts) instead of being refused whole."""
+    report = parse_cap(alert(info=area_info(empty + GEOCODES)))
+    assert report.location is None
+    assert report.location_source is None
+    assert report.address is not None
+    assert report.address.text == "Oosterdokskade 143"
+
+
+def test_empty_polygon_beside_a_circle_keeps_the_circle() -> None:
+    """An empty polygon next to a valid circle changes nothing about the circle."""
+    report = parse_cap(alert(info=area_info("<polygon></polygon><circle>52.37,4.89 0.05</circle>")))
+    assert report.location is not None
+    assert (report.location.lat, report.location.lon) == (52.37, 4.89)
+    assert report.location_source == "cap:circle"
+
+
+def test_blizzard_warning_with_empty_polygon_fixture() -> None:
+    """The NWS-layout Blizzard Warning (empty <polygon></polygon>, valid SAME/UGC geocodes)
+    is read: type from its SAME code, area from areaDesc, no location."""
+    report = parse_cap((FIXTURES_DIR / "cap_blizzard_empty_polygon.xml").read_bytes())
+    assert report.source_incident_id == (
+        "w-nws.webmaster@noaa.gov/urn:oid:2.49.0.1.840.0.fixture-blizzard.001.1"
+    )
+    assert (report.call_type.code, report.call_type.scheme) == ("BZW", "SAME")
+    assert report.location is None
+    assert report.address is not None
+    assert report.address.text == "North Fixture; South Fixture"
+    assert report.received_at == datetime(2026, 1, 12, 9, 47, tzinfo=UTC)
+
+
 def test_event_without_event_code() -> None:
     """Without an eventCode the event text is the code."""
     report = parse_cap(alert(info=area_info("", event_code="")))
@@ -174,7 +215,6 @@ def test_naive_sent_uses_default_tz() -> None:
         (alert(info=area_info("<circle>NaN,10 1</circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<circle>10,10 -1</circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<circle>10 10 1</circle>")), "/alert/info/area/circle"),
-        (alert(info=area_info("<circle></circle>")), "/alert/info/area/circle"),
         (alert(info=area_info("<polygon>1,1 1,2</polygon>")), "/alert/info/area/polygon"),
         (alert(info=area_info("<polygon>1,1 1,2, 2,2 1,1</polygon>")), "/alert/info/area/polygon"),
         (alert(info=area_info("<polygon>1,1 1,200 2,2 1,1</polygon>")), "/alert/info/area/polygon"),

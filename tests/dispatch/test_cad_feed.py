@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -54,13 +55,17 @@ class FakeFeed:
         return web.json_response({"data": {"incidents": self.incidents}})
 
 
+# Minutes ago: intake never alerts for an incident received more than half an hour before.
+RECEIVED = (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds")
+
+
 def cad_item(incident_id: str, north_m: float = 0, type_: str = "09E01") -> dict[str, Any]:
     lat, lon = offset(*CENTRE, north_m, 0)
     return {
         "ID": incident_id,
         "Type": type_,
         "TypeText": "CARDIAC ARREST",
-        "Received": "2026-11-26T10:00:00Z",
+        "Received": RECEIVED,
         "Latitude": f"{lat:.7f}",  # many feeds send strings
         "Longitude": f"{lon:.7f}",
         "Address": "Dam",
@@ -176,7 +181,7 @@ async def test_feed_failures_back_off_and_never_close_incidents(
     aiohttp_client: Any,
 ) -> None:
     """A 503, a timeout or a broken document count as failures with growing delays and
-    leave the incidents alone; a broken single item blocks closures but not intake."""
+    leave the incidents alone; a refused item keeps its own incident open, the rest go on."""
     fake, url = feed_server
     fake.incidents = [cad_item("G1")]
     feed_id = await feeds.create(
@@ -221,9 +226,11 @@ async def test_feed_failures_back_off_and_never_close_incidents(
     assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1
 
     fake.delay_s = 0
-    fake.incidents = [{"ID": "G9", "Type": "09E01", "Received": "yesterday"}]
+    fake.incidents = [{**cad_item("G1"), "Received": "yesterday"}, cad_item("G2")]
     await _poll_once(db, feed_id)
-    assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1, (
-        "G1 is missing but an item was refused: no closure on a doubtful snapshot"
-    )
+    rows = await db.fetch("SELECT source_incident_id, status FROM incidents ORDER BY 1")
+    assert [(r["source_incident_id"], r["status"]) for r in rows] == [
+        ("G1", "active"),
+        ("G2", "active"),
+    ], "G1 is refused this time, not gone: it stays open; G2 is taken"
     assert await db.fetchval("SELECT failures FROM cad_feeds WHERE id = $1", feed_id) == 0

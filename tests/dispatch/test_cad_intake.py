@@ -20,10 +20,16 @@ from dispatch.secrets import sign_body
 from dispatch.store.rejected import KEEP_BYTES, KEEP_PER_AGENCY, RejectedDocument
 from dispatch.store.rejected import keep as keep_rejected
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import drained, incident, offset, snapshot
+from tests.dispatch.helpers import drained, incident, offset, shift_stamps, snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "cad_adapters" / "fixtures"
 LIBRARY = (52.370216, 4.895168)  # the EIDO fixture's incident location
+
+
+# The fixture's call started at 10:00 on 2024-03-05 (+01:00); tests move it to minutes ago,
+# since intake never alerts for an incident received more than half an hour before.
+FIXTURE_CALL = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+CALL_START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
 
 
 def eido(update: int, units: dict[str, list[str]]) -> dict[str, Any]:
@@ -36,7 +42,8 @@ def eido(update: int, units: dict[str, list[str]]) -> dict[str, Any]:
         unit["secondaryUnitStatusRegistryText"] = units[name]
         unit["unitStatusInternal"] = []
         unit["lastUpdateTimeStamp"] = f"2024-03-05T10:{4 + update:02d}:00+01:00"
-    return doc
+    moved: dict[str, Any] = shift_stamps(doc, CALL_START - FIXTURE_CALL)
+    return moved
 
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -140,11 +147,12 @@ async def test_eido_two_units_over_four_updates(
         ("M12", "on_scene"),
         ("E4", "patient_contact"),
     ]
-    assert units[4][2].isoformat() == "2024-03-05T09:06:00+00:00", "the source's time, in UTC"
+    on_scene = CALL_START + timedelta(minutes=6)
+    assert units[4][2] == on_scene, "the source's time"
     first_on_scene = await db.fetchval(
         "SELECT first_ems_on_scene_at FROM incidents WHERE id = $1", UUID(incident_id)
     )
-    assert first_on_scene.isoformat() == "2024-03-05T09:06:00+00:00"
+    assert first_on_scene == on_scene
 
 
 async def test_cap_alert_update_cancel_chain_stands_volunteers_down(
@@ -161,19 +169,14 @@ async def test_cap_alert_update_cancel_chain_stands_volunteers_down(
     tokens = await _volunteers_near(client, agency, 3)
     headers = {**agency.auth, "Content-Type": "application/cap+xml"}
     url = f"/v1/cad/{agency.agency_id}/cap"
+    sent = [(CALL_START + timedelta(minutes=m)).isoformat(timespec="seconds") for m in range(3)]
 
-    first = await (
-        await client.post(
-            url, data=cap("A1", "Alert", "2026-11-26T10:00:00+00:00"), headers=headers
-        )
-    ).json()
+    first = await (await client.post(url, data=cap("A1", "Alert", sent[0]), headers=headers)).json()
     assert first["status"] == "created"
     assert first["alerts_queued"] == 3
-    ref = "cad@example.org,A1,2026-11-26T10:00:00+00:00"
+    ref = f"cad@example.org,A1,{sent[0]}"
     update = await (
-        await client.post(
-            url, data=cap("A2", "Update", "2026-11-26T10:01:00+00:00", ref), headers=headers
-        )
+        await client.post(url, data=cap("A2", "Update", sent[1], ref), headers=headers)
     ).json()
     assert update == {**first, "status": "updated", "alerts_queued": 0}
 
@@ -189,9 +192,7 @@ async def test_cap_alert_update_cancel_chain_stands_volunteers_down(
     assert resp.status == 200
 
     cancel = await (
-        await client.post(
-            url, data=cap("A3", "Cancel", "2026-11-26T10:02:00+00:00", ref), headers=headers
-        )
+        await client.post(url, data=cap("A3", "Cancel", sent[2], ref), headers=headers)
     ).json()
     assert cancel["status"] == "cancelled"
     assert cancel["incident_id"] == first["incident_id"]

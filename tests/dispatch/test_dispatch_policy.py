@@ -145,9 +145,12 @@ def _simulate(
         target = now_s + dt
         # Answers due before the next tick, in time order, each followed by a plan.
         due = sorted(
-            (a.created_at + timedelta(seconds=by_id[a.volunteer_id].answer_after_s), a)
-            for a in alerts
-            if by_id[a.volunteer_id].answer != "silent"
+            (
+                (a.created_at + timedelta(seconds=by_id[a.volunteer_id].answer_after_s), a)
+                for a in alerts
+                if by_id[a.volunteer_id].answer != "silent"
+            ),
+            key=lambda pair: pair[0],  # equal times keep creation order (alerts don't compare)
         )
         for when, a in due:
             at_s = (when - T0).total_seconds()

@@ -1,0 +1,113 @@
+"""Building blocks of the OpenAPI document, shared by every part that adds paths."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from dispatch.web.schemas import ref
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+
+def problem(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": ref("Problem")}},
+    }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}
+        }
+    return response
+
+
+def json_response(schema_name: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": ref(schema_name)}},
+    }
+
+
+def json_request(schema_name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": ref(schema_name)}}}
+
+
+def path_uuid(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+
+
+def query_int(
+    name: str, low: int, high: int, description: str, *, default: int | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    if default is not None:
+        schema["default"] = default
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def page(what: str, *, default: int, maximum: int) -> list[dict[str, Any]]:
+    """``limit`` and ``before`` (an id): newest first, one page at a time."""
+    return [
+        query_int("limit", 1, maximum, "Page size", default=default),
+        query_int("before", 1, 2**63 - 1, f"Only {what} with a smaller id (the next page)"),
+    ]
+
+
+AGENCY = path_uuid("agency_id", "The agency")
+AUTH_ERRORS: Final = {
+    "401": problem("Missing, invalid or revoked bearer token"),
+    "429": problem(
+        "Too many failed authentication attempts from this client or for this agency "
+        "(a key that worked recently is never held back)",
+        retry_after=True,
+    ),
+}
+BODY_ERRORS: Final = {
+    "400": problem("Malformed JSON, NaN, or nesting too deep"),
+    "413": problem("Body larger than 1 MiB"),
+    "415": problem("Body is not application/json"),
+    "422": problem("A field is missing, of the wrong type or out of range; `pointer` names it"),
+}
+OVERLOAD: Final = {"503": problem("Overloaded or the database is down", retry_after=True)}
+
+
+def operation(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    security: str | tuple[str, ...] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """One operation; every authenticated one documents 401, every body its refusals."""
+    op: dict[str, Any] = {"summary": summary}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    if security is not None:
+        schemes = (security,) if isinstance(security, str) else security
+        op["security"] = [{name: []} for name in schemes]
+        if "twilioSignature" not in schemes:
+            responses = {**responses, **AUTH_ERRORS}
+    if any(p.get("in") == "path" for p in parameters or ()):
+        # An id that is not one (or not the caller's) answers 404, whatever the operation.
+        responses = {"404": problem("No such resource for this caller"), **responses}
+    if body is not None:
+        op["requestBody"] = body
+        responses = {**BODY_ERRORS, **responses}
+    op["responses"] = {**responses, **OVERLOAD}
+    return op
