@@ -100,6 +100,17 @@ def timing_block(
     return None
 
 
+def start_block(
+    received_at: datetime, now: datetime, *, imprecise: bool, max_age_s: float, max_skew_s: float
+) -> NotAlertable | None:
+    """Why an alertable incident must not start alerting ``now``: too old, dated in the
+    future, or located too vaguely (the service at intake, ``dispatch simulate`` per call)."""
+    blocked = timing_block(received_at, now, max_age_s=max_age_s, max_skew_s=max_skew_s)
+    if blocked is None and imprecise:
+        return NotAlertable.LOCATION_IMPRECISE
+    return blocked
+
+
 def location_imprecise(uncertainty_m: float | None, max_uncertainty_m: float) -> bool:
     """A location whose stated uncertainty exceeds the agency's limit (unstated: precise)."""
     return uncertainty_m is not None and uncertainty_m > max_uncertainty_m

@@ -20,7 +20,7 @@ from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState
 from dispatch.domain.incident_states import advance as advance_state
-from dispatch.domain.intake import NotAlertable, location_imprecise, timing_block
+from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
 from dispatch.domain.models import AgencyPolicy, derived_alert_policy
 from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.waves import RESPONDING, plan
@@ -172,15 +172,13 @@ def _start_block(
     """Why an incident that could otherwise start alerting now must not."""
     if not incident.alertable:
         return None
-    blocked = timing_block(
+    return start_block(
         incident.received_at,
         now,
+        imprecise=imprecise,
         max_age_s=agency.max_incident_age_s,
         max_skew_s=agency.max_clock_skew_s,
     )
-    if blocked is None and imprecise:
-        return NotAlertable.LOCATION_IMPRECISE
-    return blocked
 
 
 async def _save_state(

@@ -49,6 +49,8 @@ class SimIncident:
     ems_s: float | None = None
     """Call received to the first unit on scene, when known."""
     is_test: bool = False
+    uncertainty_m: float | None = None
+    """The stated uncertainty of the location, when the source gives one."""
 
 
 @dataclass(slots=True)
@@ -294,6 +296,7 @@ def read_documents(paths: Sequence[Path], *, agency: AgencyPolicy, tz: tzinfo) -
                 alert_delay_s=(min(dispatched) - received).total_seconds() if dispatched else None,
                 ems_s=(min(on_scene) - received).total_seconds() if on_scene else None,
                 is_test=latest.is_test,
+                uncertainty_m=where.uncertainty_m,
             )
         )
     notes = [

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from queue import Empty
 from typing import Any, Final
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -28,6 +29,8 @@ import numpy.typing as npt
 from dispatch.domain.aeds import Aed, distance_m, within
 from dispatch.domain.alert_states import AlertEvent
 from dispatch.domain.eligibility import Tier, VolunteerProfile
+from dispatch.domain.intake import location_imprecise, start_block
+from dispatch.domain.models import AgencyPolicy
 from dispatch.domain.policy import AlertPolicy
 from dispatch.simulate.engine import Candidates, Response, Scene, run_incident
 from dispatch.simulate.incidents import SimIncident
@@ -172,6 +175,7 @@ class _Task:
         self.radius = policy.waves[-1].radius_m
         self.scenes: list[Scene | None] = [None] * len(setup.incidents)
         self.aed_lists = _aeds_near(setup.incidents, setup.aeds, policy.aed_radius_m)
+        self.blocked = [_blocked(i, setup.behaviour) for i in setup.incidents]
         self.distance = functools.lru_cache(maxsize=1 << 16)(distance_m)
 
     def position_of(self, vid: int) -> tuple[float, float] | None:
@@ -181,8 +185,7 @@ class _Task:
         scene = self.scenes[i]
         if scene is None:
             inc = self.setup.incidents[i]
-            delay = inc.alert_delay_s
-            delay = self.setup.behaviour.alert_delay_s if delay is None else max(0.0, delay)
+            delay = alert_delay_s(inc, self.setup.behaviour)
 
             def more(limit: int, lat: float = inc.lat, lon: float = inc.lon) -> Any:
                 if not len(self.index):
@@ -235,6 +238,8 @@ class _Task:
         recent: dict[int, list[datetime]] = {}
         profiles_for = self._profiles(busy_until, recent)
         for i in np.flatnonzero(kept).tolist():
+            if self.blocked[i]:
+                continue  # the service would not start alerting for it at all
             scene = self.scene(i)
             if not scene.candidates.hits:
                 continue
@@ -320,6 +325,35 @@ class _Task:
             return profile
 
         return at
+
+
+_AGENCY: Final = AgencyPolicy(agency_id=UUID(int=0))
+"""The shipped agency settings: how old, how future-dated, how vaguely located a call may be."""
+
+
+def alert_delay_s(incident: SimIncident, behaviour: Behaviour) -> float:
+    delay = incident.alert_delay_s
+    return behaviour.alert_delay_s if delay is None else max(0.0, delay)
+
+
+def blocked_count(setup: Setup) -> int:
+    return sum(_blocked(i, setup.behaviour) for i in setup.incidents)
+
+
+def _blocked(incident: SimIncident, behaviour: Behaviour) -> bool:
+    """Whether the service would refuse to start alerting when this call reaches it."""
+    return (
+        start_block(
+            incident.received_at,
+            incident.received_at + timedelta(seconds=alert_delay_s(incident, behaviour)),
+            imprecise=location_imprecise(
+                incident.uncertainty_m, _AGENCY.max_location_uncertainty_m
+            ),
+            max_age_s=_AGENCY.max_incident_age_s,
+            max_skew_s=_AGENCY.max_clock_skew_s,
+        )
+        is not None
+    )
 
 
 def _objects(items: list[Any]) -> npt.NDArray[np.object_]:

@@ -12,7 +12,7 @@ from dispatch.simulate.incidents import IncidentSet
 from dispatch.simulate.model import Behaviour
 from dispatch.simulate.population import Population
 from dispatch.simulate.results import curve_point, summarise
-from dispatch.simulate.runner import Setup, simulate_runs
+from dispatch.simulate.runner import Setup, blocked_count, simulate_runs
 
 DENSITY_FACTORS: Final = (0.25, 0.5, 1.0, 2.0, 4.0)
 POSITION_FACTORS: Final = (0.25, 0.5, 0.75, 1.0)
@@ -81,6 +81,13 @@ def run_study(study: Study, progress: Callable[[int, int], None] | None = None) 
         population_description=study.population.description,
     )
     summary["notes"] = [*study.incidents.notes, *_notes(study, summary)]
+    blocked = blocked_count(setup)
+    if blocked:
+        summary["notes"].append(
+            f"{blocked:,} incidents alert nobody: the service refuses to start alerting for a "
+            "call that reaches it over 30 minutes old, dated in the future, or located more "
+            "vaguely than 250 m (the shipped agency settings)"
+        )
     if factors:
         points = [curve_point(setup, arrays, study.area_km2) | {"factor": 1.0}]
         for factor in factors:

@@ -285,3 +285,20 @@ def test_per_cell_and_per_hour_outcomes_add_up_to_the_whole() -> None:
     )
     # The whole is a mean of per-run ratios, cells pool the runs: equal up to draw sizes.
     assert burden == pytest.approx(whole["alerts_per_volunteer_per_month"]["mean"], rel=1e-3)
+
+
+def test_calls_the_service_would_refuse_alert_nobody() -> None:
+    """Too old when they reach dispatch, or located too vaguely: as at intake, nobody is
+    alerted (the same domain rule decides)."""
+    base = study(density=8)
+    calls = base.incidents.incidents
+    late = replace(calls[0], alert_delay_s=2 * 3600.0)
+    vague = replace(calls[1], uncertainty_m=5000.0)
+    changed = replace(
+        base, incidents=IncidentSet([late, vague, *calls[2:]], "with refused calls"), runs=2
+    )
+    arrays = simulate_runs(changed.setup())
+    assert (arrays.alerted[:, :2] == 0).all()
+    assert arrays.alerted[:, 2:].sum() > 0
+    summary = run_study(changed)
+    assert any("2 incidents alert nobody" in n for n in summary["notes"])
