@@ -4,7 +4,7 @@ A synthetic metro (Stockholm's coordinates, 40 × 40 km): 10,000 incidents over 
 70% around the centre (σ 6 km) and 30% spread over the box, each with an EMS time
 (log-normal, median 8:11); 5,000 volunteers by density per H3 res-7 cell in proportion to
 the incidents there; 2,000 AEDs placed like the incidents; the default alert policy and
-behaviour model; 100 Monte Carlo runs over 10 population draws. Target (issue 18): under
+behaviour model; 100 Monte Carlo runs over 10 population draws. Target: under
 a minute on the 2-core development machine.
 
 The machine is shared, so the script first times a fixed piece of the same work — the wave

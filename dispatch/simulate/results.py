@@ -57,7 +57,7 @@ def _percentiles(values: npt.NDArray[Any]) -> dict[str, float | None]:
 
 
 def summarise(setup: Setup, arrays: RunArrays, *, area_km2: float) -> dict[str, Any]:
-    """Every outcome of the issue's list, per incident, per cell and per hour."""
+    """Every outcome the report shows: over all incidents, per cell and per hour."""
     kept = arrays.kept
     first = arrays.first_s.astype(float)
     ems = arrays.ems_s.astype(float)

@@ -205,3 +205,35 @@ def test_every_behaviour_default_names_its_source_and_overrides_say_who_set_them
         model.with_overrides({"dropout": 1.5}, "x")
     with pytest.raises(ValueError, match="must not exceed 1"):
         model.with_overrides({"accept_day": 0.9}, "x")
+
+
+def test_eido_and_cap_documents_in_a_folder(tmp_path: Path) -> None:
+    """EIDO and CAP go through their cad_adapters parsers; their call types meet the shipped
+    cardiac-arrest rules; EIDO's units give the EMS time, its dispatch the alert delay."""
+    eido = Path(__file__).parents[1] / "cad_adapters" / "fixtures" / "eido_cardiac_arrest.json"
+    (tmp_path / "a.json").write_bytes(eido.read_bytes())
+    (tmp_path / "b.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">'
+        "<identifier>CA-9</identifier><sender>cad@psap.example.org</sender>"
+        "<sent>2024-03-05T10:00:00Z</sent><status>Actual</status><msgType>Alert</msgType>"
+        "<scope>Private</scope><info><category>Health</category><event>Cardiac arrest</event>"
+        "<urgency>Immediate</urgency><severity>Extreme</severity><certainty>Observed</certainty>"
+        "<eventCode><valueName>APCO</valueName><value>NCRCPRF</value></eventCode>"
+        "<area><areaDesc>Dam</areaDesc><circle>52.3731,4.8926 0.05</circle></area></info></alert>"
+    )
+    found = readers.read_documents(
+        readers.document_paths(tmp_path), agency=readers.default_agency("UTC"), tz=UTC
+    )
+    by_source = {i.incident_id.split(":")[0]: i for i in found.incidents}
+    assert set(by_source) == {"eido", "cap"}
+    eido_call = by_source["eido"]
+    assert eido_call.ems_s == pytest.approx(227.75), "first unit on scene 09:04:00"
+    assert eido_call.alert_delay_s == pytest.approx(117.75), "dispatched 09:02:10"
+    assert eido_call.uncertainty_m == 15.0
+    assert by_source["cap"].uncertainty_m == pytest.approx(50.0)
+    (tmp_path / "c.xml").write_text("<!DOCTYPE x [<!ENTITY a 'b'>]><alert/>")
+    with pytest.raises(readers.IncidentsError, match=r"c\.xml"):
+        readers.read_documents(
+            readers.document_paths(tmp_path), agency=readers.default_agency("UTC"), tz=UTC
+        )
