@@ -35,7 +35,11 @@ def _path_id(name: str, description: str) -> dict[str, Any]:
     }
 
 
-_AUTH_ERRORS = {"401": _problem("Missing or invalid bearer token")}
+# Every authenticated route reads the database, so each may also answer 503.
+_AUTH_ERRORS = {
+    "401": _problem("Missing or invalid bearer token"),
+    "503": _problem("The database is overloaded or down; send again after Retry-After seconds"),
+}
 _BODY_ERRORS = {
     "400": _problem("Malformed JSON, NaN, or nesting too deep"),
     "413": _problem("Body larger than 1 MiB"),

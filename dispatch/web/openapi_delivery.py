@@ -25,7 +25,10 @@ def _body(schema_ref: str) -> dict[str, Any]:
     }
 
 
-_AUTH = {"401": _problem("Missing or invalid bearer token")}
+_UNAVAILABLE = {
+    "503": _problem("The database is overloaded or down; send again after Retry-After seconds")
+}
+_AUTH = {"401": _problem("Missing or invalid bearer token"), **_UNAVAILABLE}
 _BAD = {
     "400": _problem("Malformed JSON"),
     "415": _problem("Body is not application/json"),
@@ -49,7 +52,7 @@ _ALERT_QUERY = {
     "schema": {"type": "string", "format": "uuid"},
     "description": "Set by us in the callback URL so a callback can beat our own commit",
 }
-_FORGED = {"403": _problem("The signature does not match: nothing was changed")}
+_FORGED = {"403": _problem("The signature does not match: nothing was changed"), **_UNAVAILABLE}
 _TWIML = {"200": {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}}
 
 
