@@ -18,6 +18,7 @@ from aiohttp import web
 
 from cad_adapters.errors import CadParseError
 from cad_adapters.feed import FeedMapping
+from dispatch.allocator import fix_mmap_threshold
 from dispatch.config import ConfigError, Settings, load_settings
 from dispatch.db.embedded import embedded_postgres
 from dispatch.db.migrate import migrate
@@ -228,6 +229,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
     )
+    # A long-running server: keep glibc's heap from holding on to freed memory.
+    fix_mmap_threshold()
     app = create_app(settings)
     if args.demo:
         from dispatch.demo import demo_ctx
