@@ -15,6 +15,7 @@ from uuid import UUID
 import structlog
 from aiohttp import web
 
+from dispatch.allocator import fix_mmap_threshold
 from dispatch.cli_feeds import FEED_VERBS, add_feed_parsers
 from dispatch.cli_support import CliError
 from dispatch.cli_support import connection as _connection
@@ -191,6 +192,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
     )
+    # A long-running server: keep glibc's heap from holding on to freed memory.
+    fix_mmap_threshold()
     app = create_app(settings)
     if args.demo:
         from dispatch.demo import demo_ctx

@@ -2,7 +2,8 @@
 
 With a ``record_path`` each message is appended as one JSON line and flushed to
 disk before ``send`` returns, so a test can count deliveries across a crash and
-restart of the service.
+restart of the service. In memory it keeps only the most recent messages
+(:attr:`LogNotifier.sent`), so a long-running demo does not grow with every alert.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,15 @@ def _append_line(path: Path, line: str) -> None:
         os.fsync(handle.fileno())
 
 
+RECENT = 100
+"""How many of the latest messages :attr:`LogNotifier.sent` holds."""
+
+
 class LogNotifier:
-    def __init__(self, record_path: Path | None = None) -> None:
+    def __init__(self, record_path: Path | None = None, *, recent: int = RECENT) -> None:
         self._path = record_path
-        self.sent: list[AlertMessage] = []
+        self.sent: deque[AlertMessage] = deque(maxlen=recent)
+        """The latest ``recent`` messages, oldest first (the file has all of them)."""
 
     @property
     def channel(self) -> Channel:

@@ -18,6 +18,7 @@ import asyncpg
 import numpy as np
 import structlog
 
+from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.position_arrays import PositionArrays
 from dispatch.store.volunteers import PositionRow
@@ -152,6 +153,10 @@ class PositionWriter:
             self._wakeup.clear()
             try:
                 await self.flush()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                log.exception("position_flush_failed", pending=len(self._pending))
+            except DATABASE_ERRORS as exc:
+                pending = len(self._pending)
+                if is_unavailable(exc):
+                    log.warning("position_flush_failed", pending=pending, error=type(exc).__name__)
+                else:
+                    log.exception("position_flush_failed", pending=pending)
         await self.flush()

@@ -39,7 +39,10 @@ from dispatch.store.incidents import IncidentProgress
 _MATCH_ROUNDS: Final = 6
 DEFAULT_CHANNEL: Final = "auto"
 
+# Earlier policy versions that running incidents still follow; bounded (oldest dropped
+# first, read again from the database when needed) so edits over months do not pile up.
 _policy_versions: dict[tuple[UUID, int], AlertPolicy] = {}
+_POLICY_VERSIONS_MAX: Final = 256
 
 
 async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPolicy:
@@ -54,6 +57,8 @@ async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPol
         cached = await agency_store.alert_policy_version(conn, agency.agency_id, version)
         if cached is None:
             return current
+        if len(_policy_versions) >= _POLICY_VERSIONS_MAX:
+            del _policy_versions[next(iter(_policy_versions))]
         _policy_versions[(agency.agency_id, version)] = cached
     return cached
 

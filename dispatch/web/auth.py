@@ -15,6 +15,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web.problems import Problem, unauthorized
 
 T = TypeVar("T")
+THROTTLED_TYPE = "/problems/too-many-failed-attempts"
 
 
 def throttled(wait_s: float) -> Problem:
@@ -37,17 +38,17 @@ async def checked(
 ) -> T:
     """``look_up(secret)``'s answer; 401 (``refused``) when it finds nothing, 429 while throttled.
 
-    ``secret`` is None when the header is missing or malformed (a failure too).
+    ``secret`` is None when the header is missing or malformed: a plain 401, never
+    throttled or counted, as it costs no look-up and guesses nothing.
     """
+    if secret is None:
+        raise unauthorized()
     guard = request.app[keys.AUTH_GUARD]
     address = request.remote
     wait = guard.wait_s(address, agency_id, secret)
     if wait > 0:
         await guard.hold(wait)
         raise throttled(wait)
-    if secret is None:
-        guard.failed(address, agency_id)
-        raise unauthorized()
 
     async def attempt() -> T | None:
         if guard.is_known(secret):

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad_adapters.generic import schema
+from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
 from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
@@ -79,7 +79,8 @@ async def readyz(request: web.Request) -> web.Response:
         async with request.app[keys.POOL].acquire(timeout=1.0) as conn:
             await conn.fetchval("SELECT 1", timeout=1.0)
         checks["database"] = "ok"
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
+        # Whatever a restarting server makes asyncpg raise, readiness reports it: never a 500.
         checks["database"] = f"unreachable: {type(exc).__name__}"
     expected = {"position_writer"}
     if request.app[keys.SETTINGS].notifier_enabled:
