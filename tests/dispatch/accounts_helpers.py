@@ -83,3 +83,13 @@ async def verify(
     assert resp.status == 200, await resp.text()
     tokens: dict[str, Any] = await resp.json()
     return tokens
+
+
+async def sent_of_kind(client: Any, kind: str, count: int, timeout_s: float = 5.0) -> list[Any]:
+    """The messages of this notice kind, once at least ``count`` went out."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            found = [m for m in sent(client) if m.data.get("kind") == kind]
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.02)
