@@ -11,6 +11,11 @@ from dispatch.domain.volunteer_settings import LANGUAGE_TAG, MAX_LANGUAGE, MAX_N
 from dispatch.web.schemas import NAME_PATTERN, QUIET_PAIR, VOLUNTEER_SETTINGS, closed, ref
 
 _UUID: Final = {"type": "string", "format": "uuid"}
+# Formats are annotations to the validator: a request's UUID is also held to a pattern.
+_UUID_IN: Final = {
+    **_UUID,
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
 _PHONE: Final = {"type": "string", "pattern": PHONE_E164.pattern, "description": "E.164"}
 _NAME: Final = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": NAME_PATTERN}
 _LANGUAGE: Final = {
@@ -31,7 +36,7 @@ def _requests() -> dict[str, Any]:
     return {
         "Signup": closed(
             {
-                "agency_id": _UUID,
+                "agency_id": _UUID_IN,
                 "display_name": _NAME,
                 "phone_e164": _PHONE,
                 "language": _LANGUAGE,
@@ -47,7 +52,7 @@ def _requests() -> dict[str, Any]:
             ],
         ),
         "Signin": closed(
-            {"agency_id": _UUID, "phone_e164": _PHONE},
+            {"agency_id": _UUID_IN, "phone_e164": _PHONE},
             required=["agency_id", "phone_e164"],
             examples=[
                 {"agency_id": "6f1c2d7e-9a4b-4c3d-8e2f-1a2b3c4d5e6f", "phone_e164": "+31612345678"}
@@ -55,7 +60,7 @@ def _requests() -> dict[str, Any]:
         ),
         "Verify": closed(
             {
-                "agency_id": _UUID,
+                "agency_id": _UUID_IN,
                 "phone_e164": _PHONE,
                 "code": {"type": "string", "pattern": "^[0-9]{6}$"},
                 "device_label": {**_NAME, "maxLength": 100, "description": "e.g. Pixel 8"},
