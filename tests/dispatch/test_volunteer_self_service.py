@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from dispatch.web import app_keys as keys
+from dispatch.web.app import create_app
 from tests.dispatch.accounts_helpers import MovableClock, bearer, sent_of_kind, sign_up
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import CENTRE, incident, offset
@@ -254,3 +255,26 @@ async def test_signed_up_volunteers_see_their_own_export(
     assert {"signed_up", "session_started", "credential_submitted"} <= names
     # The sign-up code went out before the account existed: nothing of it is kept for them.
     assert document["notices"] == []
+
+
+async def test_stale_positions_are_purged_continuously_not_only_at_start(
+    settings: Any, aiohttp_client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    clock = MovableClock()
+    client = await aiohttp_client(
+        create_app(settings.with_overrides(housekeeping_s=0.1), clock=clock)
+    )
+    volunteer_id, auth = await _legacy(client, agency)
+    fresh_id, fresh = await _legacy(client, agency, "Fresh")
+    await _stand_near(client, auth)
+    await _position_row(db, volunteer_id, present=True)
+    cache = client.server.app[keys.POSITIONS]
+    assert cache.position(volunteer_id) is not None
+    # Older than the agency's freshness limit (15 minutes): gone from the database and
+    # from memory within a round of housekeeping, while the server keeps running.
+    clock.advance(minutes=15, seconds=5)
+    await _stand_near(client, fresh)
+    await _position_row(db, volunteer_id, present=False)
+    assert cache.position(volunteer_id) is None
+    await _position_row(db, fresh_id, present=True)
+    assert cache.position(fresh_id) is not None
