@@ -45,7 +45,8 @@ async def follow_up(conn: Any, agency_id: UUID, incident_id: UUID, events: Event
                 expires_at=now + FOLLOW_UP_LIFE,
                 title=title,
                 body=body,
-                data={"alert_id": str(alert_id), "incident_id": str(incident_id)},
+                # The push's own alert_id is the notice's; this names the alert to answer.
+                data={"about_alert_id": str(alert_id), "incident_id": str(incident_id)},
                 dedupe_key=f"aftercare:{alert_id}",
             )
             for alert_id, volunteer_id in await aftercare_store.responders(conn, incident_id)

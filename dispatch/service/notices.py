@@ -69,7 +69,7 @@ def message(notice: ClaimedNotice, address: str, title: str, body: str) -> Alert
     data |= {k: str(v) for k, v in notice.data.items() if isinstance(v, str | int)}
     return AlertMessage(
         alert_id=str(notice.ref),
-        incident_id="",
+        incident_id=str(notice.data.get("incident_id", "")),
         volunteer_id=notice.volunteer_id or 0,
         role="notice",
         address=address,

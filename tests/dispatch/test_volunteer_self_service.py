@@ -187,7 +187,7 @@ async def test_aftercare_follows_up_responders_and_supervisors_see_debrief_reque
     assert closed.status == 202
     (follow_up,) = await sent_of_kind(client, "aftercare", 1)
     assert follow_up.volunteer_id == went_id
-    assert follow_up.data["alert_id"] == alert_id
+    assert follow_up.data["about_alert_id"] == alert_id
     # Feedback on someone else's alert is not found; on one's own it is recorded.
     other = await client.post(
         f"/v1/alerts/{alert_id}/feedback", json={"wants_to_talk": True}, headers=stayed
