@@ -290,7 +290,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
-    app[keys.AUTH_GUARD] = AuthGuard(tarpit_s=settings.auth_tarpit_s)
+    app[keys.AUTH_GUARD] = AuthGuard(
+        per_client=(settings.auth_client_failures, float(settings.auth_client_failures)),
+        per_agency=(settings.auth_agency_failures, float(settings.auth_agency_failures)),
+        tarpit_s=settings.auth_tarpit_s,
+    )
     app[keys.ADDRESS_LIMITS] = AddressLimits()
     app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
     app.add_routes(handlers.routes)

@@ -191,7 +191,7 @@ def _credential_paths() -> dict[str, Any]:
     }
 
 
-def _supervisor_paths() -> dict[str, Any]:
+def _review_paths() -> dict[str, Any]:
     credential = json_response("Credential", "The credential after the review")
     review_errors = {
         "404": problem("No such credential in this agency"),
@@ -203,7 +203,6 @@ def _supervisor_paths() -> dict[str, Any]:
         "required": False,
         "schema": {"enum": ["pending", "approved", "rejected"]},
     }
-    debrief_state = {**state, "schema": {"enum": ["open", "handled", "all"], "default": "open"}}
     bad_query = {"400": problem("A query parameter is invalid")}
     download = {
         "description": "The scan, as an attachment",
@@ -244,12 +243,24 @@ def _supervisor_paths() -> dict[str, Any]:
                 body=json_request("CredentialRejection"),
             )
         },
+    }
+
+
+def _oversight_paths() -> dict[str, Any]:
+    state = {
+        "name": "state",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["open", "handled", "all"], "default": "open"},
+    }
+    bad_query = {"400": problem("A query parameter is invalid")}
+    return {
         "/v1/agencies/{agency_id}/debrief-requests": {
             "get": operation(
                 "Volunteers who asked to talk to someone after an alert",
                 {"200": json_response("DebriefRequests", "Newest first"), **bad_query},
                 security=_SUPERVISOR,
-                parameters=[AGENCY, debrief_state, *page("requests", default=50, maximum=200)],
+                parameters=[AGENCY, state, *page("requests", default=50, maximum=200)],
             )
         },
         "/v1/agencies/{agency_id}/debrief-requests/{request_id}/handled": {
@@ -289,5 +300,6 @@ def volunteer_paths() -> dict[str, Any]:
         **_account_paths(),
         **_me_paths(),
         **_credential_paths(),
-        **_supervisor_paths(),
+        **_review_paths(),
+        **_oversight_paths(),
     }

@@ -80,6 +80,11 @@ def _requests() -> dict[str, Any]:
             required=["refresh_token"],
             examples=[{"refresh_token": "dvr_2kq1x0mW7S0f3mJxq2l7jYyH6pQ8n1v4b9cZtR5sLuE"}],
         ),
+    }
+
+
+def _data_requests() -> dict[str, Any]:
+    return {
         "ProfileChange": closed(
             {
                 "display_name": _NAME,
@@ -195,14 +200,94 @@ def _credential() -> dict[str, Any]:
     }
 
 
-def _responses() -> dict[str, Any]:
-    def listing(name: str, item: dict[str, Any], **more: Any) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "required": [name],
-            "properties": {name: {"type": "array", "items": item}, **more},
-        }
+def _listing(name: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [name],
+        "properties": {name: {"type": "array", "items": item}},
+    }
 
+
+def _session_responses() -> dict[str, Any]:
+    return {
+        "CodeSent": {
+            "type": "object",
+            "required": ["status", "expires_in_s"],
+            "properties": {
+                "status": {"const": "code_sent"},
+                "expires_in_s": {"type": "integer"},
+            },
+            "description": "The same answer whether or not the number has an account",
+        },
+        "SessionTokens": {
+            "type": "object",
+            "required": ["session_id", "access_token", "refresh_token", "access_expires_at"],
+            "properties": {
+                "session_id": {"type": "integer"},
+                "volunteer_id": {"type": "integer"},
+                "token_type": {"const": "Bearer"},
+                "access_token": {"type": "string", "description": "dva_…, 15 minutes"},
+                "access_expires_at": _TIME,
+                "refresh_token": {"type": "string", "description": "dvr_…, use once"},
+                "refresh_expires_at": _TIME,
+            },
+        },
+        "Sessions": _listing("sessions", _session()),
+    }
+
+
+def _profile_responses() -> dict[str, Any]:
+    alert = {
+        "type": "object",
+        "required": ["alert_id", "incident_id", "open", "state", "created_at"],
+        "properties": {
+            "alert_id": _UUID,
+            "incident_id": _UUID,
+            "open": {"type": "boolean"},
+            "state": {"type": "string"},
+            "role": {"type": "string"},
+            "test": {"type": "boolean"},
+            "incident_status": {"type": "string"},
+            "created_at": _TIME,
+            "expires_at": _TIME,
+            "answered_at": _TIME_OR_NULL,
+            "distance_m": {"type": "integer"},
+        },
+    }
+    return {
+        "Profile": {
+            "type": "object",
+            "required": ["volunteer_id", "display_name", "alertable", "not_alertable_because"],
+            "properties": {
+                "volunteer_id": {"type": "integer"},
+                "agency_id": _UUID,
+                "display_name": {"type": "string"},
+                "phone_e164": {"type": ["string", "null"]},
+                "language": {"type": "string"},
+                "tier": {"enum": ["lay", "professional"], "description": "In force now"},
+                "alertable": {"type": "boolean"},
+                "not_alertable_because": {
+                    "type": "array",
+                    "items": {
+                        "enum": [
+                            "suspended",
+                            "unverified",
+                            "no_approved_credential",
+                            "credential_expired",
+                            "off_duty",
+                        ]
+                    },
+                },
+                "channels": {"type": "object"},
+            },
+        },
+        "MyAlerts": _listing("alerts", alert),
+        "Credential": _credential(),
+        "CredentialList": _listing("credentials", ref("Credential")),
+    }
+
+
+def _record_responses() -> dict[str, Any]:
     debrief = {
         "type": "object",
         "required": ["request_id", "volunteer_id", "alert_id", "requested_at"],
@@ -235,76 +320,7 @@ def _responses() -> dict[str, Any]:
             "after": {"type": ["object", "null"]},
         },
     }
-    alert = {
-        "type": "object",
-        "required": ["alert_id", "incident_id", "open", "state", "created_at"],
-        "properties": {
-            "alert_id": _UUID,
-            "incident_id": _UUID,
-            "open": {"type": "boolean"},
-            "state": {"type": "string"},
-            "role": {"type": "string"},
-            "test": {"type": "boolean"},
-            "incident_status": {"type": "string"},
-            "created_at": _TIME,
-            "expires_at": _TIME,
-            "answered_at": _TIME_OR_NULL,
-            "distance_m": {"type": "integer"},
-        },
-    }
     return {
-        "CodeSent": {
-            "type": "object",
-            "required": ["status", "expires_in_s"],
-            "properties": {
-                "status": {"const": "code_sent"},
-                "expires_in_s": {"type": "integer"},
-            },
-            "description": "The same answer whether or not the number has an account",
-        },
-        "SessionTokens": {
-            "type": "object",
-            "required": ["session_id", "access_token", "refresh_token", "access_expires_at"],
-            "properties": {
-                "session_id": {"type": "integer"},
-                "volunteer_id": {"type": "integer"},
-                "token_type": {"const": "Bearer"},
-                "access_token": {"type": "string", "description": "dva_…, 15 minutes"},
-                "access_expires_at": _TIME,
-                "refresh_token": {"type": "string", "description": "dvr_…, use once"},
-                "refresh_expires_at": _TIME,
-            },
-        },
-        "Sessions": listing("sessions", _session()),
-        "Profile": {
-            "type": "object",
-            "required": ["volunteer_id", "display_name", "alertable", "not_alertable_because"],
-            "properties": {
-                "volunteer_id": {"type": "integer"},
-                "agency_id": _UUID,
-                "display_name": {"type": "string"},
-                "phone_e164": {"type": ["string", "null"]},
-                "language": {"type": "string"},
-                "tier": {"enum": ["lay", "professional"], "description": "In force now"},
-                "alertable": {"type": "boolean"},
-                "not_alertable_because": {
-                    "type": "array",
-                    "items": {
-                        "enum": [
-                            "suspended",
-                            "unverified",
-                            "no_approved_credential",
-                            "credential_expired",
-                            "off_duty",
-                        ]
-                    },
-                },
-                "channels": {"type": "object"},
-            },
-        },
-        "MyAlerts": listing("alerts", alert),
-        "Credential": _credential(),
-        "CredentialList": listing("credentials", ref("Credential")),
         "TestAlertQueued": {
             "type": "object",
             "required": ["alert_id", "incident_id", "left_today"],
@@ -324,8 +340,8 @@ def _responses() -> dict[str, Any]:
             },
         },
         "DebriefRequest": debrief,
-        "DebriefRequests": listing("requests", ref("DebriefRequest")),
-        "AuditLog": listing("entries", entry),
+        "DebriefRequests": _listing("requests", ref("DebriefRequest")),
+        "AuditLog": _listing("entries", entry),
         "VolunteerExport": {
             "type": "object",
             "required": ["profile", "credentials", "sessions", "devices", "alerts"],
@@ -336,4 +352,10 @@ def _responses() -> dict[str, Any]:
 
 @cache
 def volunteer_schemas() -> dict[str, Any]:
-    return {**_requests(), **_responses()}
+    return {
+        **_requests(),
+        **_data_requests(),
+        **_session_responses(),
+        **_profile_responses(),
+        **_record_responses(),
+    }

@@ -147,3 +147,22 @@ def test_a_declared_type_must_match_the_bytes() -> None:
     with pytest.raises(ScanRefused) as refused:
         check_scan("application/pdf", scan_files.pdf_with_script())
     assert refused.value.status == 422
+
+
+def test_session_tokens_and_codes_never_reach_the_logs() -> None:
+    from dispatch.logging_setup import REDACTED, redact_processor
+
+    access, refresh = "dva_" + "a1B2" * 8, "dvr_" + "c3D4" * 8
+    event = redact_processor(
+        None,
+        "info",
+        {
+            "event": f"oops {access} and {refresh}",
+            "code": "042917",
+            "access_token": access,
+            "refresh_token": refresh,
+        },
+    )
+    assert access not in str(event)
+    assert refresh not in str(event)
+    assert event["code"] == REDACTED
