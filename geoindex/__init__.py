@@ -7,6 +7,13 @@ query kernels are compiled).
 """
 
 from ._geometry import EARTH_RADIUS_M, haversine_m
-from .index import DEFAULT_RESOLUTIONS, Hit, VolunteerIndex
+from .index import DEFAULT_RESOLUTIONS, Hit, VolunteerIndex, point_cell
 
-__all__ = ["DEFAULT_RESOLUTIONS", "EARTH_RADIUS_M", "Hit", "VolunteerIndex", "haversine_m"]
+__all__ = [
+    "DEFAULT_RESOLUTIONS",
+    "EARTH_RADIUS_M",
+    "Hit",
+    "VolunteerIndex",
+    "haversine_m",
+    "point_cell",
+]

@@ -123,7 +123,7 @@ import bisect
 import itertools
 import math
 import operator
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -140,7 +140,7 @@ from ._geometry import (
     unit_vectors,
 )
 
-__all__ = ["DEFAULT_RESOLUTIONS", "Hit", "VolunteerIndex"]
+__all__ = ["DEFAULT_RESOLUTIONS", "Hit", "VolunteerIndex", "point_cell"]
 
 _radians = math.radians
 _cos = math.cos
@@ -149,6 +149,19 @@ _latlng_to_cell = _h3.latlng_to_cell_fast
 _arcsin = np.arcsin
 
 DEFAULT_RESOLUTIONS: Final = (12, 11, 10, 9, 8)
+# An H3 index keeps its resolution in bits 52-55.
+_H3_RES_SHIFT: Final = 52
+
+
+def point_cell(lat: float, lon: float) -> int:
+    """The cell an index with the default resolutions files ``(lat, lon)`` under.
+
+    Store it beside a position and hand it to :meth:`VolunteerIndex.bulk_load` to skip
+    the h3 call per row when rebuilding.
+    """
+    return _h3.latlng_to_cell(lat, lon, DEFAULT_RESOLUTIONS[0])
+
+
 """H3 resolutions a query may run at, finest first (chosen by benchmark, see module docstring)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -554,6 +567,9 @@ class VolunteerIndex:
         lats: Sequence[float] | npt.ArrayLike,
         lons: Sequence[float] | npt.ArrayLike,
         ats: Sequence[datetime] | npt.ArrayLike,
+        cells: npt.ArrayLike | None = None,
+        *,
+        warm: bool = True,
     ) -> None:
         """Upsert many volunteers at once (start-up rebuild fast path).
 
@@ -565,6 +581,11 @@ class VolunteerIndex:
             lats: latitudes in degrees.
             lons: longitudes in degrees.
             ats: timezone-aware datetimes, or a numpy ``datetime64`` array read as UTC.
+            cells: optional H3 cells of the points at the index's finest resolution, as
+                computed by :func:`point_cell` when the position was stored; 0 (or a cell
+                at another resolution) means unknown, and such cells are computed here.
+            warm: fill the shared cell table for the loaded cells now; ``False`` leaves it to
+                :meth:`warm_cells`, which a caller can run in steps later.
 
         Raises:
             ValueError: on mismatched lengths or any invalid row (nothing is loaded then).
@@ -589,24 +610,22 @@ class VolunteerIndex:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             _check_latlon(float(lat_arr[i]), float(lon_arr[i]))
+        known = np.zeros(n, np.int64) if cells is None else np.asarray(cells, np.int64).ravel()
+        if known.shape[0] != n:
+            raise ValueError("cells must have one entry per row")
         # Keep the last row per id, as sequential upserts would.
         rev_unique, rev_first = np.unique(id_arr[::-1], return_index=True)
         if rev_unique.shape[0] != n:
             keep = np.sort(n - 1 - rev_first)
-            id_arr, lat_arr, lon_arr, ts_arr = (
+            id_arr, lat_arr, lon_arr, ts_arr, known = (
                 id_arr[keep],
                 lat_arr[keep],
                 lon_arr[keep],
                 ts_arr[keep],
+                known[keep],
             )
             n = id_arr.shape[0]
-        fine_res = self._res[0]
-        l2c = _h3.latlng_to_cell
-        keys = np.fromiter(
-            (l2c(a, b, fine_res) for a, b in zip(lat_arr.tolist(), lon_arr.tolist(), strict=True)),
-            dtype=np.int64,
-            count=n,
-        )
+        keys = self._cells(lat_arr, lon_arr, known)
         xyz = unit_vectors(lat_arr, lon_arr)
         # Tombstone the current slots of ids already present (validation is over: no raise now).
         if self._count:
@@ -626,9 +645,48 @@ class VolunteerIndex:
         self._n = end
         self._count += n
         self._rebuild()
-        self._warm_cells()
+        if warm:
+            self._warm_cells()
+
+    def _cells(
+        self,
+        lats: npt.NDArray[np.float64],
+        lons: npt.NDArray[np.float64],
+        known: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.int64]:
+        """Finest-level cells of the points: the known ones kept, the rest computed."""
+        fine_res = self._res[0]
+        usable = (known > 0) & (((known >> _H3_RES_SHIFT) & 0xF) == fine_res)
+        keys = np.where(usable, known, 0).astype(np.int64)
+        todo = np.flatnonzero(~usable)
+        if todo.shape[0]:
+            l2c = _h3.latlng_to_cell
+            keys[todo] = np.fromiter(
+                (
+                    l2c(a, b, fine_res)
+                    for a, b in zip(lats[todo].tolist(), lons[todo].tolist(), strict=True)
+                ),
+                dtype=np.int64,
+                count=todo.shape[0],
+            )
+        return keys
+
+    def warm_cells(self, step: int = 2_000) -> Iterator[None]:
+        """Fill the cell table as :meth:`bulk_load` does when ``warm=False``, in steps.
+
+        Yields after every ``step`` cells, so a service can spread the work over its event
+        loop after it started answering (queries are correct without it, only ~15 us slower
+        on a cell's first visit).
+        """
+        for n, _ in enumerate(self._warm_each(), start=1):
+            if n % step == 0:
+                yield
 
     def _warm_cells(self) -> None:
+        for _ in self._warm_each():
+            pass
+
+    def _warm_each(self) -> Iterator[None]:
         """Fill the cell table for the cells queries will start from (start-up only).
 
         Queries there then skip ~15 us of h3 calls on their first visit (measured: without this,
@@ -652,6 +710,7 @@ class VolunteerIndex:
             budget -= cells.shape[0]
             for c in cells.tolist():
                 table.add(c, lv)
+                yield
 
     # ------------------------------------------------------------------ reads
 

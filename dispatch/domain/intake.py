@@ -63,6 +63,7 @@ class NotAlertable(StrEnum):
     TOO_OLD = "too_old"
     IN_FUTURE = "in_future"
     LOCATION_IMPRECISE = "location_imprecise"
+    RECEIVED_TIME_UNKNOWN = "received_time_unknown"
 
 
 def not_alertable_reason(report: IncidentReport) -> NotAlertable | None:

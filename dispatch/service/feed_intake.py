@@ -26,7 +26,7 @@ import structlog
 from cad_adapters.feed import FeedItem, FeedSnapshot
 from cad_adapters.models import IncidentReport, IncidentStatus
 from dispatch.domain.clock import Clock
-from dispatch.domain.intake import VersionConflict
+from dispatch.domain.intake import NotAlertable, VersionConflict
 from dispatch.domain.models import AgencyPolicy
 from dispatch.service.ingest import close_vanished, content_hash, ingest_incident, report_document
 from dispatch.service.positions import PositionCache
@@ -76,11 +76,18 @@ async def ingest_snapshot(
     source: str,
     snapshot: FeedSnapshot,
     clock: Clock,
+    *,
+    seen_since: datetime | None = None,
 ) -> SnapshotResult:
     """Ingest every mapped item, then close the source's incidents that left the feed.
 
     A refused item blocks the closure of the incident with its id only (it may be that
     incident, unreadable this time); one whose id cannot be read blocks every closure.
+
+    A new item whose received time is an estimate (first sight, the document's time) is
+    only known to be younger than the last successful poll, ``seen_since``. When that poll
+    is older than the agency's age limit, or there was none (a feed's first poll lists
+    calls that may be hours old), the item is stored and never alerts.
     """
     result = SnapshotResult()
     async with pool.acquire() as conn:
@@ -93,9 +100,14 @@ async def ingest_snapshot(
             result.statuses["unchanged"] += 1
             continue
         notes = {"received_at_from": item.received_from} if item.received_from else None
+        block = None
+        if item.pinned and item.report.source_incident_id not in held:
+            limit = timedelta(seconds=agency.max_incident_age_s)
+            if seen_since is None or clock.now() - seen_since > limit:
+                block = NotAlertable.RECEIVED_TIME_UNKNOWN
         try:
             ingested = await ingest_incident(
-                pool, positions, agency, report, now=clock.now(), notes=notes
+                pool, positions, agency, report, now=clock.now(), notes=notes, block=block
             )
         except VersionConflict:
             result.statuses["conflict"] += 1

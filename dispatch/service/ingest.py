@@ -26,6 +26,7 @@ from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import (
     EMS_ON_SCENE,
     IntakeStatus,
+    NotAlertable,
     apply_agency_rules,
     changed_units,
     classify,
@@ -95,6 +96,7 @@ async def ingest_incident(
     now: datetime,
     signature: bytes | None = None,
     notes: Mapping[str, Any] | None = None,
+    block: NotAlertable | None = None,
 ) -> IngestResult:
     """Store one snapshot and act on it, all in one transaction.
 
@@ -102,7 +104,9 @@ async def ingest_incident(
     rules (call types, place words) are applied afterwards, so changing the rules
     never turns a replay into a conflict. ``notes`` are facts about how this snapshot
     reached us (e.g. a received time estimated from first sight, a signature not
-    checked); they go on the timeline with the received/updated event.
+    checked); they go on the timeline with the received/updated event. ``block`` keeps a
+    new incident from ever alerting (the caller knows what intake cannot, e.g. that the
+    received time is a guess that may be far too late).
     """
     document = report_document(report)
     digest = content_hash(document)
@@ -148,6 +152,10 @@ async def ingest_incident(
             )
             events.add("incident_updated", status=report.status.value, **(notes or {}))
 
+        blocked = block if status is IntakeStatus.CREATED else None
+        if blocked is not None:
+            await incident_store.block_alerting(conn, incident_id, blocked.value)
+            events.add("not_alertable", reason=blocked.value)
         await _record_units(
             conn, agency, incident_id, resolved, events, new=status is IntakeStatus.CREATED
         )
@@ -164,7 +172,7 @@ async def ingest_incident(
             agency,
             incident_id,
             events,
-            created=_new_progress(incident_id, agency, resolved, now)
+            created=_new_progress(incident_id, agency, resolved, now, blocked)
             if status is IntakeStatus.CREATED
             else None,
         )
@@ -243,7 +251,11 @@ async def close_vanished(
 
 
 def _new_progress(
-    incident_id: UUID, agency: AgencyPolicy, report: IncidentReport, now: datetime
+    incident_id: UUID,
+    agency: AgencyPolicy,
+    report: IncidentReport,
+    now: datetime,
+    blocked: NotAlertable | None,
 ) -> IncidentProgress:
     """The progress row of an incident this transaction has just inserted."""
     location = report.location
@@ -264,4 +276,5 @@ def _new_progress(
         policy_version=None,
         received_at=report.received_at,
         location_uncertainty_m=location.uncertainty_m if location else None,
+        alert_blocked=blocked.value if blocked else None,
     )

@@ -10,14 +10,16 @@ statement per update on the request path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
+import numpy as np
 import structlog
 
 from dispatch.store import volunteers as volunteer_store
+from dispatch.store.position_arrays import PositionArrays
 from dispatch.store.volunteers import PositionRow
 from geoindex import Hit, VolunteerIndex
 
@@ -72,20 +74,31 @@ class PositionCache:
         found = self._indexes[agency].position(volunteer_id)
         return (found[0], found[1]) if found is not None else None
 
-    def load(self, rows: Iterable[PositionRow]) -> None:
-        by_agency: dict[UUID, list[PositionRow]] = {}
-        for row in rows:
-            by_agency.setdefault(row.agency_id, []).append(row)
-        for agency_id, agency_rows in by_agency.items():
+    def load_arrays(self, columns: PositionArrays) -> None:
+        """Index every position of a start-up rebuild (the columns of one bulk fetch)."""
+        if not len(columns):
+            return
+        agencies, which = np.unique(columns.agency_ids, return_inverse=True)
+        for k, raw in enumerate(agencies):
+            agency_id = UUID(bytes=raw.tobytes())
+            mine = which == k
+            ids = columns.volunteer_ids[mine]
             index = self._indexes.setdefault(agency_id, VolunteerIndex())
             index.bulk_load(
-                [r.volunteer_id for r in agency_rows],
-                [r.lat for r in agency_rows],
-                [r.lon for r in agency_rows],
-                [r.reported_at for r in agency_rows],
+                ids,
+                columns.lats[mine],
+                columns.lons[mine],
+                columns.reported_at[mine],
+                cells=columns.cells[mine],
+                warm=False,
             )
-            for r in agency_rows:
-                self._agency_of[r.volunteer_id] = agency_id
+            self._agency_of.update(dict.fromkeys(ids.tolist(), agency_id))
+
+    async def warm(self) -> None:
+        """Warm every index's cell table in small steps on the loop (after a rebuild)."""
+        for index in list(self._indexes.values()):
+            for _ in index.warm_cells():
+                await asyncio.sleep(0)
 
     def nearest(
         self,

@@ -27,6 +27,8 @@ class Feed:
     failures: int
     etag: str | None = None
     last_modified: str | None = None
+    last_ok_at: datetime | None = None
+    """The last successful poll before this one (None: never)."""
 
     @property
     def source(self) -> str:
@@ -87,6 +89,7 @@ async def claim_due(conn: Any, now: datetime, lease: timedelta) -> list[Feed]:
             r["failures"],
             r["etag"],
             r["last_modified"],
+            r["last_ok_at"],
         )
         for r in rows
     ]

@@ -12,6 +12,7 @@ from dispatch.domain.eligibility import Tier, VolunteerProfile
 from dispatch.domain.volunteer_settings import CERTIFICATE_VALIDITY
 from dispatch.domain.volunteer_settings import FIELDS as VOLUNTEER_FIELDS
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
+from geoindex import point_cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +123,14 @@ async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
     await conn.execute(
         """
         INSERT INTO volunteer_positions AS p
-            (volunteer_id, agency_id, lat, lon, accuracy_m, reported_at)
+            (volunteer_id, agency_id, lat, lon, accuracy_m, reported_at, cell)
         SELECT u.* FROM unnest($1::bigint[], $2::uuid[], $3::float8[], $4::float8[],
-                               $5::float8[], $6::timestamptz[])
-            AS u(volunteer_id, agency_id, lat, lon, accuracy_m, reported_at)
+                               $5::float8[], $6::timestamptz[], $7::bigint[])
+            AS u(volunteer_id, agency_id, lat, lon, accuracy_m, reported_at, cell)
         JOIN volunteers v ON v.id = u.volunteer_id AND v.on_duty AND v.erased_at IS NULL
         ON CONFLICT (volunteer_id) DO UPDATE
             SET lat = EXCLUDED.lat, lon = EXCLUDED.lon, accuracy_m = EXCLUDED.accuracy_m,
-                reported_at = EXCLUDED.reported_at
+                reported_at = EXCLUDED.reported_at, cell = EXCLUDED.cell
             WHERE p.reported_at <= EXCLUDED.reported_at
         """,
         [r.volunteer_id for r in rows],
@@ -138,6 +139,8 @@ async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
         [r.lon for r in rows],
         [r.accuracy_m for r in rows],
         [r.reported_at for r in rows],
+        # Computed once per write so a rebuild needs no h3 call per row.
+        [point_cell(r.lat, r.lon) for r in rows],
     )
 
 
@@ -176,23 +179,6 @@ async def purge_off_duty_positions(conn: Any) -> int:
         """
     )
     return int(status.rsplit(" ", 1)[-1])
-
-
-async def fresh_positions(conn: Any) -> list[PositionRow]:
-    """Positions of eligible volunteers, for rebuilding the in-memory index at start-up."""
-    rows = await conn.fetch(
-        """
-        SELECT p.volunteer_id, p.agency_id, p.lat, p.lon, p.accuracy_m, p.reported_at
-        FROM volunteer_positions p JOIN volunteers v ON v.id = p.volunteer_id
-        WHERE v.verified AND v.available
-        """
-    )
-    return [
-        PositionRow(
-            r["volunteer_id"], r["agency_id"], r["lat"], r["lon"], r["accuracy_m"], r["reported_at"]
-        )
-        for r in rows
-    ]
 
 
 async def profiles(

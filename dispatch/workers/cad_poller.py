@@ -142,7 +142,13 @@ class FeedPoller:
             )  # fmt: skip
             return _Outcome("refused_document", f"{exc.pointer or '/'}: {exc.detail}")
         ingested = await ingest_snapshot(
-            self._pool, self._positions, agency, feed.source, snapshot, self._clock
+            self._pool,
+            self._positions,
+            agency,
+            feed.source,
+            snapshot,
+            self._clock,
+            seen_since=feed.last_ok_at,
         )
         if ingested.alerts_queued:
             self._on_alerts()

@@ -72,7 +72,8 @@ async def test_pulsepoint_layout_creates_incidents_timed_at_first_sight(
     lat, lon = offset(*CENTRE, 20, 0)
     first = document["incidents"]["active"][0]
     first["Latitude"], first["Longitude"] = f"{lat:.10f}", f"{lon:.10f}"
-    fake = FeedServer(document=document)
+    # The feed's first poll lists nothing: calls listed later are known to be new.
+    fake = FeedServer(document={"incidents": {"alerts": [], "active": []}})
     client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
     await _rules(client, agency, ["ME"])
     await _volunteer_at_centre(client, agency)
@@ -81,6 +82,8 @@ async def test_pulsepoint_layout_creates_incidents_timed_at_first_sight(
             db, agency_id=agency.agency_id, name="pp", url=url,
             mapping=template_mapping("pulsepoint"), interval_s=3600,
         )  # fmt: skip
+        assert (await poll_now(db, feed_id))["last_result"] == "ok"
+        fake.document = document
         before = datetime.now(UTC)
         row = await poll_now(db, feed_id)
         after = datetime.now(UTC)
@@ -193,3 +196,39 @@ async def test_dallas_layout_stores_non_alerting_incidents_and_closes_vanished_o
     assert {r["received_at"] for r in rows} == {generated}
     closed = [d.get("reason") for e, d in await _events(db, "26-0210002") if e.startswith("inc")]
     assert "left_feed" in closed
+
+
+async def test_calls_with_estimated_times_alert_only_when_seen_appearing(
+    agency: AgencyFixture, db: asyncpg.Connection, settings: Settings, aiohttp_client: Any
+) -> None:
+    """A feed's first poll, or the first after a gap longer than the agency's age limit,
+    lists calls whose age nobody knows: stored, never alerted (received_time_unknown)."""
+    document = _fixture("pulsepoint_incidents.json")
+    lat, lon = offset(*CENTRE, 20, 0)
+    first = document["incidents"]["active"][0]
+    first["Latitude"], first["Longitude"] = f"{lat:.10f}", f"{lon:.10f}"
+    fake = FeedServer(document=document)
+    client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
+    await _rules(client, agency, ["ME"])
+    await _volunteer_at_centre(client, agency)
+    async with serving(fake) as url:
+        feed_id = await feeds.create(
+            db, agency_id=agency.agency_id, name="pp", url=url,
+            mapping=template_mapping("pulsepoint"), interval_s=3600,
+        )  # fmt: skip
+        await poll_now(db, feed_id)
+        assert await db.fetchval("SELECT count(*) FROM alerts") == 0
+        located = await _events(db, "EMS0001/1580001001")
+        assert ("not_alertable", {"reason": "received_time_unknown"}) in located
+
+        # A new call after the last good poll is older than the limit: unknown age again.
+        second = {**first, "ID": "1580009999"}
+        document["incidents"]["active"].append(second)
+        await db.execute(
+            "UPDATE cad_feeds SET last_ok_at = now() - interval '31 minutes' WHERE id = $1",
+            feed_id,
+        )
+        await poll_now(db, feed_id)
+        assert await db.fetchval("SELECT count(*) FROM alerts") == 0
+        late = await _events(db, "EMS0001/1580009999")
+        assert ("not_alertable", {"reason": "received_time_unknown"}) in late

@@ -232,3 +232,23 @@ def test_reported_before_lists_only_live_positions_older_than_the_cutoff() -> No
     index.remove(4)
     assert sorted(index.reported_before(t0 - timedelta(minutes=15))) == [1]
     assert sorted(index.reported_before(t0 + timedelta(seconds=1))) == [1, 2, 3]
+
+
+def test_bulk_load_uses_given_cells_and_computes_unknown_or_foreign_ones() -> None:
+    """Stored cells skip the h3 call; 0 or a cell at another resolution is recomputed."""
+    from datetime import UTC, datetime
+
+    from geoindex import point_cell
+    from geoindex._h3 import latlng_to_cell
+
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    lats, lons = [52.37, 52.38, 52.39], [4.89, 4.90, 4.91]
+    cells = [point_cell(lats[0], lons[0]), 0, latlng_to_cell(lats[2], lons[2], 9)]
+    with_cells = VolunteerIndex()
+    with_cells.bulk_load([1, 2, 3], lats, lons, [at] * 3, cells=cells)
+    computed = VolunteerIndex()
+    computed.bulk_load([1, 2, 3], lats, lons, [at] * 3)
+    for lat, lon in zip(lats, lons, strict=True):
+        assert with_cells.nearest(lat, lon, radius_m=3000, limit=3, now=at) == computed.nearest(
+            lat, lon, radius_m=3000, limit=3, now=at
+        )
