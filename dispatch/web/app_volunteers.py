@@ -19,7 +19,7 @@ async def notices_ctx(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[keys.SETTINGS]
     worker = NoticeWorker(
-        app[keys.DELIVERY_POOL],
+        app[keys.POOL],
         app[keys.PROVIDERS],
         app[keys.CLOCK],
         tick_s=settings.notice_tick_s,

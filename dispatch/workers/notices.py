@@ -1,5 +1,8 @@
 """The notice worker: lease due notices, write their words, send them, record the result.
 
+It uses the main pool, never the alerts' delivery pool: a notice must not take a
+connection an alert needs.
+
 Notices (codes, credential reminders and reviews, aftercare) share nothing with the
 alerts' outbox but the providers: a burst of reminders never delays an alert's claim.
 A code is sent once or not at all (no retry after its ten minutes); other notices are
@@ -86,20 +89,24 @@ class NoticeWorker:
             claimed = await notice_store.claim_due(conn, now=now, limit=_BATCH, lease=_LEASE)
         if not claimed:
             return 0
-        sent = await asyncio.gather(*(self._send(n, now) for n in claimed))
+        # The words first, on one connection (a few small reads), then the sends at once.
+        async with self._pool.acquire() as conn:
+            texts = [
+                await notice_service.words(conn, n, now) if n.expires_at > now else None
+                for n in claimed
+            ]
+        sent = await asyncio.gather(
+            *(self._send(n, t) for n, t in zip(claimed, texts, strict=True))
+        )
         async with self._pool.acquire() as conn, conn.transaction():
             for item in sent:
                 await self._record(conn, item, self._clock.now())
         return len(claimed)
 
-    async def _send(self, notice: ClaimedNotice, now: datetime) -> _Sent:
+    async def _send(self, notice: ClaimedNotice, text: tuple[str, str] | None) -> _Sent:
         item = _Sent(notice)
-        if notice.expires_at <= now:
-            item.skipped = True
-            return item
-        async with self._pool.acquire() as conn, conn.transaction():
-            text = await notice_service.words(conn, notice, now)
         if text is None:
+            # Expired, or no longer relevant (a reminder after a renewal).
             item.skipped = True
             return item
         item.step = notice_service.channel_for(notice, self._providers.configured)
