@@ -273,3 +273,32 @@ async def test_supervisor_issued_tokens_keep_working(clocked: Any, agency: Agenc
     listed = await (await clocked.get("/v1/me/sessions", headers=bearer(token))).json()
     assert listed == {"sessions": []}
     assert sent(clocked) == []
+
+
+async def test_an_eleventh_device_signs_the_oldest_out(
+    clocked: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dispatch.store import accounts as account_store
+
+    first = await sign_up(clocked, agency.agency_id, "+31611110012")
+    for _ in range(9):
+        await account_store.create_session(
+            db,
+            agency_id=agency.agency_id,
+            volunteer_id=first["volunteer_id"],
+            device_label=None,
+            now=datetime.now(UTC),
+            access_ttl=timedelta(minutes=15),
+            refresh_ttl=timedelta(days=60),
+        )
+    latest = await sign_in(clocked, agency.agency_id, "+31611110012")
+    listed = await (
+        await clocked.get("/v1/me/sessions", headers=bearer(latest["access_token"]))
+    ).json()
+    states = [(s["session_id"], s["state"], s["revoked_reason"]) for s in listed["sessions"]]
+    assert len(states) == 11
+    assert states[-1] == (first["session_id"], "revoked", "too_many_sessions")
+    assert [s for s in states if s[1] == "active"] == [s for s in states[:10]]
+    assert (await clocked.get("/v1/me", headers=bearer(first["access_token"]))).status == 401
