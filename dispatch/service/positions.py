@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -49,6 +49,23 @@ class PositionCache:
         agency = self._agency_of.pop(volunteer_id, None)
         if agency is not None:
             self._indexes[agency].remove(volunteer_id)
+
+    def purge_stale(self, max_age_s: dict[UUID, int], now: datetime) -> int:
+        """Forget positions older than their agency's freshness limit; returns how many.
+
+        Stale positions are never matched anyway; forgetting them keeps no whereabouts in
+        memory longer than the database keeps them.
+        """
+        purged = 0
+        for agency_id, index in self._indexes.items():
+            limit = max_age_s.get(agency_id)
+            if limit is None:
+                continue
+            for volunteer_id in index.reported_before(now - timedelta(seconds=limit)):
+                index.remove(volunteer_id)
+                self._agency_of.pop(volunteer_id, None)
+                purged += 1
+        return purged
 
     def position(self, volunteer_id: int) -> tuple[float, float] | None:
         """The volunteer's last indexed (lat, lon), or None when not indexed."""
@@ -122,6 +139,10 @@ class PositionWriter:
         self._pending[row.volunteer_id] = row
         if len(self._pending) >= self._max_rows:
             self._wakeup.set()
+
+    def forget(self, volunteer_id: int) -> None:
+        """Drop a fix not yet written (the volunteer went off duty or erased their account)."""
+        self._pending.pop(volunteer_id, None)
 
     @property
     def pending(self) -> int:

@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dispatch.domain.aeds import Responder, Role, is_accessible, plan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, exclusion
-from dispatch.domain.incident_states import IncidentEvent, IncidentState
+from dispatch.domain.incident_states import IncidentEvent, IncidentState, is_open
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, timing_block
 from dispatch.domain.models import AgencyPolicy, derived_alert_policy
 from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.waves import RESPONDING, plan
+from dispatch.service import aftercare
 from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
 from dispatch.store import aeds as aed_store
@@ -166,6 +167,9 @@ async def advance(
         state = advance_state(state, IncidentEvent.CLOSE)
     elif incident.status.value == "cancelled":
         state = advance_state(state, IncidentEvent.CANCEL)
+    if not is_open(state) and is_open(incident.state):
+        # Over: everyone who said they would go is asked how they are.
+        await aftercare.follow_up(conn, agency.agency_id, incident_id, events)
     await _save_state(conn, incident, state, started, version, decision.next_check_at, events)
     # Both new alerts and stand-down notices are outbox rows the worker should wake for.
     return matched + len(notices)

@@ -28,6 +28,7 @@ from dispatch.domain.rate_limit import RateLimiter
 from dispatch.drill_clock import OffsetFileClock
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
+from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.delivery import open_providers
@@ -35,7 +36,17 @@ from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.position_arrays import fresh_position_arrays
 from dispatch.web import app_keys as keys
-from dispatch.web import handlers, handlers_admin, handlers_cad, handlers_delivery
+from dispatch.web import (
+    app_volunteers,
+    handlers,
+    handlers_accounts,
+    handlers_admin,
+    handlers_cad,
+    handlers_credentials,
+    handlers_delivery,
+    handlers_me,
+    handlers_oversight,
+)
 from dispatch.web.auth import THROTTLED_TYPE
 from dispatch.web.problems import Problem, from_http_exception, unavailable
 from dispatch.workers.cad_poller import FeedPoller
@@ -319,16 +330,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             _notifier_ctx,
             _positions_ctx,
             _outbox_ctx,
+            app_volunteers.notices_ctx,
+            app_volunteers.housekeeping_ctx,
             _feeds_ctx,
             _ticker_ctx,
         ]
     )
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
-    app[keys.AUTH_GUARD] = AuthGuard(tarpit_s=settings.auth_tarpit_s)
+    app[keys.AUTH_GUARD] = AuthGuard(
+        per_client=(settings.auth_client_failures, float(settings.auth_client_failures)),
+        per_agency=(settings.auth_agency_failures, float(settings.auth_agency_failures)),
+        tarpit_s=settings.auth_tarpit_s,
+    )
+    app[keys.ADDRESS_LIMITS] = AddressLimits()
     app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
     app.add_routes(handlers.routes)
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
+    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+        app.add_routes(part.routes)
     return app

@@ -89,9 +89,29 @@ def _stand_down_message(delivery: ClaimedDelivery, address: str) -> AlertMessage
     )
 
 
+def _test_message(delivery: ClaimedDelivery, address: str, *, critical: bool) -> AlertMessage:
+    """A volunteer's self-test: rings like an alert, says it is a test, sends nobody anywhere."""
+    alert = delivery.alert
+    return AlertMessage(
+        alert_id=str(alert.alert_id),
+        incident_id=str(alert.incident_id),
+        volunteer_id=alert.volunteer_id,
+        role=delivery.role,
+        address=address,
+        title="TEST alert: no action needed",
+        body="This is the test you asked for. If it rang through, real alerts will too.",
+        expires_at=delivery.expires_at,
+        language=delivery.language,
+        data={"type": "test", "test": "true"},
+        critical=critical,
+    )
+
+
 def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) -> AlertMessage:
     if delivery.channel == chain.STAND_DOWN:
         return _stand_down_message(delivery, address)
+    if delivery.role == "test":
+        return _test_message(delivery, address, critical=ios and delivery.critical_alerts)
     alert = delivery.alert
     where = f" at {delivery.address_text}" if delivery.address_text else ""
     how = {

@@ -252,6 +252,7 @@ def test_geojson_read_feature_by_feature_agrees_with_the_whole_document() -> Non
         ('{"type": "FeatureCollection" "features": []}', JsonSyntaxError),
         ("[]", JsonSyntaxError),
         ('{"features": []}', AedImportError),
+        ('{"type": "FeatureCollection"}', AedImportError),
         ('{"type": "FeatureCollection", "features": {}}', AedImportError),
         ('{"type": "FeatureCollection", "features": [1]}', AedImportError),
     ],
