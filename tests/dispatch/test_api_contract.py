@@ -104,6 +104,7 @@ async def _schemathesis(
         "20",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=config.parent,  # schemathesis keeps a cache folder where it runs
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
     )
     out, _ = await proc.communicate()
