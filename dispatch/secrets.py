@@ -17,7 +17,12 @@ from enum import StrEnum
 class TokenKind(StrEnum):
     AGENCY_KEY = "dak"
     VOLUNTEER = "dvt"
+    """Issued by a supervisor or the CLI; valid until the volunteer is erased."""
     SUPERVISOR = "dsv"
+    VOLUNTEER_ACCESS = "dva"
+    """A device session's short-lived access token."""
+    VOLUNTEER_REFRESH = "dvr"
+    """A device session's refresh token: used once, then replaced."""
 
 
 def new_token(kind: TokenKind) -> str:
@@ -31,6 +36,32 @@ def hash_token(token: str) -> bytes:
 
 def token_matches(presented: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_token(presented), stored_hash)
+
+
+CODE_DIGITS = 6
+
+
+def new_code() -> str:
+    """A sign-in code: six decimal digits, uniformly random."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(16)
+
+
+def hash_code(salt: bytes, code: str) -> bytes:
+    return hashlib.sha256(salt + code.encode("ascii", "replace")).digest()
+
+
+def code_matches(presented: str, salt: bytes, stored_hash: bytes) -> bool:
+    """Constant-time: the comparison takes as long whichever digit is wrong."""
+    return hmac.compare_digest(hash_code(salt, presented), stored_hash)
+
+
+def phone_hash(agency_id: object, phone_e164: str) -> bytes:
+    """How a number is kept where only look-ups and counts need it (codes, rate limits)."""
+    return hashlib.sha256(f"phone:{agency_id}:{phone_e164}".encode()).digest()
 
 
 def bearer_token(authorization: str | None) -> str | None:

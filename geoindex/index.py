@@ -725,6 +725,14 @@ class VolunteerIndex:
             _EPOCH + timedelta(microseconds=int(self._ts[slot])),
         )
 
+    def reported_before(self, cutoff: datetime) -> list[int]:
+        """Ids of the volunteers whose position was reported before ``cutoff`` (aware)."""
+        limit = _timestamp_us(cutoff)
+        n = self._n
+        live = ~np.isnan(self._data[0, :n])
+        stale: list[int] = self._ids[:n][live & (self._ts[:n] < limit)].tolist()
+        return stale
+
     def nearest(
         self,
         lat: float,

@@ -167,9 +167,19 @@ def _classify_auth_failure(exc: BaseException) -> tuple[DeliveryOutcome, ErrorCo
     return DeliveryOutcome.RETRYABLE, ErrorCode.INTERNAL
 
 
+def alert_collapse_id(alert_id: str) -> str:
+    """The collapse identifier of every push about one alert: ``alert-<alert id>``."""
+    return f"alert-{alert_id}"
+
+
 def collapse_key_for(message: AlertMessage) -> str:
-    """``message.collapse_key`` or ``incident-<id>``, cut to APNs' 64-byte collapse-id limit."""
-    key = message.collapse_key or f"incident-{message.incident_id}"
+    """``message.collapse_key`` or :func:`alert_collapse_id`, cut to APNs' 64-byte limit.
+
+    One identifier per alert, on Android (``collapse_key``) and iOS (``apns-collapse-id``):
+    a push sent again for the same alert (after a crash left it unrecorded) replaces the
+    first one instead of showing a second.
+    """
+    key = message.collapse_key or alert_collapse_id(message.alert_id)
     return key.encode()[:64].decode(errors="ignore")
 
 
@@ -302,7 +312,8 @@ class FcmNotifier:
                 aps=messaging.Aps(
                     alert=messaging.ApsAlert(title=message.title, body=message.body),
                     sound=sound,
-                    thread_id=collapse,
+                    # Grouped per incident in Notification Center; replaced per alert.
+                    thread_id=f"incident-{message.incident_id}",
                     custom_data={"interruption-level": level},
                 )
             ),
@@ -503,4 +514,10 @@ class FcmNotifier:
         )
 
 
-__all__ = ["FCM_ERROR_TABLE", "FcmNotifier", "classify_fcm_error", "collapse_key_for"]
+__all__ = [
+    "FCM_ERROR_TABLE",
+    "FcmNotifier",
+    "alert_collapse_id",
+    "classify_fcm_error",
+    "collapse_key_for",
+]

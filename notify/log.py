@@ -2,7 +2,8 @@
 
 With a ``record_path`` each message is appended as one JSON line and flushed to
 disk before ``send`` returns, so a test can count deliveries across a crash and
-restart of the service.
+restart of the service. In memory it keeps only the most recent messages
+(:attr:`LogNotifier.sent`), so a long-running demo does not grow with every alert.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,15 @@ def _append_line(path: Path, line: str) -> None:
         os.fsync(handle.fileno())
 
 
+RECENT = 100
+"""How many of the latest messages :attr:`LogNotifier.sent` holds."""
+
+
 class LogNotifier:
-    def __init__(self, record_path: Path | None = None) -> None:
+    def __init__(self, record_path: Path | None = None, *, recent: int = RECENT) -> None:
         self._path = record_path
-        self.sent: list[AlertMessage] = []
+        self.sent: deque[AlertMessage] = deque(maxlen=recent)
+        """The latest ``recent`` messages, oldest first (the file has all of them)."""
 
     @property
     def channel(self) -> Channel:
@@ -48,8 +55,16 @@ class LogNotifier:
             "expires_at": message.expires_at.isoformat(),
         }
         if self._path is not None:
+            # The file stands for the recipient's phone: it gets the whole message (a sign-in
+            # code is read from it in demos and tests). The log line below never does.
+            delivered = {
+                **record,
+                "to": message.address,
+                "body": message.body,
+                "data": dict(message.data),
+            }
             async with asyncio.timeout(timeout_s):
-                await asyncio.to_thread(_append_line, self._path, json.dumps(record))
+                await asyncio.to_thread(_append_line, self._path, json.dumps(delivered))
         self.sent.append(message)
         log.info("log_provider_alert", **record)
         return DeliveryResult(

@@ -45,7 +45,7 @@ class AlertMessage:
     language: str = "en"
     data: Mapping[str, str] = field(default_factory=dict)
     collapse_key: str | None = None
-    """Push collapse key / APNs collapse id; providers default to ``incident-<incident_id>``."""
+    """Push collapse key / APNs collapse id; providers default to ``alert-<alert_id>``."""
     critical: bool = False
     """iOS critical alert (needs the agency's Apple entitlement); else time-sensitive."""
 

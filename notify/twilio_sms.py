@@ -50,14 +50,23 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def sms_marker(alert_id: str) -> str:
-    """The tag appended to every alert SMS; :meth:`TwilioSmsNotifier.find_existing` looks for it."""
-    return f"[ref {alert_id[-12:]}]"
+def sms_marker(alert_id: str, kind: str | None = None) -> str:
+    """The tag appended to every alert SMS; :meth:`TwilioSmsNotifier.find_existing` looks for it.
+
+    ``kind`` (a message's ``data["type"]``, e.g. ``stand_down``) tells a follow-up text
+    about the same alert apart from the alert itself, so looking up one never finds the other.
+    """
+    suffix = alert_id[-12:]
+    return f"[ref {suffix} {kind}]" if kind else f"[ref {suffix}]"
+
+
+def _marker_of(message: AlertMessage) -> str:
+    return sms_marker(message.alert_id, message.data.get("type"))
 
 
 def build_sms_body(message: AlertMessage) -> str:
     """``title: body [ref <alert id suffix>]``, cut to Twilio's 1600 characters."""
-    marker = sms_marker(message.alert_id)
+    marker = _marker_of(message)
     text = f"{message.title}: {message.body}" if message.title else message.body
     room = MAX_BODY_CHARS - len(marker) - 1
     if len(text) > room:
@@ -199,7 +208,7 @@ class TwilioSmsNotifier:
         See the module docstring for how to act on the result.
         """
         started = time.perf_counter()
-        marker = sms_marker(message.alert_id)
+        marker = _marker_of(message)
 
         async def lookup() -> Any:
             return await self._client.messages.list_async(

@@ -5,11 +5,54 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
+from asyncpg.exceptions import (
+    InsufficientResourcesError,
+    InternalClientError,
+    OperatorInterventionError,
+    PostgresConnectionError,
+)
 
 from dispatch.config import Settings
+
+DATABASE_ERRORS: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    InternalClientError,
+)
+"""What a database call can raise that a worker survives by trying again next round.
+
+``InternalClientError`` is there because asyncpg raises it (not a connection error)
+when a connection breaks mid-protocol, as it does while the server restarts.
+"""
+
+# Overload or a server that is down, restarting or out of resources: "try again later".
+_UNAVAILABLE: Final = (
+    TimeoutError,  # pool acquire and command timeouts
+    OSError,  # connection refused or reset
+    PostgresConnectionError,  # class 08 (includes a connection lost mid-query)
+    OperatorInterventionError,  # class 57: shutting down, starting up, statement cancelled
+    InsufficientResourcesError,  # class 53: too many connections, out of memory or disk
+    InternalClientError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve now, rather than a bug in a query.
+
+    The HTTP layer answers these with 503 and ``Retry-After``; anything else stays a 500.
+    """
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    # asyncpg's own "connection is closed" / "pool is closing" are plain InterfaceErrors;
+    # other InterfaceErrors (a wrong argument count) are bugs.
+    return isinstance(exc, asyncpg.InterfaceError) and any(
+        word in str(exc) for word in ("closed", "closing")
+    )
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:

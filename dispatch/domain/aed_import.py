@@ -191,10 +191,12 @@ def iter_geojson(text: str, vet: Callable[[Any, str], None] | None = None) -> It
     """
     kind: Any = None
     seen: set[str] = set()
+    listed = False
     for name, value in object_members(text, streamed=frozenset({"features"})):
         if name == "type":
             kind = value
         elif name == "features":
+            listed = True
             if not isinstance(value, Iterator):
                 raise AedImportError("/features", f"must be a list of at most {MAX_ROWS} features")
             for i, feature in enumerate(value):
@@ -207,6 +209,10 @@ def iter_geojson(text: str, vet: Callable[[Any, str], None] | None = None) -> It
                 yield _unique(_feature_record(feature, f"/features/{i}"), seen)
     if kind != "FeatureCollection":
         raise AedImportError("/type", "must be a GeoJSON FeatureCollection")
+    if not listed:
+        # The schema requires the member; an empty list is an import of nothing, its
+        # absence a malformed document.
+        raise AedImportError("/features", "is required")
 
 
 def _unique(record: AedRecord, seen: set[str]) -> AedRecord:

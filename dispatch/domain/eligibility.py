@@ -49,6 +49,18 @@ class VolunteerProfile:
     alerts_today: int = 0
     is_tester: bool = False
     busy: bool = False
+    tier_requested: Tier | None = None
+    """The volunteer's own wish; "lay" keeps a professional out of homes."""
+    professional_until: datetime | None = None
+    """When the professional tier granted by a licence lapses (None: it does not)."""
+
+    def tier_at(self, at: datetime) -> Tier:
+        """The tier in force at ``at``: the granted one, unless lapsed or asked lower."""
+        if self.tier_requested is Tier.LAY or self.tier is Tier.LAY:
+            return Tier.LAY
+        if self.professional_until is not None and self.professional_until <= at:
+            return Tier.LAY
+        return Tier.PROFESSIONAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +84,9 @@ def exclusion(profile: VolunteerProfile, facts: IncidentFacts) -> Exclusion | No
     """Why ``profile`` must not be alerted for this incident, or None when they may be."""
     if not profile.verified:
         return Exclusion.UNVERIFIED
-    if profile.certified_until is None or profile.certified_until < facts.at:
+    if profile.certified_until is None or profile.certified_until <= facts.at:
         return Exclusion.CERTIFICATION
-    if profile.tier is Tier.LAY:
+    if profile.tier_at(facts.at) is Tier.LAY:
         if facts.place_type is PlaceType.RESIDENTIAL:
             return Exclusion.RESIDENCE
         if facts.place_type is PlaceType.UNKNOWN and not facts.lay_unknown_place:

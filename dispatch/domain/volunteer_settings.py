@@ -152,3 +152,42 @@ def validate_volunteer_settings(data: Any, *, allowed: tuple[str, ...] = FIELDS)
             raise SettingsError("/daily_budget", "must be an integer from 0 to 100, or null")
         out["daily_budget"] = None if budget is None else int(budget)
     return out
+
+
+PROFILE_SETTINGS: Final = ("on_duty", "quiet_from", "quiet_until", "time_zone", "daily_budget")
+"""Settings a volunteer changes about themselves (``PATCH /v1/me``); the rest are the agency's."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    columns: dict[str, Any]
+    preferred: str | None = None
+    refused: tuple[str, ...] | None = None
+    """None: channel preferences are left as they are."""
+
+
+def validate_profile_change(data: dict[str, Any]) -> ProfileChange:
+    """What a volunteer may change about themselves, checked across fields."""
+    columns = validate_volunteer_settings(
+        {k: v for k, v in data.items() if k in PROFILE_SETTINGS}, allowed=PROFILE_SETTINGS
+    )
+    if "display_name" in data:
+        columns["display_name"] = _printable_name(data["display_name"])
+    if "language" in data:
+        language = data["language"]
+        if not isinstance(language, str) or not LANGUAGE_TAG.match(language):
+            raise SettingsError("/language", "must be a BCP 47 language tag like en or nl-NL")
+        columns["language"] = language
+    if "tier_requested" in data:
+        wanted = data["tier_requested"]
+        if wanted is not None and wanted not in (Tier.LAY.value, Tier.PROFESSIONAL.value):
+            raise SettingsError("/tier_requested", "must be lay, professional or null")
+        columns["tier_requested"] = wanted
+    channels = data.get("channels")
+    if channels is None:
+        return ProfileChange(columns)
+    preferred = channels.get("preferred")
+    refused = tuple(sorted(set(channels.get("refused", ()))))
+    if preferred is not None and preferred in refused:
+        raise SettingsError("/channels/preferred", "cannot be a refused channel")
+    return ProfileChange(columns, preferred, refused)

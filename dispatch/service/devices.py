@@ -32,6 +32,7 @@ async def register_device(
             platform=platform,
             fcm_token=fcm_token,
             now=now,
+            session_id=volunteer.session_id,
         )
         if done.moved_from is not None:
             common = {"device_id": done.device_id, "platform": platform}

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 import numpy as np
 import structlog
 
+from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.position_arrays import PositionArrays
 from dispatch.store.volunteers import PositionRow
@@ -48,6 +49,23 @@ class PositionCache:
         agency = self._agency_of.pop(volunteer_id, None)
         if agency is not None:
             self._indexes[agency].remove(volunteer_id)
+
+    def purge_stale(self, max_age_s: dict[UUID, int], now: datetime) -> int:
+        """Forget positions older than their agency's freshness limit; returns how many.
+
+        Stale positions are never matched anyway; forgetting them keeps no whereabouts in
+        memory longer than the database keeps them.
+        """
+        purged = 0
+        for agency_id, index in self._indexes.items():
+            limit = max_age_s.get(agency_id)
+            if limit is None:
+                continue
+            for volunteer_id in index.reported_before(now - timedelta(seconds=limit)):
+                index.remove(volunteer_id)
+                self._agency_of.pop(volunteer_id, None)
+                purged += 1
+        return purged
 
     def position(self, volunteer_id: int) -> tuple[float, float] | None:
         """The volunteer's last indexed (lat, lon), or None when not indexed."""
@@ -122,6 +140,10 @@ class PositionWriter:
         if len(self._pending) >= self._max_rows:
             self._wakeup.set()
 
+    def forget(self, volunteer_id: int) -> None:
+        """Drop a fix not yet written (the volunteer went off duty or erased their account)."""
+        self._pending.pop(volunteer_id, None)
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -152,6 +174,10 @@ class PositionWriter:
             self._wakeup.clear()
             try:
                 await self.flush()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                log.exception("position_flush_failed", pending=len(self._pending))
+            except DATABASE_ERRORS as exc:
+                pending = len(self._pending)
+                if is_unavailable(exc):
+                    log.warning("position_flush_failed", pending=pending, error=type(exc).__name__)
+                else:
+                    log.exception("position_flush_failed", pending=pending)
         await self.flush()

@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
-from dispatch.domain.incident_states import IncidentEvent, IncidentState
+from dispatch.domain.incident_states import IncidentEvent, IncidentState, is_open
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
 from dispatch.domain.models import AgencyPolicy, derived_alert_policy
 from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.waves import RESPONDING, plan
+from dispatch.service import aftercare
 from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
 from dispatch.store import aeds as aed_store
@@ -39,7 +40,10 @@ from dispatch.store.incidents import IncidentProgress
 _MATCH_ROUNDS: Final = 6
 DEFAULT_CHANNEL: Final = "auto"
 
+# Earlier policy versions that running incidents still follow; bounded (oldest dropped
+# first, read again from the database when needed) so edits over months do not pile up.
 _policy_versions: dict[tuple[UUID, int], AlertPolicy] = {}
+_POLICY_VERSIONS_MAX: Final = 256
 
 
 async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPolicy:
@@ -54,6 +58,8 @@ async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPol
         cached = await agency_store.alert_policy_version(conn, agency.agency_id, version)
         if cached is None:
             return current
+        if len(_policy_versions) >= _POLICY_VERSIONS_MAX:
+            del _policy_versions[next(iter(_policy_versions))]
         _policy_versions[(agency.agency_id, version)] = cached
     return cached
 
@@ -161,6 +167,9 @@ async def advance(
         state = advance_state(state, IncidentEvent.CLOSE)
     elif incident.status.value == "cancelled":
         state = advance_state(state, IncidentEvent.CANCEL)
+    if not is_open(state) and is_open(incident.state):
+        # Over: everyone who said they would go is asked how they are.
+        await aftercare.follow_up(conn, agency.agency_id, incident_id, events)
     await _save_state(conn, incident, state, started, version, decision.next_check_at, events)
     # Both new alerts and stand-down notices are outbox rows the worker should wake for.
     return matched + len(notices)

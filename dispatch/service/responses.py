@@ -61,6 +61,10 @@ async def respond(
             raise AlertNotFound(str(alert_id))
         incident_id: UUID = owner["incident_id"]
         await conn.execute("SELECT 1 FROM incidents WHERE id = $1 FOR NO KEY UPDATE", incident_id)
+        # All the incident's alerts, in id order, as the outbox worker (which holds only a
+        # key-share lock on the incident) and the wave planner lock them: taking this one
+        # first inverted that order and deadlocked with a worker finishing a batch.
+        await alert_store.views_for_incident(conn, incident_id)
         alert = await alert_store.lock_alert(conn, alert_id)
         assert alert is not None
         target = apply(alert.state, event)  # may raise IllegalTransition

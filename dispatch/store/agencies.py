@@ -204,6 +204,17 @@ async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
     return agency
 
 
+async def supervisor_identity(conn: Any, presented: str) -> tuple[int, UUID] | None:
+    """(supervisor id, agency id) of the supervisor holding ``presented``, or None."""
+    row = await conn.fetchrow(
+        "SELECT id, agency_id, token_hash FROM supervisors WHERE token_hash = $1",
+        hash_token(presented),
+    )
+    if row is None or not token_matches(presented, row["token_hash"]):
+        return None
+    return row["id"], row["agency_id"]
+
+
 async def key_agency(conn: Any, presented: str) -> UUID | None:
     """The agency of a live integration key, or None (unknown or revoked).
 

@@ -86,6 +86,9 @@ class ClaimedDelivery:
     answer_timeout_s: int = 45
     critical_alerts: bool = False
     verify_before_send: bool = False
+    reclaimed: bool = False
+    """Leased before by a worker that never recorded a result (it died, or lost the database
+    after sending): the provider may already have this message."""
     patient: tuple[float, float] | None = None
     aed: AedDirections | None = None
 
@@ -171,7 +174,9 @@ async def claim_due(
 
     ``FOR UPDATE SKIP LOCKED`` lets several workers share the table; the lease
     (rather than a transaction held open across the network call) means a worker
-    that dies mid-send releases its rows when the lease runs out. Rows are taken
+    that dies mid-send releases its rows when the lease runs out; such a row comes back
+    ``reclaimed`` (its earlier lease lapsed without a result), so the caller can treat
+    the send as possibly done. Rows are taken
     round-robin by incident (each incident's first due row, then each one's
     second, …) among the oldest due rows, so one incident's thirty alerts cannot
     hold back another incident's first.
@@ -190,7 +195,7 @@ async def claim_due(
                                       ORDER BY x.available_at, x.id) AS turn
             FROM oldest x JOIN alerts a ON a.id = x.alert_id
         ), due AS (
-            SELECT o.id FROM outbox o JOIN ranked r ON r.id = o.id
+            SELECT o.id, o.lease_until AS lapsed_lease FROM outbox o JOIN ranked r ON r.id = o.id
             WHERE o.done_at IS NULL AND (o.lease_until IS NULL OR o.lease_until < $1)
             ORDER BY r.turn, r.available_at, r.id
             LIMIT $2
@@ -198,9 +203,10 @@ async def claim_due(
         ), leased AS (
             UPDATE outbox o SET lease_until = $1 + $3::interval, attempts = o.attempts + 1
             FROM due WHERE o.id = due.id
-            RETURNING o.id, o.alert_id, o.channel, o.attempts, o.verify_before_send
+            RETURNING o.id, o.alert_id, o.channel, o.attempts, o.verify_before_send,
+                      due.lapsed_lease IS NOT NULL AS reclaimed
         )
-        SELECT l.id AS outbox_id, l.channel, l.attempts, l.verify_before_send,
+        SELECT l.id AS outbox_id, l.channel, l.attempts, l.verify_before_send, l.reclaimed,
                a.id AS alert_id, a.agency_id,
                a.incident_id, a.volunteer_id, a.state, a.role, a.distance_m, a.expires_at,
                v.language, v.phone_e164, i.call_type_code,
@@ -269,6 +275,7 @@ async def claim_due(
             answer_timeout_s=r["answer_timeout_s"],
             critical_alerts=r["critical_alerts"],
             verify_before_send=r["verify_before_send"],
+            reclaimed=r["reclaimed"],
         )
         for r in rows
     ]

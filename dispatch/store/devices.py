@@ -41,6 +41,7 @@ async def register_device(
     platform: str,
     fcm_token: str,
     now: datetime,
+    session_id: int | None = None,
 ) -> Registration:
     """Add or re-activate a device; call inside a transaction.
 
@@ -60,11 +61,13 @@ async def register_device(
         raise DeviceHeldElsewhere
     device_id: int = await conn.fetchval(
         """
-        INSERT INTO devices (agency_id, volunteer_id, platform, fcm_token, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $5)
+        INSERT INTO devices (agency_id, volunteer_id, platform, fcm_token, created_at, updated_at,
+                             session_id)
+        VALUES ($1, $2, $3, $4, $5, $5, $6)
         ON CONFLICT (fcm_token) DO UPDATE
             SET volunteer_id = EXCLUDED.volunteer_id, platform = EXCLUDED.platform,
-                active = true, deactivated_reason = NULL, updated_at = EXCLUDED.updated_at
+                active = true, deactivated_reason = NULL, updated_at = EXCLUDED.updated_at,
+                session_id = EXCLUDED.session_id
         RETURNING id
         """,
         agency_id,
@@ -72,6 +75,7 @@ async def register_device(
         platform,
         fcm_token,
         now,
+        session_id,
     )
     moved_from = held["volunteer_id"] if held is not None else None
     return Registration(device_id, moved_from if moved_from != volunteer_id else None)

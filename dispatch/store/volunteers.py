@@ -20,6 +20,9 @@ class VolunteerIdentity:
     volunteer_id: int
     agency_id: UUID
     eligible: bool
+    on_duty: bool = True
+    session_id: int | None = None
+    """The device session the request came through (None: a supervisor-issued token)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,23 +105,29 @@ async def settings_of(conn: Any, agency_id: UUID, volunteer_id: int) -> dict[str
 
 async def authenticate(conn: Any, presented: str) -> VolunteerIdentity | None:
     row = await conn.fetchrow(
-        "SELECT id, agency_id, token_hash, verified AND available AS eligible"
-        " FROM volunteers WHERE token_hash = $1",
+        "SELECT id, agency_id, token_hash, verified AND available AS eligible, on_duty"
+        " FROM volunteers WHERE token_hash = $1 AND erased_at IS NULL",
         hash_token(presented),
     )
     if row is None or not token_matches(presented, row["token_hash"]):
         return None
-    return VolunteerIdentity(row["id"], row["agency_id"], row["eligible"])
+    return VolunteerIdentity(row["id"], row["agency_id"], row["eligible"], row["on_duty"])
 
 
 async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
-    """Write a batch of last positions in one round trip; an older fix never overwrites a newer."""
+    """Write a batch of last positions in one round trip; an older fix never overwrites a newer.
+
+    A fix of a volunteer who is off duty, or gone, by the time it is written is dropped:
+    going off duty deletes the position, and a fix still queued must not bring it back.
+    """
     await conn.execute(
         """
         INSERT INTO volunteer_positions AS p
             (volunteer_id, agency_id, lat, lon, accuracy_m, reported_at, cell)
-        SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::float8[], $4::float8[],
-                             $5::float8[], $6::timestamptz[], $7::bigint[])
+        SELECT u.* FROM unnest($1::bigint[], $2::uuid[], $3::float8[], $4::float8[],
+                               $5::float8[], $6::timestamptz[], $7::bigint[])
+            AS u(volunteer_id, agency_id, lat, lon, accuracy_m, reported_at, cell)
+        JOIN volunteers v ON v.id = u.volunteer_id AND v.on_duty AND v.erased_at IS NULL
         ON CONFLICT (volunteer_id) DO UPDATE
             SET lat = EXCLUDED.lat, lon = EXCLUDED.lon, accuracy_m = EXCLUDED.accuracy_m,
                 reported_at = EXCLUDED.reported_at, cell = EXCLUDED.cell
@@ -135,6 +144,19 @@ async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
     )
 
 
+async def delete_position(conn: Any, volunteer_id: int) -> bool:
+    status: str = await conn.execute(
+        "DELETE FROM volunteer_positions WHERE volunteer_id = $1", volunteer_id
+    )
+    return status.endswith(" 1")
+
+
+async def freshness_limits(conn: Any) -> dict[UUID, int]:
+    """Each agency's position freshness limit in seconds."""
+    rows = await conn.fetch("SELECT id, position_max_age_s FROM agencies")
+    return {r["id"]: r["position_max_age_s"] for r in rows}
+
+
 async def purge_stale_positions(conn: Any, now: datetime) -> int:
     """Delete positions older than their agency's freshness limit (privacy: no old whereabouts)."""
     status: str = await conn.execute(
@@ -148,6 +170,17 @@ async def purge_stale_positions(conn: Any, now: datetime) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def purge_off_duty_positions(conn: Any) -> int:
+    """Positions of volunteers off duty (a fix written just as they went off duty)."""
+    status: str = await conn.execute(
+        """
+        DELETE FROM volunteer_positions p USING volunteers v
+        WHERE v.id = p.volunteer_id AND NOT v.on_duty
+        """
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def profiles(
     conn: Any, agency_id: UUID, volunteer_ids: Sequence[int], *, incident_id: UUID, now: datetime
 ) -> dict[int, VolunteerProfile]:
@@ -156,13 +189,14 @@ async def profiles(
         """
         SELECT v.id, v.tier, v.verified AND v.available AS verified, v.certified_until,
                v.on_duty, v.quiet_from, v.quiet_until, v.time_zone, v.daily_budget, v.is_tester,
+               v.tier_requested, v.professional_until,
                EXISTS (
                    SELECT 1 FROM alerts a JOIN incidents i ON i.id = a.incident_id
                    WHERE a.volunteer_id = v.id AND a.incident_id <> $3
                      AND a.state IN ('accepted', 'en_route', 'on_scene') AND i.status = 'active'
                ) AS busy,
                (SELECT count(*) FROM alerts a
-                WHERE a.volunteer_id = v.id
+                WHERE a.volunteer_id = v.id AND a.role <> 'test'
                   AND a.created_at > $4::timestamptz - interval '24 hours') AS alerts_today
         FROM volunteers v WHERE v.agency_id = $1 AND v.id = ANY($2::bigint[])
         """,
@@ -185,6 +219,8 @@ async def profiles(
             alerts_today=r["alerts_today"],
             is_tester=r["is_tester"],
             busy=r["busy"],
+            tier_requested=Tier(r["tier_requested"]) if r["tier_requested"] else None,
+            professional_until=r["professional_until"],
         )
         for r in rows
     }

@@ -17,17 +17,18 @@ from typing import Any
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
 
 from dispatch.config import Settings
 from dispatch.db.embedded import embedded_postgres
 from dispatch.db.migrate import migrate
-from dispatch.db.pool import open_pool
+from dispatch.db.pool import is_unavailable, open_pool
 from dispatch.domain.clock import Clock, SystemClock
 from dispatch.domain.rate_limit import RateLimiter
 from dispatch.drill_clock import OffsetFileClock
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
+from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.delivery import open_providers
@@ -35,8 +36,19 @@ from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.position_arrays import fresh_position_arrays
 from dispatch.web import app_keys as keys
-from dispatch.web import handlers, handlers_admin, handlers_cad, handlers_delivery
-from dispatch.web.problems import Problem, from_http_exception
+from dispatch.web import (
+    app_volunteers,
+    handlers,
+    handlers_accounts,
+    handlers_admin,
+    handlers_cad,
+    handlers_credentials,
+    handlers_delivery,
+    handlers_me,
+    handlers_oversight,
+)
+from dispatch.web.auth import THROTTLED_TYPE
+from dispatch.web.problems import Problem, from_http_exception, unavailable
 from dispatch.workers.cad_poller import FeedPoller
 from dispatch.workers.notifier import OutboxWorker
 from dispatch.workers.ticker import DeadlineTicker
@@ -46,6 +58,17 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# How long a client should wait before sending again when the database cannot serve.
+RETRY_AFTER_S = 2
+# What the Server header says: no product versions for a prober to match against.
+SERVER_NAME = "cpr-dispatch"
+
+
+def _client_error(request: web.Request, route: str, status: int, kind: str) -> None:
+    # One line per refusal, never a traceback: a client's mistake is not our error.
+    log.warning("http_client_error", route=route, method=request.method, status=status, type=kind)
 
 
 @web.middleware
@@ -60,6 +83,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except Problem as problem:
         status = problem.status
+        # A throttled flood would write a line per request: its throttle is the record.
+        if status < 500 and problem.body_data["type"] != THROTTLED_TYPE:
+            _client_error(request, route_name, status, problem.body_data["type"])
         # Answered as a plain response: re-raised, it would stay in a reference cycle with
         # every frame it passed through, garbage that only a full collection frees (a
         # flood of refusals made those pauses 100+ ms).
@@ -69,8 +95,21 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         if exc.status < 400:
             raise
+        if status < 500:
+            _client_error(request, route_name, status, exc.reason)
         return from_http_exception(exc)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            # Overload or an outage, not a bug: the client can tell and knows when to retry.
+            status = 503
+            log.warning("database_unavailable", route=route_name, error=type(exc).__name__)
+            busy = unavailable(RETRY_AFTER_S)
+            return web.Response(
+                status=503,
+                text=busy.text,
+                content_type=busy.content_type,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         log.exception("unhandled_error", route=route_name, method=request.method)
         internal = Problem(500, "internal-error", "Internal error", "the error was logged")
         return web.Response(status=500, text=internal.text, content_type=internal.content_type)
@@ -266,7 +305,18 @@ def _clock(settings: Settings) -> Clock:
     return OffsetFileClock(settings.clock_offset_file)
 
 
+def _hide_server_version() -> None:
+    """Every response says ``Server: cpr-dispatch``, without aiohttp's and Python's versions.
+
+    aiohttp fills the header from a module default when a response has none, and its own
+    answers to requests it cannot parse (an over-long URL or header) pass through no hook
+    an application can register, so the default itself is replaced.
+    """
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]  # not re-exported
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    _hide_server_version()
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or _clock(settings)
@@ -280,16 +330,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             _notifier_ctx,
             _positions_ctx,
             _outbox_ctx,
+            app_volunteers.notices_ctx,
+            app_volunteers.housekeeping_ctx,
             _feeds_ctx,
             _ticker_ctx,
         ]
     )
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
-    app[keys.AUTH_GUARD] = AuthGuard(tarpit_s=settings.auth_tarpit_s)
+    app[keys.AUTH_GUARD] = AuthGuard(
+        per_client=(settings.auth_client_failures, float(settings.auth_client_failures)),
+        per_agency=(settings.auth_agency_failures, float(settings.auth_agency_failures)),
+        tarpit_s=settings.auth_tarpit_s,
+    )
+    app[keys.ADDRESS_LIMITS] = AddressLimits()
     app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
     app.add_routes(handlers.routes)
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
+    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+        app.add_routes(part.routes)
     return app

@@ -12,10 +12,12 @@ from dispatch.config import Settings
 from dispatch.domain.clock import Clock
 from dispatch.domain.rate_limit import RateLimiter
 from dispatch.metrics import Metrics
+from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.delivery import Providers
 from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.workers.notices import NoticeWorker
 from dispatch.workers.notifier import OutboxWorker
 from notify.ports import Notifier
 
@@ -37,3 +39,6 @@ PROVIDERS = web.AppKey("providers", Providers)
 WORKER_TASKS = web.AppKey("worker_tasks", dict[str, asyncio.Task[None]])
 LARGE_PARSE_SLOT = web.AppKey("large_parse_slot", asyncio.Semaphore)
 """One large CAD document parsed (in a worker thread) at a time."""
+NOTICE_WORKER = web.AppKey("notice_worker", NoticeWorker)
+ADDRESS_LIMITS = web.AppKey("address_limits", AddressLimits)
+"""Codes asked for and wrong codes tried, per client network (sign-up and sign-in)."""

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad_adapters.generic import schema
+from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
 from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
@@ -18,10 +18,9 @@ from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import response_log
-from dispatch.store import volunteers as volunteer_store
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
 from dispatch.web import app_keys as keys
-from dispatch.web.auth import checked
+from dispatch.web.auth import volunteer_of
 from dispatch.web.body import json_body
 from dispatch.web.openapi import openapi_document
 from dispatch.web.problems import (
@@ -52,16 +51,7 @@ def _token(request: web.Request, *kinds: TokenKind) -> str:
 
 
 async def _volunteer(request: web.Request) -> VolunteerIdentity:
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is not None and not token.startswith(f"{TokenKind.VOLUNTEER.value}_"):
-        token = None
-
-    async def look_up(secret: str) -> VolunteerIdentity | None:
-        async with request.app[keys.POOL].acquire() as conn:
-            found: VolunteerIdentity | None = await volunteer_store.authenticate(conn, secret)
-            return found
-
-    return await checked(request, None, token, look_up, refused="the volunteer token is not valid")
+    return await volunteer_of(request)
 
 
 # --- health ---------------------------------------------------------------------------------
@@ -79,11 +69,12 @@ async def readyz(request: web.Request) -> web.Response:
         async with request.app[keys.POOL].acquire(timeout=1.0) as conn:
             await conn.fetchval("SELECT 1", timeout=1.0)
         checks["database"] = "ok"
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
+        # Whatever a restarting server makes asyncpg raise, readiness reports it: never a 500.
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    expected = {"position_writer"}
+    expected = {"position_writer", "housekeeping"}
     if request.app[keys.SETTINGS].notifier_enabled:
-        expected.add("outbox_worker")
+        expected.update(("outbox_worker", "notice_worker"))
     if request.app[keys.SETTINGS].feeds_enabled:
         expected.add("feed_poller")
     if request.app[keys.SETTINGS].ticker_enabled:
@@ -135,6 +126,9 @@ async def put_location(request: web.Request) -> web.Response:
     accuracy = float(data["accuracy_m"]) if "accuracy_m" in data else None
     now = request.app[keys.CLOCK].now()
     at = _fix_time(data, now)
+    if not volunteer.on_duty:
+        # Off duty, no whereabouts are kept at all.
+        return web.Response(status=204)
     row = PositionRow(volunteer.volunteer_id, volunteer.agency_id, lat, lon, accuracy, at)
     if volunteer.eligible:
         request.app[keys.POSITIONS].upsert(row)

@@ -22,8 +22,10 @@ from dispatch.domain.volunteer_settings import (
 )
 from dispatch.service import aed_import
 from dispatch.service.feeds import health_view
+from dispatch.service.profile import forget_position
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import audit
 from dispatch.store import feeds as feed_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteer_events as volunteer_event_store
@@ -31,6 +33,7 @@ from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.auth import supervisor_of
 from dispatch.web.body import check, json_body
+from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, malformed, not_found
 
 routes = web.RouteTableDef()
@@ -58,24 +61,37 @@ async def get_settings(request: web.Request) -> web.Response:
 @routes.patch("/v1/agencies/{agency_id}/settings")
 async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
-    agency_id = await _supervised_agency(request)
+    agency_id, actor = await supervisor(request)
     data = await json_body(request, "AgencySettingsChange")
     try:
         changes = validate_settings(data)
     except SettingsError as exc:
         raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        before = await agency_store.settings(conn, agency_id)
         await agency_store.update_settings(conn, agency_id, changes)
         current = await agency_store.settings(conn, agency_id)
+        assert before is not None
+        assert current is not None
+        await audit.record(
+            conn,
+            agency_id=agency_id,
+            actor=actor,
+            action="settings_changed",
+            target_type="agency",
+            target_id=agency_id,
+            at=request.app[keys.CLOCK].now(),
+            before={k: before[k] for k in changes},
+            after={k: current[k] for k in changes},
+        )
     request.app[keys.AUTH_CACHE].forget(agency_id)
-    assert current is not None
     return web.json_response(current)
 
 
 @routes.post("/v1/agencies/{agency_id}/volunteers")
 async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
-    agency_id = await _supervised_agency(request)
+    agency_id, actor = await supervisor(request)
     data = await json_body(request, "NewVolunteer")
     try:
         identity = validate_identity(data)
@@ -84,7 +100,8 @@ async def create_volunteer(request: web.Request) -> web.Response:
         )
     except SettingsError as exc:
         raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn:
+    now = request.app[keys.CLOCK].now()
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=agency_id,
@@ -92,7 +109,27 @@ async def create_volunteer(request: web.Request) -> web.Response:
             phone_e164=identity.phone_e164,
             language=identity.language,
             settings=settings,
-            now=request.app[keys.CLOCK].now(),
+            now=now,
+        )
+        # Who the person is stays out of the append-only log: only that it was given.
+        await audit.record(
+            conn,
+            agency_id=agency_id,
+            actor=actor,
+            action="volunteer_created",
+            target_type="volunteer",
+            target_id=volunteer_id,
+            at=now,
+            after={**settings, "phone_given": identity.phone_e164 is not None},
+        )
+        await audit.record(
+            conn,
+            agency_id=agency_id,
+            actor=actor,
+            action="volunteer_token_issued",
+            target_type="volunteer",
+            target_id=volunteer_id,
+            at=now,
         )
     return web.json_response({"volunteer_id": volunteer_id, "token": token}, status=201)
 
@@ -117,7 +154,7 @@ async def get_volunteer(request: web.Request) -> web.Response:
 @routes.patch("/v1/agencies/{agency_id}/volunteers/{volunteer_id}")
 async def patch_volunteer(request: web.Request) -> web.Response:
     """Tier, certificate, duty, quiet hours, budget, tester, availability; others stay."""
-    agency_id = await _supervised_agency(request)
+    agency_id, actor = await supervisor(request)
     volunteer_id = _volunteer_id(request)
     try:
         changes = validate_volunteer_settings(await json_body(request, "VolunteerSettingsChange"))
@@ -125,14 +162,30 @@ async def patch_volunteer(request: web.Request) -> web.Response:
         raise invalid(exc.pointer, exc.detail) from None
     if not changes:
         raise invalid("", "name at least one setting to change")
-    async with request.app[keys.POOL].acquire() as conn:
-        if not await volunteer_store.update_settings(conn, agency_id, volunteer_id, changes):
+    cache = request.app[keys.POSITIONS]
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        before = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
+        if before is None or not await volunteer_store.update_settings(
+            conn, agency_id, volunteer_id, changes
+        ):
             raise not_found("volunteer")
         found = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
+        assert found is not None
+        if not found["on_duty"]:
+            await forget_position(conn, volunteer_id, cache, request.app[keys.POSITION_WRITER])
         position = await volunteer_store.position_of(conn, volunteer_id)
-    assert found is not None
+        await audit.record(
+            conn,
+            agency_id=agency_id,
+            actor=actor,
+            action="volunteer_changed",
+            target_type="volunteer",
+            target_id=volunteer_id,
+            at=request.app[keys.CLOCK].now(),
+            before={k: before[k] for k in changes},
+            after={k: found[k] for k in changes},
+        )
     # The index holds only volunteers who may be alerted: follow the change at once.
-    cache = request.app[keys.POSITIONS]
     if found["verified"] and found["available"] and position is not None:
         cache.upsert(position)
     else:
@@ -173,14 +226,26 @@ async def get_policy(request: web.Request) -> web.Response:
 @routes.put("/v1/agencies/{agency_id}/policy")
 async def put_policy(request: web.Request) -> web.Response:
     """A whole policy document (fields left out take the documented defaults)."""
-    agency_id = await _supervised_agency(request)
+    agency_id, actor = await supervisor(request)
     data = await json_body(request, "PolicyDocument")
     try:
         policy = policy_from_json(data)
     except PolicyError as exc:
         raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        previous = await agency_store.policy(conn, agency_id)
         version = await agency_store.store_alert_policy(conn, agency_id, policy)
+        await audit.record(
+            conn,
+            agency_id=agency_id,
+            actor=actor,
+            action="policy_changed",
+            target_type="agency",
+            target_id=agency_id,
+            at=request.app[keys.CLOCK].now(),
+            before=_policy_json(previous.alert_policy) if previous is not None else None,
+            after={**_policy_json(policy), "version": version},
+        )
     request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({**_policy_json(policy), "version": version})
 

@@ -21,12 +21,13 @@ from dispatch.service import delivery as delivery_service
 from dispatch.service import devices as device_service
 from dispatch.service.delivery import public_base_url
 from dispatch.service.responses import AlertNotFound
+from dispatch.store import audit
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
-from dispatch.web.auth import supervisor_of
 from dispatch.web.body import json_body
 from dispatch.web.handlers import _uuid, _volunteer
+from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, not_found
 
 log = structlog.get_logger(__name__)
@@ -119,11 +120,11 @@ def _window(data: dict[str, Any], name: str) -> int | None:
 
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
 async def put_delivery_settings(request: web.Request) -> web.Response:
-    agency_id = _uuid(request, "agency_id")
-    await supervisor_of(request, agency_id)
+    agency_id, actor = await supervisor(request)
     data = await json_body(request, "DeliverySettingsChange")
     critical = data.get("critical_alerts")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+        before = await delivery_store.agency_windows(conn, agency_id)
         stored = await delivery_store.set_agency_windows(
             conn,
             agency_id,
@@ -131,8 +132,19 @@ async def put_delivery_settings(request: web.Request) -> web.Response:
             answer_timeout_s=_window(data, "answer_timeout_s"),
             critical_alerts=critical,
         )
-    if stored is None:
-        raise not_found("agency")
+        if stored is None:
+            raise not_found("agency")
+        await audit.record(
+            conn,
+            agency_id=agency_id,
+            actor=actor,
+            action="delivery_settings_changed",
+            target_type="agency",
+            target_id=agency_id,
+            at=request.app[keys.CLOCK].now(),
+            before=before,
+            after=stored,
+        )
     return web.json_response(stored)
 
 

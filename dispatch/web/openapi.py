@@ -18,7 +18,9 @@ from dispatch.web.openapi_common import (
 )
 from dispatch.web.openapi_delivery import delivery_paths
 from dispatch.web.openapi_feeds import feed_paths, feed_schemas
+from dispatch.web.openapi_volunteers import volunteer_paths
 from dispatch.web.schemas import component_schemas
+from dispatch.web.schemas_volunteers import volunteer_schemas
 
 _INTAKE_DESCRIPTION = (
     "Idempotent by (agency, source, incident id) and ordered by the source's own version or "
@@ -306,11 +308,16 @@ def openapi_document() -> dict[str, Any]:
             **_supervisor_paths(),
             **delivery_paths(),
             **feed_paths(),
+            **volunteer_paths(),
         },
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "http", "scheme": "bearer", "description": "dak_… key"},
-                "volunteerToken": {"type": "http", "scheme": "bearer", "description": "dvt_…"},
+                "volunteerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "dva_… (a session's access token) or dvt_… (supervisor-issued)",
+                },
                 "supervisorToken": {"type": "http", "scheme": "bearer", "description": "dsv_…"},
                 "twilioSignature": {
                     "type": "apiKey",
@@ -323,6 +330,7 @@ def openapi_document() -> dict[str, Any]:
                 **component_schemas(),
                 **feed_schemas(),
                 **cap_schemas(),
+                **volunteer_schemas(),
                 "GenericIncident": incident,
             },
         },

@@ -81,6 +81,17 @@ def not_found(what: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"no such {what}")
 
 
+def unavailable(retry_after_s: int) -> Problem:
+    """503: the database is overloaded or down; the request changed nothing, send it again."""
+    return Problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        f"the database cannot serve requests right now; send this one again in {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
 def from_http_exception(exc: web.HTTPException) -> web.Response:
     """Render aiohttp's own errors (404 route, 405, 413 body too large) as problems."""
     slug = {

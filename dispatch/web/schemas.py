@@ -462,3 +462,10 @@ def component_schemas() -> dict[str, Any]:
         **_request_schemas(),
         **_response_schemas(),
     }
+
+
+# Shared with the volunteer-account schemas (dispatch.web.schemas_volunteers).
+NAME_PATTERN: Final = _NAME
+QUIET_PAIR: Final = _QUIET_PAIR
+VOLUNTEER_SETTINGS: Final = _VOLUNTEER_SETTINGS
+closed = _closed

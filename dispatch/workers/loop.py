@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 import structlog
+
+from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -27,8 +28,11 @@ async def run_rounds(
         busy = False
         try:
             busy = await round_()
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            log.exception("worker_round_failed", worker=name)
+        except DATABASE_ERRORS as exc:
+            if is_unavailable(exc):
+                log.warning("worker_round_failed", worker=name, error=type(exc).__name__)
+            else:
+                log.exception("worker_round_failed", worker=name)
         if busy:
             continue
         try:

@@ -11,9 +11,12 @@ the intake transaction (nothing to send is lost), a row is leased to one worker
 at a time (``FOR UPDATE SKIP LOCKED`` plus a lease that outlives the send
 timeout), and completion is conditional on the row not being done already. A
 crash after the provider accepted but before the result was committed is the
-one window left; the alert id travels in every push so the app drops the
-duplicate, and an SMS whose create was ambiguous is looked up before it is
-sent again.
+one window left. A row leased again after such a lapsed lease (``reclaimed``) is
+an ambiguous send: an SMS is looked up at Twilio before it is sent again (as after
+a 5xx), and a push goes again under the same collapse identifiers (the alert id), so
+the phone replaces the first notification rather than showing a second; the alert
+id travels in every push so the app drops a duplicate, and the timeline records
+``alert_resent_after_crash``. Voice calls cannot be looked up: one may ring twice.
 
 One claimed batch is sent concurrently (push messages in chunks, one
 ``send_many`` call each) and finished in one transaction. Up to ``pipeline``
@@ -35,6 +38,7 @@ from typing import Any, Final
 import asyncpg
 import structlog
 
+from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 from dispatch.domain import delivery_chain as chain
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
 from dispatch.domain.clock import Clock
@@ -48,6 +52,7 @@ from dispatch.store import response_log
 from dispatch.store.alerts import ClaimedDelivery, DeviceAddress
 from dispatch.store.delivery import NewStep
 from dispatch.store.response_log import LogEvent
+from notify.fcm import alert_collapse_id
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
 from notify.retry import UniformRng, next_attempt_delay
 
@@ -84,9 +89,29 @@ def _stand_down_message(delivery: ClaimedDelivery, address: str) -> AlertMessage
     )
 
 
+def _test_message(delivery: ClaimedDelivery, address: str, *, critical: bool) -> AlertMessage:
+    """A volunteer's self-test: rings like an alert, says it is a test, sends nobody anywhere."""
+    alert = delivery.alert
+    return AlertMessage(
+        alert_id=str(alert.alert_id),
+        incident_id=str(alert.incident_id),
+        volunteer_id=alert.volunteer_id,
+        role=delivery.role,
+        address=address,
+        title="TEST alert: no action needed",
+        body="This is the test you asked for. If it rang through, real alerts will too.",
+        expires_at=delivery.expires_at,
+        language=delivery.language,
+        data={"type": "test", "test": "true"},
+        critical=critical,
+    )
+
+
 def _message(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) -> AlertMessage:
     if delivery.channel == chain.STAND_DOWN:
         return _stand_down_message(delivery, address)
+    if delivery.role == "test":
+        return _test_message(delivery, address, critical=ios and delivery.critical_alerts)
     alert = delivery.alert
     where = f" at {delivery.address_text}" if delivery.address_text else ""
     how = {
@@ -146,6 +171,10 @@ class _Attempt:
     skip_reason: str | None = None
     per_device: list[tuple[DeviceAddress, DeliveryResult]] = field(default_factory=list)
     verify_next: bool = False
+    found_existing: bool = False
+    """An SMS lookup found the text already at the provider; nothing was sent."""
+    resent: bool = False
+    """Sent again although an earlier, unrecorded attempt may have reached the provider."""
     notice: bool = False
     """A stand-down notice rather than a step of the alert's chain."""
 
@@ -222,8 +251,11 @@ class OutboxWorker:
                 now = self._clock.now()
                 try:
                     claimed = await self._claim(now)
-                except (OSError, asyncpg.PostgresError, TimeoutError):
-                    log.exception("outbox_cycle_failed")
+                except DATABASE_ERRORS as exc:
+                    if is_unavailable(exc):
+                        log.warning("outbox_cycle_failed", error=type(exc).__name__)
+                    else:
+                        log.exception("outbox_cycle_failed")
                     claimed = []
                 if claimed:
                     task = asyncio.create_task(self._deliver(claimed, now))
@@ -250,7 +282,7 @@ class OutboxWorker:
         await self._send_all(attempts)
         try:
             await self._finish(attempts)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except DATABASE_ERRORS:
             # The rows stay leased and are sent again after the lease: at least once.
             log.exception("outbox_finish_failed", rows=len(attempts))
 
@@ -366,6 +398,7 @@ class OutboxWorker:
         await asyncio.gather(*(chunk(jobs[i : i + size]) for i in range(0, len(jobs), size)))
         for attempt in attempts:
             attempt.result = _combine(attempt.per_device)
+            attempt.resent = attempt.delivery.reclaimed
 
     async def _bounded(self, call: Any, channels: list[Channel]) -> list[DeliveryResult]:
         """Our own deadline around a provider call that is supposed to keep its own."""
@@ -398,11 +431,14 @@ class OutboxWorker:
         assert notifier is not None
         message = _message(d, step, address, ios=False)
         channel = _CHANNELS[step]
-        if step is Step.SMS and d.verify_before_send and self._providers.sms is not None:
+        # A reclaimed row may have been created at Twilio before the crash: look before sending.
+        verify = d.verify_before_send or d.reclaimed
+        if step is Step.SMS and verify and self._providers.sms is not None:
             found = await self._providers.sms.find_existing(message, timeout_s=self._send_timeout_s)
             if found is not None:
                 attempt.result = found
-                attempt.verify_next = found.outcome is not DeliveryOutcome.ACCEPTED
+                attempt.found_existing = found.outcome is DeliveryOutcome.ACCEPTED
+                attempt.verify_next = not attempt.found_existing
                 return
         if step in (Step.SMS, Step.VOICE):
             pacer = self._sms_pacer if step is Step.SMS else self._voice_pacer
@@ -422,6 +458,7 @@ class OutboxWorker:
             (attempt.result,) = await self._bounded(
                 _one(notifier.send(message, timeout_s=self._send_timeout_s)), [channel]
             )
+        attempt.resent = d.reclaimed and step is not Step.SMS
         if step is Step.SMS and attempt.result.error_code in chain.AMBIGUOUS:
             attempt.verify_next = True
 
@@ -495,6 +532,15 @@ class OutboxWorker:
             if d.channel != chain.START:
                 rec.event(d, "alert_step_skipped", channel=d.channel, reason=attempt.skip_reason)
             return
+        if attempt.resent:
+            rec.event(
+                d,
+                "alert_resent_after_crash",
+                channel=step.value if step is not None else None,
+                attempt=d.attempts,
+                notice=attempt.notice,
+                collapse_id=alert_collapse_id(str(d.alert.alert_id)) if step is Step.PUSH else None,
+            )
         if attempt.notice:
             # A stand-down notice has no chain and moves no state: it is sent, or not.
             if decision.retry_at is None:
@@ -514,6 +560,8 @@ class OutboxWorker:
             "provider_message_id": result.provider_message_id,
             "error_code": result.error_code,
         }
+        if attempt.found_existing:
+            details["found_existing"] = True
         rec.plan_rest(d, attempt.later)
         await self._deactivate(rec, attempt)
         if decision.outcome == "sent":

@@ -13,6 +13,7 @@ from dispatch.db.pool import init_connection
 from dispatch.web.app import create_app
 from geoindex import VolunteerIndex
 from tests.dispatch import pg
+from tests.dispatch.accounts_helpers import MovableClock
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,6 +75,22 @@ async def client(
     settings: Settings, aiohttp_client: Any
 ) -> TestClient[web.Request, web.Application]:
     client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
+    return client
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+async def clocked(
+    settings: Settings, aiohttp_client: Any, clock: MovableClock
+) -> TestClient[web.Request, web.Application]:
+    """A client of an app whose clock the test moves (``clock.advance(minutes=...)``)."""
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(
+        create_app(settings, clock=clock)
+    )
     return client
 
 

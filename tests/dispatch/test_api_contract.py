@@ -34,7 +34,13 @@ _CROSS_FIELD = [
     # The two standards' own schemas are not restated in ours; their parsers are the check.
     ("/v1/cad/{agency_id}/eido", "POST", "a NENA EIDO 1.0 document, checked by its parser"),
     ("/v1/cad/{agency_id}/cap", "POST", "an OASIS CAP 1.2 XML alert, checked by its parser"),
+    ("/v1/me", "PATCH", "the preferred channel cannot also be refused"),
+    ("/v1/me/credentials", "POST", "the expiry date must be later than today"),
+    ("/v1/me/credentials/{credential_id}/scan", "PUT", "the bytes must be the declared type"),
 ]
+# Erasing the volunteer would leave the rest of the volunteer run to answer 401; erasure
+# has its own round trip through the real server (test_erasure_e2e).
+_NOT_AS_VOLUNTEER = "DELETE /v1/me"
 _EXAMPLES_PER_OPERATION = 25
 _SEED = 20261130
 
@@ -73,7 +79,9 @@ def _pinned(document: dict[str, Any], **ids: str | int) -> dict[str, Any]:
     return pinned
 
 
-async def _schemathesis(spec: Path, config: Path, base: str, token: str) -> tuple[int, str]:
+async def _schemathesis(
+    spec: Path, config: Path, base: str, token: str, *extra: str
+) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -82,6 +90,7 @@ async def _schemathesis(spec: Path, config: Path, base: str, token: str) -> tupl
         str(config),
         "run",
         str(spec),
+        *extra,
         "--url",
         base,
         "--header",
@@ -95,6 +104,7 @@ async def _schemathesis(spec: Path, config: Path, base: str, token: str) -> tupl
         "20",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=config.parent,  # schemathesis keeps a cache folder where it runs
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
     )
     out, _ = await proc.communicate()
@@ -115,7 +125,17 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
     # Thousands of generated documents: the default 600/min would leave most of them at 429.
     limits = json.dumps({"intake_rate_per_min": 100_000})
     run_cli(env, "agency", "configure", "--agency", agency_id, "--settings", limits)
-    server = ServeProcess(env, tmp_path / "serve.log")
+    # Thousands of probes without or with wrong credentials come from this one client: the
+    # failed-auth throttle (tested in test_isolation) would answer them 429, not the 401
+    # the contract says.
+    server = ServeProcess(
+        {
+            **env,
+            "DISPATCH_AUTH_CLIENT_FAILURES": "1000000",
+            "DISPATCH_AUTH_AGENCY_FAILURES": "1000000",
+        },
+        tmp_path / "serve.log",
+    )
     try:
         await server.wait_ready()
         async with (
@@ -135,11 +155,19 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
             ("volunteer", volunteer["token"]),
             ("agency key", key),
         ):
-            code, output = await _schemathesis(spec, config, server.base, token)
+            extra = ("--exclude-name", _NOT_AS_VOLUNTEER) if who == "volunteer" else ()
+            code, output = await _schemathesis(spec, config, server.base, token, *extra)
             (tmp_path / f"schemathesis-{who.replace(' ', '-')}.txt").write_text(output)
             if code != 0:
                 failures.append(f"--- as {who} (exit {code}) ---\n{output[-12000:]}")
         assert not failures, "\n".join(failures)
-        assert "Traceback" not in server.output(), server.output()[-4000:]
+        # aiohttp reports a request it cannot parse (schemathesis probes a NUL byte in a
+        # header) with a traceback of its own parser: the client's fault, not ours.
+        ours = [
+            line
+            for line in server.output().splitlines()
+            if "Traceback" in line and "aiohttp.http_exceptions.BadHttpMessage" not in line
+        ]
+        assert not ours, "\n".join(ours)[-4000:]
     finally:
         await server.terminate()

@@ -25,6 +25,8 @@ async def test_health_and_readiness(client: Any) -> None:
         "position_writer": "ok",
         "feed_poller": "ok",
         "deadline_ticker": "ok",
+        "notice_worker": "ok",
+        "housekeeping": "ok",
     }
 
 

@@ -100,10 +100,14 @@ async def test_wrong_keys_are_throttled_without_slowing_the_right_one(
     assert set(statuses[20:]) == {429}
     resp = await client.post(url, json=incident("during"), headers=agency.auth)
     assert resp.status == 202
-    # Another agency's first request from the same client is held back (it is the
-    # client that failed); its key was never seen to work here.
-    resp = await client.post(url, json=incident("y"), headers={"Authorization": "Bearer nope"})
+    # A key never seen to work here is held back (it is the client that failed)...
+    unseen = {"Authorization": f"Bearer {new_token(TokenKind.AGENCY_KEY)}"}
+    resp = await client.post(url, json=incident("y"), headers=unseen)
     assert resp.status == 429
+    # ...while no key at all costs no look-up and guesses nothing: a plain 401.
+    for headers in ({"Authorization": "Bearer nope"}, {}):
+        resp = await client.post(url, json=incident("z"), headers=headers)
+        assert resp.status == 401
 
 
 async def test_concurrent_guesses_cannot_slip_past_the_throttle(
@@ -248,6 +252,7 @@ def test_geojson_read_feature_by_feature_agrees_with_the_whole_document() -> Non
         ('{"type": "FeatureCollection" "features": []}', JsonSyntaxError),
         ("[]", JsonSyntaxError),
         ('{"features": []}', AedImportError),
+        ('{"type": "FeatureCollection"}', AedImportError),
         ('{"type": "FeatureCollection", "features": {}}', AedImportError),
         ('{"type": "FeatureCollection", "features": [1]}', AedImportError),
     ],

@@ -33,6 +33,9 @@ class TwilioReply:
     delay_s: float = 0.0
     create_anyway: bool = False
     """Store the message although the answer is an error (the ambiguous 5xx case)."""
+    hold_s: float = 0.0
+    """Store the message, then hold the answer this long: the provider has the text, the
+    sender has no answer yet (a crash test kills the sender meanwhile)."""
     callback_status: str = "delivered"
     """Final status the signed status callback reports (when callbacks are on)."""
     callback_error: str | None = None
@@ -194,6 +197,12 @@ class FakeTwilio:
             return record
         to = record.one("To")
         reply = await self._scripted(to)
+        if reply.hold_s:
+            self.add_message(to, record.one("Body"))
+            created = self.messages[0]
+            assert self.server is not None
+            await self.server.stall(reply.hold_s)
+            return web.json_response(created, status=201)
         if reply.status >= 300:
             if reply.create_anyway:
                 self.add_message(to, record.one("Body"))

@@ -217,6 +217,23 @@ def test_bulk_load_into_a_populated_index_moves_existing_ids() -> None:
     assert [h.volunteer_id for h in index.nearest(1.0, 0.0, radius_m=1_000, limit=10)] == [2, 4, 5]
 
 
+def test_reported_before_lists_only_live_positions_older_than_the_cutoff() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from geoindex import VolunteerIndex
+
+    t0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    index = VolunteerIndex()
+    index.upsert(1, 52.37, 4.89, at=t0 - timedelta(minutes=30))
+    index.upsert(2, 52.37, 4.89, at=t0 - timedelta(minutes=1))
+    index.upsert(3, 52.37, 4.89, at=t0 - timedelta(minutes=40))
+    index.upsert(3, 52.38, 4.90, at=t0)  # moved since: its old slot is no longer live
+    index.upsert(4, 52.37, 4.89, at=t0 - timedelta(hours=1))
+    index.remove(4)
+    assert sorted(index.reported_before(t0 - timedelta(minutes=15))) == [1]
+    assert sorted(index.reported_before(t0 + timedelta(seconds=1))) == [1, 2, 3]
+
+
 def test_bulk_load_uses_given_cells_and_computes_unknown_or_foreign_ones() -> None:
     """Stored cells skip the h3 call; 0 or a cell at another resolution is recomputed."""
     from datetime import UTC, datetime

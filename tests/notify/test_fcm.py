@@ -38,19 +38,20 @@ async def test_send_posts_v1_message_with_android_apns_and_data(
     assert message["android"] == {
         "priority": "high",
         "ttl": "180s",
-        "collapse_key": "incident-inc-42",
+        "collapse_key": "alert-al-7f3a9c2e4b1d",
     }
     headers = message["apns"]["headers"]
     assert headers == {
         "apns-priority": "10",
         "apns-push-type": "alert",
         "apns-expiration": str(int((NOW + timedelta(seconds=180)).timestamp())),
-        "apns-collapse-id": "incident-inc-42",
+        "apns-collapse-id": "alert-al-7f3a9c2e4b1d",
     }
     aps = message["apns"]["payload"]["aps"]
     assert aps["alert"] == {"title": "Cardiac arrest nearby", "body": make_alert().body}
     assert aps["sound"] == "default"
     assert aps["interruption-level"] == "time-sensitive"
+    assert aps["thread-id"] == "incident-inc-42"
     assert message["data"] == {
         "lat": "47.37",
         "lon": "8.54",

@@ -239,6 +239,26 @@ async def test_find_existing_after_ambiguous_5xx_prevents_duplicate(
     assert len(twilio_fake.posts("/Messages.json")) == 1
 
 
+async def test_a_follow_up_text_is_not_mistaken_for_the_alert(
+    sms: TwilioSmsNotifier, twilio_fake: FakeTwilio
+) -> None:
+    """A stand-down about the same alert carries its own marker: each lookup finds only its own."""
+    alert = make_alert(address=TO)
+    notice = make_alert(address=TO, title="Stand down", data={"type": "stand_down"})
+    twilio_fake.add_message(TO, build_sms_body(alert))
+    assert build_sms_body(notice).endswith(sms_marker(notice.alert_id, "stand_down"))
+    assert sms_marker(alert.alert_id) not in build_sms_body(notice)
+
+    assert await sms.find_existing(notice, timeout_s=5) is None
+    found = await sms.find_existing(alert, timeout_s=5)
+    assert found is not None
+    assert found.outcome is DeliveryOutcome.ACCEPTED
+    twilio_fake.add_message(TO, build_sms_body(notice))
+    found = await sms.find_existing(notice, timeout_s=5)
+    assert found is not None
+    assert found.provider_message_id == twilio_fake.messages[0]["sid"]
+
+
 async def test_find_existing_returns_none_when_nothing_was_created(
     sms: TwilioSmsNotifier, twilio_fake: FakeTwilio
 ) -> None:

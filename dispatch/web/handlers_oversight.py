@@ -1,0 +1,83 @@
+"""What the agency's supervisors see of volunteers' care and of each other: debrief requests,
+the audit log, and a volunteer's full export (itself audited)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatch.service import aftercare, volunteer_data
+from dispatch.store import aftercare as aftercare_store
+from dispatch.store import audit
+from dispatch.store import volunteer_data as volunteer_data_store
+from dispatch.web import app_keys as keys
+from dispatch.web.body import json_body
+from dispatch.web.handlers_admin import _query_int
+from dispatch.web.params import int_param, query_choice, supervisor
+from dispatch.web.problems import Problem, not_found
+
+routes = web.RouteTableDef()
+
+_BIG = 2**63 - 1
+
+
+@routes.get("/v1/agencies/{agency_id}/debrief-requests")
+async def debrief_requests(request: web.Request) -> web.Response:
+    agency_id, _ = await supervisor(request)
+    state = query_choice(request, "state", ("open", "handled", "all"), "open")
+    limit = _query_int(request, "limit", default=50, low=1, high=200)
+    before = _query_int(request, "before", default=_BIG, low=1, high=_BIG)
+    handled = {"open": False, "handled": True}.get(state or "open")
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await aftercare_store.debrief_requests(
+            conn, agency_id, handled=handled, limit=limit, before_id=before
+        )
+    return web.json_response({"requests": found})
+
+
+@routes.post("/v1/agencies/{agency_id}/debrief-requests/{request_id}/handled")
+async def debrief_handled(request: web.Request) -> web.Response:
+    agency_id, actor = await supervisor(request)
+    request_id = int_param(request, "request_id")
+    data = await json_body(request, "DebriefHandled")
+    assert actor.supervisor_id is not None
+    done = await aftercare.handled(
+        request.app[keys.POOL],
+        agency_id=agency_id,
+        request_id=request_id,
+        supervisor_id=actor.supervisor_id,
+        note=data.get("note") or None,
+        now=request.app[keys.CLOCK].now(),
+    )
+    if done is not None:
+        return web.json_response(done)
+    async with request.app[keys.POOL].acquire() as conn:
+        exists = await aftercare_store.request_exists(conn, agency_id, request_id)
+    if not exists:
+        raise not_found("debrief request")
+    raise Problem(409, "already-handled", "Already handled", "this request was handled before")
+
+
+@routes.get("/v1/agencies/{agency_id}/audit-log")
+async def audit_log(request: web.Request) -> web.Response:
+    agency_id, _ = await supervisor(request)
+    limit = _query_int(request, "limit", default=50, low=1, high=200)
+    before = _query_int(request, "before", default=_BIG, low=1, high=_BIG)
+    async with request.app[keys.POOL].acquire() as conn:
+        entries = await audit.newest(conn, agency_id, limit=limit, before_id=before)
+    return web.json_response({"entries": entries})
+
+
+@routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}/export")
+async def export_volunteer(request: web.Request) -> web.Response:
+    agency_id, actor = await supervisor(request)
+    volunteer_id = int_param(request, "volunteer_id")
+    async with request.app[keys.POOL].acquire() as conn:
+        belongs = await volunteer_data_store.in_agency(conn, agency_id, volunteer_id)
+    if not belongs:
+        raise not_found("volunteer")
+    document = await volunteer_data.export(
+        request.app[keys.POOL], volunteer_id, now=request.app[keys.CLOCK].now(), by=actor
+    )
+    if document is None:
+        raise not_found("volunteer")
+    return web.json_response(document)

@@ -1,0 +1,62 @@
+"""Reading path and query parameters, and the caller behind them, the same way everywhere."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from uuid import UUID
+
+from aiohttp import web
+
+from dispatch.store.audit import Actor
+from dispatch.web.auth import supervisor_of
+from dispatch.web.problems import Problem, not_found
+
+
+def int_param(request: web.Request, name: str) -> int:
+    """A positive integer id from the path; 404 for anything else (ids are not an oracle)."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+        raise not_found(name.removesuffix("_id"))
+    return int(raw)
+
+
+def uuid_param(request: web.Request, name: str) -> UUID:
+    try:
+        return UUID(request.match_info[name])
+    except ValueError:
+        raise not_found(name.removesuffix("_id")) from None
+
+
+def query_choice(
+    request: web.Request, name: str, choices: Sequence[str], default: str | None
+) -> str | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw not in choices:
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "A query parameter is invalid",
+            f"{name} must be one of {', '.join(choices)}",
+            extra={"invalid-params": [{"name": name, "reason": f"one of {', '.join(choices)}"}]},
+        )
+    return raw
+
+
+async def supervisor(request: web.Request) -> tuple[UUID, Actor]:
+    """The agency in the path and the supervisor of it who is calling (401/404 otherwise)."""
+    agency_id = uuid_param(request, "agency_id")
+    supervisor_id = await supervisor_of(request, agency_id)
+    return agency_id, Actor(supervisor_id)
+
+
+def too_many(wait_s: float, detail: str) -> Problem:
+    return Problem(
+        429,
+        "too-many-requests",
+        "Too many requests",
+        detail,
+        headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+    )

@@ -1,0 +1,62 @@
+"""Housekeeping: what must not be kept is deleted continuously, not only at start-up.
+
+Every round: positions older than their agency's freshness limit (database and the
+in-memory index) and positions of volunteers off duty; sign-in codes past their rate
+windows; sessions long revoked or lapsed; notices long done. Any process may run it;
+the deletes are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Final
+
+import asyncpg
+import structlog
+
+from dispatch.domain.clock import Clock
+from dispatch.domain.phone_codes import CODE_KEEP
+from dispatch.service.positions import PositionCache
+from dispatch.store import accounts as account_store
+from dispatch.store import notices as notice_store
+from dispatch.store import volunteers as volunteer_store
+from dispatch.workers.loop import run_rounds
+
+log = structlog.get_logger(__name__)
+
+SESSION_KEEP: Final = timedelta(days=30)
+NOTICE_KEEP: Final = timedelta(days=30)
+
+
+class Housekeeper:
+    def __init__(
+        self, pool: asyncpg.Pool, positions: PositionCache, clock: Clock, *, tick_s: float
+    ) -> None:
+        self._pool = pool
+        self._positions = positions
+        self._clock = clock
+        self._tick_s = tick_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async def round_() -> bool:
+            await self.run_once()
+            return False
+
+        await run_rounds(stop, round_, tick_s=self._tick_s, name="housekeeping")
+
+    async def run_once(self) -> dict[str, int]:
+        now = self._clock.now()
+        async with self._pool.acquire() as conn:
+            limits = await volunteer_store.freshness_limits(conn)
+            done = {
+                "positions": await volunteer_store.purge_stale_positions(conn, now),
+                "off_duty_positions": await volunteer_store.purge_off_duty_positions(conn),
+                "codes": await account_store.purge_codes(conn, now - CODE_KEEP),
+                "sessions": await account_store.purge_sessions(conn, now - SESSION_KEEP),
+                "notices": await notice_store.purge_done(conn, now - NOTICE_KEEP),
+            }
+        done["indexed_positions"] = self._positions.purge_stale(limits, now)
+        if any(done.values()):
+            log.info("housekeeping", **done)
+        return done

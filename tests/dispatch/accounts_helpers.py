@@ -1,0 +1,95 @@
+"""Signing volunteers up through the API in tests: a movable clock, codes from the log provider."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dispatch.web import app_keys as keys
+
+
+class MovableClock:
+    """Real time plus an offset the test moves."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+def sent(client: Any) -> list[Any]:
+    """Every message the log provider delivered so far (it stands for the phones)."""
+    log = client.server.app[keys.PROVIDERS].log
+    assert log is not None
+    return list(log.sent)
+
+
+def codes_sent(client: Any, phone: str) -> int:
+    return len([m for m in sent(client) if m.address == phone and m.data.get("kind") == "code"])
+
+
+async def code_for(client: Any, phone: str, *, after: int = 0, timeout_s: float = 5.0) -> str:
+    """The code in the ``after``-th+1 text to ``phone`` (waits for the notice worker)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            texts = [m for m in sent(client) if m.address == phone and m.data.get("kind") == "code"]
+            if len(texts) > after:
+                found = re.search(r"\b(\d{6})\b", texts[after].body)
+                assert found is not None, texts[after].body
+                return found.group(1)
+            await asyncio.sleep(0.02)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def sign_up(
+    client: Any, agency_id: Any, phone: str, name: str = "Ann", *, device: str | None = None
+) -> dict[str, Any]:
+    """A new self-registered volunteer with a device session: the verify answer."""
+    before = codes_sent(client, phone)
+    resp = await client.post(
+        "/v1/volunteers/signup",
+        json={"agency_id": str(agency_id), "display_name": name, "phone_e164": phone},
+    )
+    assert resp.status == 202, await resp.text()
+    code = await code_for(client, phone, after=before)
+    return await verify(client, agency_id, phone, code, device=device)
+
+
+async def sign_in(client: Any, agency_id: Any, phone: str) -> dict[str, Any]:
+    before = codes_sent(client, phone)
+    resp = await client.post(
+        "/v1/volunteers/signin", json={"agency_id": str(agency_id), "phone_e164": phone}
+    )
+    assert resp.status == 202, await resp.text()
+    return await verify(client, agency_id, phone, await code_for(client, phone, after=before))
+
+
+async def verify(
+    client: Any, agency_id: Any, phone: str, code: str, *, device: str | None = None
+) -> dict[str, Any]:
+    body = {"agency_id": str(agency_id), "phone_e164": phone, "code": code}
+    if device:
+        body["device_label"] = device
+    resp = await client.post("/v1/volunteers/verify", json=body)
+    assert resp.status == 200, await resp.text()
+    tokens: dict[str, Any] = await resp.json()
+    return tokens
+
+
+async def sent_of_kind(client: Any, kind: str, count: int, timeout_s: float = 5.0) -> list[Any]:
+    """The messages of this notice kind, once at least ``count`` went out."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            found = [m for m in sent(client) if m.data.get("kind") == kind]
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.02)
