@@ -133,13 +133,22 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         dsn = settings.database_url
         if dsn is None:
             dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
-        pool = await stack.enter_async_context(open_pool(dsn, settings))
+        metrics = app[keys.METRICS]
+        pool = await stack.enter_async_context(
+            open_pool(dsn, settings, on_statement=metrics.statement_counter("requests"))
+        )
         async with pool.acquire() as conn:
             applied = await migrate(conn)
         # The outbox worker has connections of its own: a burst of CAD documents holding
         # every connection of the main pool must not hold back the alerts it has just written.
         app[keys.DELIVERY_POOL] = await stack.enter_async_context(
-            open_pool(dsn, settings, min_size=1, max_size=settings.notifier_pipeline + 1)
+            open_pool(
+                dsn,
+                settings,
+                min_size=1,
+                max_size=settings.notifier_pipeline + 1,
+                on_statement=metrics.statement_counter("delivery"),
+            )
         )
         log.info("database_ready", embedded=settings.database_url is None, migrated=applied)
         app[keys.POOL] = pool
