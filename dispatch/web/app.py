@@ -31,6 +31,7 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.live import LiveHub
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.service.providers import open_providers
 from dispatch.store import volunteers as volunteer_store
@@ -46,6 +47,7 @@ from dispatch.web import (
     handlers_delivery,
     handlers_me,
     handlers_oversight,
+    handlers_webpush,
 )
 from dispatch.web.auth import THROTTLED_TYPE
 from dispatch.web.problems import Problem, from_http_exception, unavailable
@@ -164,7 +166,9 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     # Delivery providers (issue 4): FCM / Twilio when configured, else the log provider.
-    async with open_providers(app[keys.SETTINGS]) as providers:
+    async with open_providers(
+        app[keys.SETTINGS], pool=app[keys.POOL], live=app[keys.LIVE_HUB], now=app[keys.CLOCK].now()
+    ) as providers:
         app[keys.PROVIDERS] = providers
         primary = providers.push or providers.sms or providers.voice or providers.log
         assert primary is not None
@@ -354,10 +358,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[keys.ADDRESS_LIMITS] = AddressLimits()
     app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
+    app[keys.LIVE_HUB] = LiveHub()
+    # Open live streams would hold a graceful shutdown up until its timeout: end them first.
+    app.on_shutdown.append(app[keys.LIVE_HUB].shutdown)
     app.add_routes(handlers.routes)
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
-    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+    for part in (
+        handlers_accounts,
+        handlers_me,
+        handlers_credentials,
+        handlers_oversight,
+        handlers_webpush,
+    ):
         app.add_routes(part.routes)
     return app
