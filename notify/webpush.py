@@ -396,7 +396,7 @@ class WebPushNotifier:
                 channel=Channel.WEB_PUSH,
                 outcome=DeliveryOutcome.ACCEPTED,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
-                provider_message_id=redact(location, 200) if location else None,
+                provider_message_id=location[:300] if location else None,
             )
         outcome, code = classify_status(status)
         return _result(
