@@ -157,16 +157,3 @@ async def deactivate_for_sessions(conn: Conn, session_ids: Sequence[int], *, now
         list(session_ids),
         now,
     )
-
-
-async def subscriptions_of(conn: Conn, volunteer_id: int) -> list[dict[str, object]]:
-    """For the volunteer's data export: no keys, the endpoint's origin only."""
-    rows = await conn.fetch(
-        """
-        SELECT id, substring(endpoint from '^[a-z]+://[^/]+') AS push_service, active,
-               deactivated_reason, created_at, updated_at
-        FROM webpush_subscriptions WHERE volunteer_id = $1 ORDER BY id
-        """,
-        volunteer_id,
-    )
-    return [dict(r) for r in rows]

@@ -306,3 +306,47 @@ async def test_without_an_ack_on_the_stream_the_push_follows_after_the_window(
     (got,) = push.received_by(sub)
     assert got.payload["data"] == event["data"]  # one payload, whichever way it came
     stream.close()
+
+
+async def test_signing_a_session_out_stops_its_subscription_and_export_lists_it(
+    wp_client: Any, agency: AgencyFixture, push: FakeWebPush, db: asyncpg.Connection
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dispatch.store import accounts as account_store
+    from dispatch.store import volunteers as volunteer_store
+
+    volunteer_id, _ = await volunteer_store.create_volunteer(
+        db, agency_id=agency.agency_id, display_name="Ann", phone_e164="+15550109999"
+    )
+    sessions = [
+        await account_store.create_session(
+            db,
+            agency_id=agency.agency_id,
+            volunteer_id=volunteer_id,
+            device_label=label,
+            now=datetime.now(UTC),
+            access_ttl=timedelta(minutes=15),
+            refresh_ttl=timedelta(days=1),
+        )
+        for label in ("browser", "phone")
+    ]
+    browser, phone = ({"Authorization": f"Bearer {s.access_token}"} for s in sessions)
+    sub = await _subscribe(wp_client, push, browser)
+    export = await (await wp_client.get("/v1/me/export", headers=phone)).json()
+    (listed,) = export["web_push_subscriptions"]
+    assert (listed["endpoint"], listed["active"]) == (sub.endpoint, True)
+    assert "p256dh" not in listed
+    assert "auth_secret" not in listed
+    resp = await wp_client.delete(f"/v1/me/sessions/{sessions[0].session_id}", headers=phone)
+    assert resp.status == 204
+    row = await db.fetchrow("SELECT active, deactivated_reason FROM webpush_subscriptions")
+    assert (row["active"], row["deactivated_reason"]) == (False, "session_revoked")
+    # Registering it again (signed in anew) brings it back.
+    await _subscribe_again(wp_client, sub, phone)
+    assert await db.fetchval("SELECT active FROM webpush_subscriptions") is True
+
+
+async def _subscribe_again(client: Any, sub: BrowserSubscription, auth: dict[str, str]) -> None:
+    resp = await client.put("/v1/me/devices", json={"kind": "web_push", **sub.json()}, headers=auth)
+    assert resp.status == 200
