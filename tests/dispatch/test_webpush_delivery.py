@@ -350,3 +350,19 @@ async def test_signing_a_session_out_stops_its_subscription_and_export_lists_it(
 async def _subscribe_again(client: Any, sub: BrowserSubscription, auth: dict[str, str]) -> None:
     resp = await client.put("/v1/me/devices", json={"kind": "web_push", **sub.json()}, headers=auth)
     assert resp.status == 200
+
+
+async def test_a_busy_push_service_is_tried_again_like_fcm(
+    wp_client: Any, agency: AgencyFixture, push: FakeWebPush
+) -> None:
+    auth = await _volunteer(wp_client, agency)
+    sub = await _subscribe(wp_client, push, auth)
+    push.replies[sub.sub_id] = [PushReply(503, retry_after="1"), PushReply(201)]
+    incident_id = await _post_incident(wp_client, agency, "wp-503")
+    events = await _wait_for(wp_client, agency, incident_id, "alert_sent", "web_push")
+    retry = next(e for e in events if e["event"] == "alert_send_retry")
+    assert (retry["details"]["channel"], retry["details"]["error_code"]) == (
+        "web_push",
+        "server_error",
+    )
+    assert len(push.received_by(sub)) == 2
