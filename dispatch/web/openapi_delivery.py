@@ -95,7 +95,7 @@ def delivery_paths() -> dict[str, Any]:
                             "comments. Acknowledge an alert with POST /v1/alerts/{id}/ack "
                             '{"channel": "live"}.'
                         ),
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "content": {"text/event-stream": {"schema": ref("LiveEvent")}},
                     }
                 },
                 security="volunteerToken",
