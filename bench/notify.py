@@ -56,7 +56,7 @@ from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
 from dispatch.domain.clock import SystemClock
 from dispatch.metrics import Metrics
-from dispatch.service.delivery import Providers
+from dispatch.service.providers import Providers
 from dispatch.store import agencies as agency_store
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert

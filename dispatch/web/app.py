@@ -31,8 +31,8 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
-from dispatch.service.delivery import open_providers
 from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.service.providers import open_providers
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.position_arrays import fresh_position_arrays
 from dispatch.web import app_keys as keys
