@@ -131,21 +131,6 @@ async def deactivate_subscriptions(
     return [(r["id"], r["volunteer_id"]) for r in rows]
 
 
-async def unsubscribe(conn: Conn, volunteer_id: int, endpoint: str, *, now: datetime) -> int | None:
-    """The volunteer's own subscription to this endpoint, deactivated; None if there was none."""
-    found: int | None = await conn.fetchval(
-        """
-        UPDATE webpush_subscriptions SET active = false, deactivated_reason = 'unsubscribed',
-            updated_at = $3
-        WHERE volunteer_id = $1 AND endpoint = $2 AND active RETURNING id
-        """,
-        volunteer_id,
-        endpoint,
-        now,
-    )
-    return found
-
-
 async def deactivate_for_sessions(conn: Conn, session_ids: Sequence[int], *, now: datetime) -> None:
     """Signed-out sessions take the subscriptions registered through them along."""
     await conn.execute(

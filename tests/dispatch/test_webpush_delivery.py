@@ -366,3 +366,31 @@ async def test_a_busy_push_service_is_tried_again_like_fcm(
         "server_error",
     )
     assert len(push.received_by(sub)) == 2
+
+
+async def test_with_web_push_off_there_is_no_key_and_no_subscribing(
+    wp_settings: Settings, aiohttp_client: Any, agency: AgencyFixture, push: FakeWebPush
+) -> None:
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(wp_settings, webpush_enabled=False))
+    )
+    resp = await client.get("/v1/webpush/key")
+    assert resp.status == 404
+    auth = await _volunteer(client, agency)
+    body = {"kind": "web_push", **push.subscribe("B" + "A" * 86).json()}
+    resp = await client.put("/v1/me/devices", json=body, headers=auth)
+    assert resp.status == 404
+    assert (await resp.json())["type"].endswith("web-push-disabled")
+
+
+async def test_a_subscription_made_for_another_key_is_not_used(
+    wp_client: Any, agency: AgencyFixture, push: FakeWebPush, db: asyncpg.Connection
+) -> None:
+    """After the installation's key was replaced, old subscriptions are left out, not sent
+    pushes the push service would refuse."""
+    auth = await _volunteer(wp_client, agency)
+    sub = await _subscribe(wp_client, push, auth)
+    await db.execute("UPDATE webpush_subscriptions SET vapid_public_key = 'replaced'")
+    incident_id = await _post_incident(wp_client, agency, "wp-old-key")
+    await _wait_for(wp_client, agency, incident_id, "alert_sent", "log")
+    assert push.received_by(sub) == []
