@@ -48,6 +48,14 @@ async def insert_vapid_key_once(
     return stored
 
 
+async def seal_vapid_key(conn: Conn, sealed_private_key: bytes) -> None:
+    """Replace the stored private key with its passphrase-encrypted form."""
+    await conn.execute(
+        "UPDATE webpush_vapid_key SET private_key = $1, sealed = true WHERE NOT sealed",
+        sealed_private_key,
+    )
+
+
 class SubscriptionHeldElsewhere(Exception):
     """The endpoint is registered to a volunteer of another agency."""
 

@@ -394,3 +394,31 @@ async def test_a_subscription_made_for_another_key_is_not_used(
     incident_id = await _post_incident(wp_client, agency, "wp-old-key")
     await _wait_for(wp_client, agency, incident_id, "alert_sent", "log")
     assert push.received_by(sub) == []
+
+
+async def test_the_stored_key_is_sealed_once_a_passphrase_is_set(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    from datetime import UTC, datetime
+
+    from dispatch.service.webpush import load_or_create_key
+    from notify.errors import ConfigurationError
+    from notify.webpush import public_key_b64
+
+    now = datetime.now(UTC)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        first = public_key_b64(await load_or_create_key(pool, passphrase=None, now=now))
+        assert await db.fetchval("SELECT sealed FROM webpush_vapid_key") is False
+        again = await load_or_create_key(pool, passphrase="s3cret", now=now)
+        assert public_key_b64(again) == first
+        assert await db.fetchval("SELECT sealed FROM webpush_vapid_key") is True
+        with pytest.raises(ConfigurationError):
+            await load_or_create_key(pool, passphrase=None, now=now)
+        with pytest.raises(ConfigurationError):
+            await load_or_create_key(pool, passphrase="wrong", now=now)
+        same = await load_or_create_key(pool, passphrase="s3cret", now=now)
+        assert public_key_b64(same) == first
+        assert await db.fetchval("SELECT count(*) FROM webpush_vapid_key") == 1
+    finally:
+        await pool.close()
