@@ -224,13 +224,14 @@ class OutboxWorker:
         await self._notices_to_live([a for a in attempts if a.notice and a.skip_reason is None])
 
     async def _notices_to_live(self, attempts: Sequence[Attempt]) -> None:
-        """Stand-down notices also go down an open live stream, whichever step carries them."""
+        """Stand-down notices also go down an open live stream, whichever step carries them
+        (once: not again when the notice's own step is retried)."""
         live = self._providers.live
         if live is None:
             return
         for attempt in attempts:
             d = attempt.delivery
-            if attempt.step is Step.LIVE or not live.hub.has_stream(d.alert.volunteer_id):
+            if d.attempts > 1 or not live.hub.has_stream(d.alert.volunteer_id):
                 continue
             message = compose(d, Step.LIVE, f"volunteer:{d.alert.volunteer_id}", ios=False)
             attempt.live_notice = await live.send(message, timeout_s=self._send_timeout_s)
