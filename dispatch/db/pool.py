@@ -16,6 +16,7 @@ from asyncpg.exceptions import (
 )
 
 from dispatch.config import Settings
+from dispatch.db.types import Conn
 
 DATABASE_ERRORS: Final = (
     OSError,
@@ -53,6 +54,11 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and any(
         word in str(exc) for word in ("closed", "closing")
     )
+
+
+async def ping(conn: Conn, *, limit_s: float) -> None:
+    """One trivial round trip: the server is up and this connection works."""
+    await conn.fetchval("SELECT 1", timeout=limit_s)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:

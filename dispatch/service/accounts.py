@@ -26,6 +26,7 @@ from dispatch.domain.rate_limit import FailureThrottle
 from dispatch.secrets import code_matches, hash_code, new_code, new_salt, phone_hash
 from dispatch.service.auth_guard import client_network
 from dispatch.store import accounts as account_store
+from dispatch.store import agencies as agency_store
 from dispatch.store import notices as notice_store
 from dispatch.store import volunteer_events
 from dispatch.store.accounts import SessionTokens
@@ -110,7 +111,7 @@ async def request_code(
     """
     phone = phone_hash(agency_id, phone_e164)
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval("SELECT 1 FROM agencies WHERE id = $1", agency_id) is None:
+        if not await agency_store.exists(conn, agency_id):
             raise UnknownAgency(str(agency_id))
         await account_store.lock_phone(conn, agency_id, phone)
         issued = await account_store.code_times(conn, agency_id, phone, now - codes.CODE_KEEP)

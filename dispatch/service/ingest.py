@@ -227,19 +227,10 @@ async def close_vanished(
     """
     closed: list[UUID] = []
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """
-            SELECT id FROM incidents
-            WHERE agency_id = $1 AND source = $2 AND status = 'active'
-              AND NOT (source_incident_id = ANY($3::text[]))
-            ORDER BY id FOR NO KEY UPDATE
-            """,
-            agency.agency_id,
-            source,
-            list(present),
+        vanished = await incident_store.lock_active_not_listed(
+            conn, agency.agency_id, source, present
         )
-        for row in rows:
-            incident_id: UUID = row["id"]
+        for incident_id in vanished:
             await incident_store.close(conn, incident_id, now)
             events = EventBuffer(agency.agency_id, incident_id, now)
             events.add("incident_updated", status="closed", reason="left_feed")

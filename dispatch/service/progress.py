@@ -312,14 +312,7 @@ async def _plan_roles(
     """Split live alerts between CPR and AED fetching; store changes, log the counts."""
     assert incident.lat is not None
     assert incident.lon is not None
-    live = await conn.fetch(
-        """
-        SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
-        WHERE incident_id = $1
-          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
-        """,
-        incident.incident_id,
-    )
+    live = await alert_store.live_for_roles(conn, incident.incident_id)
     if not live:
         return
     try:
@@ -331,18 +324,18 @@ async def _plan_roles(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )
     responders = []
-    for row in live:
-        where = positions.position(row["volunteer_id"])
+    for alert in live:
+        where = positions.position(alert.volunteer_id)
         if where is None:
             continue
         responders.append(
             Responder(
-                alert_id=row["id"],
+                alert_id=alert.alert_id,
                 lat=where[0],
                 lon=where[1],
-                to_patient_m=row["distance_m"],
-                responding=AlertState(row["state"]) in RESPONDING,
-                current_aed=row["aed_id"] if row["role"] == Role.AED else None,
+                to_patient_m=alert.distance_m,
+                responding=alert.state in RESPONDING,
+                current_aed=alert.aed_id if alert.role == Role.AED else None,
             )
         )
     assigned = replan_roles(
@@ -355,7 +348,7 @@ async def _plan_roles(
     changed = [(alert_id, a.role.value, a.aed_id) for alert_id, a in assigned.changed]
     if not changed:
         return
-    await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
+    await alert_store.set_roles(conn, changed)
     counts = Counter(a.role.value for a in assigned.assignments)
     events.add(
         "roles_planned",

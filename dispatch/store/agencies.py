@@ -133,6 +133,33 @@ async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> Agency
     return AgencyAuth(_policy(row), bytes(row["key_hash"]))
 
 
+async def id_by_name(conn: Any, name: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT id FROM agencies WHERE name = $1", name)
+    return found
+
+
+async def exists(conn: Any, agency_id: UUID) -> bool:
+    return await conn.fetchval("SELECT 1 FROM agencies WHERE id = $1", agency_id) is not None
+
+
+async def time_zone(conn: Any, agency_id: UUID) -> str | None:
+    found: str | None = await conn.fetchval(
+        "SELECT time_zone FROM agencies WHERE id = $1", agency_id
+    )
+    return found
+
+
+async def add_demo_key(conn: Any, agency_id: UUID) -> str:
+    """A fresh key for the demo agency, outside the live-key limit (the demo restarts often)."""
+    key = new_token(TokenKind.AGENCY_KEY)
+    await conn.execute(
+        "INSERT INTO agency_keys (agency_id, key_hash, label) VALUES ($1, $2, 'demo')",
+        agency_id,
+        hash_token(key),
+    )
+    return key
+
+
 async def add_key(
     conn: Any, agency_id: UUID, *, label: str | None, now: datetime
 ) -> tuple[int, str]:

@@ -163,6 +163,87 @@ async def set_state(conn: Any, alert_id: UUID, state: AlertState, now: datetime)
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AlertOwner:
+    incident_id: UUID
+    agency_id: UUID
+    volunteer_id: int
+
+
+async def owner(conn: Any, alert_id: UUID) -> AlertOwner | None:
+    """Whose alert this is and for which incident, read without a lock."""
+    row = await conn.fetchrow(
+        "SELECT incident_id, agency_id, volunteer_id FROM alerts WHERE id = $1", alert_id
+    )
+    if row is None:
+        return None
+    return AlertOwner(row["incident_id"], row["agency_id"], row["volunteer_id"])
+
+
+async def mark_answered(conn: Any, alert_id: UUID, now: datetime) -> None:
+    await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
+
+
+async def volunteer_view(conn: Any, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+    """The volunteer's own alert with the patient's place and the AED assigned to fetch.
+
+    None for an alert that does not exist or belongs to someone else (indistinguishable).
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
+               i.lat, i.lon, i.report #>> '{address,text}' AS address,
+               aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
+               aed.indoor_description, aed.access_notes
+        FROM alerts a JOIN incidents i ON i.id = a.incident_id
+        LEFT JOIN aeds aed ON aed.id = a.aed_id
+        WHERE a.id = $1 AND a.volunteer_id = $2
+        """,
+        alert_id,
+        volunteer_id,
+    )
+    return None if row is None else dict(row)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAlert:
+    """An alert whose volunteer may still be going, as the role planner sees it."""
+
+    alert_id: UUID
+    volunteer_id: int
+    state: AlertState
+    role: str
+    aed_id: int | None
+    distance_m: float
+
+
+async def live_for_roles(conn: Any, incident_id: UUID) -> list[LiveAlert]:
+    rows = await conn.fetch(
+        """
+        SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
+        WHERE incident_id = $1
+          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
+        """,
+        incident_id,
+    )
+    return [
+        LiveAlert(
+            r["id"],
+            r["volunteer_id"],
+            AlertState(r["state"]),
+            r["role"],
+            r["aed_id"],
+            r["distance_m"],
+        )
+        for r in rows
+    ]
+
+
+async def set_roles(conn: Any, changed: Sequence[tuple[UUID, str, int | None]]) -> None:
+    """Store (alert id, role, AED id) for each alert whose role the planner changed."""
+    await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
+
+
 # How many of the oldest due rows one claim looks at when sharing out work by incident.
 _CLAIM_WINDOW = 2000
 

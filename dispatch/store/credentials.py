@@ -118,8 +118,20 @@ async def lock(conn: Any, credential_id: int) -> CredentialRow | None:
         " WHERE id = $1 FOR NO KEY UPDATE",
         credential_id,
     )
-    if row is None:
-        return None
+    return None if row is None else _credential_row(row)
+
+
+async def get(conn: Any, credential_id: int) -> CredentialRow | None:
+    """The credential as it stands, without a lock."""
+    row = await conn.fetchrow(
+        "SELECT id, agency_id, volunteer_id, kind, expires_on, state FROM credentials"
+        " WHERE id = $1",
+        credential_id,
+    )
+    return None if row is None else _credential_row(row)
+
+
+def _credential_row(row: Any) -> CredentialRow:
     return CredentialRow(
         row["id"],
         row["agency_id"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,6 +146,45 @@ async def agency_of(conn: Any, incident_id: UUID) -> UUID | None:
         "SELECT agency_id FROM incidents WHERE id = $1", incident_id
     )
     return agency
+
+
+async def state_of(conn: Any, incident_id: UUID) -> str | None:
+    state: str | None = await conn.fetchval(
+        "SELECT state FROM incidents WHERE id = $1", incident_id
+    )
+    return state
+
+
+async def lock(conn: Any, incident_id: UUID) -> None:
+    """Row-lock the incident until the transaction ends (no-op for an unknown id)."""
+    await conn.execute("SELECT 1 FROM incidents WHERE id = $1 FOR NO KEY UPDATE", incident_id)
+
+
+async def check_now(conn: Any, incident_id: UUID, now: datetime) -> None:
+    """Bring the incident's next check forward to ``now`` once alerting has started."""
+    await conn.execute(
+        "UPDATE incidents SET next_check_at = $2 WHERE id = $1 AND alerting_started_at IS NOT NULL",
+        incident_id,
+        now,
+    )
+
+
+async def lock_active_not_listed(
+    conn: Any, agency_id: UUID, source: str, present: Collection[str]
+) -> list[UUID]:
+    """This source's active incidents whose ids are not in ``present``, row-locked in id order."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM incidents
+        WHERE agency_id = $1 AND source = $2 AND status = 'active'
+          AND NOT (source_incident_id = ANY($3::text[]))
+        ORDER BY id FOR NO KEY UPDATE
+        """,
+        agency_id,
+        source,
+        list(present),
+    )
+    return [r["id"] for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

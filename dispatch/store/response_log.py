@@ -41,6 +41,23 @@ async def append(conn: Any, events: Sequence[LogEvent]) -> None:
     )
 
 
+async def metric_inputs(
+    conn: Any, incident_id: UUID
+) -> tuple[datetime, list[tuple[str, datetime, Any]]]:
+    """When we received the incident, and the events the incident's metrics are made of."""
+    # Intake logs ``incident_received`` in the transaction that stores the incident.
+    received_at: datetime = await conn.fetchval(
+        "SELECT min(at) FROM response_log WHERE incident_id = $1 AND event = 'incident_received'",
+        incident_id,
+    )
+    rows = await conn.fetch(
+        "SELECT event, at, details FROM response_log WHERE incident_id = $1"
+        " AND event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'unit_status')",
+        incident_id,
+    )
+    return received_at, [(r["event"], r["at"], r["details"]) for r in rows]
+
+
 async def timeline(conn: Any, incident_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """

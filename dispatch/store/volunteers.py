@@ -86,6 +86,23 @@ async def update_settings(
     return status.endswith(" 1")
 
 
+async def lock(conn: Any, volunteer_id: int) -> None:
+    """Row-lock the volunteer until the transaction ends (serialises their own requests)."""
+    await conn.execute("SELECT 1 FROM volunteers WHERE id = $1 FOR NO KEY UPDATE", volunteer_id)
+
+
+async def ids_of_agency(conn: Any, agency_id: UUID) -> list[int]:
+    rows = await conn.fetch("SELECT id FROM volunteers WHERE agency_id = $1 ORDER BY id", agency_id)
+    return [r["id"] for r in rows]
+
+
+async def certified_until(conn: Any, volunteer_id: int) -> datetime | None:
+    until: datetime | None = await conn.fetchval(
+        "SELECT certified_until FROM volunteers WHERE id = $1", volunteer_id
+    )
+    return until
+
+
 async def settings_of(conn: Any, agency_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT * FROM volunteers WHERE agency_id = $1 AND id = $2", agency_id, volunteer_id
