@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from asyncpg.exceptions import (
@@ -14,6 +14,7 @@ from asyncpg.exceptions import (
     OperatorInterventionError,
     PostgresConnectionError,
 )
+from asyncpg.pool import PoolAcquireContext
 
 from dispatch.config import Settings
 from dispatch.db.types import Conn
@@ -83,7 +84,7 @@ class BoundedPool(asyncpg.Pool):
 
     acquire_timeout_s: float = 2.0
 
-    def acquire(self, *, timeout: float | None = None) -> Any:
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
 
 

@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from dispatch.db.types import Conn
 from dispatch.domain import phone_codes as codes
 from dispatch.domain.notice_texts import NoticeKind, code_text
 from dispatch.domain.phone_codes import CodeState, Verdict
@@ -181,7 +182,7 @@ async def verify(
 
 
 async def _verify_in(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     phone: bytes,
     phone_e164: str,
@@ -231,7 +232,7 @@ async def _verify_in(
 
 
 async def _start_session(
-    conn: Any, agency_id: UUID, volunteer_id: int, device_label: str | None, now: datetime
+    conn: Conn, agency_id: UUID, volunteer_id: int, device_label: str | None, now: datetime
 ) -> SessionTokens:
     live = await account_store.live_session_ids(conn, volunteer_id, now)
     if len(live) >= MAX_SESSIONS:
@@ -254,7 +255,7 @@ async def _start_session(
 
 
 async def _event(
-    conn: Any, agency_id: UUID, volunteer_id: int | None, name: str, now: datetime, **details: Any
+    conn: Conn, agency_id: UUID, volunteer_id: int | None, name: str, now: datetime, **details: Any
 ) -> None:
     if volunteer_id is not None:
         await volunteer_events.append(

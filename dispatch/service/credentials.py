@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.db.types import Conn
 from dispatch.domain import credentials as rules
 from dispatch.domain.credentials import CredentialKind, CredentialState
 from dispatch.domain.notice_texts import NoticeKind, review_text
@@ -43,7 +44,7 @@ class WrongState(Exception):
         self.state = state
 
 
-async def _time_zone(conn: Any, agency_id: UUID) -> str:
+async def _time_zone(conn: Conn, agency_id: UUID) -> str:
     return await agency_store.time_zone(conn, agency_id) or "UTC"
 
 

@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from cad_adapters.models import IncidentReport, IncidentStatus
+from dispatch.db.types import Conn
 from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import (
     EMS_ON_SCENE,
@@ -181,7 +182,7 @@ async def ingest_incident(
 
 
 async def _record_units(
-    conn: Any,
+    conn: Conn,
     agency: AgencyPolicy,
     incident_id: UUID,
     report: IncidentReport,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
+from dispatch.db.types import Conn
 from dispatch.domain import credentials as rules
 from dispatch.domain.credentials import CredentialState
 from dispatch.domain.delivery_chain import Reach, Step, stand_down_step
@@ -41,7 +41,7 @@ def channel_for(notice: ClaimedNotice, configured: Collection[Step]) -> Step | N
     return stand_down_step(reach, configured=configured)
 
 
-async def words(conn: Any, notice: ClaimedNotice, now: datetime) -> tuple[str, str] | None:
+async def words(conn: Conn, notice: ClaimedNotice, now: datetime) -> tuple[str, str] | None:
     """(title, body) of the notice; None when it no longer matters (skipped)."""
     if notice.kind not in _CREDENTIAL_KINDS:
         return notice.title or "", notice.body or ""

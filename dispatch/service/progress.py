@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dispatch.db.types import Conn
 from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
@@ -46,7 +47,7 @@ _policy_versions: dict[tuple[UUID, int], AlertPolicy] = {}
 _POLICY_VERSIONS_MAX: Final = 256
 
 
-async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPolicy:
+async def _policy_for(conn: Conn, agency: AgencyPolicy, version: int) -> AlertPolicy:
     """The policy version an incident started under; later edits do not change it."""
     current = agency.alert_policy
     if version == current.version:
@@ -65,7 +66,7 @@ async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPol
 
 
 async def advance(
-    conn: Any,
+    conn: Conn,
     positions: PositionCache,
     agency: AgencyPolicy,
     incident_id: UUID,
@@ -191,7 +192,7 @@ def _start_block(
 
 
 async def _save_state(
-    conn: Any,
+    conn: Conn,
     incident: IncidentProgress,
     state: IncidentState,
     started: datetime | None,
@@ -212,7 +213,7 @@ async def _save_state(
 
 
 async def _match(
-    conn: Any,
+    conn: Conn,
     positions: PositionCache,
     agency: AgencyPolicy,
     incident: IncidentProgress,
@@ -302,7 +303,7 @@ async def _match(
 
 
 async def _plan_roles(
-    conn: Any,
+    conn: Conn,
     positions: PositionCache,
     agency: AgencyPolicy,
     incident: IncidentProgress,

@@ -8,6 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from dispatch.db.types import Conn
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.waves import AlertView
 
@@ -37,7 +40,7 @@ class DeviceAddress:
     platform: str
 
 
-def alert_row(row: Any) -> AlertRow:
+def alert_row(row: asyncpg.Record) -> AlertRow:
     """An :class:`AlertRow` from a record with id, agency_id, incident_id, volunteer_id, state."""
     return AlertRow(
         row["id"],
@@ -94,7 +97,7 @@ class ClaimedDelivery:
 
 
 async def insert_with_outbox(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     incident_id: UUID,
@@ -146,7 +149,7 @@ async def insert_with_outbox(
     return {r["volunteer_id"] for r in rows}
 
 
-async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
+async def lock_alert(conn: Conn, alert_id: UUID) -> AlertRow | None:
     row = await conn.fetchrow(
         "SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts"
         " WHERE id = $1 FOR NO KEY UPDATE",
@@ -157,7 +160,7 @@ async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
     return alert_row(row)
 
 
-async def set_state(conn: Any, alert_id: UUID, state: AlertState, now: datetime) -> None:
+async def set_state(conn: Conn, alert_id: UUID, state: AlertState, now: datetime) -> None:
     await conn.execute(
         "UPDATE alerts SET state = $2, updated_at = $3 WHERE id = $1", alert_id, state.value, now
     )
@@ -170,7 +173,7 @@ class AlertOwner:
     volunteer_id: int
 
 
-async def owner(conn: Any, alert_id: UUID) -> AlertOwner | None:
+async def owner(conn: Conn, alert_id: UUID) -> AlertOwner | None:
     """Whose alert this is and for which incident, read without a lock."""
     row = await conn.fetchrow(
         "SELECT incident_id, agency_id, volunteer_id FROM alerts WHERE id = $1", alert_id
@@ -180,11 +183,11 @@ async def owner(conn: Any, alert_id: UUID) -> AlertOwner | None:
     return AlertOwner(row["incident_id"], row["agency_id"], row["volunteer_id"])
 
 
-async def mark_answered(conn: Any, alert_id: UUID, now: datetime) -> None:
+async def mark_answered(conn: Conn, alert_id: UUID, now: datetime) -> None:
     await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
 
 
-async def volunteer_view(conn: Any, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
     """The volunteer's own alert with the patient's place and the AED assigned to fetch.
 
     None for an alert that does not exist or belongs to someone else (indistinguishable).
@@ -217,7 +220,7 @@ class LiveAlert:
     distance_m: float
 
 
-async def live_for_roles(conn: Any, incident_id: UUID) -> list[LiveAlert]:
+async def live_for_roles(conn: Conn, incident_id: UUID) -> list[LiveAlert]:
     rows = await conn.fetch(
         """
         SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
@@ -239,7 +242,7 @@ async def live_for_roles(conn: Any, incident_id: UUID) -> list[LiveAlert]:
     ]
 
 
-async def set_roles(conn: Any, changed: Sequence[tuple[UUID, str, int | None]]) -> None:
+async def set_roles(conn: Conn, changed: Sequence[tuple[UUID, str, int | None]]) -> None:
     """Store (alert id, role, AED id) for each alert whose role the planner changed."""
     await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
 
@@ -249,7 +252,7 @@ _CLAIM_WINDOW = 2000
 
 
 async def claim_due(
-    conn: Any, *, now: datetime, limit: int, lease: timedelta
+    conn: Conn, *, now: datetime, limit: int, lease: timedelta
 ) -> list[ClaimedDelivery]:
     """Lease up to ``limit`` due outbox rows to the caller, shared fairly between incidents.
 
@@ -363,7 +366,7 @@ async def claim_due(
 
 
 async def finish_delivery(
-    conn: Any,
+    conn: Conn,
     outbox_id: int,
     *,
     outcome: str,
@@ -393,7 +396,7 @@ async def finish_delivery(
 
 
 async def retry_delivery(
-    conn: Any,
+    conn: Conn,
     outbox_id: int,
     *,
     at: datetime,
@@ -417,7 +420,7 @@ async def retry_delivery(
     return bool(updated)
 
 
-async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
+async def views_for_incident(conn: Conn, incident_id: UUID) -> list[AlertView]:
     """Every alert of the incident, row-locked, as the wave planner sees them."""
     rows = await conn.fetch(
         """
@@ -433,7 +436,7 @@ async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
 
 
 async def queue_notices(
-    conn: Any, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
+    conn: Conn, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
 ) -> None:
     """Outbox rows telling volunteers they are no longer needed (the worker picks a channel)."""
     await conn.execute(

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
+
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
@@ -20,7 +22,7 @@ class LogEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-async def append(conn: Any, events: Sequence[LogEvent]) -> None:
+async def append(conn: Conn, events: Sequence[LogEvent]) -> None:
     """Append events in one statement (one round trip however many there are)."""
     if not events:
         return
@@ -42,7 +44,7 @@ async def append(conn: Any, events: Sequence[LogEvent]) -> None:
 
 
 async def metric_inputs(
-    conn: Any, incident_id: UUID
+    conn: Conn, incident_id: UUID
 ) -> tuple[datetime, list[tuple[str, datetime, Any]]]:
     """When we received the incident, and the events the incident's metrics are made of."""
     # Intake logs ``incident_received`` in the transaction that stores the incident.
@@ -58,7 +60,7 @@ async def metric_inputs(
     return received_at, [(r["event"], r["at"], r["details"]) for r in rows]
 
 
-async def timeline(conn: Any, incident_id: UUID) -> list[dict[str, Any]]:
+async def timeline(conn: Conn, incident_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT id, at, event, alert_id, volunteer_id, details

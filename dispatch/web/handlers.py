@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad_adapters.generic import schema
 from dispatch.db.pool import DATABASE_ERRORS, ping
+from dispatch.db.types import Conn
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
 from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
@@ -230,7 +231,7 @@ async def alert_cancel(request: web.Request) -> web.Response:
 # --- supervisors ----------------------------------------------------------------------------
 
 
-async def _readable_incident(request: web.Request, conn: Any) -> UUID:
+async def _readable_incident(request: web.Request, conn: Conn) -> UUID:
     """The incident in the path, if the caller's agency key or supervisor token covers it."""
     incident_id = _uuid(request, "incident_id")
     token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
