@@ -22,7 +22,7 @@ import pytest
 
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.storage]
+pytestmark = pytest.mark.slow
 
 # (path, method, why a schema-valid body may still be refused with 400 or 422)
 _CROSS_FIELD = [

@@ -12,8 +12,6 @@ from tests.dispatch.accounts_helpers import bearer
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.serve_process import run_cli
 
-pytestmark = pytest.mark.storage
-
 
 async def _entries(client: Any, agency: AgencyFixture) -> list[dict[str, Any]]:
     resp = await client.get(

@@ -130,6 +130,8 @@ async def _post(
         return resp.status, {k.lower(): v for k, v in resp.headers.items()}, body
 
 
+# Its own PostgreSQL (stopped and restarted mid-test), not the fixtures' server.
+@pytest.mark.storage
 async def test_cad_intake_during_a_database_outage_answers_503_with_retry_after(
     scratch: ScratchPostgres, tmp_path: Path
 ) -> None:

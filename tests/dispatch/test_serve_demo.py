@@ -13,7 +13,7 @@ import pytest
 
 from tests.dispatch.serve_process import ServeProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
 
 def _curl(command: str) -> dict[str, object]:

@@ -6,15 +6,12 @@ import asyncio
 from typing import Any
 
 import asyncpg
-import pytest
 
 from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
 from tests.dispatch.accounts_helpers import MovableClock, bearer, sent_of_kind, sign_up
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import CENTRE, incident, offset
-
-pytestmark = pytest.mark.storage
 
 
 async def _legacy(client: Any, agency: AgencyFixture, name: str = "Ann", **settings: Any) -> Any:
