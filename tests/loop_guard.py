@@ -72,6 +72,11 @@ class BlockWatch:
 
     def _watch(self) -> None:
         while not self._stop.wait(BEAT_S):
+            if not self._loop.is_running():
+                # Between a test's async steps (sync fixtures, pytest's own work) the loop
+                # is stopped: nothing is waiting on it, so the clock starts again here.
+                self._mark = (time.monotonic(), _run_queue_wait_s(self._native_id))
+                continue
             mark = self._mark
             at, waited_before = mark
             late_s = time.monotonic() - at - BEAT_S

@@ -34,6 +34,25 @@ async def test_the_block_watch_is_quiet_while_the_loop_awaits() -> None:
     assert watch.blocks == []
 
 
+def test_the_block_watch_ignores_time_the_loop_is_not_running() -> None:
+    """Sync fixtures run between a test's async steps, while its loop is stopped."""
+
+    async def watching() -> BlockWatch:
+        watch = BlockWatch(asyncio.get_running_loop(), limit_s=0.15)
+        watch.start()
+        return watch
+
+    loop = asyncio.new_event_loop()
+    try:
+        watch = loop.run_until_complete(watching())
+        time.sleep(0.4)
+        loop.run_until_complete(asyncio.sleep(0.2))
+        watch.stop()
+    finally:
+        loop.close()
+    assert watch.blocks == []
+
+
 async def test_leftover_tasks_are_those_still_running_not_those_cancelled() -> None:
     before = asyncio.all_tasks()
     stray = asyncio.create_task(asyncio.sleep(10))
