@@ -93,7 +93,7 @@ def _check_pairs(s: Settings) -> None:
             f" DISPATCH_RETRY_CAP_S ({s.retry_cap_s:g})"
         )
     # A lease that a slow send can outlast lets a second worker take the same row and send
-    # it twice; half the lease is also the bound on waiting for a pacing slot before a send.
+    # it twice; the wait for a pacing slot is bounded by half the lease less a send timeout.
     if s.notifier_lease_s < 2 * s.notifier_send_timeout_s:
         raise ConfigError(
             f"DISPATCH_NOTIFIER_LEASE_S ({s.notifier_lease_s:g}) must be at least twice"

@@ -135,3 +135,28 @@ def test_the_sql_rule_fails_when_a_handler_queries() -> None:
 def test_the_sql_rule_sees_the_store() -> None:
     """Guard against a checker that passes because it finds nothing."""
     assert query_calls((ROOT / "dispatch/store/alerts.py").read_text())
+
+
+def untyped_connections(source: str) -> list[str]:
+    """``line: function(parameter)`` for each connection or pool parameter typed ``Any``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            arguments = node.args
+            for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+                named = arg.arg in {"conn", "pool"} or arg.arg.endswith(("_conn", "_pool"))
+                if named and arg.annotation is not None and ast.unparse(arg.annotation) == "Any":
+                    found.append(f"{node.lineno}: {node.name}({arg.arg})")
+    return found
+
+
+@pytest.mark.parametrize("package", ["dispatch/store", "dispatch/db"])
+def test_store_connections_are_typed(package: str) -> None:
+    """mypy checks the queries' callers only if the connection is not ``Any``."""
+    for path in _files(package):
+        assert untyped_connections(path.read_text()) == [], path
+
+
+def test_the_typing_rule_sees_an_any_connection() -> None:
+    source = "async def f(conn: Any, n: int) -> None: ...\ndef g(pool: Conn) -> None: ...\n"
+    assert untyped_connections(source) == ["1: f(conn)"]
