@@ -8,6 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from dispatch.db.types import Conn
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.waves import AlertView
 
@@ -47,7 +50,7 @@ class WebPushAddress:
     auth: bytes
 
 
-def alert_row(row: Any) -> AlertRow:
+def alert_row(row: asyncpg.Record) -> AlertRow:
     """An :class:`AlertRow` from a record with id, agency_id, incident_id, volunteer_id, state."""
     return AlertRow(
         row["id"],
@@ -105,7 +108,7 @@ class ClaimedDelivery:
 
 
 async def insert_with_outbox(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     incident_id: UUID,
@@ -157,7 +160,7 @@ async def insert_with_outbox(
     return {r["volunteer_id"] for r in rows}
 
 
-async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
+async def lock_alert(conn: Conn, alert_id: UUID) -> AlertRow | None:
     row = await conn.fetchrow(
         "SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts"
         " WHERE id = $1 FOR NO KEY UPDATE",
@@ -168,10 +171,91 @@ async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
     return alert_row(row)
 
 
-async def set_state(conn: Any, alert_id: UUID, state: AlertState, now: datetime) -> None:
+async def set_state(conn: Conn, alert_id: UUID, state: AlertState, now: datetime) -> None:
     await conn.execute(
         "UPDATE alerts SET state = $2, updated_at = $3 WHERE id = $1", alert_id, state.value, now
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOwner:
+    incident_id: UUID
+    agency_id: UUID
+    volunteer_id: int
+
+
+async def owner(conn: Conn, alert_id: UUID) -> AlertOwner | None:
+    """Whose alert this is and for which incident, read without a lock."""
+    row = await conn.fetchrow(
+        "SELECT incident_id, agency_id, volunteer_id FROM alerts WHERE id = $1", alert_id
+    )
+    if row is None:
+        return None
+    return AlertOwner(row["incident_id"], row["agency_id"], row["volunteer_id"])
+
+
+async def mark_answered(conn: Conn, alert_id: UUID, now: datetime) -> None:
+    await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
+
+
+async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+    """The volunteer's own alert with the patient's place and the AED assigned to fetch.
+
+    None for an alert that does not exist or belongs to someone else (indistinguishable).
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
+               i.lat, i.lon, i.report #>> '{address,text}' AS address,
+               aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
+               aed.indoor_description, aed.access_notes
+        FROM alerts a JOIN incidents i ON i.id = a.incident_id
+        LEFT JOIN aeds aed ON aed.id = a.aed_id
+        WHERE a.id = $1 AND a.volunteer_id = $2
+        """,
+        alert_id,
+        volunteer_id,
+    )
+    return None if row is None else dict(row)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAlert:
+    """An alert whose volunteer may still be going, as the role planner sees it."""
+
+    alert_id: UUID
+    volunteer_id: int
+    state: AlertState
+    role: str
+    aed_id: int | None
+    distance_m: float
+
+
+async def live_for_roles(conn: Conn, incident_id: UUID) -> list[LiveAlert]:
+    rows = await conn.fetch(
+        """
+        SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
+        WHERE incident_id = $1
+          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
+        """,
+        incident_id,
+    )
+    return [
+        LiveAlert(
+            r["id"],
+            r["volunteer_id"],
+            AlertState(r["state"]),
+            r["role"],
+            r["aed_id"],
+            r["distance_m"],
+        )
+        for r in rows
+    ]
+
+
+async def set_roles(conn: Conn, changed: Sequence[tuple[UUID, str, int | None]]) -> None:
+    """Store (alert id, role, AED id) for each alert whose role the planner changed."""
+    await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
 
 
 # How many of the oldest due rows one claim looks at when sharing out work by incident.
@@ -179,7 +263,7 @@ _CLAIM_WINDOW = 2000
 
 
 async def claim_due(
-    conn: Any, *, now: datetime, limit: int, lease: timedelta
+    conn: Conn, *, now: datetime, limit: int, lease: timedelta
 ) -> list[ClaimedDelivery]:
     """Lease up to ``limit`` due outbox rows to the caller, shared fairly between incidents.
 
@@ -315,7 +399,7 @@ async def claim_due(
 
 
 async def finish_delivery(
-    conn: Any,
+    conn: Conn,
     outbox_id: int,
     *,
     outcome: str,
@@ -345,7 +429,7 @@ async def finish_delivery(
 
 
 async def retry_delivery(
-    conn: Any,
+    conn: Conn,
     outbox_id: int,
     *,
     at: datetime,
@@ -369,7 +453,7 @@ async def retry_delivery(
     return bool(updated)
 
 
-async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
+async def views_for_incident(conn: Conn, incident_id: UUID) -> list[AlertView]:
     """Every alert of the incident, row-locked, as the wave planner sees them."""
     rows = await conn.fetch(
         """
@@ -385,7 +469,7 @@ async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
 
 
 async def queue_notices(
-    conn: Any, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
+    conn: Conn, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
 ) -> None:
     """Outbox rows telling volunteers they are no longer needed (the worker picks a channel)."""
     await conn.execute(

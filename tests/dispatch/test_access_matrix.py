@@ -40,8 +40,6 @@ from tests.dispatch import scan_files
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.test_cap_intake import cap
 
-pytestmark = pytest.mark.storage
-
 NONE, MALFORMED = "none", "malformed token"
 OWNER, PEER, STRANGER = "owner volunteer", "volunteer, same agency", "volunteer, other agency"
 SUPERVISOR, OTHER_SUPERVISOR = "agency's supervisor", "other agency's supervisor"

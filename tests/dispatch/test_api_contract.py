@@ -22,7 +22,7 @@ import pytest
 
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.storage]
+pytestmark = pytest.mark.slow
 
 # (path, method, why a schema-valid body may still be refused with 400 or 422)
 _CROSS_FIELD = [
@@ -118,14 +118,14 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
     database_url: str, tmp_path: Path
 ) -> None:
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "Contract agency")
+    agency = await run_cli(env, "agency", "create", "--name", "Contract agency")
     agency_id, key = agency["agency_id"], agency["integration_key"]
-    supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
-    volunteer = run_cli(env, "volunteer", "create", "--agency", agency_id, "--name", "Vol")
+    supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
+    volunteer = await run_cli(env, "volunteer", "create", "--agency", agency_id, "--name", "Vol")
     assert volunteer["token"].startswith("dvt_")
     # Thousands of generated documents: the default 600/min would leave most of them at 429.
     limits = json.dumps({"intake_rate_per_min": 100_000})
-    run_cli(env, "agency", "configure", "--agency", agency_id, "--settings", limits)
+    await run_cli(env, "agency", "configure", "--agency", agency_id, "--settings", limits)
     # Thousands of probes without or with wrong credentials come from this one client: the
     # failed-auth throttle (tested in test_isolation) would answer them 429, not the 401
     # the contract says.
