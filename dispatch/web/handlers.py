@@ -16,6 +16,7 @@ from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
+from dispatch.store import alerts as alert_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import response_log
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
@@ -174,42 +175,10 @@ async def get_alert(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     volunteer = await _volunteer(request)
     async with request.app[keys.POOL].acquire() as conn:
-        row = await conn.fetchrow(
-            """
-            SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
-                   i.lat, i.lon, i.report #>> '{address,text}' AS address,
-                   aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
-                   aed.indoor_description, aed.access_notes
-            FROM alerts a JOIN incidents i ON i.id = a.incident_id
-            LEFT JOIN aeds aed ON aed.id = a.aed_id
-            WHERE a.id = $1 AND a.volunteer_id = $2
-            """,
-            alert_id,
-            volunteer.volunteer_id,
-        )
-    if row is None:
+        found = await alert_store.volunteer_view(conn, alert_id, volunteer.volunteer_id)
+    if found is None:
         raise not_found("alert")
-    aed = None
-    if row["role"] == "aed" and row["aed_name"] is not None:
-        aed = {
-            "name": row["aed_name"],
-            "lat": row["aed_lat"],
-            "lon": row["aed_lon"],
-            "indoor_description": row["indoor_description"],
-            "access_notes": row["access_notes"],
-        }
-    return web.json_response(
-        {
-            "alert_id": str(row["id"]),
-            "incident_id": str(row["incident_id"]),
-            "state": row["state"],
-            "role": row["role"],
-            "expires_at": row["expires_at"].isoformat(),
-            "distance_m": round(row["distance_m"]),
-            "patient": {"lat": row["lat"], "lon": row["lon"], "address": row["address"]},
-            "aed": aed,
-        }
-    )
+    return web.json_response(found)
 
 
 @routes.post("/v1/alerts/{alert_id}/accept")
