@@ -234,6 +234,26 @@ async def _volunteer_id(page: Any) -> int:
     return int(json.loads(stored)["volunteer_id"])
 
 
+async def _moves(page: Any, dsn: str, volunteer_id: int, home: tuple[float, float]) -> None:
+    """20 m is not worth a fix within 30 s; 80 m is sent at once, and so is the way back."""
+    near = offset(*home, 20, 0)
+    far = offset(*home, 80, 0)
+    context = page.context
+    await context.set_geolocation({"latitude": near[0], "longitude": near[1], "accuracy": 9})
+    await asyncio.sleep(1.0)
+    row = await _position(dsn, volunteer_id)
+    assert row is not None
+    assert row["lat"] == pytest.approx(home[0])
+    for lat, lon in (far, home):
+        await context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 9})
+
+        async def moved(lat: float = lat) -> bool:
+            row = await _position(dsn, volunteer_id)
+            return row is not None and row["lat"] == pytest.approx(lat)
+
+        await _eventually(moved)
+
+
 async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
     stack: Stack, browser: Any
 ) -> None:
@@ -265,7 +285,14 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
         )
 
         context, requested = await _app_context(
-            browser, base, app_lat, app_lon, user_agent=ANDROID, is_mobile=True, has_touch=True
+            browser,
+            base,
+            app_lat,
+            app_lon,
+            user_agent=ANDROID,
+            is_mobile=True,
+            has_touch=True,
+            viewport={"width": 412, "height": 915},
         )
         page = await context.new_page()
         await page.goto(f"{base}/app/?agency={agency.agency_id}")
@@ -284,6 +311,7 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
         assert row["accuracy_m"] == 12
         assert "50 metres" in await page.inner_text("#duty-explain")
         await page.screenshot(path=str(shots / "on-duty.png"), full_page=True)
+        await _moves(page, stack.dsn, volunteer_id, (app_lat, app_lon))
 
         # A CAD cardiac arrest: both are alerted (the index holds the app's position).
         doc = incident("app-e2e", address=ADDRESS)
@@ -418,6 +446,22 @@ async def test_behind_a_path_prefix_every_request_stays_under_it(
             await page.wait_for_selector("#alert-title:has-text('TEST')")
             await page.click("#alert-close")
             await page.wait_for_selector('[data-screen="home"]:not([hidden])')
+            # The sending rule itself, at the edges a test cannot wait for (30 s).
+            rule = await page.evaluate(
+                """import('./geo.js').then(({shouldSend}) => {
+                    const at = {lat: 52.0, lon: 4.0, sentAt: 0};
+                    const moved = (m) => ({lat: 52.0 + m / 111320, lon: 4.0});
+                    return [
+                        shouldSend(null, moved(0), 0),
+                        shouldSend(at, moved(49), 29_999),
+                        shouldSend(at, moved(51), 1_000),
+                        shouldSend(at, moved(10), 30_000),
+                        shouldSend(at, moved(10), 30_000, false),
+                        shouldSend(at, moved(0), 300_000, false),
+                    ];
+                })"""
+            )
+            assert rule == [True, False, True, True, False, True]
             worker = await page.evaluate(
                 "navigator.serviceWorker.ready.then(r => r.active && r.active.scriptURL)"
             )

@@ -24,11 +24,16 @@ const tracker = new DutyTracker(
 );
 const feed = new AlertFeed((alertId) => openAlert(alertId));
 
+let noticeTimer = null;
+const NOTICE_MS = 8000;
+
 function notice(text, error = false) {
   const el = $("#notice");
   el.textContent = text;
   el.classList.toggle("error", error);
   el.hidden = !text;
+  clearTimeout(noticeTimer);
+  if (text && !error) noticeTimer = setTimeout(() => notice(""), NOTICE_MS);
 }
 
 function problemText(err) {
@@ -317,6 +322,7 @@ async function refreshAlert(alertId) {
 }
 
 async function alertScreen(alertId) {
+  notice("");
   show("alert");
   const screen = $('[data-screen="alert"]');
   if (!shownAlert || shownAlert.alert_id !== alertId) delete screen.dataset.silenced;
