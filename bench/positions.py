@@ -28,6 +28,7 @@ import asyncpg
 # Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.calibration import calibration_line
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
@@ -41,6 +42,7 @@ LAT0, LAT1, LON0, LON1 = 59.22, 59.40, 17.85, 18.21
 
 
 async def run(args: argparse.Namespace) -> None:
+    print(await calibration_line(args.database_url), flush=True)
     name = f"dispatch_bench_pos_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(args.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')

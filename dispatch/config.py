@@ -67,6 +67,17 @@ class Settings:
     provider_max_in_flight: int = 100
     retry_base_s: float = 1.0
     retry_cap_s: float = 30.0
+    # --- Web Push and the live stream: no vendor account, on unless switched off. ---
+    webpush_enabled: bool = True
+    webpush_subject: str | None = None
+    """VAPID ``sub``: a mailto: or https: contact; default the https public URL, else mailto."""
+    webpush_key_passphrase: str | None = field(default=None, repr=False)
+    """Seals the stored VAPID private key (PKCS#8 encryption); unset: stored unsealed."""
+    webpush_allow_http_loopback: bool = False
+    """Accept http://127.0.0.1 push endpoints: for tests against a local fake only."""
+    live_heartbeat_s: float = 15.0
+    live_stream_max_s: float = 300.0
+    """A live stream ends after this long: the app reconnects with a fresh access token."""
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -192,4 +203,16 @@ def _delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "provider_max_in_flight": _integer(env, "DISPATCH_PROVIDER_MAX_IN_FLIGHT", 100, minimum=1),
         "retry_base_s": _number(env, "DISPATCH_RETRY_BASE_S", 1.0, minimum=0.01),
         "retry_cap_s": _number(env, "DISPATCH_RETRY_CAP_S", 30.0, minimum=0.1),
+        "webpush_enabled": _flag(env, "DISPATCH_WEBPUSH_ENABLED", True),
+        "webpush_subject": _vapid_subject(env.get("DISPATCH_WEBPUSH_SUBJECT") or None),
+        "webpush_key_passphrase": env.get("DISPATCH_WEBPUSH_KEY_PASSPHRASE") or None,
+        "webpush_allow_http_loopback": _flag(env, "DISPATCH_WEBPUSH_ALLOW_HTTP_LOOPBACK", False),
+        "live_heartbeat_s": _number(env, "DISPATCH_LIVE_HEARTBEAT_S", 15.0, minimum=0.05),
+        "live_stream_max_s": _number(env, "DISPATCH_LIVE_STREAM_MAX_S", 300.0, minimum=1.0),
     }
+
+
+def _vapid_subject(raw: str | None) -> str | None:
+    if raw is not None and not raw.startswith(("mailto:", "https://")):
+        raise ConfigError("DISPATCH_WEBPUSH_SUBJECT must be a mailto: or https:// URL")
+    return raw

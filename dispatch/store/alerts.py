@@ -40,6 +40,16 @@ class DeviceAddress:
     platform: str
 
 
+@dataclass(frozen=True, slots=True)
+class WebPushAddress:
+    """An active Web Push subscription: where to post and the browser's keys."""
+
+    subscription_id: int
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+
+
 def alert_row(row: Any) -> AlertRow:
     """An :class:`AlertRow` from a record with id, agency_id, incident_id, volunteer_id, state."""
     return AlertRow(
@@ -81,6 +91,7 @@ class ClaimedDelivery:
     address_text: str | None
     phone_e164: str | None = None
     devices: tuple[DeviceAddress, ...] = ()
+    web_push: tuple[WebPushAddress, ...] = ()
     preferred: str | None = None
     refused: tuple[str, ...] = ()
     sms_opt_out: bool = False
@@ -226,7 +237,9 @@ async def claim_due(
                coalesce((SELECT array_agg(d.fcm_token ORDER BY d.id) FROM devices d
                          WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS tokens,
                coalesce((SELECT array_agg(d.platform ORDER BY d.id) FROM devices d
-                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS platforms
+                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS platforms,
+               wp.ids AS web_push_ids, wp.endpoints AS web_push_endpoints,
+               wp.p256dh AS web_push_p256dh, wp.auth AS web_push_auth
         FROM leased l
         JOIN alerts a ON a.id = l.alert_id
         JOIN volunteers v ON v.id = a.volunteer_id
@@ -234,6 +247,13 @@ async def claim_due(
         JOIN agencies ag ON ag.id = a.agency_id
         LEFT JOIN volunteer_channels vc ON vc.volunteer_id = a.volunteer_id
         LEFT JOIN aeds aed ON aed.id = a.aed_id
+        LEFT JOIN LATERAL (
+            SELECT array_agg(s.id ORDER BY s.id) AS ids,
+                   array_agg(s.endpoint ORDER BY s.id) AS endpoints,
+                   array_agg(s.p256dh ORDER BY s.id) AS p256dh,
+                   array_agg(s.auth_secret ORDER BY s.id) AS auth
+            FROM webpush_subscriptions s WHERE s.volunteer_id = a.volunteer_id AND s.active
+        ) wp ON true
         ORDER BY l.id
         """,
         now,
@@ -269,6 +289,16 @@ async def claim_due(
             devices=tuple(
                 DeviceAddress(i, t, p)
                 for i, t, p in zip(r["device_ids"], r["tokens"], r["platforms"], strict=True)
+            ),
+            web_push=tuple(
+                WebPushAddress(i, e, bytes(k), bytes(a))
+                for i, e, k, a in zip(
+                    r["web_push_ids"] or (),
+                    r["web_push_endpoints"] or (),
+                    r["web_push_p256dh"] or (),
+                    r["web_push_auth"] or (),
+                    strict=True,
+                )
             ),
             preferred=r["preferred"],
             refused=tuple(r["refused"]),

@@ -144,6 +144,22 @@ async def pending_steps(conn: Any, alert_id: UUID, *, excluding: int) -> int:
     return count
 
 
+async def other_push_alive(conn: Any, alert_id: UUID, *, excluding: int, now: datetime) -> bool:
+    """Whether the alert's other push-slot step (FCM or Web Push) was sent or is due now."""
+    found = await conn.fetchval(
+        """
+        SELECT true FROM outbox
+        WHERE alert_id = $1 AND id <> $2 AND channel IN ('push', 'web_push')
+          AND (outcome = 'sent' OR (done_at IS NULL AND available_at <= $3))
+        LIMIT 1
+        """,
+        alert_id,
+        excluding,
+        now,
+    )
+    return bool(found)
+
+
 async def any_sent(conn: Any, alert_id: UUID) -> bool:
     found = await conn.fetchval(
         "SELECT true FROM outbox WHERE alert_id = $1 AND outcome = 'sent' LIMIT 1", alert_id

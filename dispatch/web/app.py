@@ -31,8 +31,9 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
-from dispatch.service.delivery import open_providers
+from dispatch.service.live import LiveHub
 from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.service.providers import open_providers
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.position_arrays import fresh_position_arrays
 from dispatch.web import app_keys as keys
@@ -47,6 +48,7 @@ from dispatch.web import (
     handlers_me,
     handlers_oversight,
     handlers_pages,
+    handlers_webpush,
 )
 from dispatch.web.auth import THROTTLED_TYPE
 from dispatch.web.problems import Problem, from_http_exception, unavailable
@@ -134,13 +136,22 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         dsn = settings.database_url
         if dsn is None:
             dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
-        pool = await stack.enter_async_context(open_pool(dsn, settings))
+        metrics = app[keys.METRICS]
+        pool = await stack.enter_async_context(
+            open_pool(dsn, settings, on_statement=metrics.statement_counter("requests"))
+        )
         async with pool.acquire() as conn:
             applied = await migrate(conn)
         # The outbox worker has connections of its own: a burst of CAD documents holding
         # every connection of the main pool must not hold back the alerts it has just written.
         app[keys.DELIVERY_POOL] = await stack.enter_async_context(
-            open_pool(dsn, settings, min_size=1, max_size=settings.notifier_pipeline + 1)
+            open_pool(
+                dsn,
+                settings,
+                min_size=1,
+                max_size=settings.notifier_pipeline + 1,
+                on_statement=metrics.statement_counter("delivery"),
+            )
         )
         log.info("database_ready", embedded=settings.database_url is None, migrated=applied)
         app[keys.POOL] = pool
@@ -156,7 +167,9 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     # Delivery providers (issue 4): FCM / Twilio when configured, else the log provider.
-    async with open_providers(app[keys.SETTINGS]) as providers:
+    async with open_providers(
+        app[keys.SETTINGS], pool=app[keys.POOL], live=app[keys.LIVE_HUB], now=app[keys.CLOCK].now()
+    ) as providers:
         app[keys.PROVIDERS] = providers
         primary = providers.push or providers.sms or providers.voice or providers.log
         assert primary is not None
@@ -346,11 +359,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[keys.ADDRESS_LIMITS] = AddressLimits()
     app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
+    app[keys.LIVE_HUB] = LiveHub()
+    # Open live streams would hold a graceful shutdown up until its timeout: end them first.
+    app.on_shutdown.append(app[keys.LIVE_HUB].shutdown)
     app.add_routes(handlers.routes)
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
-    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+    for part in (
+        handlers_accounts,
+        handlers_me,
+        handlers_credentials,
+        handlers_oversight,
+        handlers_webpush,
+    ):
         app.add_routes(part.routes)
     app.add_routes(handlers_pages.routes)
     return app

@@ -15,8 +15,9 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
-from dispatch.service.delivery import Providers
+from dispatch.service.live import LiveHub
 from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.service.providers import Providers
 from dispatch.workers.notices import NoticeWorker
 from dispatch.workers.notifier import OutboxWorker
 from notify.ports import Notifier
@@ -42,3 +43,5 @@ LARGE_PARSE_SLOT = web.AppKey("large_parse_slot", asyncio.Semaphore)
 NOTICE_WORKER = web.AppKey("notice_worker", NoticeWorker)
 ADDRESS_LIMITS = web.AppKey("address_limits", AddressLimits)
 """Codes asked for and wrong codes tried, per client network (sign-up and sign-in)."""
+LIVE_HUB = web.AppKey("live_hub", LiveHub)
+"""The open ``/v1/me/stream`` streams of this process."""

@@ -19,16 +19,18 @@ from twilio.request_validator import RequestValidator
 from cad_adapters.text import storable
 from dispatch.service import delivery as delivery_service
 from dispatch.service import devices as device_service
-from dispatch.service.delivery import public_base_url
+from dispatch.service.providers import public_base_url
 from dispatch.service.responses import AlertNotFound
 from dispatch.store import audit
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
-from dispatch.web.body import json_body
+from dispatch.web.body import check, json_body, json_document
 from dispatch.web.handlers import _uuid, _volunteer
+from dispatch.web.handlers_webpush import put_web_push
 from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, not_found
+from notify import twilio_webhooks as twilio
 
 log = structlog.get_logger(__name__)
 
@@ -44,8 +46,13 @@ _MAX_FORM_FIELDS: Final = 64
 
 @routes.put("/v1/me/devices")
 async def put_device(request: web.Request) -> web.Response:
+    """An FCM token, or a Web Push subscription (``"kind": "web_push"``)."""
     volunteer = await _volunteer(request)
-    data = await json_body(request, "Device")
+    data = await json_document(request)
+    if isinstance(data, dict) and data.get("kind") == "web_push":
+        check("WebPushDevice", data)
+        return await put_web_push(request, volunteer, data)
+    check("Device", data)
     token, platform = data["fcm_token"], data["platform"]
     try:
         device_id = await device_service.register_device(
@@ -97,12 +104,16 @@ async def put_channels(request: web.Request) -> web.Response:
 async def ack_alert(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     volunteer = await _volunteer(request)
+    channel = "push"
+    if request.can_read_body:
+        channel = (await json_body(request, "AckReceipt")).get("channel", channel)
     try:
         result = await delivery_service.acknowledge(
             request.app[keys.POOL],
             alert_id=alert_id,
             volunteer_id=volunteer.volunteer_id,
             now=request.app[keys.CLOCK].now(),
+            channel=channel,
         )
     except AlertNotFound:
         raise not_found("alert") from None
@@ -194,12 +205,12 @@ def _twiml(say: str | None = None, *, sms: str | None = None) -> web.Response:
     return web.Response(text=text, content_type="text/xml")
 
 
-@routes.post(delivery_service.SMS_STATUS_PATH)
+@routes.post(twilio.SMS_STATUS_PATH)
 async def twilio_sms_status(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     moved = await delivery_service.sms_status(
         request.app[keys.POOL],
-        form,
+        twilio.parse_sms_status(form),
         alert_id=_query_alert(request),
         now=request.app[keys.CLOCK].now(),
     )
@@ -208,32 +219,35 @@ async def twilio_sms_status(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post(delivery_service.VOICE_STATUS_PATH)
+@routes.post(twilio.VOICE_STATUS_PATH)
 async def twilio_voice_status(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     await delivery_service.voice_status(
         request.app[keys.POOL],
-        form,
+        twilio.parse_call_status(form),
         alert_id=_query_alert(request),
         now=request.app[keys.CLOCK].now(),
     )
     return web.Response(status=204)
 
 
-@routes.post(delivery_service.SMS_INBOUND_PATH)
+@routes.post(twilio.SMS_INBOUND_PATH)
 async def twilio_sms_inbound(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     reply = await delivery_service.sms_inbound(
-        request.app[keys.POOL], form, now=request.app[keys.CLOCK].now()
+        request.app[keys.POOL], twilio.parse_inbound_sms(form), now=request.app[keys.CLOCK].now()
     )
     return _twiml(sms=reply)
 
 
-@routes.post(delivery_service.VOICE_GATHER_PATH)
+@routes.post(twilio.VOICE_GATHER_PATH)
 async def twilio_voice_gather(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     form = await _signed_form(request)
     say = await delivery_service.voice_gather(
-        request.app[keys.POOL], alert_id, form, now=request.app[keys.CLOCK].now()
+        request.app[keys.POOL],
+        alert_id,
+        twilio.parse_gather(form),
+        now=request.app[keys.CLOCK].now(),
     )
     return _twiml(say)

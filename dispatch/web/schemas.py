@@ -267,6 +267,68 @@ def _request_schemas() -> dict[str, Any]:
             required=["fcm_token", "platform"],
             examples=[{"fcm_token": "dGVzdC10b2tlbi0xMjM0NTY3ODkw:APA91b", "platform": "android"}],
         ),
+        "WebPushDevice": _closed(
+            {
+                "kind": {"const": "web_push"},
+                "endpoint": {
+                    "type": "string",
+                    "minLength": 8,
+                    "maxLength": 2048,
+                    "pattern": "^https?://[!-~]+$",
+                    "description": (
+                        "The push service's URL for this browser (https; PushSubscription.endpoint)"
+                    ),
+                },
+                "keys": _closed(
+                    {
+                        "p256dh": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9_-]{87}=?$",
+                            "description": "base64url of the browser's P-256 point (65 bytes)",
+                        },
+                        "auth": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9_-]{22}(==)?$",
+                            "description": "base64url of the 16-byte auth secret",
+                        },
+                    },
+                    required=["p256dh", "auth"],
+                ),
+                "expirationTime": {
+                    "type": ["number", "null"],
+                    "description": "As PushSubscription.toJSON() gives it; not used",
+                },
+            },
+            required=["kind", "endpoint", "keys"],
+            description="A Web Push subscription: PushSubscription.toJSON() plus kind",
+            examples=[
+                {
+                    "kind": "web_push",
+                    "endpoint": "https://push.example.net/wpush/v2/gAAAAABk",
+                    "keys": {
+                        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-"
+                        "Ts1XbjhazAkj7I99e8QcYP7DkM",
+                        "auth": "tBHItJI5svbpez7KI4CCXg",
+                    },
+                }
+            ],
+        ),
+        "AckReceipt": _closed(
+            {"channel": {"enum": ["push", "web_push", "live"]}},
+            description="Which channel brought the alert (default push)",
+            examples=[{"channel": "live"}],
+        ),
+        "WebPushKey": {
+            "type": "object",
+            "required": ["public_key"],
+            "properties": {
+                "public_key": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{87}$",
+                    "description": "VAPID public key: base64url of the uncompressed P-256 point",
+                }
+            },
+        },
         "ChannelPreferences": _closed(
             {
                 "preferred": {"oneOf": [_CHANNEL, {"type": "null"}]},
@@ -454,6 +516,8 @@ def _response_schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "device_id": {"type": "integer"},
+                "subscription_id": {"type": "integer", "description": "For a Web Push one"},
+                "kind": {"const": "web_push"},
                 "platform": {"enum": list(PLATFORMS)},
                 "active": {"type": "boolean"},
             },

@@ -202,6 +202,8 @@ MATRIX: dict[str, Access] = {
     ),
     "GET /v1/agencies/{agency_id}/audit-log": supervised(200),
     "PUT /v1/me/devices": me(200, body=_device),
+    "GET /v1/webpush/key": PUBLIC,
+    "GET /v1/me/stream": me(200),
     "PUT /v1/me/channels": me(200, body=_json({"preferred": "push"})),
     "POST /v1/twilio/sms-status": TWILIO,
     "POST /v1/twilio/voice-status": TWILIO,

@@ -313,6 +313,8 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
         await page.screenshot(path=str(shots / "on-duty.png"), full_page=True)
         await _moves(page, stack.dsn, volunteer_id, (app_lat, app_lon))
 
+        # The app holds the live stream (and so polls only every 30 s as a safety net).
+        await page.wait_for_selector("#live-status:has-text('Connected')")
         # A CAD cardiac arrest: both are alerted (the index holds the app's position).
         doc = incident("app-e2e", address=ADDRESS)
         posted = await api.call(
@@ -347,6 +349,10 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
         names = [e["event"] for e in mine]
         assert "alert_delivered" in names
         assert names.index("alert_delivered") < names.index("alert_accepted")
+        delivered = mine[names.index("alert_delivered")]
+        assert delivered["details"]["channel"] == "live"
+        sent = [e["details"]["channel"] for e in mine if e["event"] == "alert_sent"]
+        assert sent == ["live"], "sent down the live stream"
 
         # CAD cancels: the app says to stand down, and asks how they are.
         await api.call(

@@ -76,6 +76,26 @@ async function send(method, path, body, headers, auth) {
   return fetch(apiUrl(path), init);
 }
 
+// The live stream: a long GET read as it arrives (EventSource cannot send the token).
+export async function openStream(signal) {
+  const open = () => {
+    const current = session();
+    const headers = { Accept: "text/event-stream" };
+    if (current) headers.Authorization = `Bearer ${current.access_token}`;
+    return fetch(apiUrl("me/stream"), { headers, signal, cache: "no-store" });
+  };
+  let resp = await open();
+  if (resp.status === 401 && session()) {
+    const problem = await resp.json().catch(() => ({}));
+    if (String(problem.type || "").endsWith("token-expired")) {
+      await refresh();
+      resp = await open();
+    }
+  }
+  if (!resp.ok || !resp.body) throw new ApiError(resp.status, null);
+  return resp;
+}
+
 export async function call(method, path, body, { auth = true, headers = {} } = {}) {
   let resp = await send(method, path, body, headers, auth);
   if (resp.status === 401 && auth && session()) {

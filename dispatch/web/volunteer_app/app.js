@@ -4,6 +4,7 @@ import { ApiError, call, forgetSession, saveSession, session } from "./api.js";
 import { DutyTracker, bearingDeg, compassPoint, distanceM } from "./geo.js";
 import { AlertFeed } from "./live.js";
 import { language, pickLanguage, setLanguage, t } from "./i18n.js";
+import { subscribePush } from "./push.js";
 import { startRing, stopRing, unlockAudio } from "./ring.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -15,6 +16,7 @@ const RESPONDING = ["accepted", "en_route", "on_scene"];
 const WAITING = ["queued", "sent", "delivered"];
 
 let me = null;
+let openedVia = "live";
 let alertTimer = null;
 let shownAlert = null;
 
@@ -22,7 +24,15 @@ const tracker = new DutyTracker(
   (fix) => call("PUT", "me/location", fix),
   () => renderDuty(),
 );
-const feed = new AlertFeed((alertId) => openAlert(alertId));
+const feed = new AlertFeed(
+  (alertId) => openAlert(alertId),
+  (alertId) => {
+    if (shownAlert && shownAlert.alert_id === alertId) refreshAlert(alertId);
+  },
+  (live) => {
+    $("#live-status").textContent = t(live ? "live_on" : "live_off");
+  },
+);
 
 let noticeTimer = null;
 const NOTICE_MS = 8000;
@@ -167,6 +177,7 @@ async function setDuty(on) {
   if (on) tracker.start();
   else tracker.stop();
   renderDuty();
+  if (on) subscribePush().catch(() => {});
 }
 
 async function home() {
@@ -327,7 +338,8 @@ async function alertScreen(alertId) {
   const screen = $('[data-screen="alert"]');
   if (!shownAlert || shownAlert.alert_id !== alertId) delete screen.dataset.silenced;
   await refreshAlert(alertId);
-  feed.acknowledge(alertId);
+  feed.acknowledge(alertId, openedVia);
+  openedVia = "live";
   clearInterval(alertTimer);
   alertTimer = setInterval(() => refreshAlert(alertId), ALERT_REFRESH_MS);
 }
@@ -560,13 +572,20 @@ function wire() {
   window.addEventListener("hashchange", route);
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.addEventListener("message", (event) => {
-      if (event.data && event.data.type === "open-alert") openAlert(event.data.alert_id);
+      const said = event.data || {};
+      // A Web Push message reached this device (the worker has no token to say so itself).
+      if (said.type === "pushed" && said.alert_id) feed.arrived(said.alert_id, "web_push");
+      if (said.type === "open-alert" && said.alert_id) {
+        openedVia = "web_push";
+        openAlert(said.alert_id);
+      }
     });
   }
 }
 
 async function main() {
   const params = new URLSearchParams(location.search);
+  if (params.get("via") === "web_push") openedVia = "web_push";
   const agency = params.get("agency");
   if (agency && /^[0-9a-f-]{36}$/i.test(agency)) localStorage.setItem(AGENCY, agency.toLowerCase());
   await setLanguage(localStorage.getItem(LANG) || navigator.language);

@@ -11,6 +11,7 @@ const SHELL = [
   "geo.js",
   "i18n.js",
   "live.js",
+  "push.js",
   "ring.js",
   "manifest.webmanifest",
   "icon.svg",
@@ -63,7 +64,12 @@ self.addEventListener("fetch", (event) => {
 });
 
 function alertPage(alertId) {
-  return new URL(alertId ? `./#alert/${alertId}` : "./", self.registration.scope).href;
+  return new URL(alertId ? `./?via=web_push#alert/${alertId}` : "./", self.registration.scope).href;
+}
+
+async function tellWindows(message) {
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  for (const client of windows) client.postMessage(message);
 }
 
 self.addEventListener("push", (event) => {
@@ -78,15 +84,18 @@ self.addEventListener("push", (event) => {
   const title = (data.notification && data.notification.title) || data.title || "Cardiac arrest nearby";
   const body = (data.notification && data.notification.body) || data.body || "";
   event.waitUntil(
-    self.registration.showNotification(title, {
-      body,
-      tag: alertId || "dispatch",
-      renotify: true,
-      requireInteraction: true,
-      vibrate: [400, 200, 400, 200, 400],
-      icon: "icon-192.png",
-      data: { alert_id: alertId },
-    }),
+    Promise.all([
+      alertId ? tellWindows({ type: "pushed", alert_id: alertId }) : null,
+      self.registration.showNotification(title, {
+        body,
+        tag: alertId || "dispatch",
+        renotify: true,
+        requireInteraction: true,
+        vibrate: [400, 200, 400, 200, 400],
+        icon: "icon-192.png",
+        data: { alert_id: alertId },
+      }),
+    ]),
   );
 });
 
