@@ -11,6 +11,7 @@ browser makes goes to the server under test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -180,6 +181,19 @@ async def _app_context(
     return context, requested
 
 
+@contextlib.asynccontextmanager
+async def _evidence(page: Any, name: str) -> AsyncIterator[None]:
+    """On a failure, a screenshot and what the app said are kept beside the others."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await page.screenshot(path=str(artifacts() / f"failed-{name}.png"), full_page=True)
+            said = await page.inner_text("#notice")
+            (artifacts() / f"failed-{name}.txt").write_text(f"{page.url}\n{said}\n")
+        raise
+
+
 def _outside(requested: list[str], base: str) -> list[str]:
     return [url for url in requested if not url.startswith(base + "/")]
 
@@ -295,93 +309,94 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
             viewport={"width": 412, "height": 915},
         )
         page = await context.new_page()
-        await page.goto(f"{base}/app/?agency={agency.agency_id}")
-        await page.wait_for_selector('[data-screen="signup"]:not([hidden])')
-        await page.screenshot(path=str(shots / "sign-up.png"), full_page=True)
-        await _sign_up(page, stack.sent_file, "Anna", PHONE)
-        volunteer_id = await _volunteer_id(page)
-        await _certify(page, api, agency)
+        async with _evidence(page, "duty-alert"):
+            await page.goto(f"{base}/app/?agency={agency.agency_id}")
+            await page.wait_for_selector('[data-screen="signup"]:not([hidden])')
+            await page.screenshot(path=str(shots / "sign-up.png"), full_page=True)
+            await _sign_up(page, stack.sent_file, "Anna", PHONE)
+            volunteer_id = await _volunteer_id(page)
+            await _certify(page, api, agency)
 
-        # On duty: the fix the browser gives is sent, with its accuracy, and kept.
-        assert await page.is_checked("#duty-switch") is False
-        await page.click(".switch")
-        await page.wait_for_selector("#duty-last:has-text('Last position sent')")
-        row = await _eventually(lambda: _position(stack.dsn, volunteer_id))
-        assert (row["lat"], row["lon"]) == (pytest.approx(app_lat), pytest.approx(app_lon))
-        assert row["accuracy_m"] == 12
-        assert "50 metres" in await page.inner_text("#duty-explain")
-        await page.screenshot(path=str(shots / "on-duty.png"), full_page=True)
-        await _moves(page, stack.dsn, volunteer_id, (app_lat, app_lon))
+            # On duty: the fix the browser gives is sent, with its accuracy, and kept.
+            assert await page.is_checked("#duty-switch") is False
+            await page.click(".switch")
+            await page.wait_for_selector("#duty-last:has-text('Last position sent')")
+            row = await _eventually(lambda: _position(stack.dsn, volunteer_id))
+            assert (row["lat"], row["lon"]) == (pytest.approx(app_lat), pytest.approx(app_lon))
+            assert row["accuracy_m"] == 12
+            assert "50 metres" in await page.inner_text("#duty-explain")
+            await page.screenshot(path=str(shots / "on-duty.png"), full_page=True)
+            await _moves(page, stack.dsn, volunteer_id, (app_lat, app_lon))
 
-        # The app holds the live stream (and so polls only every 30 s as a safety net).
-        await page.wait_for_selector("#live-status:has-text('Connected')")
-        # A CAD cardiac arrest: both are alerted (the index holds the app's position).
-        doc = incident("app-e2e", address=ADDRESS)
-        posted = await api.call(
-            "POST", f"/v1/cad/{agency.agency_id}/incidents", agency.key, 202, json=doc
-        )
-        started = time.monotonic()
-        assert posted["alerts_queued"] == 2
-        await page.wait_for_selector('[data-screen="alert"]:not([hidden])', timeout=2000)
-        await page.wait_for_selector("#alert-role:has-text('Fetch the AED')", timeout=2000)
-        shown_after_s = time.monotonic() - started
-        assert await page.inner_text("#aed-name") == "Library"
-        assert ACCESS_NOTES in await page.inner_text("#aed-access")
-        # On Android the map app opens from a geo: URI; nothing is fetched until it is tapped.
-        aed_at = f"{aed_lat:.6f},{aed_lon:.6f}"
-        assert await page.get_attribute("#aed-navigate", "href") == f"geo:{aed_at}?q={aed_at}"
-        patient_at = f"{CENTRE[0]:.6f},{CENTRE[1]:.6f}"
-        patient_link = await page.get_attribute("#patient-navigate", "href")
-        assert patient_link == f"geo:{patient_at}?q={patient_at}"
-        # The AED is 100 m south of the volunteer.
-        assert await page.inner_text("#alert-distance") == "100 m south"
-        assert ADDRESS not in await page.inner_text("#alert-patient")
-        await page.screenshot(path=str(shots / "alert.png"), full_page=True)
+            # The app holds the live stream (and so polls only every 30 s as a safety net).
+            await page.wait_for_selector("#live-status:has-text('Connected')")
+            # A CAD cardiac arrest: both are alerted (the index holds the app's position).
+            doc = incident("app-e2e", address=ADDRESS)
+            posted = await api.call(
+                "POST", f"/v1/cad/{agency.agency_id}/incidents", agency.key, 202, json=doc
+            )
+            started = time.monotonic()
+            assert posted["alerts_queued"] == 2
+            await page.wait_for_selector('[data-screen="alert"]:not([hidden])', timeout=2000)
+            await page.wait_for_selector("#alert-role:has-text('Fetch the AED')", timeout=2000)
+            shown_after_s = time.monotonic() - started
+            assert await page.inner_text("#aed-name") == "Library"
+            assert ACCESS_NOTES in await page.inner_text("#aed-access")
+            # On Android the map app opens from a geo: URI; nothing is fetched until it is tapped.
+            aed_at = f"{aed_lat:.6f},{aed_lon:.6f}"
+            assert await page.get_attribute("#aed-navigate", "href") == f"geo:{aed_at}?q={aed_at}"
+            patient_at = f"{CENTRE[0]:.6f},{CENTRE[1]:.6f}"
+            patient_link = await page.get_attribute("#patient-navigate", "href")
+            assert patient_link == f"geo:{patient_at}?q={patient_at}"
+            # The AED is 100 m south of the volunteer.
+            assert await page.inner_text("#alert-distance") == "100 m south"
+            assert ADDRESS not in await page.inner_text("#alert-patient")
+            await page.screenshot(path=str(shots / "alert.png"), full_page=True)
 
-        await page.click('[data-answer="accept"]')
-        await page.wait_for_selector(f"#patient-address:has-text('{ADDRESS}')")
-        await page.click('[data-answer="en-route"]')
-        await page.wait_for_selector('[data-answer="en-route"]', state="hidden")
-        timeline = await api.call(
-            "GET", f"/v1/incidents/{posted['incident_id']}/timeline", agency.key
-        )
-        mine = [e for e in timeline["events"] if e.get("volunteer_id") == volunteer_id]
-        names = [e["event"] for e in mine]
-        assert "alert_delivered" in names
-        assert names.index("alert_delivered") < names.index("alert_accepted")
-        delivered = mine[names.index("alert_delivered")]
-        assert delivered["details"]["channel"] == "live"
-        sent = [e["details"]["channel"] for e in mine if e["event"] == "alert_sent"]
-        assert sent == ["live"], "sent down the live stream"
+            await page.click('[data-answer="accept"]')
+            await page.wait_for_selector(f"#patient-address:has-text('{ADDRESS}')")
+            await page.click('[data-answer="en-route"]')
+            await page.wait_for_selector('[data-answer="en-route"]', state="hidden")
+            timeline = await api.call(
+                "GET", f"/v1/incidents/{posted['incident_id']}/timeline", agency.key
+            )
+            mine = [e for e in timeline["events"] if e.get("volunteer_id") == volunteer_id]
+            names = [e["event"] for e in mine]
+            assert "alert_delivered" in names
+            assert names.index("alert_delivered") < names.index("alert_accepted")
+            delivered = mine[names.index("alert_delivered")]
+            assert delivered["details"]["channel"] == "live"
+            sent = [e["details"]["channel"] for e in mine if e["event"] == "alert_sent"]
+            assert sent == ["live"], "sent down the live stream"
 
-        # CAD cancels: the app says to stand down, and asks how they are.
-        await api.call(
-            "POST",
-            f"/v1/cad/{agency.agency_id}/incidents",
-            agency.key,
-            202,
-            json={**doc, "status": "cancelled", "version": 2},
-        )
-        await page.wait_for_selector("#alert-ended-text:has-text('stand down')")
-        await page.wait_for_selector("#aftercare-form:not([hidden])")
-        await page.check('#aftercare-form [name="wants_to_talk"]')
-        await page.click('#aftercare-form button[type="submit"]')
-        await page.wait_for_selector("#aftercare-form", state="hidden")
+            # CAD cancels: the app says to stand down, and asks how they are.
+            await api.call(
+                "POST",
+                f"/v1/cad/{agency.agency_id}/incidents",
+                agency.key,
+                202,
+                json={**doc, "status": "cancelled", "version": 2},
+            )
+            await page.wait_for_selector("#alert-ended-text:has-text('stand down')")
+            await page.wait_for_selector("#aftercare-form:not([hidden])")
+            await page.check('#aftercare-form [name="wants_to_talk"]')
+            await page.click('#aftercare-form button[type="submit"]')
+            await page.wait_for_selector("#aftercare-form", state="hidden")
 
-        # Off duty: the position is deleted, and the next incident alerts only the helper.
-        await page.click("#alert-close")
-        await page.wait_for_selector("#duty-switch:checked", state="attached")
-        await page.click(".switch")
-        await page.wait_for_selector("#duty-label:has-text('Off duty')")
-        assert await _position(stack.dsn, volunteer_id) is None
-        again = await api.call(
-            "POST",
-            f"/v1/cad/{agency.agency_id}/incidents",
-            agency.key,
-            202,
-            json=incident("app-e2e-2"),
-        )
-        assert again["alerts_queued"] == 1
+            # Off duty: the position is deleted, and the next incident alerts only the helper.
+            await page.click("#alert-close")
+            await page.wait_for_selector("#duty-switch:checked", state="attached")
+            await page.click(".switch")
+            await page.wait_for_selector("#duty-label:has-text('Off duty')")
+            assert await _position(stack.dsn, volunteer_id) is None
+            again = await api.call(
+                "POST",
+                f"/v1/cad/{agency.agency_id}/incidents",
+                agency.key,
+                202,
+                json=incident("app-e2e-2"),
+            )
+            assert again["alerts_queued"] == 1
         await context.close()
     assert not _outside(requested, base), _outside(requested, base)
     (shots / "timings.json").write_text(json.dumps({"alert_shown_after_s": shown_after_s}))
@@ -420,10 +435,53 @@ async def _proxy(port: int, target: str) -> web.AppRunner:
         await session.close()
 
     app.on_cleanup.append(close_session)
-    runner = web.AppRunner(app)
+    # A closed browser ends its forwarded live stream at once, not at the next heartbeat.
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
+
+
+async def _settings_sessions_export_and_erasure(page: Any, dsn: str, volunteer_id: int) -> None:
+    """Dutch from the profile, quiet hours, budget and channels; the device list; the export;
+    and erasure, which signs the app out."""
+    app = page.url.split("#")[0]
+    await page.goto(app + "#settings")
+    form = "#settings-form"
+    await page.wait_for_selector(f'{form} [name="display_name"]')
+    await page.select_option(f'{form} [name="language"]', "nl")
+    await page.fill(f'{form} [name="quiet_from"]', "23:00")
+    await page.fill(f'{form} [name="quiet_until"]', "07:00")
+    await page.fill(f'{form} [name="time_zone"]', "Europe/Amsterdam")
+    await page.fill(f'{form} [name="daily_budget"]', "3")
+    await page.check(f'{form} [name="refuse_voice"]')
+    await page.click(f'{form} button[type="submit"]')
+    await page.wait_for_selector("#notice:has-text('Opgeslagen')")
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT v.language, v.quiet_from::text, v.quiet_until::text, v.daily_budget,"
+            " vc.refused FROM volunteers v JOIN volunteer_channels vc ON vc.volunteer_id = v.id"
+            " WHERE v.id = $1",
+            volunteer_id,
+        )
+        assert tuple(row) == ("nl", "23:00:00", "07:00:00", 3, ["voice"])
+        await page.goto(app + "#sessions")
+        await page.wait_for_selector("#session-list li button:has-text('Hier uitloggen')")
+        await page.goto(app + "#data")
+        async with page.expect_download() as download:
+            await page.click("#export")
+        saved = Path(await (await download.value).path())
+        exported = json.loads(await asyncio.to_thread(saved.read_text))
+        assert exported["profile"]["volunteer_id"] == volunteer_id
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.click("#delete")
+        await page.wait_for_selector('[data-screen="signup"]:not([hidden])')
+        assert (
+            await conn.fetchval("SELECT count(*) FROM volunteers WHERE id = $1", volunteer_id) == 0
+        )
+    finally:
+        await conn.close()
 
 
 async def test_behind_a_path_prefix_every_request_stays_under_it(
@@ -438,40 +496,42 @@ async def test_behind_a_path_prefix_every_request_stays_under_it(
             api = Api(session, stack.server.base)
             context, requested = await _app_context(browser, public, lat, lon)
             page = await context.new_page()
-            await page.goto(f"{public}/app?agency={agency.agency_id}")
-            await page.wait_for_selector('[data-screen="signup"]:not([hidden])')
-            assert page.url.startswith(f"{public}/app/")
-            await _sign_up(page, stack.sent_file, "Bram", PREFIX_PHONE)
-            volunteer_id = await _volunteer_id(page)
-            await _certify(page, api, agency)
-            await page.click(".switch")
-            row = await _eventually(lambda: _position(stack.dsn, volunteer_id))
-            assert row["lat"] == pytest.approx(lat)
-            # The test alert button: the test alert rings through the same path.
-            await page.click("#test-alert")
-            await page.wait_for_selector("#alert-title:has-text('TEST')")
-            await page.click("#alert-close")
-            await page.wait_for_selector('[data-screen="home"]:not([hidden])')
-            # The sending rule itself, at the edges a test cannot wait for (30 s).
-            rule = await page.evaluate(
-                """import('./geo.js').then(({shouldSend}) => {
-                    const at = {lat: 52.0, lon: 4.0, sentAt: 0};
-                    const moved = (m) => ({lat: 52.0 + m / 111320, lon: 4.0});
-                    return [
-                        shouldSend(null, moved(0), 0),
-                        shouldSend(at, moved(49), 29_999),
-                        shouldSend(at, moved(51), 1_000),
-                        shouldSend(at, moved(10), 30_000),
-                        shouldSend(at, moved(10), 30_000, false),
-                        shouldSend(at, moved(0), 300_000, false),
-                    ];
-                })"""
-            )
-            assert rule == [True, False, True, True, False, True]
-            worker = await page.evaluate(
-                "navigator.serviceWorker.ready.then(r => r.active && r.active.scriptURL)"
-            )
-            assert worker == f"{public}/app/sw.js"
+            async with _evidence(page, "prefix"):
+                await page.goto(f"{public}/app?agency={agency.agency_id}")
+                await page.wait_for_selector('[data-screen="signup"]:not([hidden])')
+                assert page.url.startswith(f"{public}/app/")
+                await _sign_up(page, stack.sent_file, "Bram", PREFIX_PHONE)
+                volunteer_id = await _volunteer_id(page)
+                await _certify(page, api, agency)
+                await page.click(".switch")
+                row = await _eventually(lambda: _position(stack.dsn, volunteer_id))
+                assert row["lat"] == pytest.approx(lat)
+                # The test alert button: the test alert rings through the same path.
+                await page.click("#test-alert")
+                await page.wait_for_selector("#alert-title:has-text('TEST')")
+                await page.click("#alert-close")
+                await page.wait_for_selector('[data-screen="home"]:not([hidden])')
+                # The sending rule itself, at the edges a test cannot wait for (30 s).
+                rule = await page.evaluate(
+                    """import('./geo.js').then(({shouldSend}) => {
+                        const at = {lat: 52.0, lon: 4.0, sentAt: 0};
+                        const moved = (m) => ({lat: 52.0 + m / 111320, lon: 4.0});
+                        return [
+                            shouldSend(null, moved(0), 0),
+                            shouldSend(at, moved(49), 29_999),
+                            shouldSend(at, moved(51), 1_000),
+                            shouldSend(at, moved(10), 30_000),
+                            shouldSend(at, moved(10), 30_000, false),
+                            shouldSend(at, moved(0), 300_000, false),
+                        ];
+                    })"""
+                )
+                assert rule == [True, False, True, True, False, True]
+                await _settings_sessions_export_and_erasure(page, stack.dsn, volunteer_id)
+                worker = await page.evaluate(
+                    "navigator.serviceWorker.ready.then(r => r.active && r.active.scriptURL)"
+                )
+                assert worker == f"{public}/app/sw.js"
             await context.close()
     finally:
         await runner.cleanup()
