@@ -55,6 +55,21 @@ ANDROID = (
 PREFIX_PHONE = "+31612000002"
 
 
+# Counts the ring's vibrations and tones (headless Chromium has neither a motor nor speakers).
+RING_PROBE = """
+window.__ring = {vibrations: 0, stops: 0, tones: 0};
+navigator.vibrate = (pattern) => {
+  if (pattern === 0) window.__ring.stops += 1; else window.__ring.vibrations += 1;
+  return true;
+};
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) {
+  window.__ring.tones += 1;
+  return start.apply(this, args);
+};
+"""
+
+
 def artifacts() -> Path:
     folder = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS", "test-artifacts")) / "volunteer-app"
     folder.mkdir(parents=True, exist_ok=True)
@@ -308,6 +323,7 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
             has_touch=True,
             viewport={"width": 412, "height": 915},
         )
+        await context.add_init_script(RING_PROBE)
         page = await context.new_page()
         async with _evidence(page, "duty-alert"):
             await page.goto(f"{base}/app/?agency={agency.agency_id}")
@@ -352,9 +368,13 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
             assert await page.inner_text("#alert-distance") == "100 m south"
             assert ADDRESS not in await page.inner_text("#alert-patient")
             await page.screenshot(path=str(shots / "alert.png"), full_page=True)
+            ring = await page.evaluate("window.__ring")
+            assert ring["vibrations"] >= 1
+            assert ring["tones"] >= 2, "the two-tone ring plays (the duty tap unlocked audio)"
 
             await page.click('[data-answer="accept"]')
             await page.wait_for_selector(f"#patient-address:has-text('{ADDRESS}')")
+            assert (await page.evaluate("window.__ring"))["stops"] >= 1, "accepting stops it"
             await page.click('[data-answer="en-route"]')
             await page.wait_for_selector('[data-answer="en-route"]', state="hidden")
             timeline = await api.call(
