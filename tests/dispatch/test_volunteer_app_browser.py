@@ -283,6 +283,29 @@ async def _moves(page: Any, dsn: str, volunteer_id: int, home: tuple[float, floa
         await _eventually(moved)
 
 
+async def _sign_in_elsewhere(context: Any, base: str, agency: Agency, sent_file: Path) -> None:
+    """A second device signs in with a new code and lists both devices."""
+    page = await context.new_page()
+    async with _evidence(page, "sign-in"):
+        await page.goto(f"{base}/app/?agency={agency.agency_id}#signin")
+        await page.fill('#signin-form [name="phone_e164"]', PHONE)
+        before = await asyncio.to_thread(_code_in, sent_file, PHONE)
+        await page.click('#signin-form button[type="submit"]')
+        await page.wait_for_selector('[data-screen="code"]:not([hidden])')
+
+        async def new_code() -> str | None:
+            code = await asyncio.to_thread(_code_in, sent_file, PHONE)
+            return code if code != before else None
+
+        await page.fill('#code-form [name="code"]', await _eventually(new_code))
+        await page.click('#code-form button[type="submit"]')
+        await page.wait_for_selector("#duty-label:has-text('Off duty')")
+        await page.goto(f"{base}/app/#sessions")
+        await page.wait_for_selector("#session-list li:nth-child(2)")
+        assert await page.locator("#session-list li button:has-text('Sign out here')").count() == 1
+    await context.close()
+
+
 async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
     stack: Stack, browser: Any
 ) -> None:
@@ -418,6 +441,9 @@ async def test_sign_up_go_on_duty_answer_an_alert_and_stand_down(
             )
             assert again["alerts_queued"] == 1
         await context.close()
+        second, also_requested = await _app_context(browser, base, app_lat, app_lon)
+        await _sign_in_elsewhere(second, base, agency, stack.sent_file)
+    requested += also_requested
     assert not _outside(requested, base), _outside(requested, base)
     (shots / "timings.json").write_text(json.dumps({"alert_shown_after_s": shown_after_s}))
 
