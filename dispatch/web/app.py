@@ -375,4 +375,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     ):
         app.add_routes(part.routes)
     app.add_routes(handlers_pages.routes)
+    handlers_pages.app_files()  # read once here, not on the event loop at the first request
     return app
