@@ -27,7 +27,9 @@ import math
 import os
 import random
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -211,7 +213,18 @@ async def run(args: argparse.Namespace) -> None:
                 for _ in range(10):  # warm-up
                     await one(session, None)
                 low = await measure(session, args.low_rate, args.low_seconds)
+                spy = None
+                if args.py_spy:
+                    # Collapsed stacks of the service during the load phase: where time goes.
+                    spy = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited)
+                        ["py-spy", "record", "--pid", str(server.proc.pid), "--rate", "250",
+                         "--format", "raw", "--output", args.py_spy, "--nonblocking"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
                 high = await measure(session, args.rate, args.seconds)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    await asyncio.to_thread(spy.wait, 30)
         finally:
             await probe.close()
         print(
@@ -240,6 +253,9 @@ def main() -> None:
     parser.add_argument("--low-seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="record the service's stacks in the load phase (py-spy)"
+    )
     parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
     asyncio.run(run(parser.parse_args()))
 

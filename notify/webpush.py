@@ -28,6 +28,7 @@ import binascii
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -234,9 +235,12 @@ def audience(endpoint: str) -> str:
 
 def topic_for(alert_id: str) -> str:
     """RFC 8030 §5.4 ``Topic`` (≤ 32 base64url characters): a later push for the same
-    alert replaces one the push service still holds."""
-    compact = "".join(c for c in alert_id if c in _B64URL)
-    return compact[:32] or "alert"
+    alert replaces one the push service still holds. A UUID fits as its 32 hex digits."""
+    try:
+        return uuid.UUID(alert_id).hex
+    except ValueError:
+        compact = "".join(c for c in alert_id if c in _B64URL)
+        return compact[:32] or "alert"
 
 
 def payload_for(message: AlertMessage) -> bytes:
@@ -396,7 +400,7 @@ class WebPushNotifier:
                 channel=Channel.WEB_PUSH,
                 outcome=DeliveryOutcome.ACCEPTED,
                 latency_ms=(time.perf_counter() - started) * 1000.0,
-                provider_message_id=redact(location, 200) if location else None,
+                provider_message_id=location[:300] if location else None,
             )
         outcome, code = classify_status(status)
         return _result(

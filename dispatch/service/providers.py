@@ -42,22 +42,21 @@ class Providers:
     live: LiveNotifier | None = None
     twilio_auth_token: str | None = None
 
+    def notifier(self, step: Step) -> Notifier | None:
+        """The notifier that sends ``step``, if one is configured."""
+        by_step: dict[Step, Notifier | None] = {
+            Step.LOG: self.log,
+            Step.PUSH: self.push,
+            Step.SMS: self.sms,
+            Step.VOICE: self.voice,
+            Step.WEB_PUSH: self.web_push,
+            Step.LIVE: self.live,
+        }
+        return by_step[step]
+
     @property
     def configured(self) -> frozenset[Step]:
-        found = set()
-        if self.log is not None:
-            found.add(Step.LOG)
-        if self.push is not None:
-            found.add(Step.PUSH)
-        if self.sms is not None:
-            found.add(Step.SMS)
-        if self.voice is not None:
-            found.add(Step.VOICE)
-        if self.web_push is not None:
-            found.add(Step.WEB_PUSH)
-        if self.live is not None:
-            found.add(Step.LIVE)
-        return frozenset(found)
+        return frozenset(step for step in Step if self.notifier(step) is not None)
 
 
 def public_base_url(settings: Settings) -> str:

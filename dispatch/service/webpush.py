@@ -4,8 +4,9 @@ The key pair is made at first start and kept in the database, so every process
 of an installation signs with the same key and a restart does not cut off the
 browsers that subscribed with it. With ``DISPATCH_WEBPUSH_KEY_PASSPHRASE`` set the
 private key is stored PKCS#8-encrypted (a database dump alone cannot sign for
-us); a key stored sealed cannot be opened without the passphrase, and start-up
-fails saying so.
+us), and a key stored before the passphrase was set is sealed at the next start; a
+key stored sealed cannot be opened without the passphrase, and start-up fails
+saying so.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ async def load_or_create_key(
                 ),
                 now=now,
             )
-    return load_private_key(stored.private_key, secret if stored.sealed else None)
+        key = load_private_key(stored.private_key, secret if stored.sealed else None)
+        if secret is not None and not stored.sealed:
+            # A passphrase set after the key was made: seal the stored key now.
+            await webpush_store.seal_vapid_key(conn, dump_private_key(key, secret))
+    return key
 
 
 async def register_subscription(

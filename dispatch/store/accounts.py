@@ -9,6 +9,7 @@ from uuid import UUID
 
 from dispatch.domain.phone_codes import CodeState, StoredCode
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
+from dispatch.store import webpush as webpush_store
 
 # --- codes ----------------------------------------------------------------------------------
 
@@ -338,8 +339,8 @@ async def access_session(conn: Any, presented: str, now: datetime) -> SessionAcc
 async def revoke(
     conn: Any, volunteer_id: int, session_ids: list[int], *, reason: str, now: datetime
 ) -> list[int]:
-    """Revoke live sessions of this volunteer and stop the push devices registered through
-    them; returns the sessions that were live."""
+    """Revoke live sessions of this volunteer and stop the push devices and Web Push
+    subscriptions registered through them; returns the sessions that were live."""
     rows = await conn.fetch(
         """
         UPDATE volunteer_sessions SET revoked_at = $3, revoked_reason = $4
@@ -362,6 +363,7 @@ async def revoke(
             revoked,
             now,
         )
+        await webpush_store.deactivate_for_sessions(conn, revoked, now=now)
     return revoked
 
 

@@ -252,7 +252,10 @@ async def claim_due(
                    array_agg(s.endpoint ORDER BY s.id) AS endpoints,
                    array_agg(s.p256dh ORDER BY s.id) AS p256dh,
                    array_agg(s.auth_secret ORDER BY s.id) AS auth
-            FROM webpush_subscriptions s WHERE s.volunteer_id = a.volunteer_id AND s.active
+            FROM webpush_subscriptions s
+            WHERE s.volunteer_id = a.volunteer_id AND s.active
+              -- One made for a key we no longer hold would only be refused (403).
+              AND s.vapid_public_key = (SELECT public_key FROM webpush_vapid_key)
         ) wp ON true
         ORDER BY l.id
         """,

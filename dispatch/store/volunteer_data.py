@@ -131,6 +131,11 @@ async def held_about(conn: Any, volunteer_id: int) -> dict[str, Any]:
         " FROM devices WHERE volunteer_id = $1 ORDER BY id",
         volunteer_id,
     )
+    subscriptions = await conn.fetch(
+        "SELECT id, endpoint, active, deactivated_reason, created_at, updated_at"
+        " FROM webpush_subscriptions WHERE volunteer_id = $1 ORDER BY id",
+        volunteer_id,
+    )
     position = await conn.fetchrow(
         "SELECT lat, lon, accuracy_m, reported_at FROM volunteer_positions WHERE volunteer_id = $1",
         volunteer_id,
@@ -160,6 +165,9 @@ async def held_about(conn: Any, volunteer_id: int) -> dict[str, Any]:
         )
     return {
         "devices": [{k: _plain(v) for k, v in dict(d).items()} for d in devices],
+        "web_push_subscriptions": [
+            {k: _plain(v) for k, v in dict(s).items()} for s in subscriptions
+        ],
         "position": {k: _plain(v) for k, v in dict(position).items()} if position else None,
         "alerts": [
             {

@@ -48,6 +48,14 @@ async def insert_vapid_key_once(
     return stored
 
 
+async def seal_vapid_key(conn: Conn, sealed_private_key: bytes) -> None:
+    """Replace the stored private key with its passphrase-encrypted form."""
+    await conn.execute(
+        "UPDATE webpush_vapid_key SET private_key = $1, sealed = true WHERE NOT sealed",
+        sealed_private_key,
+    )
+
+
 class SubscriptionHeldElsewhere(Exception):
     """The endpoint is registered to a volunteer of another agency."""
 
@@ -131,21 +139,6 @@ async def deactivate_subscriptions(
     return [(r["id"], r["volunteer_id"]) for r in rows]
 
 
-async def unsubscribe(conn: Conn, volunteer_id: int, endpoint: str, *, now: datetime) -> int | None:
-    """The volunteer's own subscription to this endpoint, deactivated; None if there was none."""
-    found: int | None = await conn.fetchval(
-        """
-        UPDATE webpush_subscriptions SET active = false, deactivated_reason = 'unsubscribed',
-            updated_at = $3
-        WHERE volunteer_id = $1 AND endpoint = $2 AND active RETURNING id
-        """,
-        volunteer_id,
-        endpoint,
-        now,
-    )
-    return found
-
-
 async def deactivate_for_sessions(conn: Conn, session_ids: Sequence[int], *, now: datetime) -> None:
     """Signed-out sessions take the subscriptions registered through them along."""
     await conn.execute(
@@ -157,16 +150,3 @@ async def deactivate_for_sessions(conn: Conn, session_ids: Sequence[int], *, now
         list(session_ids),
         now,
     )
-
-
-async def subscriptions_of(conn: Conn, volunteer_id: int) -> list[dict[str, object]]:
-    """For the volunteer's data export: no keys, the endpoint's origin only."""
-    rows = await conn.fetch(
-        """
-        SELECT id, substring(endpoint from '^[a-z]+://[^/]+') AS push_service, active,
-               deactivated_reason, created_at, updated_at
-        FROM webpush_subscriptions WHERE volunteer_id = $1 ORDER BY id
-        """,
-        volunteer_id,
-    )
-    return [dict(r) for r in rows]

@@ -153,7 +153,7 @@ async def me_stream(request: web.Request) -> web.StreamResponse:
             if event is None:
                 break
             await response.write(_frame(event))
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass  # the app went away; its stream is closed below
     finally:
         hub.close(stream)

@@ -12,7 +12,7 @@ from dispatch.web.openapi_common import (
     path_uuid,
     problem,
 )
-from dispatch.web.schemas import ref
+from dispatch.web.schemas import component_schemas, ref
 
 _ALERT_QUERY = {
     "in": "query",
@@ -59,7 +59,13 @@ def delivery_paths() -> dict[str, Any]:
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {"oneOf": [ref("Device"), ref("WebPushDevice")]}
+                            "schema": {
+                                "oneOf": [ref("Device"), ref("WebPushDevice")],
+                                "examples": [
+                                    *component_schemas()["Device"]["examples"],
+                                    *component_schemas()["WebPushDevice"]["examples"],
+                                ],
+                            }
                         }
                     },
                 },
@@ -95,7 +101,7 @@ def delivery_paths() -> dict[str, Any]:
                             "comments. Acknowledge an alert with POST /v1/alerts/{id}/ack "
                             '{"channel": "live"}.'
                         ),
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "content": {"text/event-stream": {"schema": ref("LiveEvent")}},
                     }
                 },
                 security="volunteerToken",

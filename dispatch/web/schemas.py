@@ -318,6 +318,25 @@ def _request_schemas() -> dict[str, Any]:
             description="Which channel brought the alert (default push)",
             examples=[{"channel": "live"}],
         ),
+        "LiveEvent": {
+            "type": "object",
+            "description": "One Server-Sent Event of /v1/me/stream (heartbeats are comments)",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {
+                    "type": "string",
+                    "description": "ready, alert, stand_down or test; ignore unknown ones",
+                },
+                "data": {
+                    "type": "string",
+                    "description": (
+                        "One line of JSON: the Web Push payload (title, body, data) plus type"
+                    ),
+                },
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        },
         "WebPushKey": {
             "type": "object",
             "required": ["public_key"],

@@ -24,6 +24,11 @@ batches are out at once, so a batch waiting on a slow provider answer, or on its
 bookkeeping, does not hold back alerts committed meanwhile. The worker claims
 from a pool of its own (``dispatch.web.app``): a burst of intake cannot take the
 connections the alerts it writes need.
+
+This module is the loop and the sending. What goes out is decided in
+``dispatch.domain.delivery_decisions``, what it says is written by
+``dispatch.service.alert_messages``, and what a finished batch records is in
+``dispatch.workers.outbox_records``.
 """
 
 from __future__ import annotations
@@ -315,14 +320,13 @@ class OutboxWorker:
         d = attempt.delivery
         step = attempt.step
         assert step is not None
-        notifier: Notifier | None
-        if step in (Step.LOG, Step.LIVE):
-            notifier = self._providers.log if step is Step.LOG else self._providers.live
-            address = f"volunteer:{d.alert.volunteer_id}"
-        else:
-            notifier = self._providers.sms if step is Step.SMS else self._providers.voice
-            address = d.phone_e164 or ""
+        notifier = self._providers.notifier(step)
         assert notifier is not None
+        address = (
+            f"volunteer:{d.alert.volunteer_id}"
+            if step in (Step.LOG, Step.LIVE)
+            else d.phone_e164 or ""
+        )
         message = compose(d, step, address, ios=False)
         # A reclaimed row may have been created at Twilio before the crash: look before sending.
         verify = step is Step.SMS and (d.verify_before_send or d.reclaimed)

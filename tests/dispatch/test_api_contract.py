@@ -37,6 +37,7 @@ _CROSS_FIELD = [
     ("/v1/me", "PATCH", "the preferred channel cannot also be refused"),
     ("/v1/me/credentials", "POST", "the expiry date must be later than today"),
     ("/v1/me/credentials/{credential_id}/scan", "PUT", "the bytes must be the declared type"),
+    ("/v1/me/devices", "PUT", "a Web Push p256dh must be a point on P-256, the endpoint https"),
 ]
 # Erasing the volunteer would leave the rest of the volunteer run to answer 401; erasure
 # has its own round trip through the real server (test_erasure_e2e).
@@ -133,6 +134,8 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
             **env,
             "DISPATCH_AUTH_CLIENT_FAILURES": "1000000",
             "DISPATCH_AUTH_AGENCY_FAILURES": "1000000",
+            # The live stream ends after a second, so its checks see a whole response.
+            "DISPATCH_LIVE_STREAM_MAX_S": "1",
         },
         tmp_path / "serve.log",
     )

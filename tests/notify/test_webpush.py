@@ -29,6 +29,7 @@ from notify.webpush import (
     payload_for,
     public_key_b64,
     subscription_address,
+    topic_for,
 )
 from tests.fakes.webpush import BrowserSubscription, FakeWebPush, PushReply
 from tests.notify.conftest import NOW, closed_port, fixed_clock, make_alert
@@ -91,6 +92,7 @@ async def test_a_subscription_gets_the_alert_with_the_same_data_keys_as_fcm(
     assert got.headers["Urgency"] == "high"
     assert got.headers["TTL"] == "180"  # the alert's remaining life
     assert got.headers["Topic"] == "al-7f3a9c2e4b1d"
+    assert topic_for("0b7e6c1a-1f2d-4c3b-9a8e-7d6c5b4a3f21") == "0b7e6c1a1f2d4c3b9a8e7d6c5b4a3f21"
     assert got.claims["aud"] == fake.url
     assert got.claims["sub"] == SUBJECT
 
