@@ -575,6 +575,9 @@ function wire() {
       const said = event.data || {};
       // A Web Push message reached this device (the worker has no token to say so itself).
       if (said.type === "pushed" && said.alert_id) feed.arrived(said.alert_id, "web_push");
+      if (said.type === "stand-down" && shownAlert && shownAlert.alert_id === said.alert_id) {
+        refreshAlert(said.alert_id);
+      }
       if (said.type === "open-alert" && said.alert_id) {
         openedVia = "web_push";
         openAlert(said.alert_id);

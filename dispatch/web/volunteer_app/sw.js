@@ -85,7 +85,9 @@ self.addEventListener("push", (event) => {
   const body = (data.notification && data.notification.body) || data.body || "";
   event.waitUntil(
     Promise.all([
-      alertId ? tellWindows({ type: "pushed", alert_id: alertId }) : null,
+      alertId
+        ? tellWindows({ type: payload.type === "stand_down" ? "stand-down" : "pushed", alert_id: alertId })
+        : null,
       self.registration.showNotification(title, {
         body,
         tag: alertId || "dispatch",
