@@ -99,10 +99,8 @@ def _serve(request: web.Request, name: str) -> web.Response:
     found = app_files().get(name)
     if found is None:
         raise not_found("file")
+    # No Service-Worker-Allowed header: the worker at /app/sw.js controls /app/ and no more.
     headers = {**_HEADERS, "ETag": found.etag}
-    if name == "sw.js":
-        # The worker lives at /app/sw.js and controls /app/ only: no wider scope is asked.
-        headers["Service-Worker-Allowed"] = "./"
     if request.headers.get("If-None-Match") == found.etag:
         return web.Response(status=304, headers=headers)
     response = web.Response(body=found.body, headers=headers)
