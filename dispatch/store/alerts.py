@@ -198,27 +198,6 @@ async def mark_answered(conn: Conn, alert_id: UUID, now: datetime) -> None:
     await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
 
 
-async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
-    """The volunteer's own alert with the patient's place and the AED assigned to fetch.
-
-    None for an alert that does not exist or belongs to someone else (indistinguishable).
-    """
-    row = await conn.fetchrow(
-        """
-        SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
-               i.lat, i.lon, i.report #>> '{address,text}' AS address,
-               aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
-               aed.indoor_description, aed.access_notes
-        FROM alerts a JOIN incidents i ON i.id = a.incident_id
-        LEFT JOIN aeds aed ON aed.id = a.aed_id
-        WHERE a.id = $1 AND a.volunteer_id = $2
-        """,
-        alert_id,
-        volunteer_id,
-    )
-    return None if row is None else dict(row)
-
-
 @dataclass(frozen=True, slots=True)
 class LiveAlert:
     """An alert whose volunteer may still be going, as the role planner sees it."""
@@ -481,3 +460,72 @@ async def queue_notices(
         now,
         list(alert_ids),
     )
+
+
+_RESPONDING_STATES = ("accepted", "en_route", "on_scene")
+
+
+async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+    """The volunteer's own alert as the app shows it; None when it is not theirs.
+
+    The patient's address is given only while they are responding: a volunteer who has not
+    accepted (or has stood down) needs the direction and distance, not the door.
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
+               i.status AS incident_status, i.is_test,
+               i.lat, i.lon, i.report #>> '{address,text}' AS address,
+               aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
+               aed.indoor_description, aed.access_notes,
+               (SELECT r.details ->> 'reason' FROM response_log r
+                WHERE r.incident_id = a.incident_id AND r.alert_id = a.id
+                  AND r.event IN ('alert_stood_down', 'alert_released', 'alert_timed_out')
+                ORDER BY r.at DESC, r.id DESC LIMIT 1) AS ended_reason,
+               EXISTS (SELECT 1 FROM response_log r
+                       WHERE r.incident_id = a.incident_id AND r.alert_id = a.id
+                         AND r.event = 'alert_accepted') AS was_accepted,
+               EXISTS (SELECT 1 FROM alert_feedback f
+                       WHERE f.alert_id = a.id AND f.volunteer_id = a.volunteer_id)
+                   AS feedback_given
+        FROM alerts a JOIN incidents i ON i.id = a.incident_id
+        LEFT JOIN aeds aed ON aed.id = a.aed_id
+        WHERE a.id = $1 AND a.volunteer_id = $2
+        """,
+        alert_id,
+        volunteer_id,
+    )
+    if row is None:
+        return None
+    aed = None
+    if row["role"] == "aed" and row["aed_name"] is not None:
+        aed = {
+            "name": row["aed_name"],
+            "lat": row["aed_lat"],
+            "lon": row["aed_lon"],
+            "indoor_description": row["indoor_description"],
+            "access_notes": row["access_notes"],
+        }
+    responding = row["state"] in _RESPONDING_STATES
+    ended = row["incident_status"] != "active"
+    return {
+        "alert_id": str(row["id"]),
+        "incident_id": str(row["incident_id"]),
+        "state": row["state"],
+        "role": row["role"],
+        "test": row["role"] == "test" or row["is_test"],
+        "expires_at": row["expires_at"].isoformat(),
+        "distance_m": round(row["distance_m"]),
+        "incident_status": row["incident_status"],
+        "ended_reason": row["ended_reason"],
+        "patient": {
+            "lat": row["lat"],
+            "lon": row["lon"],
+            "address": row["address"] if responding else None,
+        },
+        "aed": aed,
+        "aftercare": {
+            "asked": ended and row["was_accepted"] and row["role"] != "test",
+            "answered": row["feedback_given"],
+        },
+    }

@@ -47,6 +47,7 @@ from dispatch.web import (
     handlers_delivery,
     handlers_me,
     handlers_oversight,
+    handlers_pages,
     handlers_webpush,
 )
 from dispatch.web.auth import THROTTLED_TYPE
@@ -373,4 +374,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         handlers_webpush,
     ):
         app.add_routes(part.routes)
+    app.add_routes(handlers_pages.routes)
+    handlers_pages.app_files()  # read once here, not on the event loop at the first request
     return app

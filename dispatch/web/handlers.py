@@ -176,30 +176,10 @@ async def get_alert(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     volunteer = await _volunteer(request)
     async with request.app[keys.POOL].acquire() as conn:
-        row = await alert_store.volunteer_view(conn, alert_id, volunteer.volunteer_id)
-    if row is None:
+        found = await alert_store.volunteer_view(conn, alert_id, volunteer.volunteer_id)
+    if found is None:
         raise not_found("alert")
-    aed = None
-    if row["role"] == "aed" and row["aed_name"] is not None:
-        aed = {
-            "name": row["aed_name"],
-            "lat": row["aed_lat"],
-            "lon": row["aed_lon"],
-            "indoor_description": row["indoor_description"],
-            "access_notes": row["access_notes"],
-        }
-    return web.json_response(
-        {
-            "alert_id": str(row["id"]),
-            "incident_id": str(row["incident_id"]),
-            "state": row["state"],
-            "role": row["role"],
-            "expires_at": row["expires_at"].isoformat(),
-            "distance_m": round(row["distance_m"]),
-            "patient": {"lat": row["lat"], "lon": row["lon"], "address": row["address"]},
-            "aed": aed,
-        }
-    )
+    return web.json_response(found)
 
 
 @routes.post("/v1/alerts/{alert_id}/accept")

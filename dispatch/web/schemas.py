@@ -492,11 +492,38 @@ def _response_schemas() -> dict[str, Any]:
                 "alert_id": _UUID,
                 "incident_id": _UUID,
                 "state": {"type": "string"},
-                "role": {"enum": ["cpr", "aed"]},
+                "role": {"enum": ["cpr", "aed", "test"]},
+                "test": {"type": "boolean"},
                 "expires_at": {"type": "string", "format": "date-time"},
                 "distance_m": {"type": "integer"},
-                "patient": {"type": "object"},
+                "incident_status": {"enum": ["active", "closed", "cancelled"]},
+                "ended_reason": {
+                    "type": ["string", "null"],
+                    "description": "Why the alert was stood down or released, e.g."
+                    " target_reached (enough responders) or incident_ended",
+                },
+                "patient": {
+                    "type": "object",
+                    "properties": {
+                        "lat": {"type": ["number", "null"]},
+                        "lon": {"type": ["number", "null"]},
+                        "address": {
+                            "type": ["string", "null"],
+                            "description": "Only while the volunteer is responding",
+                        },
+                    },
+                },
                 "aed": {"type": ["object", "null"]},
+                "aftercare": {
+                    "type": "object",
+                    "properties": {
+                        "asked": {
+                            "type": "boolean",
+                            "description": "The incident ended after they accepted",
+                        },
+                        "answered": {"type": "boolean"},
+                    },
+                },
             },
         },
         "Timeline": {
