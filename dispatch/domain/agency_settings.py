@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cad_adapters.cap_signature import load_certificate
+from dispatch.domain.field_error import FieldError
+from dispatch.domain.time_zones import time_zone
 
 FIELDS: Final = (
     "alert_radius_m",
@@ -30,11 +31,8 @@ _PLACE_LISTS: Final = ("residential", "public")
 _MAX_ITEMS: Final = 200
 
 
-class SettingsError(ValueError):
-    def __init__(self, pointer: str, detail: str) -> None:
-        super().__init__(f"{pointer}: {detail}")
-        self.pointer = pointer
-        self.detail = detail
+class SettingsError(FieldError):
+    """Agency or volunteer settings refused at a field."""
 
 
 def _strings(value: Any, pointer: str) -> list[str]:
@@ -115,16 +113,7 @@ def validate_settings(data: Any) -> dict[str, Any]:
             )
         )
     if "time_zone" in body:
-        zone = body["time_zone"]
-        try:
-            if not isinstance(zone, str) or not zone:
-                raise ValueError(zone)
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(
-                "/time_zone", "must be an IANA time zone like Europe/Amsterdam"
-            ) from None
-        out["time_zone"] = zone
+        out["time_zone"] = time_zone(body["time_zone"]).key
     if "require_signature" in body:
         if not isinstance(body["require_signature"], bool):
             raise SettingsError("/require_signature", "must be true or false")

@@ -13,7 +13,7 @@ earlier steps: a push still being retried does not hold back the text.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -135,14 +135,3 @@ def still_needed(step: str, state: AlertState, *, expires_at: datetime, now: dat
     if step == START:
         return state is AlertState.QUEUED
     return state in _RECEIPT_GATED
-
-
-def shift_for_next(pending: Sequence[datetime], now: datetime) -> timedelta:
-    """How far to move the remaining steps earlier after a step failed for good.
-
-    The next step starts now; the ones after it keep their spacing.
-    """
-    if not pending:
-        return timedelta(0)
-    first = min(pending)
-    return max(timedelta(0), first - now)

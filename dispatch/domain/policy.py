@@ -22,12 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dispatch.domain.field_error import FieldError
 
-class PolicyError(ValueError):
-    def __init__(self, pointer: str, detail: str) -> None:
-        super().__init__(f"{pointer}: {detail}")
-        self.pointer = pointer
-        self.detail = detail
+
+class PolicyError(FieldError):
+    """An alert policy document refused at a field."""
 
 
 @dataclass(frozen=True, slots=True)

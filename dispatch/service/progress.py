@@ -13,16 +13,17 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
+from dispatch.domain.delivery_chain import START
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState, is_open
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
 from dispatch.domain.models import AgencyPolicy, derived_alert_policy
 from dispatch.domain.policy import AlertPolicy
+from dispatch.domain.time_zones import time_zone
 from dispatch.domain.waves import RESPONDING, plan
 from dispatch.service import aftercare
 from dispatch.service.events import EventBuffer
@@ -38,7 +39,6 @@ from dispatch.store.incidents import IncidentProgress
 # Candidates are fetched in batches larger than the free slots, since eligibility rules
 # (tier, duty, quiet hours…) may exclude many; at most this many batches per call.
 _MATCH_ROUNDS: Final = 6
-DEFAULT_CHANNEL: Final = "auto"
 
 # Earlier policy versions that running incidents still follow; bounded (oldest dropped
 # first, read again from the database when needed) so edits over months do not pile up.
@@ -261,7 +261,7 @@ async def _match(
             now=now,
         )
         candidates = [
-            NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", DEFAULT_CHANNEL)
+            NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", START)
             for hit in pick_eligible(hits, profiles.get, facts, missing, excluded)
         ]
         inserted = await alert_store.insert_with_outbox(
@@ -322,11 +322,7 @@ async def _plan_roles(
     )
     if not live:
         return
-    try:
-        zone = ZoneInfo(agency.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = events.now.astimezone(zone)
+    local = events.now.astimezone(time_zone(agency.time_zone))
     nearby = await aed_store.near(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )

@@ -281,61 +281,6 @@ async def claim_due(
     ]
 
 
-async def finish_delivery(
-    conn: Any,
-    outbox_id: int,
-    *,
-    outcome: str,
-    error: str | None,
-    now: datetime,
-    channel: str | None = None,
-    provider_ref: str | None = None,
-) -> bool:
-    """Mark a leased row done; False if it was already done (another worker after lease expiry).
-
-    ``channel`` records which step a chain-start row turned into.
-    """
-    updated = await conn.fetchval(
-        """
-        UPDATE outbox SET done_at = $2, outcome = $3, last_error = $4, lease_until = NULL,
-                          channel = coalesce($5, channel), provider_ref = $6
-        WHERE id = $1 AND done_at IS NULL RETURNING true
-        """,
-        outbox_id,
-        now,
-        outcome,
-        error,
-        channel,
-        provider_ref,
-    )
-    return bool(updated)
-
-
-async def retry_delivery(
-    conn: Any,
-    outbox_id: int,
-    *,
-    at: datetime,
-    error: str,
-    channel: str | None = None,
-    verify_before_send: bool = False,
-) -> bool:
-    """Put a leased row back for another attempt at ``at``; False if it was done meanwhile."""
-    updated = await conn.fetchval(
-        """
-        UPDATE outbox SET available_at = $2, lease_until = NULL, last_error = $3,
-                          channel = coalesce($4, channel), verify_before_send = $5
-        WHERE id = $1 AND done_at IS NULL RETURNING true
-        """,
-        outbox_id,
-        at,
-        error,
-        channel,
-        verify_before_send,
-    )
-    return bool(updated)
-
-
 async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
     """Every alert of the incident, row-locked, as the wave planner sees them."""
     rows = await conn.fetch(

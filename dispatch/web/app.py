@@ -157,9 +157,6 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     # Delivery providers (issue 4): FCM / Twilio when configured, else the log provider.
     async with open_providers(app[keys.SETTINGS]) as providers:
         app[keys.PROVIDERS] = providers
-        primary = providers.push or providers.sms or providers.voice or providers.log
-        assert primary is not None
-        app[keys.NOTIFIER] = primary
         yield
 
 

@@ -14,6 +14,7 @@ _RESULTS = [
     "refused_document",
     "all_items_refused",
     "bad_mapping",
+    "bad_time_zone",
 ]
 
 
