@@ -7,7 +7,9 @@ no timer and any process may run any step.
 
 Timing: after a push the volunteer's phone has ``ack_timeout_s`` to acknowledge
 receipt before the next channel starts; after a text or a call the volunteer
-has ``answer_timeout_s`` to answer. Steps run in parallel with retries of
+has ``next_channel_after_s`` to answer (the call after an unanswered text). The
+alert policy's ``not_coming_after_s`` is kept longer than the whole chain
+(``dispatch.domain.policy.check_answer_windows``). Steps run in parallel with retries of
 earlier steps: a push still being retried does not hold back the text.
 """
 
@@ -94,7 +96,7 @@ def plan(
     configured: Collection[Step],
     now: datetime,
     ack_timeout_s: float,
-    answer_timeout_s: float,
+    next_channel_after_s: float,
 ) -> list[PlannedStep]:
     """The chain for a new alert; empty when no configured channel can reach the volunteer.
 
@@ -120,7 +122,7 @@ def plan(
     at = now
     for step in chosen:
         steps.append(PlannedStep(step, at))
-        at += timedelta(seconds=ack_timeout_s if step is Step.PUSH else answer_timeout_s)
+        at += timedelta(seconds=ack_timeout_s if step is Step.PUSH else next_channel_after_s)
     return steps
 
 

@@ -103,7 +103,7 @@ def plan(
             reason="incident_ended" if not open_ else "ems_on_scene",
         )
 
-    answer_window = timedelta(seconds=policy.answer_timeout_s)
+    answer_window = timedelta(seconds=policy.not_coming_after_s)
     timed_out, waiting, responding = _sort(alerts, now, answer_window)
 
     if responding >= policy.target_accepted:

@@ -21,7 +21,7 @@ from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState, is_open
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
-from dispatch.domain.models import AgencyPolicy, derived_alert_policy
+from dispatch.domain.models import AgencyPolicy
 from dispatch.domain.policy import AlertPolicy
 from dispatch.domain.time_zones import time_zone
 from dispatch.domain.waves import RESPONDING, plan
@@ -51,8 +51,6 @@ async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPol
     current = agency.alert_policy
     if version == current.version:
         return current
-    if version == 0:
-        return derived_alert_policy(agency.radius_m, agency.limit)
     cached = _policy_versions.get((agency.agency_id, version))
     if cached is None:
         cached = await agency_store.alert_policy_version(conn, agency.agency_id, version)

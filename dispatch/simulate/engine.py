@@ -175,7 +175,7 @@ class _Run:
         facts = IncidentFacts(scene.place_type, scene.is_test, now, scene.policy.lay_unknown_place)
         excluded: dict[str, int] = {}
         chosen = pick_eligible(self.walk(radius_m), self.profiles(now), facts, wanted, excluded)
-        window_us = int(scene.policy.answer_timeout_s * US)
+        window_us = int(scene.policy.not_coming_after_s * US)
         for hit in chosen:
             k = len(self.alerts)
             vid = hit.volunteer_id

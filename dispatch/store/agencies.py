@@ -40,8 +40,6 @@ def _policy(row: Any) -> AgencyPolicy:
     places = row["place_rules"]
     return AgencyPolicy(
         agency_id=row["id"],
-        radius_m=row["alert_radius_m"],
-        limit=row["alert_limit"],
         position_max_age_s=row["position_max_age_s"],
         alert_ttl_s=row["alert_ttl_s"],
         time_zone=row["time_zone"],
@@ -66,26 +64,25 @@ def _policy(row: Any) -> AgencyPolicy:
 
 
 async def create_agency(
-    conn: Any, *, name: str, radius_m: float | None = None, limit: int | None = None
+    conn: Any, *, name: str, first_policy: AlertPolicy | None = None
 ) -> tuple[UUID, str]:
-    """Create an agency with one integration key; returns (agency id, key), the key unstored."""
+    """Create an agency with one integration key and its first alert policy (version 1);
+    returns (agency id, key), the key unstored."""
     agency_id = uuid4()
     key = new_token(TokenKind.AGENCY_KEY)
     async with conn.transaction():
-        await conn.execute(
-            """
-            INSERT INTO agencies (id, name, alert_radius_m, alert_limit)
-            VALUES ($1, $2, coalesce($3, 500), coalesce($4, 7))
-            """,
-            agency_id,
-            name,
-            radius_m,
-            limit,
-        )
+        # alert_radius_m and alert_limit are no longer read (the policy is): left to their
+        # defaults until a later migration drops them.
+        await conn.execute("INSERT INTO agencies (id, name) VALUES ($1, $2)", agency_id, name)
         await conn.execute(
             "INSERT INTO agency_keys (agency_id, key_hash, label) VALUES ($1, $2, 'initial')",
             agency_id,
             hash_token(key),
+        )
+        await conn.execute(
+            "INSERT INTO alert_policies (agency_id, version, policy) VALUES ($1, 1, $2)",
+            agency_id,
+            (first_policy or AlertPolicy()).to_json(),
         )
     return agency_id, key
 

@@ -1,31 +1,29 @@
-"""Agency administration over HTTP, for the agency's supervisors."""
+"""Agency administration over HTTP, for the agency's supervisors.
+
+The use cases are ``dispatch.service.admin``'s, which the CLI calls too: this module only
+reads the request, names the actor and turns refusals into problem+json.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from aiohttp import web
 
-from dispatch.domain.aed_import import AedImportError, AedRecord
+from dispatch.domain.aed_import import AedRecord
 from dispatch.domain.aed_import import iter_csv as iter_aed_csv
 from dispatch.domain.aed_import import iter_geojson as iter_aed_geojson
-from dispatch.domain.agency_settings import SettingsError, validate_settings
+from dispatch.domain.field_error import FieldError
 from dispatch.domain.json_stream import JsonSyntaxError
-from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import (
-    IDENTITY_FIELDS,
-    validate_identity,
-    validate_volunteer_settings,
-)
-from dispatch.service import aed_import
+from dispatch.service import admin, aed_import
 from dispatch.service.feeds import health_view
-from dispatch.service.profile import forget_position
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
-from dispatch.store import audit
 from dispatch.store import feeds as feed_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteer_events as volunteer_event_store
@@ -37,6 +35,26 @@ from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, malformed, not_found
 
 routes = web.RouteTableDef()
+
+
+def _followers(request: web.Request) -> admin.Followers:
+    return admin.Followers(
+        auth_cache=request.app[keys.AUTH_CACHE],
+        positions=request.app[keys.POSITIONS],
+        writer=request.app[keys.POSITION_WRITER],
+    )
+
+
+@asynccontextmanager
+async def _admin(request: web.Request) -> AsyncIterator[tuple[Any, datetime]]:
+    """A connection and the time for one admin use case; its refusals as problem+json."""
+    async with request.app[keys.POOL].acquire() as conn:
+        try:
+            yield conn, request.app[keys.CLOCK].now()
+        except FieldError as exc:
+            raise invalid(exc.pointer, exc.detail) from None
+        except admin.NotFound as exc:
+            raise not_found(exc.what) from None
 
 
 async def _supervised_agency(request: web.Request) -> UUID:
@@ -63,28 +81,10 @@ async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "AgencySettingsChange")
-    try:
-        changes = validate_settings(data)
-    except SettingsError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        before = await agency_store.settings(conn, agency_id)
-        await agency_store.update_settings(conn, agency_id, changes)
-        current = await agency_store.settings(conn, agency_id)
-        assert before is not None
-        assert current is not None
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="settings_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=request.app[keys.CLOCK].now(),
-            before={k: before[k] for k in changes},
-            after={k: current[k] for k in changes},
+    async with _admin(request) as (conn, now):
+        current = await admin.change_settings(
+            conn, agency_id, data, actor=actor, now=now, followers=_followers(request)
         )
-    request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response(current)
 
 
@@ -93,43 +93,9 @@ async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "NewVolunteer")
-    try:
-        identity = validate_identity(data)
-        settings = validate_volunteer_settings(
-            {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
-        )
-    except SettingsError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    now = request.app[keys.CLOCK].now()
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        volunteer_id, token = await volunteer_store.create_volunteer(
-            conn,
-            agency_id=agency_id,
-            display_name=identity.display_name,
-            phone_e164=identity.phone_e164,
-            language=identity.language,
-            settings=settings,
-            now=now,
-        )
-        # Who the person is stays out of the append-only log: only that it was given.
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="volunteer_created",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
-            after={**settings, "phone_given": identity.phone_e164 is not None},
-        )
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="volunteer_token_issued",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
+    async with _admin(request) as (conn, now):
+        volunteer_id, token = await admin.create_volunteer(
+            conn, agency_id, data, actor=actor, now=now
         )
     return web.json_response({"volunteer_id": volunteer_id, "token": token}, status=201)
 
@@ -156,40 +122,11 @@ async def patch_volunteer(request: web.Request) -> web.Response:
     """Tier, certificate, duty, quiet hours, budget, tester, availability; others stay."""
     agency_id, actor = await supervisor(request)
     volunteer_id = _volunteer_id(request)
-    try:
-        changes = validate_volunteer_settings(await json_body(request, "VolunteerSettingsChange"))
-    except SettingsError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    if not changes:
-        raise invalid("", "name at least one setting to change")
-    cache = request.app[keys.POSITIONS]
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        before = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
-        if before is None or not await volunteer_store.update_settings(
-            conn, agency_id, volunteer_id, changes
-        ):
-            raise not_found("volunteer")
-        found = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
-        assert found is not None
-        if not found["on_duty"]:
-            await forget_position(conn, volunteer_id, cache, request.app[keys.POSITION_WRITER])
-        position = await volunteer_store.position_of(conn, volunteer_id)
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="volunteer_changed",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=request.app[keys.CLOCK].now(),
-            before={k: before[k] for k in changes},
-            after={k: found[k] for k in changes},
+    data = await json_body(request, "VolunteerSettingsChange")
+    async with _admin(request) as (conn, now):
+        found = await admin.change_volunteer(
+            conn, agency_id, volunteer_id, data, actor=actor, now=now, followers=_followers(request)
         )
-    # The index holds only volunteers who may be alerted: follow the change at once.
-    if found["verified"] and found["available"] and position is not None:
-        cache.upsert(position)
-    else:
-        cache.remove(volunteer_id)
     return web.json_response(found)
 
 
@@ -209,18 +146,12 @@ async def volunteer_events(request: web.Request) -> web.Response:
     return web.json_response({"volunteer_id": volunteer_id, "events": events})
 
 
-def _policy_json(policy: AlertPolicy) -> dict[str, Any]:
-    return {"version": policy.version, **policy.to_json()}
-
-
 @routes.get("/v1/agencies/{agency_id}/policy")
 async def get_policy(request: web.Request) -> web.Response:
     agency_id = await _supervised_agency(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        agency = await agency_store.policy(conn, agency_id)
-    if agency is None:
-        raise not_found("agency")
-    return web.json_response(_policy_json(agency.alert_policy))
+    async with _admin(request) as (conn, _):
+        policy = await admin.current_policy(conn, agency_id)
+    return web.json_response(admin.policy_view(policy))
 
 
 @routes.put("/v1/agencies/{agency_id}/policy")
@@ -228,26 +159,11 @@ async def put_policy(request: web.Request) -> web.Response:
     """A whole policy document (fields left out take the documented defaults)."""
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "PolicyDocument")
-    try:
-        policy = policy_from_json(data)
-    except PolicyError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        previous = await agency_store.policy(conn, agency_id)
-        version = await agency_store.store_alert_policy(conn, agency_id, policy)
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="policy_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=request.app[keys.CLOCK].now(),
-            before=_policy_json(previous.alert_policy) if previous is not None else None,
-            after={**_policy_json(policy), "version": version},
+    async with _admin(request) as (conn, now):
+        policy = await admin.store_policy(
+            conn, agency_id, data, actor=actor, now=now, followers=_followers(request)
         )
-    request.app[keys.AUTH_CACHE].forget(agency_id)
-    return web.json_response({**_policy_json(policy), "version": version})
+    return web.json_response(admin.policy_view(policy))
 
 
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
@@ -304,7 +220,7 @@ async def import_aeds(request: web.Request) -> web.Response:
         raise malformed("the file is not UTF-8") from None
     except JsonSyntaxError as exc:
         raise malformed(str(exc)) from None
-    except AedImportError as exc:
+    except FieldError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({"imported": count})

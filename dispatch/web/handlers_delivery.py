@@ -7,7 +7,7 @@ URL and the form, keyed by the auth token), checked with Twilio's own
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 from xml.sax.saxutils import escape
 
@@ -17,12 +17,12 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from cad_adapters.text import storable
+from dispatch.domain.field_error import FieldError
+from dispatch.service import admin
 from dispatch.service import delivery as delivery_service
 from dispatch.service import devices as device_service
 from dispatch.service.delivery import public_base_url
 from dispatch.service.responses import AlertNotFound
-from dispatch.store import audit
-from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import json_body
@@ -114,37 +114,19 @@ async def ack_alert(request: web.Request) -> web.Response:
 # --- supervisors ----------------------------------------------------------------------------
 
 
-def _window(data: dict[str, Any], name: str) -> int | None:
-    return int(data[name]) if name in data else None
-
-
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
 async def put_delivery_settings(request: web.Request) -> web.Response:
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "DeliverySettingsChange")
-    critical = data.get("critical_alerts")
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        before = await delivery_store.agency_windows(conn, agency_id)
-        stored = await delivery_store.set_agency_windows(
-            conn,
-            agency_id,
-            push_ack_timeout_s=_window(data, "push_ack_timeout_s"),
-            answer_timeout_s=_window(data, "answer_timeout_s"),
-            critical_alerts=critical,
-        )
-        if stored is None:
-            raise not_found("agency")
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="delivery_settings_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=request.app[keys.CLOCK].now(),
-            before=before,
-            after=stored,
-        )
+    async with request.app[keys.POOL].acquire() as conn:
+        try:
+            stored = await admin.change_delivery_settings(
+                conn, agency_id, data, actor=actor, now=request.app[keys.CLOCK].now()
+            )
+        except FieldError as exc:
+            raise invalid(exc.pointer, exc.detail) from None
+        except admin.NotFound:
+            raise not_found("agency") from None
     return web.json_response(stored)
 
 

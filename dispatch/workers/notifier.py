@@ -316,7 +316,7 @@ class OutboxWorker:
                 configured=self._providers.configured,
                 now=now,
                 ack_timeout_s=delivery.ack_timeout_s,
-                answer_timeout_s=delivery.answer_timeout_s,
+                next_channel_after_s=delivery.answer_timeout_s,
             )
             if not steps:
                 attempt.result = self._failure(None, "no_channel", "no way to reach the volunteer")

@@ -178,7 +178,7 @@ MATRIX: dict[str, Access] = {
     "GET /v1/agencies/{agency_id}/volunteers/{volunteer_id}/events": supervised(200),
     "GET /v1/agencies/{agency_id}/volunteers/{volunteer_id}/export": supervised(200),
     "GET /v1/agencies/{agency_id}/settings": supervised(200),
-    "PATCH /v1/agencies/{agency_id}/settings": supervised(200, body=_json({"alert_limit": 5})),
+    "PATCH /v1/agencies/{agency_id}/settings": supervised(200, body=_json({"alert_ttl_s": 900})),
     "GET /v1/agencies/{agency_id}/policy": supervised(200),
     "PUT /v1/agencies/{agency_id}/policy": supervised(200, body=_json({"target_accepted": 2})),
     "GET /v1/agencies/{agency_id}/aeds": supervised(200),

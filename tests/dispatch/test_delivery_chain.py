@@ -7,9 +7,14 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.delivery_chain import START, Reach, Step, plan, still_needed
+from dispatch.domain.policy import AlertPolicy, check_answer_windows
+from dispatch.domain.waves import AlertView
+from dispatch.domain.waves import plan as wave_plan
 from dispatch.service.delivery import Pacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert
@@ -33,7 +38,9 @@ def _reach(**overrides: object) -> Reach:
 def _steps(reach: Reach, configured: frozenset[Step] = ALL) -> list[tuple[str, float]]:
     return [
         (s.step.value, (s.at - NOW).total_seconds())
-        for s in plan(reach, configured=configured, now=NOW, ack_timeout_s=15, answer_timeout_s=45)
+        for s in plan(
+            reach, configured=configured, now=NOW, ack_timeout_s=15, next_channel_after_s=45
+        )
     ]
 
 
@@ -158,3 +165,43 @@ async def test_leasing_shares_out_work_round_robin_by_incident(
     async with db.transaction():
         again = await alert_store.claim_due(db, now=now, limit=100, lease=timedelta(seconds=30))
     assert len(again) == 27, "leased rows are not handed out twice"
+
+
+@given(
+    ack_s=st.integers(1, 3600),
+    next_s=st.integers(1, 3600),
+    not_coming_s=st.floats(10, 1800),
+    preferred=st.sampled_from([None, "push", "sms", "voice"]),
+    has_device=st.booleans(),
+    sms_allowed=st.booleans(),
+)
+def test_nobody_counts_as_not_coming_while_a_chain_step_is_still_due(
+    ack_s: int,
+    next_s: int,
+    not_coming_s: float,
+    preferred: str | None,
+    has_device: bool,
+    sms_allowed: bool,
+) -> None:
+    """Windows the admin paths accept: every planned step is due before the wave planner
+    times the volunteer out; windows where one would not are exactly the refused ones."""
+    reach = _reach(preferred=preferred, has_device=has_device, sms_allowed=sms_allowed)
+    steps = plan(reach, configured=ALL, now=NOW, ack_timeout_s=ack_s, next_channel_after_s=next_s)
+    waiting = AlertView(uuid4(), 1, AlertState.DELIVERED, NOW, 0)
+    timed_out_at = NOW + timedelta(seconds=not_coming_s)
+    waves = wave_plan(
+        AlertPolicy(not_coming_after_s=not_coming_s, stop_after_s=7200),
+        [waiting],
+        started_at=NOW,
+        now=timed_out_at,
+        open_=True,
+    )
+    assert waves.time_out == (waiting.alert_id,)
+    refused = check_answer_windows(
+        not_coming_after_s=not_coming_s, push_ack_timeout_s=ack_s, next_channel_after_s=next_s
+    )
+    if refused is None:
+        assert all(s.at < timed_out_at for s in steps)
+    elif has_device and sms_allowed and preferred in (None, "push"):
+        # The full chain (push, text, call) ends at ack + next: the refusal was needed.
+        assert steps[-1].at >= timed_out_at

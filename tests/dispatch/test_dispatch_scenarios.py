@@ -25,7 +25,7 @@ POLICY = {
     ],
     "target_accepted": 3,
     "max_alerted": 10,
-    "answer_timeout_s": 90,
+    "not_coming_after_s": 90,
 }
 DISTANCES = (50, 100, 150, 200, 400, 600, 800, 2000)
 
