@@ -6,7 +6,7 @@ cardiac-arrest incidents at a fixed rate (open loop: sends are scheduled, not
 waiting for answers) for a minute. The first wave's alert and outbox rows are
 written in the intake transaction, so the answer to each POST arrives after
 the first outbox row *and* all first-wave rows are committed: the client-side
-latency bounds both. Targets (issue 5): p99 ≤ 10 ms to the first outbox row,
+latency bounds both. Targets: p99 ≤ 10 ms to the first outbox row,
 ≤ 20 ms to all first-wave rows. Not a test: numbers only.
 
     python bench/dispatch.py [--volunteers 100000] [--rate 50] [--seconds 60]

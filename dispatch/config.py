@@ -51,7 +51,7 @@ class Settings:
     auth_agency_failures: int = 60
     notice_tick_s: float = 1.0
     housekeeping_s: float = 30.0
-    # --- delivery providers (issue 4). Nothing configured: the log provider only. ---
+    # --- delivery providers. Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
     fcm_transport: str = "aiohttp"
@@ -164,7 +164,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def _delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """Provider settings (issue 4); checked together so a half-configured Twilio fails loudly."""
+    """Provider settings; checked together so a half-configured Twilio fails loudly."""
     fcm_file = env.get("DISPATCH_FCM_SERVICE_ACCOUNT_FILE")
     sid = env.get("DISPATCH_TWILIO_ACCOUNT_SID") or None
     token = env.get("DISPATCH_TWILIO_AUTH_TOKEN") or None

@@ -63,6 +63,31 @@ NO_FOLLOWERS: Final = Followers()
 """The CLI's: another process; see the module docstring for how long a server lags."""
 
 
+async def _audit(
+    conn: Any,
+    action: str,
+    target: tuple[str, object],
+    *,
+    agency_id: UUID,
+    actor: Actor,
+    now: datetime,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    """The use case's audit entry, in its transaction (``target``: type and id)."""
+    await audit.record(
+        conn,
+        agency_id=agency_id,
+        actor=actor,
+        action=action,
+        target_type=target[0],
+        target_id=target[1],
+        at=now,
+        before=before,
+        after=after,
+    )
+
+
 def _delivery_view(stored: Mapping[str, Any]) -> dict[str, Any]:
     """The delivery windows under their API names (the column keeps its first name)."""
     return {
@@ -104,14 +129,13 @@ async def change_settings(
         await agency_store.update_settings(conn, agency_id, changes)
         current = await agency_store.settings(conn, agency_id)
         assert current is not None
-        await audit.record(
+        await _audit(
             conn,
+            "settings_changed",
+            ("agency", agency_id),
             agency_id=agency_id,
             actor=actor,
-            action="settings_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=now,
+            now=now,
             before={k: before[k] for k in changes},
             after={k: current[k] for k in changes},
         )
@@ -151,14 +175,13 @@ async def change_delivery_settings(
             critical_alerts=changes.get("critical_alerts"),
         )
         assert stored is not None
-        await audit.record(
+        await _audit(
             conn,
+            "delivery_settings_changed",
+            ("agency", agency_id),
             agency_id=agency_id,
             actor=actor,
-            action="delivery_settings_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=now,
+            now=now,
             before=_delivery_view(before),
             after=_delivery_view(stored),
         )
@@ -197,14 +220,13 @@ async def store_policy(
             raise PolicyError("/not_coming_after_s", reason)
         version = await agency_store.store_alert_policy(conn, agency_id, policy)
         stored = policy_from_json(policy.to_json(), version=version)
-        await audit.record(
+        await _audit(
             conn,
+            "policy_changed",
+            ("agency", agency_id),
             agency_id=agency_id,
             actor=actor,
-            action="policy_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=now,
+            now=now,
             before=policy_view(previous.alert_policy),
             after=policy_view(stored),
         )
@@ -235,24 +257,22 @@ async def create_volunteer(
             now=now,
         )
         # Who the person is stays out of the append-only log: only that it was given.
-        await audit.record(
+        await _audit(
             conn,
+            "volunteer_created",
+            ("volunteer", volunteer_id),
             agency_id=agency_id,
             actor=actor,
-            action="volunteer_created",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
+            now=now,
             after={**settings, "phone_given": identity.phone_e164 is not None},
         )
-        await audit.record(
+        await _audit(
             conn,
+            "volunteer_token_issued",
+            ("volunteer", volunteer_id),
             agency_id=agency_id,
             actor=actor,
-            action="volunteer_token_issued",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
+            now=now,
         )
     return volunteer_id, token
 
@@ -287,14 +307,13 @@ async def change_volunteer(
                 followers.writer.forget(volunteer_id)
             await volunteer_store.delete_position(conn, volunteer_id)
         position = await volunteer_store.position_of(conn, volunteer_id)
-        await audit.record(
+        await _audit(
             conn,
+            "volunteer_changed",
+            ("volunteer", volunteer_id),
             agency_id=agency_id,
             actor=actor,
-            action="volunteer_changed",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
+            now=now,
             before={k: before[k] for k in changes},
             after={k: found[k] for k in changes},
         )
@@ -313,14 +332,13 @@ async def add_key(
     """A second live integration key for rotation (shown once); refused while two are live."""
     async with conn.transaction():
         key_id, key = await agency_store.add_key(conn, agency_id, label=label, now=now)
-        await audit.record(
+        await _audit(
             conn,
+            "key_issued",
+            ("agency_key", key_id),
             agency_id=agency_id,
             actor=actor,
-            action="key_issued",
-            target_type="agency_key",
-            target_id=key_id,
-            at=now,
+            now=now,
             after={"label": label},
         )
     return key_id, key
@@ -333,14 +351,13 @@ async def revoke_key(
     async with conn.transaction():
         if not await agency_store.revoke_key(conn, agency_id, key_id, now=now):
             raise NotFound("key", f"no live key {key_id} for agency {agency_id}")
-        await audit.record(
+        await _audit(
             conn,
+            "key_revoked",
+            ("agency_key", key_id),
             agency_id=agency_id,
             actor=actor,
-            action="key_revoked",
-            target_type="agency_key",
-            target_id=key_id,
-            at=now,
+            now=now,
         )
     followers.agency_changed(agency_id)
 
@@ -352,13 +369,12 @@ async def create_supervisor(
         supervisor_id, token = await agency_store.create_supervisor(
             conn, agency_id=agency_id, name=name
         )
-        await audit.record(
+        await _audit(
             conn,
+            "supervisor_token_issued",
+            ("supervisor", supervisor_id),
             agency_id=agency_id,
             actor=actor,
-            action="supervisor_token_issued",
-            target_type="supervisor",
-            target_id=supervisor_id,
-            at=now,
+            now=now,
         )
     return supervisor_id, token

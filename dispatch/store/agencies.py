@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,10 +80,12 @@ async def create_agency(
             agency_id,
             hash_token(key),
         )
+        # As text: callers' connections need not have the JSON codec installed.
         await conn.execute(
-            "INSERT INTO alert_policies (agency_id, version, policy) VALUES ($1, 1, $2)",
+            "INSERT INTO alert_policies (agency_id, version, policy)"
+            " VALUES ($1, 1, $2::text::jsonb)",
             agency_id,
-            (first_policy or AlertPolicy()).to_json(),
+            json.dumps((first_policy or AlertPolicy()).to_json()),
         )
     return agency_id, key
 

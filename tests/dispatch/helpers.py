@@ -84,20 +84,20 @@ async def drained(db: asyncpg.Connection, *, positions: int = 0, timeout_s: floa
     Both happen in background workers; snapshots compared before and after a
     request must not catch them half-way.
     """
-    import asyncio
 
-    async with asyncio.timeout(timeout_s):
-        while await db.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL") or (
-            await db.fetchval("SELECT count(*) FROM volunteer_positions") < positions
-        ):
-            await asyncio.sleep(0.02)
+    async def settled() -> bool:
+        pending = await db.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+        stored = await db.fetchval("SELECT count(*) FROM volunteer_positions")
+        return bool(pending == 0 and stored >= positions)
+
+    await wait_until(settled, timeout_s=timeout_s, what="outbox drained and positions stored")
 
 
 T = TypeVar("T")
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
     *,
     timeout_s: float = 10.0,
     every_s: float = 0.02,
