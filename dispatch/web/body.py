@@ -129,3 +129,17 @@ async def json_body(request: web.Request, schema_name: str) -> Any:
         raise refused_document(exc.pointer, exc.detail) from None
     check(schema_name, document)
     return document
+
+
+async def read_upload(request: web.Request, limit: int) -> bytes:
+    """The body, up to ``limit`` bytes (above the app-wide cap, for this route only)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

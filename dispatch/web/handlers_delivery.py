@@ -17,8 +17,6 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from cad_adapters.text import storable
-from dispatch.domain.field_error import FieldError
-from dispatch.service import admin
 from dispatch.service import delivery as delivery_service
 from dispatch.service import devices as device_service
 from dispatch.service.delivery import public_base_url
@@ -27,7 +25,6 @@ from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import json_body
 from dispatch.web.handlers import _uuid, _volunteer
-from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, not_found
 
 log = structlog.get_logger(__name__)
@@ -109,25 +106,6 @@ async def ack_alert(request: web.Request) -> web.Response:
     return web.json_response(
         {"alert_id": str(result.alert_id), "state": result.state.value, "changed": result.changed}
     )
-
-
-# --- supervisors ----------------------------------------------------------------------------
-
-
-@routes.put("/v1/agencies/{agency_id}/delivery-settings")
-async def put_delivery_settings(request: web.Request) -> web.Response:
-    agency_id, actor = await supervisor(request)
-    data = await json_body(request, "DeliverySettingsChange")
-    async with request.app[keys.POOL].acquire() as conn:
-        try:
-            stored = await admin.change_delivery_settings(
-                conn, agency_id, data, actor=actor, now=request.app[keys.CLOCK].now()
-            )
-        except FieldError as exc:
-            raise invalid(exc.pointer, exc.detail) from None
-        except admin.NotFound:
-            raise not_found("agency") from None
-    return web.json_response(stored)
 
 
 # --- Twilio webhooks ------------------------------------------------------------------------

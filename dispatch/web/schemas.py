@@ -248,8 +248,10 @@ def _request_schemas() -> dict[str, Any]:
             _POLICY,
             description=(
                 "Fields left out take the documented defaults. Waves start at 0 and later "
-                "each time, never narrow and never shrink; these rules across fields answer "
-                "422 naming the field."
+                "each time, never narrow and never shrink; not_coming_after_s is longer than "
+                "the delivery settings' push_ack_timeout_s + next_channel_after_s; "
+                "answer_timeout_s (its old name) and not_coming_after_s are not both given. "
+                "These rules across fields answer 422 naming the field."
             ),
             examples=[
                 {
@@ -301,6 +303,12 @@ def _request_schemas() -> dict[str, Any]:
                 },
                 "critical_alerts": {"type": "boolean"},
             },
+            description=(
+                "Unnamed settings stay. push_ack_timeout_s + next_channel_after_s (when the "
+                "chain's last step is due) must stay below the policy's not_coming_after_s; "
+                "answer_timeout_s (the old name) and next_channel_after_s are not both given. "
+                "These rules across fields answer 422 naming the field."
+            ),
             examples=[
                 {"push_ack_timeout_s": 15, "next_channel_after_s": 45, "critical_alerts": False}
             ],
