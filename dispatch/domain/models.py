@@ -49,6 +49,10 @@ class AgencyPolicy:
     spot, while a polygon centroid 20 km wide would send them to the wrong street."""
     cap_signing_cert: str | None = None
     """PEM certificate whose key must have signed every CAP alert; None: not checked."""
+    push_ack_timeout_s: int = 15
+    """The delivery chain's wait for a device receipt before the next channel."""
+    next_channel_after_s: int = 45
+    """The delivery chain's wait for an answer after a text (or call) before the next."""
     stored_alert_policy: AlertPolicy | None = None
     has_aeds: bool = False
     """Whether the agency has any AED registered (no role planning without one)."""

@@ -157,6 +157,22 @@ def check_answer_windows(
     return None
 
 
+def answer_window_s(
+    policy: AlertPolicy, *, push_ack_timeout_s: float, next_channel_after_s: float
+) -> float:
+    """How long a silent volunteer keeps their slot under ``policy`` and these windows.
+
+    ``not_coming_after_s`` when it is longer than the chain (the admin paths refuse any
+    other change); otherwise, for settings stored before the two were checked against
+    each other and incidents on an older policy version, the chain's last step plus one
+    answer window: nobody is counted as not coming while a step is still due.
+    """
+    last_step_s = push_ack_timeout_s + next_channel_after_s
+    if policy.not_coming_after_s > last_step_s:
+        return policy.not_coming_after_s
+    return last_step_s + next_channel_after_s
+
+
 def policy_from_json(data: Any, *, version: int = 1) -> AlertPolicy:
     """Read and validate a policy document (admin API, CLI, the database); names bad fields."""
     if not isinstance(data, Mapping):

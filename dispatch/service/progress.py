@@ -22,7 +22,7 @@ from dispatch.domain.incident_states import IncidentEvent, IncidentState, is_ope
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
 from dispatch.domain.models import AgencyPolicy
-from dispatch.domain.policy import AlertPolicy
+from dispatch.domain.policy import AlertPolicy, answer_window_s
 from dispatch.domain.time_zones import time_zone
 from dispatch.domain.waves import RESPONDING, plan
 from dispatch.service import aftercare
@@ -106,6 +106,11 @@ async def advance(
         now=now,
         open_=incident.alertable,
         ems_on_scene=incident.first_ems_on_scene_at is not None,
+        answer_window_s=answer_window_s(
+            policy,
+            push_ack_timeout_s=agency.push_ack_timeout_s,
+            next_channel_after_s=agency.next_channel_after_s,
+        ),
     )
 
     by_id = {a.alert_id: a for a in alerts}

@@ -56,6 +56,8 @@ def _policy(row: Any) -> AgencyPolicy:
         max_location_uncertainty_m=row["max_location_uncertainty_m"],
         cap_signing_cert=row["cap_signing_cert"],
         has_aeds=row["has_aeds"],
+        push_ack_timeout_s=row["push_ack_timeout_s"],
+        next_channel_after_s=row["answer_timeout_s"],
         stored_alert_policy=(
             policy_from_json(row["alert_policy"], version=row["alert_policy_version"])
             if row["alert_policy"] is not None

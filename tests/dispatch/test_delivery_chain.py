@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.delivery_chain import START, Reach, Step, plan, still_needed
-from dispatch.domain.policy import AlertPolicy, check_answer_windows
+from dispatch.domain.policy import AlertPolicy, answer_window_s, check_answer_windows
 from dispatch.domain.waves import AlertView
 from dispatch.domain.waves import plan as wave_plan
 from dispatch.service.delivery import Pacer
@@ -183,25 +183,30 @@ def test_nobody_counts_as_not_coming_while_a_chain_step_is_still_due(
     has_device: bool,
     sms_allowed: bool,
 ) -> None:
-    """Windows the admin paths accept: every planned step is due before the wave planner
-    times the volunteer out; windows where one would not are exactly the refused ones."""
+    """Whatever the stored windows, every planned step is due before the wave planner times
+    the volunteer out; windows the admin paths accept leave the policy's own window alone,
+    and the refused ones are exactly those where the chain would outlast it."""
     reach = _reach(preferred=preferred, has_device=has_device, sms_allowed=sms_allowed)
     steps = plan(reach, configured=ALL, now=NOW, ack_timeout_s=ack_s, next_channel_after_s=next_s)
+    policy = AlertPolicy(not_coming_after_s=not_coming_s, stop_after_s=7200)
+    window_s = answer_window_s(policy, push_ack_timeout_s=ack_s, next_channel_after_s=next_s)
     waiting = AlertView(uuid4(), 1, AlertState.DELIVERED, NOW, 0)
-    timed_out_at = NOW + timedelta(seconds=not_coming_s)
-    waves = wave_plan(
-        AlertPolicy(not_coming_after_s=not_coming_s, stop_after_s=7200),
-        [waiting],
-        started_at=NOW,
-        now=timed_out_at,
-        open_=True,
-    )
-    assert waves.time_out == (waiting.alert_id,)
+    timed_out_at = NOW + timedelta(seconds=window_s)
+
+    def timed_out(at: datetime) -> bool:
+        decided = wave_plan(
+            policy, [waiting], started_at=NOW, now=at, open_=True, answer_window_s=window_s
+        )
+        return decided.time_out == (waiting.alert_id,)
+
+    assert timed_out(timed_out_at)
+    assert not timed_out(timed_out_at - timedelta(milliseconds=1))
+    assert all(s.at < timed_out_at for s in steps)
     refused = check_answer_windows(
         not_coming_after_s=not_coming_s, push_ack_timeout_s=ack_s, next_channel_after_s=next_s
     )
-    if refused is None:
-        assert all(s.at < timed_out_at for s in steps)
-    elif has_device and sms_allowed and preferred in (None, "push"):
-        # The full chain (push, text, call) ends at ack + next: the refusal was needed.
-        assert steps[-1].at >= timed_out_at
+    assert (window_s == not_coming_s) == (refused is None)
+    if refused is not None and has_device and sms_allowed and preferred in (None, "push"):
+        # The full chain (push, text, call) ends at ack + next: the policy alone would
+        # have timed the volunteer out first.
+        assert steps[-1].at >= NOW + timedelta(seconds=not_coming_s)
