@@ -1,7 +1,7 @@
 """CAD intake throughput: EIDO documents posted over HTTP to a running ``dispatch serve``.
 
 Prints sustained documents/s and intake latency (request sent → 202 received,
-which is after the intake transaction committed). Targets from issue 6: ≥ 500
+which is after the intake transaction committed). Targets: ≥ 500
 documents/s with p99 ≤ 20 ms on a 2-core machine. Not a test: numbers only.
 
     python bench/cad_intake.py [--documents 5000] [--concurrency 8]

@@ -3,7 +3,7 @@
 Prints persisted position updates per second (``PositionWriter`` batches, one
 round trip each, as the location endpoint uses them) and the start-up rebuild of
 the in-memory index from PostgreSQL (``fresh_position_arrays`` + ``PositionCache.load_arrays``).
-Targets from issue 3: ≥ 20,000 persisted updates/s sustained; rebuild of
+Targets: ≥ 20,000 persisted updates/s sustained; rebuild of
 1,000,000 positions ≤ 10 s. Not a test: numbers only.
 
     python bench/positions.py [--volunteers 1000000] [--updates 200000]

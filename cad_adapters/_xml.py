@@ -163,10 +163,6 @@ def split_tag(tag: object) -> tuple[str, str]:
     return ("", tag)
 
 
-def local_name(element: Element) -> str:
-    return split_tag(element.tag)[1]
-
-
 def children(element: Element, name: str, namespaces: frozenset[str]) -> Iterator[Element]:
     """Direct children called ``name`` in one of ``namespaces`` (matched by URI, not prefix)."""
     for child in element:

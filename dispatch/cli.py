@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,43 +22,45 @@ from dispatch.cli_support import CliError
 from dispatch.cli_support import connection as _connection
 from dispatch.cli_support import out as _out
 from dispatch.config import ConfigError, Settings, load_settings
-from dispatch.domain.aed_import import AedImportError
 from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
-from dispatch.domain.agency_settings import SettingsError, validate_settings
-from dispatch.domain.policy import PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import validate_identity, validate_volunteer_settings
+from dispatch.domain.field_error import FieldError
 from dispatch.logging_setup import configure_logging
+from dispatch.service import admin
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
 from dispatch.store import audit
-from dispatch.store import volunteers as volunteer_store
+from dispatch.web.body import contract_error
 
 log = structlog.get_logger("dispatch.cli")
 
 
-async def _audit(
-    conn: Any,
-    agency_id: UUID,
-    action: str,
-    target_type: str,
-    target_id: object,
-    after: dict[str, Any] | None = None,
-    *,
-    before: dict[str, Any] | None = None,
-) -> None:
-    """An operator's action at the command line, in the audit log as ``cli``."""
-    await audit.record(
-        conn,
-        agency_id=agency_id,
-        actor=audit.CLI,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        at=datetime.now(UTC),
-        before=before,
-        after=after,
-    )
+def _json(option: str, raw: str | None) -> Any:
+    try:
+        return json.loads(raw) if raw is not None else {}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{option} is not JSON: {exc}") from None
+
+
+def _document(option: str, raw: str | None, schema: str, *, given: Any = None) -> Any:
+    """A JSON option, held to the same contract as the API's body (same refusals)."""
+    document = _json(option, raw) if given is None else given
+    error = contract_error(schema, document)
+    if error is not None:
+        raise CliError(f"{option} {error.pointer or '/'}: {error.detail}")
+    return document
+
+
+@asynccontextmanager
+async def _admin(settings: Settings, option: str) -> AsyncIterator[tuple[Any, datetime]]:
+    """A connection and the time for one admin use case; its refusals as CLI errors."""
+    async with _connection(settings) as conn:
+        try:
+            yield conn, datetime.now(UTC)
+        except FieldError as exc:
+            raise CliError(f"{option} {exc.pointer or '/'}: {exc.detail}") from None
+        except admin.NotFound as exc:
+            raise CliError(str(exc)) from None
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -66,8 +69,8 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _agency_create(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn:
-        agency_id, key = await agency_store.create_agency(
+    async with _admin(settings, "--radius-m/--limit") as (conn, _):
+        agency_id, key = await admin.create_agency(
             conn, name=args.name, radius_m=args.radius_m, limit=args.limit
         )
     _out(f"agency_id: {agency_id}")
@@ -76,11 +79,10 @@ async def _agency_create(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _agency_key_add(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn, conn.transaction():
-        key_id, key = await agency_store.add_key(
-            conn, args.agency, label=args.label, now=datetime.now(UTC)
+    async with _admin(settings, "--agency") as (conn, now):
+        key_id, key = await admin.add_key(
+            conn, args.agency, label=args.label, actor=audit.CLI, now=now
         )
-        await _audit(conn, args.agency, "key_issued", "agency_key", key_id, {"label": args.label})
     _out(f"key_id: {key_id}")
     _out(f"integration_key: {key}")
     _out("Both live keys work until one is revoked; the key is shown once.")
@@ -94,22 +96,17 @@ async def _agency_key_list(settings: Settings, args: argparse.Namespace) -> None
 
 
 async def _agency_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn, conn.transaction():
-        revoked = await agency_store.revoke_key(
-            conn, args.agency, args.key_id, now=datetime.now(UTC)
+    # A server in another process stops accepting the key when its cache entry expires
+    # (AgencyAuthCache.ttl_s, 2 s): see dispatch.service.admin.
+    async with _admin(settings, "--key-id") as (conn, now):
+        await admin.revoke_key(
+            conn, args.agency, args.key_id, actor=audit.CLI, now=now, followers=admin.NO_FOLLOWERS
         )
-        if revoked:
-            await _audit(conn, args.agency, "key_revoked", "agency_key", args.key_id)
-    if not revoked:
-        raise CliError(f"no live key {args.key_id} for agency {args.agency}")
     _out(f"revoked: {args.key_id}")
 
 
 async def _agency_configure(settings: Settings, args: argparse.Namespace) -> None:
-    try:
-        data = json.loads(args.settings) if args.settings is not None else {}
-    except json.JSONDecodeError as exc:
-        raise CliError(f"--settings is not JSON: {exc}") from None
+    data = _document("--settings", args.settings, "AgencySettingsChange")
     if args.cap_signing_cert is not None and isinstance(data, dict):
         try:
             data["cap_signing_cert"] = await asyncio.to_thread(
@@ -117,14 +114,20 @@ async def _agency_configure(settings: Settings, args: argparse.Namespace) -> Non
             )
         except (OSError, UnicodeDecodeError) as exc:
             raise CliError(f"--cap-signing-cert cannot be read: {exc}") from None
-    try:
-        changes = validate_settings(data)
-    except SettingsError as exc:
-        raise CliError(f"--settings {exc.pointer or '/'}: {exc.detail}") from None
-    async with _connection(settings) as conn:
-        await agency_store.update_settings(conn, args.agency, changes)
-        current = await agency_store.settings(conn, args.agency)
+    async with _admin(settings, "--settings") as (conn, now):
+        current = await admin.change_settings(
+            conn, args.agency, data, actor=audit.CLI, now=now, followers=admin.NO_FOLLOWERS
+        )
     _out(json.dumps(current, indent=2, default=str))
+
+
+async def _agency_delivery(settings: Settings, args: argparse.Namespace) -> None:
+    data = _document("--settings", args.settings, "DeliverySettingsChange")
+    async with _admin(settings, "--settings") as (conn, now):
+        current = await admin.change_delivery_settings(
+            conn, args.agency, data, actor=audit.CLI, now=now
+        )
+    _out(json.dumps(current, indent=2))
 
 
 async def _aed_import(settings: Settings, args: argparse.Namespace) -> None:
@@ -136,7 +139,7 @@ async def _aed_import(settings: Settings, args: argparse.Namespace) -> None:
             records = parse_aed_csv(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"{args.file} is not JSON: {exc}") from None
-    except AedImportError as exc:
+    except FieldError as exc:
         raise CliError(f"{args.file} {exc.pointer}: {exc.detail}") from None
     async with _connection(settings) as conn:
         count = await aed_store.import_records(conn, args.agency, records, datetime.now(UTC))
@@ -144,89 +147,54 @@ async def _aed_import(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _agency_policy(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn:
+    async with _admin(settings, "--set") as (conn, now):
         if args.set:
-            try:
-                policy = policy_from_json(json.loads(args.set))
-            except json.JSONDecodeError as exc:
-                raise CliError(f"--set is not JSON: {exc}") from None
-            except PolicyError as exc:
-                raise CliError(f"--set {exc.pointer or '/'}: {exc.detail}") from None
-            version = await agency_store.store_alert_policy(conn, args.agency, policy)
-            _out(f"policy_version: {version}")
-        agency = await agency_store.policy(conn, args.agency)
-    if agency is None:
-        raise CliError(f"no agency {args.agency}")
-    current = agency.alert_policy
-    _out(json.dumps({"version": current.version, **current.to_json()}, indent=2))
+            document = _document("--set", args.set, "PolicyDocument")
+            current = await admin.store_policy(
+                conn, args.agency, document, actor=audit.CLI, now=now, followers=admin.NO_FOLLOWERS
+            )
+            _out(f"policy_version: {current.version}")
+        else:
+            current = await admin.current_policy(conn, args.agency)
+    _out(json.dumps(admin.policy_view(current), indent=2))
 
 
 async def _supervisor_create(settings: Settings, args: argparse.Namespace) -> None:
-    async with _connection(settings) as conn, conn.transaction():
-        supervisor_id, token = await agency_store.create_supervisor(
-            conn, agency_id=args.agency, name=args.name
+    async with _admin(settings, "--agency") as (conn, now):
+        supervisor_id, token = await admin.create_supervisor(
+            conn, args.agency, name=args.name, actor=audit.CLI, now=now
         )
-        await _audit(conn, args.agency, "supervisor_token_issued", "supervisor", supervisor_id)
     _out(f"supervisor_id: {supervisor_id}")
     _out(f"token: {token}")
 
 
-def _volunteer_settings(raw: str | None) -> dict[str, object]:
-    if not raw:
-        return {}
-    try:
-        return validate_volunteer_settings(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise CliError(f"--settings is not JSON: {exc}") from None
-    except SettingsError as exc:
-        raise CliError(f"--settings {exc.pointer or '/'}: {exc.detail}") from None
-
-
 async def _volunteer_create(settings: Settings, args: argparse.Namespace) -> None:
-    values = _volunteer_settings(args.settings)
-    try:
-        identity = validate_identity(
-            {"display_name": args.name, "phone_e164": args.phone, "language": args.language}
+    identity = {"display_name": args.name, "language": args.language}
+    if args.phone is not None:
+        identity["phone_e164"] = args.phone
+    extra = _json("--settings", args.settings)
+    if not isinstance(extra, dict):
+        raise CliError("--settings /: must be an object")
+    document = _document("--settings", None, "NewVolunteer", given={**identity, **extra})
+    async with _admin(settings, "--settings") as (conn, now):
+        volunteer_id, token = await admin.create_volunteer(
+            conn, args.agency, document, actor=audit.CLI, now=now
         )
-    except SettingsError as exc:
-        raise CliError(f"{exc.pointer.lstrip('/')}: {exc.detail}") from None
-    async with _connection(settings) as conn, conn.transaction():
-        volunteer_id, token = await volunteer_store.create_volunteer(
-            conn,
-            agency_id=args.agency,
-            display_name=identity.display_name,
-            phone_e164=identity.phone_e164,
-            language=identity.language,
-            settings=values,
-        )
-        await _audit(conn, args.agency, "volunteer_created", "volunteer", volunteer_id, values)
-        await _audit(conn, args.agency, "volunteer_token_issued", "volunteer", volunteer_id)
     _out(f"volunteer_id: {volunteer_id}")
     _out(f"token: {token}")
 
 
 async def _volunteer_set(settings: Settings, args: argparse.Namespace) -> None:
-    values = _volunteer_settings(args.settings)
-    if not values:
-        raise CliError("--settings names nothing to change")
-    async with _connection(settings) as conn, conn.transaction():
-        before = await volunteer_store.settings_of(conn, args.agency, args.id)
-        if before is None or not await volunteer_store.update_settings(
-            conn, args.agency, args.id, values
-        ):
-            raise CliError(f"no volunteer {args.id} in agency {args.agency}")
-        current = await volunteer_store.settings_of(conn, args.agency, args.id)
-        assert current is not None
-        if not current["on_duty"]:
-            await volunteer_store.delete_position(conn, args.id)
-        await _audit(
+    document = _document("--settings", args.settings, "VolunteerSettingsChange")
+    async with _admin(settings, "--settings") as (conn, now):
+        current = await admin.change_volunteer(
             conn,
             args.agency,
-            "volunteer_changed",
-            "volunteer",
             args.id,
-            {k: current[k] for k in values},
-            before={k: before[k] for k in values},
+            document,
+            actor=audit.CLI,
+            now=now,
+            followers=admin.NO_FOLLOWERS,
         )
     _out(json.dumps(current, indent=2, default=str))
 
@@ -274,23 +242,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = agency.add_parser("create", help="create an agency and print its integration key")
     create.add_argument("--name", required=True)
-    create.add_argument("--radius-m", type=float, help="alert radius in metres (default 500)")
-    create.add_argument("--limit", type=int, help="volunteers alerted per incident (default 7)")
+    create.add_argument(
+        "--radius-m", type=float, help="first wave's radius in metres, in policy version 1 (500)"
+    )
+    create.add_argument(
+        "--limit", type=int, help="first wave's volunteers, in policy version 1 (default 7)"
+    )
     configure = agency.add_parser(
         "configure",
-        help="change settings: radius, limits, time zone, call-type and place rules,"
+        help="change settings: limits, time zone, call-type and place rules,"
         " the pinned CAP signing certificate",
     )
     configure.add_argument("--agency", type=UUID, required=True)
     configure.add_argument(
         "--settings",
-        help='JSON, e.g. \'{"time_zone": "Europe/Amsterdam", "alert_radius_m": 800}\'',
+        help='JSON, e.g. \'{"time_zone": "Europe/Amsterdam", "alert_ttl_s": 900}\'',
     )
     configure.add_argument(
         "--cap-signing-cert",
         metavar="PEM_FILE",
         help="pin the certificate CAP alerts must be signed with"
         " (unpin with --settings '{\"cap_signing_cert\": null}')",
+    )
+    delivery = agency.add_parser(
+        "delivery", help="change the delivery chain's windows (push receipt, next channel)"
+    )
+    delivery.add_argument("--agency", type=UUID, required=True)
+    delivery.add_argument(
+        "--settings",
+        required=True,
+        help='JSON, e.g. \'{"push_ack_timeout_s": 15, "next_channel_after_s": 45}\'',
     )
     key_add = agency.add_parser("key-add", help="add a second live key (for rotation)")
     key_add.add_argument("--agency", type=UUID, required=True)
@@ -355,6 +336,7 @@ _ASYNC_VERBS: dict[
     ("migrate", None): _migrate,
     ("agency", "create"): _agency_create,
     ("agency", "configure"): _agency_configure,
+    ("agency", "delivery"): _agency_delivery,
     ("agency", "key-add"): _agency_key_add,
     ("agency", "key-list"): _agency_key_list,
     ("agency", "key-revoke"): _agency_key_revoke,
@@ -365,6 +347,12 @@ _ASYNC_VERBS: dict[
     ("volunteer", "create"): _volunteer_create,
     ("volunteer", "set"): _volunteer_set,
 }
+
+
+async def run_admin_verb(settings: Settings, argv: Sequence[str]) -> None:
+    """One admin verb in the running event loop; a refusal is a ``CliError``."""
+    args = _parser().parse_args(argv)
+    await _ASYNC_VERBS[(args.verb, getattr(args, "action", None))](settings, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,10 +7,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 import asyncpg
@@ -20,6 +19,8 @@ from cad_adapters.feed import FeedMapping, SampleCheck
 from cad_adapters.feed_templates import TEMPLATES, template_mapping
 from dispatch.cli_support import CliError, connection, out
 from dispatch.config import Settings
+from dispatch.domain.time_zones import UnknownTimeZone
+from dispatch.domain.time_zones import time_zone as zone_named
 from dispatch.service.feed_fetch import FeedFetchError
 from dispatch.service.feeds import dry_run_view, health_view, sample_check
 from dispatch.store import agencies as agency_store
@@ -58,9 +59,9 @@ async def _feed_sample(
     max_bytes: int,
 ) -> SampleCheck:
     try:
-        tz: tzinfo = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = UTC
+        tz = zone_named(time_zone)
+    except UnknownTimeZone:
+        raise CliError(f"the agency's time zone {time_zone!r} is unknown here") from None
     async with aiohttp.ClientSession() as http:
         try:
             return await sample_check(

@@ -29,7 +29,7 @@ class Metrics:
         self.feed_polls = Counter(
             "dispatch_feed_polls_total",
             "Polls of CAD feeds, by result (ok, not_modified, fetch_failed, refused_document,"
-            " all_items_refused, bad_mapping)",
+            " all_items_refused, bad_mapping, bad_time_zone)",
             ["result"],
             registry=self.registry,
         )

@@ -18,16 +18,14 @@ from datetime import time
 from typing import Any, Final
 
 from dispatch.domain.aeds import DAYS
+from dispatch.domain.field_error import FieldError
 from dispatch.domain.json_stream import object_members
 
 MAX_ROWS: Final = 50_000
 
 
-class AedImportError(ValueError):
-    def __init__(self, pointer: str, detail: str) -> None:
-        super().__init__(f"{pointer}: {detail}")
-        self.pointer = pointer
-        self.detail = detail
+class AedImportError(FieldError):
+    """An AED registry file refused at a row and field."""
 
 
 @dataclass(frozen=True, slots=True)

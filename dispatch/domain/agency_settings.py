@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cad_adapters.cap_signature import load_certificate
+from dispatch.domain.field_error import FieldError
+from dispatch.domain.time_zones import time_zone
 
 FIELDS: Final = (
-    "alert_radius_m",
-    "alert_limit",
     "position_max_age_s",
     "alert_ttl_s",
     "time_zone",
@@ -25,16 +24,15 @@ FIELDS: Final = (
     "cap_signing_cert",
 )
 """The agency settings an administrator may change (each is an ``agencies`` column)."""
+MOVED_TO_POLICY: Final = ("alert_radius_m", "alert_limit")
+"""Radius and count live in the versioned alert policy only (its first wave)."""
 _RULE_LISTS: Final = ("codes", "patterns", "text_patterns", "excluded_codes", "excluded_patterns")
 _PLACE_LISTS: Final = ("residential", "public")
 _MAX_ITEMS: Final = 200
 
 
-class SettingsError(ValueError):
-    def __init__(self, pointer: str, detail: str) -> None:
-        super().__init__(f"{pointer}: {detail}")
-        self.pointer = pointer
-        self.detail = detail
+class SettingsError(FieldError):
+    """Agency or volunteer settings refused at a field."""
 
 
 def _strings(value: Any, pointer: str) -> list[str]:
@@ -82,20 +80,21 @@ def _signing_cert(value: Any) -> str | None:
 def validate_settings(data: Any) -> dict[str, Any]:
     """Check a partial settings document; returns column name → value to store.
 
-    Accepted fields: ``alert_radius_m``, ``alert_limit``, ``position_max_age_s``,
+    Accepted fields: ``position_max_age_s``,
     ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
     ``require_signature``, ``intake_rate_per_min``, ``max_incident_age_s``,
     ``max_clock_skew_s``, ``max_location_uncertainty_m``, ``cap_signing_cert`` (a PEM
     certificate CAP alerts must be signed with, or null).
     """
+    if isinstance(data, dict):
+        for name in MOVED_TO_POLICY:
+            if name in data:
+                raise SettingsError(
+                    f"/{name}", "set in the alert policy now: its first wave's radius_m and live"
+                )
     body = _object(data, "", FIELDS)
     out: dict[str, Any] = {}
-    if "alert_radius_m" in body:
-        out["alert_radius_m"] = float(
-            _number(body["alert_radius_m"], "/alert_radius_m", 50, 20_000, integer=False)
-        )
     for name, low, high in (
-        ("alert_limit", 1, 100),
         ("position_max_age_s", 30, 86_400),
         ("alert_ttl_s", 30, 7_200),
         ("intake_rate_per_min", 1, 100_000),
@@ -115,16 +114,7 @@ def validate_settings(data: Any) -> dict[str, Any]:
             )
         )
     if "time_zone" in body:
-        zone = body["time_zone"]
-        try:
-            if not isinstance(zone, str) or not zone:
-                raise ValueError(zone)
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(
-                "/time_zone", "must be an IANA time zone like Europe/Amsterdam"
-            ) from None
-        out["time_zone"] = zone
+        out["time_zone"] = time_zone(body["time_zone"]).key
     if "require_signature" in body:
         if not isinstance(body["require_signature"], bool):
             raise SettingsError("/require_signature", "must be true or false")
@@ -148,4 +138,37 @@ def validate_settings(data: Any) -> dict[str, Any]:
         out["cap_signing_cert"] = _signing_cert(body["cap_signing_cert"])
     if not out:
         raise SettingsError("", "name at least one setting to change")
+    return out
+
+
+DELIVERY_FIELDS: Final = ("push_ack_timeout_s", "next_channel_after_s", "critical_alerts")
+_OLD_NEXT_CHANNEL: Final = "answer_timeout_s"
+"""The first name of ``next_channel_after_s``: still read, never written."""
+
+
+def validate_delivery_settings(data: Any) -> dict[str, Any]:
+    """Check a partial delivery-settings document; returns API name → value.
+
+    ``push_ack_timeout_s``: no device receipt this long after a push starts the next channel;
+    ``next_channel_after_s``: no answer this long after a text (or call) starts the next
+    (the call after an unanswered text); ``critical_alerts``: iOS critical alerts.
+    """
+    if isinstance(data, dict) and _OLD_NEXT_CHANNEL in data:
+        if "next_channel_after_s" in data:
+            raise SettingsError(
+                f"/{_OLD_NEXT_CHANNEL}", "is the old name of next_channel_after_s: give one"
+            )
+        data = {
+            **{k: v for k, v in data.items() if k != _OLD_NEXT_CHANNEL},
+            "next_channel_after_s": data[_OLD_NEXT_CHANNEL],
+        }
+    body = _object(data, "", DELIVERY_FIELDS)
+    out: dict[str, Any] = {}
+    for name in ("push_ack_timeout_s", "next_channel_after_s"):
+        if name in body:
+            out[name] = int(_number(body[name], f"/{name}", 1, 3600, integer=True))
+    if "critical_alerts" in body:
+        if not isinstance(body["critical_alerts"], bool):
+            raise SettingsError("/critical_alerts", "must be true or false")
+        out["critical_alerts"] = body["critical_alerts"]
     return out

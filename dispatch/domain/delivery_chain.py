@@ -7,13 +7,15 @@ no timer and any process may run any step.
 
 Timing: after a push the volunteer's phone has ``ack_timeout_s`` to acknowledge
 receipt before the next channel starts; after a text or a call the volunteer
-has ``answer_timeout_s`` to answer. Steps run in parallel with retries of
+has ``next_channel_after_s`` to answer (the call after an unanswered text). The
+alert policy's ``not_coming_after_s`` is kept longer than the whole chain
+(``dispatch.domain.policy.check_answer_windows``). Steps run in parallel with retries of
 earlier steps: a push still being retried does not hold back the text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -111,7 +113,7 @@ def plan(
     configured: Collection[Step],
     now: datetime,
     ack_timeout_s: float,
-    answer_timeout_s: float,
+    next_channel_after_s: float,
 ) -> list[PlannedStep]:
     """The chain for a new alert; empty when no configured channel can reach the volunteer.
 
@@ -160,7 +162,7 @@ def plan(
             at += timedelta(seconds=ack_timeout_s)
             continue
         steps.append(PlannedStep(step, at))
-        at += timedelta(seconds=answer_timeout_s)
+        at += timedelta(seconds=next_channel_after_s)
     return steps
 
 
@@ -175,14 +177,3 @@ def still_needed(step: str, state: AlertState, *, expires_at: datetime, now: dat
     if step == START:
         return state is AlertState.QUEUED
     return state in _RECEIPT_GATED
-
-
-def shift_for_next(pending: Sequence[datetime], now: datetime) -> timedelta:
-    """How far to move the remaining steps earlier after a step failed for good.
-
-    The next step starts now; the ones after it keep their spacing.
-    """
-    if not pending:
-        return timedelta(0)
-    first = min(pending)
-    return max(timedelta(0), first - now)

@@ -62,7 +62,7 @@ class DueStep:
     expires_at: datetime
     reach: Reach
     ack_timeout_s: float
-    answer_timeout_s: float
+    next_channel_after_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ def plan_step(due: DueStep, *, configured: Collection[Step], now: datetime) -> S
             configured=configured,
             now=now,
             ack_timeout_s=due.ack_timeout_s,
-            answer_timeout_s=due.answer_timeout_s,
+            next_channel_after_s=due.next_channel_after_s,
         )
         if not steps:
             return _no_channel()

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
 from typing import Final, Protocol, TypeVar
-from zoneinfo import ZoneInfo
 
 from cad_adapters.models import PlaceType
+from dispatch.domain import time_zones
 
 
 class Tier(StrEnum):
@@ -96,7 +96,7 @@ def exclusion(profile: VolunteerProfile, facts: IncidentFacts) -> Exclusion | No
     if not profile.on_duty:
         return Exclusion.OFF_DUTY
     if profile.quiet_from is not None and profile.quiet_until is not None:
-        local = facts.at.astimezone(ZoneInfo(profile.time_zone)).time()
+        local = facts.at.astimezone(time_zones.time_zone(profile.time_zone)).time()
         if in_quiet_hours(local, profile.quiet_from, profile.quiet_until):
             return Exclusion.QUIET_HOURS
     if profile.daily_budget is not None and profile.alerts_today >= profile.daily_budget:

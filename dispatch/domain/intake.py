@@ -9,7 +9,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from cad_adapters.models import IncidentReport, IncidentStatus, PlaceType, UnitReport, UnitStatus
-from dispatch.domain.alert_states import AlertEvent, AlertState
 from dispatch.domain.models import AgencyPolicy, PlaceRules
 
 
@@ -169,12 +168,3 @@ def changed_units(
 
 
 EMS_ON_SCENE: frozenset[UnitStatus] = frozenset({UnitStatus.ON_SCENE, UnitStatus.PATIENT_CONTACT})
-
-
-def stand_down_event(state: AlertState) -> AlertEvent | None:
-    """What an incident's close or cancel does to one alert: stand down or release."""
-    if state in (AlertState.QUEUED, AlertState.SENT, AlertState.DELIVERED):
-        return AlertEvent.STAND_DOWN
-    if state in (AlertState.ACCEPTED, AlertState.EN_ROUTE, AlertState.ON_SCENE):
-        return AlertEvent.RELEASE
-    return None

@@ -27,13 +27,10 @@ class PlaceRules:
 class AgencyPolicy:
     """The agency's alerting parameters (defaults: ``shared/notes/domain.md`` §3–4).
 
-    500 m and 7 volunteers follow the only evaluated phased policy (7 of 30 within
-    reach) and the common urban radius (GoodSAM NSW/SCAS, Ringh RCT).
+    Who is alerted, how far and how many, is the versioned :class:`AlertPolicy` alone.
     """
 
     agency_id: UUID
-    radius_m: float = 500.0
-    limit: int = 7
     position_max_age_s: int = 900
     alert_ttl_s: int = 600
     time_zone: str = "UTC"
@@ -52,21 +49,26 @@ class AgencyPolicy:
     spot, while a polygon centroid 20 km wide would send them to the wrong street."""
     cap_signing_cert: str | None = None
     """PEM certificate whose key must have signed every CAP alert; None: not checked."""
+    push_ack_timeout_s: int = 15
+    """The delivery chain's wait for a device receipt before the next channel."""
+    next_channel_after_s: int = 45
+    """The delivery chain's wait for an answer after a text (or call) before the next."""
     stored_alert_policy: AlertPolicy | None = None
     has_aeds: bool = False
     """Whether the agency has any AED registered (no role planning without one)."""
 
     @property
     def alert_policy(self) -> AlertPolicy:
-        """The stored policy, or one derived from the radius and count settings (version 0)."""
+        """The newest stored policy (every agency is created with one; the defaults else)."""
         if self.stored_alert_policy is not None:
             return self.stored_alert_policy
-        return derived_alert_policy(self.radius_m, self.limit)
+        return AlertPolicy()
 
 
-def derived_alert_policy(radius_m: float, limit: int) -> AlertPolicy:
-    """Default waves around an agency's first radius and count (see dispatch.domain.policy)."""
+def first_alert_policy(radius_m: float = 500.0, limit: int = 7) -> AlertPolicy:
+    """An agency's first policy: the default waves around its first radius and count.
+
+    Migration 0014 writes the same for agencies that had only the two columns.
+    """
     second = Wave(60, max(1300.0, radius_m), max(15, limit))
-    return AlertPolicy(
-        waves=(Wave(0, radius_m, limit), second), max_alerted=max(30, second.live), version=0
-    )
+    return AlertPolicy(waves=(Wave(0, radius_m, limit), second), max_alerted=max(30, second.live))

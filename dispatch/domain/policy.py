@@ -12,7 +12,8 @@ Defaults and the evidence behind them (``shared/notes/domain.md`` §3–5):
   drives churn: ~16 per event and 7,317 deregistrations in Denmark);
 * no new alerts 10 minutes after the call (a volunteer arriving later rarely beats EMS;
   median volunteer walk 956 m in 6.2 min);
-* a volunteer silent for 90 s counts as not coming and is replaced.
+* a volunteer silent for 90 s counts as not coming and is replaced (``not_coming_after_s``;
+  longer than the delivery chain's last step, see :func:`check_answer_windows`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+from dispatch.domain.field_error import FieldError
 
 
-class PolicyError(ValueError):
-    def __init__(self, pointer: str, detail: str) -> None:
-        super().__init__(f"{pointer}: {detail}")
-        self.pointer = pointer
-        self.detail = detail
+class PolicyError(FieldError):
+    """An alert policy document refused at a field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,8 @@ class AlertPolicy:
     target_accepted: int = 3
     max_alerted: int = 30
     stop_after_s: float = 600
-    answer_timeout_s: float = 90
+    not_coming_after_s: float = 90
+    """Silent this long after being alerted counts as not coming (the slot is refilled)."""
     replace_declined: bool = True
     lay_unknown_place: bool = False
     """Whether lay responders may go where the place type is unknown (default: public only)."""
@@ -76,7 +77,7 @@ class AlertPolicy:
             "target_accepted": self.target_accepted,
             "max_alerted": self.max_alerted,
             "stop_after_s": self.stop_after_s,
-            "answer_timeout_s": self.answer_timeout_s,
+            "not_coming_after_s": self.not_coming_after_s,
             "replace_declined": self.replace_declined,
             "lay_unknown_place": self.lay_unknown_place,
             "stand_down_on_ems_on_scene": self.stand_down_on_ems_on_scene,
@@ -112,7 +113,7 @@ def validate(policy: AlertPolicy) -> None:
         ("target_accepted", policy.target_accepted, 1, 20),
         ("max_alerted", policy.max_alerted, 1, 200),
         ("stop_after_s", policy.stop_after_s, 30, 7200),
-        ("answer_timeout_s", policy.answer_timeout_s, 10, 1800),
+        ("not_coming_after_s", policy.not_coming_after_s, 10, 1800),
         ("aed_radius_m", policy.aed_radius_m, 0, 5000),
         ("aed_max_detour_m", policy.aed_max_detour_m, 0, 5000),
     ):
@@ -132,10 +133,67 @@ def _number(data: Mapping[str, Any], name: str, pointer: str, *, integer: bool) 
     return value
 
 
+_OLD_NOT_COMING: Final = "answer_timeout_s"
+"""Still read (documents stored or written before the rename), never written."""
+
+
+def check_answer_windows(
+    *, not_coming_after_s: float, push_ack_timeout_s: float, next_channel_after_s: float
+) -> str | None:
+    """Why the policy's and the delivery chain's windows contradict each other, or None.
+
+    The chain's last step (a call, at the latest after the live stream's and the push's
+    receipt windows and one text window) must be due before the volunteer counts as not
+    coming: otherwise a volunteer is replaced while the chain is still trying to reach
+    them, and the call goes out for a slot already given to someone else.
+    """
+    last_step_s = last_step_due_s(
+        push_ack_timeout_s=push_ack_timeout_s, next_channel_after_s=next_channel_after_s
+    )
+    if not_coming_after_s <= last_step_s:
+        return (
+            f"not_coming_after_s ({not_coming_after_s:g} s) must be longer than the delivery"
+            f" chain's last step: 2 × push_ack_timeout_s + next_channel_after_s ="
+            f" 2 × {push_ack_timeout_s:g} + {next_channel_after_s:g} = {last_step_s:g} s"
+        )
+    return None
+
+
+def last_step_due_s(*, push_ack_timeout_s: float, next_channel_after_s: float) -> float:
+    """When the chain's last step is due at the latest, from the alert: a live stream's
+    receipt window, then the push's (both ``push_ack_timeout_s``), then one text window."""
+    return 2 * push_ack_timeout_s + next_channel_after_s
+
+
+def answer_window_s(
+    policy: AlertPolicy, *, push_ack_timeout_s: float, next_channel_after_s: float
+) -> float:
+    """How long a silent volunteer keeps their slot under ``policy`` and these windows.
+
+    ``not_coming_after_s`` when it is longer than the chain (the admin paths refuse any
+    other change); otherwise, for settings stored before the two were checked against
+    each other and incidents on an older policy version, the chain's last step plus one
+    answer window: nobody is counted as not coming while a step is still due.
+    """
+    last_step_s = last_step_due_s(
+        push_ack_timeout_s=push_ack_timeout_s, next_channel_after_s=next_channel_after_s
+    )
+    if policy.not_coming_after_s > last_step_s:
+        return policy.not_coming_after_s
+    return last_step_s + next_channel_after_s
+
+
 def policy_from_json(data: Any, *, version: int = 1) -> AlertPolicy:
     """Read and validate a policy document (admin API, CLI, the database); names bad fields."""
     if not isinstance(data, Mapping):
         raise PolicyError("", "must be an object")
+    if _OLD_NOT_COMING in data:
+        if "not_coming_after_s" in data:
+            raise PolicyError(
+                f"/{_OLD_NOT_COMING}", "is the old name of not_coming_after_s: give one"
+            )
+        data = {**data, "not_coming_after_s": data[_OLD_NOT_COMING]}
+        del data[_OLD_NOT_COMING]
     known = set(AlertPolicy().to_json())
     unknown = sorted(set(data) - known)
     if unknown:
@@ -161,7 +219,7 @@ def policy_from_json(data: Any, *, version: int = 1) -> AlertPolicy:
     for name in ("target_accepted", "max_alerted"):
         if name in data:
             kwargs[name] = int(_number(data, name, "", integer=True))
-    for name in ("stop_after_s", "answer_timeout_s", "aed_radius_m", "aed_max_detour_m"):
+    for name in ("stop_after_s", "not_coming_after_s", "aed_radius_m", "aed_max_detour_m"):
         if name in data:
             kwargs[name] = float(_number(data, name, "", integer=False))
     for name in ("replace_declined", "lay_unknown_place", "stand_down_on_ems_on_scene"):

@@ -7,11 +7,11 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cad_adapters import CadParseError, in_supported_range
 from dispatch.domain.agency_settings import SettingsError
 from dispatch.domain.eligibility import Tier
+from dispatch.domain.time_zones import time_zone
 
 CERTIFICATE_VALIDITY: Final = timedelta(days=730)
 """BLS/CPR certificates are usually valid two years (AHA, ERC): the default expiry when an
@@ -134,13 +134,7 @@ def validate_volunteer_settings(data: Any, *, allowed: tuple[str, ...] = FIELDS)
         unset = "quiet_from" if out["quiet_from"] is None else "quiet_until"
         raise SettingsError(f"/{unset}", "quiet hours need both ends set (or both null)")
     if "time_zone" in data:
-        try:
-            if not isinstance(data["time_zone"], str):
-                raise ValueError(data["time_zone"])
-            ZoneInfo(data["time_zone"])
-        except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError("/time_zone", "must be an IANA time zone") from None
-        out["time_zone"] = data["time_zone"]
+        out["time_zone"] = time_zone(data["time_zone"]).key
     if "daily_budget" in data:
         budget = data["daily_budget"]
         if budget is not None and (

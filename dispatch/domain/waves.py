@@ -89,8 +89,14 @@ def plan(
     now: datetime,
     open_: bool,
     ems_on_scene: bool = False,
+    answer_window_s: float | None = None,
 ) -> Plan:
-    """Decide the next step for one incident."""
+    """Decide the next step for one incident.
+
+    ``answer_window_s``: how long a silent volunteer keeps their slot, when the service
+    knows the delivery chain (see :func:`dispatch.domain.policy.answer_window_s`); else
+    the policy's ``not_coming_after_s``.
+    """
     wave = _wave_in_force(policy, started_at, now)
     radius = policy.waves[wave].radius_m
     if not open_ or (ems_on_scene and policy.stand_down_on_ems_on_scene):
@@ -103,7 +109,8 @@ def plan(
             reason="incident_ended" if not open_ else "ems_on_scene",
         )
 
-    answer_window = timedelta(seconds=policy.answer_timeout_s)
+    window_s = policy.not_coming_after_s if answer_window_s is None else answer_window_s
+    answer_window = timedelta(seconds=window_s)
     timed_out, waiting, responding = _sort(alerts, now, answer_window)
 
     if responding >= policy.target_accepted:

@@ -42,12 +42,6 @@ from dispatch.store import intake as intake_store
 from dispatch.store import units as unit_store
 from dispatch.store.incidents import IncidentProgress
 
-# Re-query at most this many times when volunteers turn out ineligible in the database
-# (e.g. made unavailable by another process since this one indexed them).
-_MAX_MATCH_ROUNDS = 3
-# The worker plans each alert's fallback chain from this first outbox row (issue 4).
-DEFAULT_CHANNEL = "auto"
-
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:

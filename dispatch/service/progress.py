@@ -13,17 +13,18 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dispatch.db.types import Conn
 from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
+from dispatch.domain.delivery_chain import START
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
 from dispatch.domain.incident_states import IncidentEvent, IncidentState, is_open
 from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
-from dispatch.domain.models import AgencyPolicy, derived_alert_policy
-from dispatch.domain.policy import AlertPolicy
+from dispatch.domain.models import AgencyPolicy
+from dispatch.domain.policy import AlertPolicy, answer_window_s
+from dispatch.domain.time_zones import time_zone
 from dispatch.domain.waves import RESPONDING, plan
 from dispatch.service import aftercare
 from dispatch.service.events import EventBuffer
@@ -39,7 +40,6 @@ from dispatch.store.incidents import IncidentProgress
 # Candidates are fetched in batches larger than the free slots, since eligibility rules
 # (tier, duty, quiet hours…) may exclude many; at most this many batches per call.
 _MATCH_ROUNDS: Final = 6
-DEFAULT_CHANNEL: Final = "auto"
 
 # Earlier policy versions that running incidents still follow; bounded (oldest dropped
 # first, read again from the database when needed) so edits over months do not pile up.
@@ -52,8 +52,6 @@ async def _policy_for(conn: Conn, agency: AgencyPolicy, version: int) -> AlertPo
     current = agency.alert_policy
     if version == current.version:
         return current
-    if version == 0:
-        return derived_alert_policy(agency.radius_m, agency.limit)
     cached = _policy_versions.get((agency.agency_id, version))
     if cached is None:
         cached = await agency_store.alert_policy_version(conn, agency.agency_id, version)
@@ -109,6 +107,11 @@ async def advance(
         now=now,
         open_=incident.alertable,
         ems_on_scene=incident.first_ems_on_scene_at is not None,
+        answer_window_s=answer_window_s(
+            policy,
+            push_ack_timeout_s=agency.push_ack_timeout_s,
+            next_channel_after_s=agency.next_channel_after_s,
+        ),
     )
 
     by_id = {a.alert_id: a for a in alerts}
@@ -262,7 +265,7 @@ async def _match(
             now=now,
         )
         candidates = [
-            NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", DEFAULT_CHANNEL)
+            NewAlert(uuid4(), hit.volunteer_id, hit.distance_m, "cpr", START)
             for hit in pick_eligible(hits, profiles.get, facts, missing, excluded)
         ]
         inserted = await alert_store.insert_with_outbox(
@@ -316,11 +319,7 @@ async def _plan_roles(
     live = await alert_store.live_for_roles(conn, incident.incident_id)
     if not live:
         return
-    try:
-        zone = ZoneInfo(agency.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = events.now.astimezone(zone)
+    local = events.now.astimezone(time_zone(agency.time_zone))
     nearby = await aed_store.near(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )

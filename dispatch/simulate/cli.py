@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.aeds import Aed
 from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
+from dispatch.domain.time_zones import UnknownTimeZone, time_zone
 from dispatch.simulate import incidents as readers
 from dispatch.simulate.calibration import calibrate
 from dispatch.simulate.model import Behaviour
@@ -111,10 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _zone(args: argparse.Namespace, layout: str) -> str:
     name = args.time_zone or (LOCAL_DATA_ZONE if layout in ("sf", "seattle") else "UTC")
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        return time_zone(name).key
+    except UnknownTimeZone:
         raise SimulateError(f"--time-zone: unknown time zone {name!r}") from None
-    return name
 
 
 def load_incidents(args: argparse.Namespace) -> tuple[readers.IncidentSet, str]:

@@ -42,6 +42,8 @@ from dispatch.domain.aeds import (
 )
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
 from dispatch.domain.eligibility import Exclusion, IncidentFacts, VolunteerProfile, pick_eligible
+from dispatch.domain.models import AgencyPolicy
+from dispatch.domain.policy import AlertPolicy, answer_window_s
 from dispatch.domain.waves import RESPONDING, WAITING, AlertView, plan
 from dispatch.simulate.scene import (
     Candidates,
@@ -87,6 +89,17 @@ def _transitions() -> dict[tuple[AlertState, AlertEvent], AlertState | None]:
 
 
 _APPLY: Final = _transitions()
+# The simulated agency's delivery chain: the service's defaults (nobody is simulated to
+# answer by channel, but a silent volunteer keeps their slot as long as in the service).
+_CHAIN: Final = AgencyPolicy(agency_id=UUID(int=0))
+
+
+def _answer_window_s(policy: AlertPolicy) -> float:
+    return answer_window_s(
+        policy,
+        push_ack_timeout_s=_CHAIN.push_ack_timeout_s,
+        next_channel_after_s=_CHAIN.next_channel_after_s,
+    )
 
 
 class _Slot:
@@ -120,6 +133,7 @@ class _Run:
         "seq",
         "slots",
         "stale",
+        "window_s",
     )
 
     def __init__(
@@ -130,6 +144,7 @@ class _Run:
         available: Callable[[int], bool] | None,
     ) -> None:
         self.scene = scene
+        self.window_s = _answer_window_s(scene.policy)
         self.responses = responses
         self.profiles = profiles
         self.available = available
@@ -175,7 +190,7 @@ class _Run:
         facts = IncidentFacts(scene.place_type, scene.is_test, now, scene.policy.lay_unknown_place)
         excluded: dict[str, int] = {}
         chosen = pick_eligible(self.walk(radius_m), self.profiles(now), facts, wanted, excluded)
-        window_us = int(scene.policy.answer_timeout_s * US)
+        window_us = int(self.window_s * US)
         for hit in chosen:
             k = len(self.alerts)
             vid = hit.volunteer_id
@@ -380,6 +395,7 @@ def run_incident(
             now=now,
             open_=True,
             ems_on_scene=ems_us is not None and now_us >= ems_us,
+            answer_window_s=run.window_s,
         )
         ended = (decision.time_out, decision.stand_down, decision.release)
         for ids, event in zip(ended, _ENDS, strict=True):

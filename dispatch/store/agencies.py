@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,8 +44,6 @@ def _policy(row: asyncpg.Record) -> AgencyPolicy:
     places = row["place_rules"]
     return AgencyPolicy(
         agency_id=row["id"],
-        radius_m=row["alert_radius_m"],
-        limit=row["alert_limit"],
         position_max_age_s=row["position_max_age_s"],
         alert_ttl_s=row["alert_ttl_s"],
         time_zone=row["time_zone"],
@@ -60,6 +59,8 @@ def _policy(row: asyncpg.Record) -> AgencyPolicy:
         max_location_uncertainty_m=row["max_location_uncertainty_m"],
         cap_signing_cert=row["cap_signing_cert"],
         has_aeds=row["has_aeds"],
+        push_ack_timeout_s=row["push_ack_timeout_s"],
+        next_channel_after_s=row["answer_timeout_s"],
         stored_alert_policy=(
             policy_from_json(row["alert_policy"], version=row["alert_policy_version"])
             if row["alert_policy"] is not None
@@ -69,26 +70,27 @@ def _policy(row: asyncpg.Record) -> AgencyPolicy:
 
 
 async def create_agency(
-    conn: Conn, *, name: str, radius_m: float | None = None, limit: int | None = None
+    conn: Conn, *, name: str, first_policy: AlertPolicy | None = None
 ) -> tuple[UUID, str]:
-    """Create an agency with one integration key; returns (agency id, key), the key unstored."""
+    """Create an agency with one integration key and its first alert policy (version 1);
+    returns (agency id, key), the key unstored."""
     agency_id = uuid4()
     key = new_token(TokenKind.AGENCY_KEY)
     async with conn.transaction():
-        await conn.execute(
-            """
-            INSERT INTO agencies (id, name, alert_radius_m, alert_limit)
-            VALUES ($1, $2, coalesce($3, 500), coalesce($4, 7))
-            """,
-            agency_id,
-            name,
-            radius_m,
-            limit,
-        )
+        # alert_radius_m and alert_limit are no longer read (the policy is): left to their
+        # defaults until a later migration drops them.
+        await conn.execute("INSERT INTO agencies (id, name) VALUES ($1, $2)", agency_id, name)
         await conn.execute(
             "INSERT INTO agency_keys (agency_id, key_hash, label) VALUES ($1, $2, 'initial')",
             agency_id,
             hash_token(key),
+        )
+        # As text: callers' connections need not have the JSON codec installed.
+        await conn.execute(
+            "INSERT INTO alert_policies (agency_id, version, policy)"
+            " VALUES ($1, 1, $2::text::jsonb)",
+            agency_id,
+            json.dumps((first_policy or AlertPolicy()).to_json()),
         )
     return agency_id, key
 

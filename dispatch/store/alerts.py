@@ -97,7 +97,7 @@ class ClaimedDelivery:
     sms_opt_out: bool = False
     phone_invalid: bool = False
     ack_timeout_s: int = 15
-    answer_timeout_s: int = 45
+    next_channel_after_s: int = 45
     critical_alerts: bool = False
     verify_before_send: bool = False
     reclaimed: bool = False
@@ -368,68 +368,13 @@ async def claim_due(
             sms_opt_out=r["sms_opt_out"],
             phone_invalid=r["phone_invalid"],
             ack_timeout_s=r["push_ack_timeout_s"],
-            answer_timeout_s=r["answer_timeout_s"],
+            next_channel_after_s=r["answer_timeout_s"],
             critical_alerts=r["critical_alerts"],
             verify_before_send=r["verify_before_send"],
             reclaimed=r["reclaimed"],
         )
         for r in rows
     ]
-
-
-async def finish_delivery(
-    conn: Conn,
-    outbox_id: int,
-    *,
-    outcome: str,
-    error: str | None,
-    now: datetime,
-    channel: str | None = None,
-    provider_ref: str | None = None,
-) -> bool:
-    """Mark a leased row done; False if it was already done (another worker after lease expiry).
-
-    ``channel`` records which step a chain-start row turned into.
-    """
-    updated = await conn.fetchval(
-        """
-        UPDATE outbox SET done_at = $2, outcome = $3, last_error = $4, lease_until = NULL,
-                          channel = coalesce($5, channel), provider_ref = $6
-        WHERE id = $1 AND done_at IS NULL RETURNING true
-        """,
-        outbox_id,
-        now,
-        outcome,
-        error,
-        channel,
-        provider_ref,
-    )
-    return bool(updated)
-
-
-async def retry_delivery(
-    conn: Conn,
-    outbox_id: int,
-    *,
-    at: datetime,
-    error: str,
-    channel: str | None = None,
-    verify_before_send: bool = False,
-) -> bool:
-    """Put a leased row back for another attempt at ``at``; False if it was done meanwhile."""
-    updated = await conn.fetchval(
-        """
-        UPDATE outbox SET available_at = $2, lease_until = NULL, last_error = $3,
-                          channel = coalesce($4, channel), verify_before_send = $5
-        WHERE id = $1 AND done_at IS NULL RETURNING true
-        """,
-        outbox_id,
-        at,
-        error,
-        channel,
-        verify_before_send,
-    )
-    return bool(updated)
 
 
 async def views_for_incident(conn: Conn, incident_id: UUID) -> list[AlertView]:

@@ -210,8 +210,12 @@ async def latest_alert_of_each(conn: Conn, volunteer_ids: Sequence[int]) -> list
 
 
 async def agency_windows(conn: Conn, agency_id: UUID) -> dict[str, Any] | None:
+    """The delivery chain's windows, the agency row locked until the transaction ends: a
+    policy change and a windows change cannot each pass their cross-check against the
+    other's old value."""
     row = await conn.fetchrow(
-        "SELECT push_ack_timeout_s, answer_timeout_s, critical_alerts FROM agencies WHERE id = $1",
+        "SELECT push_ack_timeout_s, answer_timeout_s, critical_alerts FROM agencies"
+        " WHERE id = $1 FOR NO KEY UPDATE",
         agency_id,
     )
     return None if row is None else dict(row)

@@ -1,9 +1,11 @@
 """The application factory: routes, middlewares and resource lifecycles, nothing else.
 
 Resources open in dependency order through ``cleanup_ctx`` and close in reverse:
-logging → database (embedded server, pool, migrations) → outbound HTTP session
-→ notifier → position cache and writer → outbox worker. Workers start last and
-stop first, so they never run without the things they use.
+logging → database (embedded server, pool, migrations, the outbox worker's own pool)
+→ outbound HTTP session → delivery providers → position cache and writer → the
+workers: outbox, notices, housekeeping, feed poller, deadline ticker (``dispatch serve
+--demo`` adds its data just before the ticker). Every resource is open before the first
+worker starts and closes after the last one stops, so no worker runs without what it uses.
 """
 
 from __future__ import annotations
@@ -166,14 +168,11 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Delivery providers (issue 4): FCM / Twilio when configured, else the log provider.
+    # Delivery providers: FCM / Twilio when configured, else the log provider.
     async with open_providers(
         app[keys.SETTINGS], pool=app[keys.POOL], live=app[keys.LIVE_HUB], now=app[keys.CLOCK].now()
     ) as providers:
         app[keys.PROVIDERS] = providers
-        primary = providers.push or providers.sms or providers.voice or providers.log
-        assert primary is not None
-        app[keys.NOTIFIER] = primary
         yield
 
 

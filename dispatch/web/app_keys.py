@@ -20,7 +20,6 @@ from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.service.providers import Providers
 from dispatch.workers.notices import NoticeWorker
 from dispatch.workers.notifier import OutboxWorker
-from notify.ports import Notifier
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -29,7 +28,6 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 DELIVERY_POOL = web.AppKey("delivery_pool", asyncpg.Pool)
 """The outbox worker's own connections (see ``dispatch.web.app._database_ctx``)."""
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-NOTIFIER = web.AppKey("notifier", Notifier)
 POSITIONS = web.AppKey("positions", PositionCache)
 POSITION_WRITER = web.AppKey("position_writer", PositionWriter)
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)

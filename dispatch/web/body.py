@@ -21,6 +21,7 @@ from referencing.jsonschema import DRAFT202012
 from cad_adapters.errors import CadParseError
 from cad_adapters.generic import decode_json
 from cad_adapters.text import first_unstorable
+from dispatch.domain.field_error import FieldError
 from dispatch.web.problems import Problem, invalid, refused_document
 
 _DOCUMENT_URI: Final = "urn:cpr-dispatch:openapi"
@@ -90,18 +91,27 @@ def _explain(error: ValidationError) -> tuple[str, str]:
     return here, f"breaks the schema's {error.validator} rule"
 
 
-def check(schema_name: str, document: Any, at: str = "") -> None:
-    """Raise a 422 problem when ``document`` (found at pointer ``at``) does not match the
-    named component schema or holds text the database cannot store."""
+def contract_error(schema_name: str, document: Any, at: str = "") -> FieldError | None:
+    """Why ``document`` (found at pointer ``at``) does not match the named component schema
+    or holds text the database cannot store; None when it does. The admin CLI checks its
+    documents with this too, so both paths refuse the same input with the same words."""
     unstorable = first_unstorable(document)
     if unstorable is not None:
-        raise invalid(at + unstorable[0], unstorable[1])
+        return FieldError(at + unstorable[0], unstorable[1])
     # The most relevant error at its own level: best_match would descend into an anyOf's
     # branches and blame whichever branch it liked, not the field the rule is about.
     error = max(_validator(schema_name).iter_errors(document), key=relevance, default=None)
     if error is not None:
         pointer, detail = _explain(error)
-        raise invalid(at + pointer, detail)
+        return FieldError(at + pointer, detail)
+    return None
+
+
+def check(schema_name: str, document: Any, at: str = "") -> None:
+    """Raise a 422 problem when :func:`contract_error` finds one."""
+    error = contract_error(schema_name, document, at)
+    if error is not None:
+        raise invalid(error.pointer, error.detail)
 
 
 async def json_body(request: web.Request, schema_name: str) -> Any:
@@ -125,3 +135,17 @@ async def json_document(request: web.Request) -> Any:
     except CadParseError as exc:
         raise refused_document(exc.pointer, exc.detail) from None
     return document
+
+
+async def read_upload(request: web.Request, limit: int) -> bytes:
+    """The body, up to ``limit`` bytes (above the app-wide cap, for this route only)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from dispatch.domain.agency_settings import SettingsError
+from dispatch.domain.field_error import FieldError
 from dispatch.domain.phone_codes import CODE_TTL
 from dispatch.domain.volunteer_settings import validate_identity
 from dispatch.service import accounts
@@ -34,7 +34,7 @@ async def _send_code(request: web.Request, data: dict[str, str], signup: bool) -
     if signup:
         try:
             identity = validate_identity(data)
-        except SettingsError as exc:
+        except FieldError as exc:
             raise invalid(exc.pointer, exc.detail) from None
         signup_data = {"display_name": identity.display_name, "language": identity.language}
     try:

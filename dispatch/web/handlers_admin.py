@@ -1,56 +1,63 @@
-"""Agency administration over HTTP, for the agency's supervisors."""
+"""Agency administration over HTTP, for the agency's supervisors.
+
+The use cases are ``dispatch.service.admin``'s, which the CLI calls too: this module only
+reads the request, names the actor and turns refusals into problem+json.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import Any
-from uuid import UUID
 
 from aiohttp import web
 
-from dispatch.domain.aed_import import AedImportError, AedRecord
+from dispatch.domain.aed_import import AedRecord
 from dispatch.domain.aed_import import iter_csv as iter_aed_csv
 from dispatch.domain.aed_import import iter_geojson as iter_aed_geojson
-from dispatch.domain.agency_settings import SettingsError, validate_settings
+from dispatch.domain.field_error import FieldError
 from dispatch.domain.json_stream import JsonSyntaxError
-from dispatch.domain.policy import AlertPolicy, PolicyError, policy_from_json
-from dispatch.domain.volunteer_settings import (
-    IDENTITY_FIELDS,
-    validate_identity,
-    validate_volunteer_settings,
-)
-from dispatch.service import aed_import
+from dispatch.service import admin, aed_import
 from dispatch.service.feeds import health_view
-from dispatch.service.profile import forget_position
 from dispatch.store import aeds as aed_store
 from dispatch.store import agencies as agency_store
-from dispatch.store import audit
 from dispatch.store import feeds as feed_store
 from dispatch.store import rejected as rejected_store
 from dispatch.store import volunteer_events as volunteer_event_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
-from dispatch.web.auth import supervisor_of
-from dispatch.web.body import check, json_body
-from dispatch.web.params import supervisor
+from dispatch.web.body import check, json_body, read_upload
+from dispatch.web.params import int_param, page, supervisor
 from dispatch.web.problems import Problem, invalid, malformed, not_found
 
 routes = web.RouteTableDef()
 
 
-async def _supervised_agency(request: web.Request) -> UUID:
-    try:
-        agency_id = UUID(request.match_info["agency_id"])
-    except ValueError:
-        raise not_found("agency") from None
-    await supervisor_of(request, agency_id)
-    return agency_id
+def _followers(request: web.Request) -> admin.Followers:
+    return admin.Followers(
+        auth_cache=request.app[keys.AUTH_CACHE],
+        positions=request.app[keys.POSITIONS],
+        writer=request.app[keys.POSITION_WRITER],
+    )
+
+
+@asynccontextmanager
+async def _admin(request: web.Request) -> AsyncIterator[tuple[Any, datetime]]:
+    """A connection and the time for one admin use case; its refusals as problem+json."""
+    async with request.app[keys.POOL].acquire() as conn:
+        try:
+            yield conn, request.app[keys.CLOCK].now()
+        except FieldError as exc:
+            raise invalid(exc.pointer, exc.detail) from None
+        except admin.NotFound as exc:
+            raise not_found(exc.what) from None
 
 
 @routes.get("/v1/agencies/{agency_id}/settings")
 async def get_settings(request: web.Request) -> web.Response:
-    agency_id = await _supervised_agency(request)
+    agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
         current = await agency_store.settings(conn, agency_id)
     if current is None:
@@ -63,29 +70,21 @@ async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "AgencySettingsChange")
-    try:
-        changes = validate_settings(data)
-    except SettingsError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        before = await agency_store.settings(conn, agency_id)
-        await agency_store.update_settings(conn, agency_id, changes)
-        current = await agency_store.settings(conn, agency_id)
-        assert before is not None
-        assert current is not None
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="settings_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=request.app[keys.CLOCK].now(),
-            before={k: before[k] for k in changes},
-            after={k: current[k] for k in changes},
+    async with _admin(request) as (conn, now):
+        current = await admin.change_settings(
+            conn, agency_id, data, actor=actor, now=now, followers=_followers(request)
         )
-    request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response(current)
+
+
+@routes.put("/v1/agencies/{agency_id}/delivery-settings")
+async def put_delivery_settings(request: web.Request) -> web.Response:
+    """The delivery chain's windows and the iOS critical-alert flag; others stay."""
+    agency_id, actor = await supervisor(request)
+    data = await json_body(request, "DeliverySettingsChange")
+    async with _admin(request) as (conn, now):
+        stored = await admin.change_delivery_settings(conn, agency_id, data, actor=actor, now=now)
+    return web.json_response(stored)
 
 
 @routes.post("/v1/agencies/{agency_id}/volunteers")
@@ -93,59 +92,20 @@ async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "NewVolunteer")
-    try:
-        identity = validate_identity(data)
-        settings = validate_volunteer_settings(
-            {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
-        )
-    except SettingsError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    now = request.app[keys.CLOCK].now()
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        volunteer_id, token = await volunteer_store.create_volunteer(
-            conn,
-            agency_id=agency_id,
-            display_name=identity.display_name,
-            phone_e164=identity.phone_e164,
-            language=identity.language,
-            settings=settings,
-            now=now,
-        )
-        # Who the person is stays out of the append-only log: only that it was given.
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="volunteer_created",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
-            after={**settings, "phone_given": identity.phone_e164 is not None},
-        )
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="volunteer_token_issued",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=now,
+    async with _admin(request) as (conn, now):
+        volunteer_id, token = await admin.create_volunteer(
+            conn, agency_id, data, actor=actor, now=now
         )
     return web.json_response({"volunteer_id": volunteer_id, "token": token}, status=201)
 
 
-def _volunteer_id(request: web.Request) -> int:
-    raw = request.match_info["volunteer_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise not_found("volunteer")
-    return int(raw)
-
-
 @routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}")
 async def get_volunteer(request: web.Request) -> web.Response:
-    agency_id = await _supervised_agency(request)
+    agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
-        found = await volunteer_store.settings_of(conn, agency_id, _volunteer_id(request))
+        found = await volunteer_store.settings_of(
+            conn, agency_id, int_param(request, "volunteer_id")
+        )
     if found is None:
         raise not_found("volunteer")
     return web.json_response(found)
@@ -155,51 +115,21 @@ async def get_volunteer(request: web.Request) -> web.Response:
 async def patch_volunteer(request: web.Request) -> web.Response:
     """Tier, certificate, duty, quiet hours, budget, tester, availability; others stay."""
     agency_id, actor = await supervisor(request)
-    volunteer_id = _volunteer_id(request)
-    try:
-        changes = validate_volunteer_settings(await json_body(request, "VolunteerSettingsChange"))
-    except SettingsError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    if not changes:
-        raise invalid("", "name at least one setting to change")
-    cache = request.app[keys.POSITIONS]
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        before = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
-        if before is None or not await volunteer_store.update_settings(
-            conn, agency_id, volunteer_id, changes
-        ):
-            raise not_found("volunteer")
-        found = await volunteer_store.settings_of(conn, agency_id, volunteer_id)
-        assert found is not None
-        if not found["on_duty"]:
-            await forget_position(conn, volunteer_id, cache, request.app[keys.POSITION_WRITER])
-        position = await volunteer_store.position_of(conn, volunteer_id)
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="volunteer_changed",
-            target_type="volunteer",
-            target_id=volunteer_id,
-            at=request.app[keys.CLOCK].now(),
-            before={k: before[k] for k in changes},
-            after={k: found[k] for k in changes},
+    volunteer_id = int_param(request, "volunteer_id")
+    data = await json_body(request, "VolunteerSettingsChange")
+    async with _admin(request) as (conn, now):
+        found = await admin.change_volunteer(
+            conn, agency_id, volunteer_id, data, actor=actor, now=now, followers=_followers(request)
         )
-    # The index holds only volunteers who may be alerted: follow the change at once.
-    if found["verified"] and found["available"] and position is not None:
-        cache.upsert(position)
-    else:
-        cache.remove(volunteer_id)
     return web.json_response(found)
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}/events")
 async def volunteer_events(request: web.Request) -> web.Response:
     """What happened to a volunteer outside incidents (devices, SMS opt-outs), newest first."""
-    agency_id = await _supervised_agency(request)
-    volunteer_id = _volunteer_id(request)
-    limit = _query_int(request, "limit", default=50, low=1, high=200)
-    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
+    agency_id, _ = await supervisor(request)
+    volunteer_id = int_param(request, "volunteer_id")
+    limit, before = page(request, default=50, maximum=200)
     async with request.app[keys.POOL].acquire() as conn:
         if await volunteer_store.settings_of(conn, agency_id, volunteer_id) is None:
             raise not_found("volunteer")
@@ -209,18 +139,12 @@ async def volunteer_events(request: web.Request) -> web.Response:
     return web.json_response({"volunteer_id": volunteer_id, "events": events})
 
 
-def _policy_json(policy: AlertPolicy) -> dict[str, Any]:
-    return {"version": policy.version, **policy.to_json()}
-
-
 @routes.get("/v1/agencies/{agency_id}/policy")
 async def get_policy(request: web.Request) -> web.Response:
-    agency_id = await _supervised_agency(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        agency = await agency_store.policy(conn, agency_id)
-    if agency is None:
-        raise not_found("agency")
-    return web.json_response(_policy_json(agency.alert_policy))
+    agency_id, _ = await supervisor(request)
+    async with _admin(request) as (conn, _):
+        policy = await admin.current_policy(conn, agency_id)
+    return web.json_response(admin.policy_view(policy))
 
 
 @routes.put("/v1/agencies/{agency_id}/policy")
@@ -228,46 +152,17 @@ async def put_policy(request: web.Request) -> web.Response:
     """A whole policy document (fields left out take the documented defaults)."""
     agency_id, actor = await supervisor(request)
     data = await json_body(request, "PolicyDocument")
-    try:
-        policy = policy_from_json(data)
-    except PolicyError as exc:
-        raise invalid(exc.pointer, exc.detail) from None
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        previous = await agency_store.policy(conn, agency_id)
-        version = await agency_store.store_alert_policy(conn, agency_id, policy)
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="policy_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=request.app[keys.CLOCK].now(),
-            before=_policy_json(previous.alert_policy) if previous is not None else None,
-            after={**_policy_json(policy), "version": version},
+    async with _admin(request) as (conn, now):
+        policy = await admin.store_policy(
+            conn, agency_id, data, actor=actor, now=now, followers=_followers(request)
         )
-    request.app[keys.AUTH_CACHE].forget(agency_id)
-    return web.json_response({**_policy_json(policy), "version": version})
+    return web.json_response(admin.policy_view(policy))
 
 
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
 MAX_AED_UPLOAD_BYTES = 16 * 1024 * 1024
 """A national registry (50,000 AEDs with names and access notes) is several MB."""
-
-
-async def _read_upload(request: web.Request, limit: int) -> bytes:
-    """The body, up to ``limit`` bytes (above the app-wide cap, for this route only)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, "body-too-large", "Body too large", f"at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @routes.post("/v1/agencies/{agency_id}/aeds")
@@ -277,7 +172,7 @@ async def import_aeds(request: web.Request) -> web.Response:
     Parsed in short slices and stored a chunk at a time (one transaction), so a large
     file never holds up other agencies' requests for more than a slice.
     """
-    agency_id = await _supervised_agency(request)
+    agency_id, _ = await supervisor(request)
     read: Callable[[str], Iterator[AedRecord]]
     if request.content_type in _CSV_TYPES:
         read = iter_aed_csv
@@ -292,7 +187,7 @@ async def import_aeds(request: web.Request) -> web.Response:
             "Unsupported media type",
             "send text/csv or application/geo+json",
         )
-    body = await _read_upload(request, MAX_AED_UPLOAD_BYTES)
+    body = await read_upload(request, MAX_AED_UPLOAD_BYTES)
     try:
         count = await aed_import.import_file(
             request.app[keys.POOL],
@@ -304,7 +199,7 @@ async def import_aeds(request: web.Request) -> web.Response:
         raise malformed("the file is not UTF-8") from None
     except JsonSyntaxError as exc:
         raise malformed(str(exc)) from None
-    except AedImportError as exc:
+    except FieldError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     request.app[keys.AUTH_CACHE].forget(agency_id)
     return web.json_response({"imported": count})
@@ -313,40 +208,19 @@ async def import_aeds(request: web.Request) -> web.Response:
 @routes.get("/v1/agencies/{agency_id}/aeds")
 async def list_aeds(request: web.Request) -> web.Response:
     """The agency's active AEDs, newest first, a page at a time (next page: ``before``)."""
-    agency_id = await _supervised_agency(request)
-    limit = _query_int(request, "limit", default=500, low=1, high=1000)
-    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
+    agency_id, _ = await supervisor(request)
+    limit, before = page(request, default=500, maximum=1000)
     async with request.app[keys.POOL].acquire() as conn:
         aeds = await aed_store.list_for_agency(conn, agency_id, limit=limit, before_id=before)
     next_before = aeds[-1]["id"] if len(aeds) == limit else None
     return web.json_response({"aeds": aeds, "next_before": next_before})
 
 
-def _query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise Problem(
-            400,
-            "invalid-parameter",
-            "A query parameter is invalid",
-            f"{name} must be an integer from {low} to {high}",
-            extra={"invalid-params": [{"name": name, "reason": f"from {low} to {high}"}]},
-        )
-    return value
-
-
 @routes.get("/v1/agencies/{agency_id}/rejected-documents")
 async def list_rejected_documents(request: web.Request) -> web.Response:
     """CAD documents the intake refused, newest first, with why (page with ``before``)."""
-    agency_id = await _supervised_agency(request)
-    limit = _query_int(request, "limit", default=50, low=1, high=200)
-    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
+    agency_id, _ = await supervisor(request)
+    limit, before = page(request, default=50, maximum=200)
     async with request.app[keys.POOL].acquire() as conn:
         docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
     return web.json_response({"documents": docs})
@@ -355,7 +229,7 @@ async def list_rejected_documents(request: web.Request) -> web.Response:
 @routes.get("/v1/agencies/{agency_id}/feeds")
 async def list_feeds(request: web.Request) -> web.Response:
     """Each polled feed's health: last poll and success, failures, errors, refused items."""
-    agency_id = await _supervised_agency(request)
+    agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
         rows = await feed_store.health(conn, agency_id)
     return web.json_response({"feeds": [health_view(r) for r in rows]})

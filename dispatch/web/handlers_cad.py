@@ -17,10 +17,9 @@ import asyncio
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import structlog
@@ -34,6 +33,7 @@ from cad_adapters.generic import decode_json, parse_generic
 from cad_adapters.models import IncidentReport
 from dispatch.domain.intake import VersionConflict
 from dispatch.domain.models import AgencyPolicy
+from dispatch.domain.time_zones import time_zone
 from dispatch.secrets import (
     SIGNATURE_HEADER,
     SignatureError,
@@ -93,7 +93,7 @@ def _json_then(parse: Callable[..., IncidentReport]) -> _Parse:
             raise refused_document(exc.pointer, exc.detail) from None
         if not isinstance(document, dict):
             raise invalid("", "the document must be a JSON object")
-        return _Parsed((parse(document, default_tz=_time_zone(policy.time_zone)),), {})
+        return _Parsed((parse(document, default_tz=time_zone(policy.time_zone)),), {})
 
     return run
 
@@ -113,7 +113,7 @@ def _cap(body: bytes, policy: AgencyPolicy, now: datetime) -> _Parsed:
                 "the agency's pinned CAP signing certificate cannot be read; set it again",
             ) from None
     try:
-        document = read_cap(body, default_tz=_time_zone(policy.time_zone), pinned=pinned, now=now)
+        document = read_cap(body, default_tz=time_zone(policy.time_zone), pinned=pinned, now=now)
     except CapSignatureError as exc:
         raise Problem(
             422,
@@ -168,13 +168,6 @@ async def _authenticate(request: web.Request, agency_id: UUID) -> AgencyAuth:
     assert token is not None
     cache.put(agency_id, token, auth)
     return auth
-
-
-def _time_zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 LARGE_DOCUMENT_BYTES = 64 * 1024

@@ -18,9 +18,8 @@ from dispatch.store import audit
 from dispatch.store import credentials as credential_store
 from dispatch.web import app_keys as keys
 from dispatch.web.auth import volunteer_of
-from dispatch.web.body import json_body
-from dispatch.web.handlers_admin import _query_int, _read_upload
-from dispatch.web.params import int_param, query_choice, supervisor
+from dispatch.web.body import json_body, read_upload
+from dispatch.web.params import int_param, page, query_choice, supervisor
 from dispatch.web.problems import Problem, invalid, not_found
 
 routes = web.RouteTableDef()
@@ -82,7 +81,7 @@ async def upload_scan(request: web.Request) -> web.Response:
             "Unsupported media type",
             "send application/pdf, image/jpeg or image/png",
         )
-    data = await _read_upload(request, MAX_SCAN_BYTES)
+    data = await read_upload(request, MAX_SCAN_BYTES)
     try:
         media_type = check_scan(declared, data)
     except ScanRefused as exc:
@@ -110,8 +109,7 @@ async def upload_scan(request: web.Request) -> web.Response:
 async def agency_credentials(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
     state = query_choice(request, "state", ("pending", "approved", "rejected"), None)
-    limit = _query_int(request, "limit", default=50, low=1, high=200)
-    before = _query_int(request, "before", default=2**63 - 1, low=1, high=2**63 - 1)
+    limit, before = page(request, default=50, maximum=200)
     async with request.app[keys.POOL].acquire() as conn:
         found = await credential_store.for_agency(
             conn, agency_id, state=state, limit=limit, before_id=before

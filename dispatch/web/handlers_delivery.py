@@ -7,7 +7,7 @@ URL and the form, keyed by the auth token), checked with Twilio's own
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 from xml.sax.saxutils import escape
 
@@ -21,14 +21,11 @@ from dispatch.service import delivery as delivery_service
 from dispatch.service import devices as device_service
 from dispatch.service.providers import public_base_url
 from dispatch.service.responses import AlertNotFound
-from dispatch.store import audit
-from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import check, json_body, json_document
 from dispatch.web.handlers import _uuid, _volunteer
 from dispatch.web.handlers_webpush import put_web_push
-from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, not_found
 from notify import twilio_webhooks as twilio
 
@@ -120,43 +117,6 @@ async def ack_alert(request: web.Request) -> web.Response:
     return web.json_response(
         {"alert_id": str(result.alert_id), "state": result.state.value, "changed": result.changed}
     )
-
-
-# --- supervisors ----------------------------------------------------------------------------
-
-
-def _window(data: dict[str, Any], name: str) -> int | None:
-    return int(data[name]) if name in data else None
-
-
-@routes.put("/v1/agencies/{agency_id}/delivery-settings")
-async def put_delivery_settings(request: web.Request) -> web.Response:
-    agency_id, actor = await supervisor(request)
-    data = await json_body(request, "DeliverySettingsChange")
-    critical = data.get("critical_alerts")
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
-        before = await delivery_store.agency_windows(conn, agency_id)
-        stored = await delivery_store.set_agency_windows(
-            conn,
-            agency_id,
-            push_ack_timeout_s=_window(data, "push_ack_timeout_s"),
-            answer_timeout_s=_window(data, "answer_timeout_s"),
-            critical_alerts=critical,
-        )
-        if stored is None:
-            raise not_found("agency")
-        await audit.record(
-            conn,
-            agency_id=agency_id,
-            actor=actor,
-            action="delivery_settings_changed",
-            target_type="agency",
-            target_id=agency_id,
-            at=request.app[keys.CLOCK].now(),
-            before=before,
-            after=stored,
-        )
-    return web.json_response(stored)
 
 
 # --- Twilio webhooks ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Final
 
 from aiohttp import web
 
-from dispatch.domain.agency_settings import SettingsError
+from dispatch.domain.field_error import FieldError
 from dispatch.domain.volunteer_settings import validate_profile_change
 from dispatch.service import aftercare, self_test, volunteer_data
 from dispatch.service import profile as profile_service
@@ -39,7 +39,7 @@ async def patch_me(request: web.Request) -> web.Response:
     volunteer = await volunteer_of(request)
     try:
         change = validate_profile_change(await json_body(request, "ProfileChange"))
-    except SettingsError as exc:
+    except FieldError as exc:
         raise invalid(exc.pointer, exc.detail) from None
     found = await profile_service.change(
         request.app[keys.POOL],

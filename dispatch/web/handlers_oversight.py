@@ -11,21 +11,17 @@ from dispatch.store import audit
 from dispatch.store import volunteer_data as volunteer_data_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import json_body
-from dispatch.web.handlers_admin import _query_int
-from dispatch.web.params import int_param, query_choice, supervisor
+from dispatch.web.params import int_param, page, query_choice, supervisor
 from dispatch.web.problems import Problem, not_found
 
 routes = web.RouteTableDef()
-
-_BIG = 2**63 - 1
 
 
 @routes.get("/v1/agencies/{agency_id}/debrief-requests")
 async def debrief_requests(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
     state = query_choice(request, "state", ("open", "handled", "all"), "open")
-    limit = _query_int(request, "limit", default=50, low=1, high=200)
-    before = _query_int(request, "before", default=_BIG, low=1, high=_BIG)
+    limit, before = page(request, default=50, maximum=200)
     handled = {"open": False, "handled": True}.get(state or "open")
     async with request.app[keys.POOL].acquire() as conn:
         found = await aftercare_store.debrief_requests(
@@ -60,8 +56,7 @@ async def debrief_handled(request: web.Request) -> web.Response:
 @routes.get("/v1/agencies/{agency_id}/audit-log")
 async def audit_log(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
-    limit = _query_int(request, "limit", default=50, low=1, high=200)
-    before = _query_int(request, "before", default=_BIG, low=1, high=_BIG)
+    limit, before = page(request, default=50, maximum=200)
     async with request.app[keys.POOL].acquire() as conn:
         entries = await audit.newest(conn, agency_id, limit=limit, before_id=before)
     return web.json_response({"entries": entries})

@@ -9,12 +9,17 @@ from cad_adapters.generic import schema as generic_schema
 from dispatch.web.openapi_cap import cap_operation, cap_schemas
 from dispatch.web.openapi_common import (
     AGENCY,
+    ALERT,
+    SUPERVISOR,
+    VOLUNTEER,
+    VOLUNTEER_ID,
     json_request,
     json_response,
     operation,
     page,
     path_uuid,
     problem,
+    supervised_resource,
 )
 from dispatch.web.openapi_delivery import delivery_paths
 from dispatch.web.openapi_feeds import feed_paths, feed_schemas
@@ -29,7 +34,6 @@ _INTAKE_DESCRIPTION = (
     "HMAC-SHA256 of '<t>.' + body, keyed with SHA-256 of the integration key>`, valid 5 "
     "minutes, each usable once. A refused document is kept for audit."
 )
-_ALERT = path_uuid("alert_id", "The alert, as sent in the push data")
 _INCIDENT = path_uuid("incident_id", "The incident")
 
 
@@ -63,8 +67,8 @@ def _answer(summary: str) -> dict[str, Any]:
             "404": problem("No such alert for this volunteer"),
             "409": problem("The alert's state does not allow this answer; `state` gives it"),
         },
-        security="volunteerToken",
-        parameters=[_ALERT],
+        security=VOLUNTEER,
+        parameters=[ALERT],
     )
 
 
@@ -125,7 +129,7 @@ def _volunteer_paths() -> dict[str, Any]:
             "put": operation(
                 "Report the volunteer's last known position",
                 {"204": {"description": "Stored"}},
-                security="volunteerToken",
+                security=VOLUNTEER,
                 body=json_request("Fix"),
                 description="Only the latest position is kept; it is purged when stale.",
             )
@@ -137,8 +141,8 @@ def _volunteer_paths() -> dict[str, Any]:
                     "200": json_response("Alert", "The alert"),
                     "404": problem("No such alert for this volunteer"),
                 },
-                security="volunteerToken",
-                parameters=[_ALERT],
+                security=VOLUNTEER,
+                parameters=[ALERT],
             )
         },
         "/v1/alerts/{alert_id}/accept": {"post": _answer("The volunteer is going")},
@@ -157,7 +161,7 @@ def _incident_paths() -> dict[str, Any]:
             "get": operation(
                 summary,
                 {"200": ok, "404": problem("No such incident for this agency")},
-                security=("agencyKey", "supervisorToken"),
+                security=("agencyKey", SUPERVISOR),
                 parameters=[_INCIDENT],
             )
         }
@@ -174,70 +178,48 @@ def _incident_paths() -> dict[str, Any]:
 
 
 def _supervisor_paths() -> dict[str, Any]:
-    volunteer_id = {"name": "volunteer_id", "in": "path", "required": True}
-    volunteer_id["schema"] = {"type": "integer", "minimum": 1}
     settings = json_response("VolunteerSettings", "The volunteer's settings")
     missing_volunteer = problem("No such volunteer in this agency")
     aeds = {
         "text/csv": {"schema": {"type": "string", "description": "id,name,lat,lon[,...]"}},
         "application/geo+json": {"schema": {"$ref": "#/components/schemas/AedFeatureCollection"}},
     }
-    sup = "supervisorToken"
     return {
         "/v1/agencies/{agency_id}/volunteers": {
             "post": operation(
                 "Register a volunteer (supervisor); the token is shown once",
                 {"201": json_response("VolunteerCreated", "Created")},
-                security=sup,
+                security=SUPERVISOR,
                 parameters=[AGENCY],
                 body=json_request("NewVolunteer"),
             )
         },
-        "/v1/agencies/{agency_id}/volunteers/{volunteer_id}": {
-            "get": operation(
-                "A volunteer's eligibility settings",
-                {"200": settings, "404": missing_volunteer},
-                security=sup,
-                parameters=[AGENCY, volunteer_id],
-            ),
-            "patch": operation(
-                "Change tier, certificate, duty, quiet hours, budget, tester or availability",
-                {"200": settings, "404": missing_volunteer},
-                security=sup,
-                parameters=[AGENCY, volunteer_id],
-                body=json_request("VolunteerSettingsChange"),
-            ),
-        },
-        "/v1/agencies/{agency_id}/settings": {
-            "get": operation(
-                "The agency's alerting parameters and intake rules",
-                {"200": json_response("AgencySettings", "Current settings")},
-                security=sup,
-                parameters=[AGENCY],
-            ),
-            "patch": operation(
-                "Change some settings; the others stay",
-                {"200": json_response("AgencySettings", "Settings after the change")},
-                security=sup,
-                parameters=[AGENCY],
-                body=json_request("AgencySettingsChange"),
-            ),
-        },
-        "/v1/agencies/{agency_id}/policy": {
-            "get": operation(
-                "The agency's current alert policy (waves, target, caps)",
-                {"200": json_response("Policy", "Policy and version")},
-                security=sup,
-                parameters=[AGENCY],
-            ),
-            "put": operation(
-                "Store a new policy version; running incidents keep theirs",
-                {"200": json_response("Policy", "The stored policy and its version")},
-                security=sup,
-                parameters=[AGENCY],
-                body=json_request("PolicyDocument"),
-            ),
-        },
+        "/v1/agencies/{agency_id}/volunteers/{volunteer_id}": supervised_resource(
+            "A volunteer's eligibility settings",
+            settings,
+            method="patch",
+            change="Change tier, certificate, duty, quiet hours, budget, tester or availability",
+            changed=settings,
+            body="VolunteerSettingsChange",
+            parameters=[AGENCY, VOLUNTEER_ID],
+            errors={"404": missing_volunteer},
+        ),
+        "/v1/agencies/{agency_id}/settings": supervised_resource(
+            "The agency's intake rules and alert limits (who is alerted: the policy)",
+            json_response("AgencySettings", "Current settings"),
+            method="patch",
+            change="Change some settings; the others stay",
+            changed=json_response("AgencySettings", "Settings after the change"),
+            body="AgencySettingsChange",
+        ),
+        "/v1/agencies/{agency_id}/policy": supervised_resource(
+            "The agency's current alert policy (waves, target, caps)",
+            json_response("Policy", "Policy and version"),
+            method="put",
+            change="Store a new policy version; running incidents keep theirs",
+            changed=json_response("Policy", "The stored policy and its version"),
+            body="PolicyDocument",
+        ),
         "/v1/agencies/{agency_id}/volunteers/{volunteer_id}/events": {
             "get": operation(
                 "A volunteer's timeline outside incidents (devices, opt-outs), newest first",
@@ -246,8 +228,8 @@ def _supervisor_paths() -> dict[str, Any]:
                     "400": problem("A query parameter is invalid; `invalid-params` names it"),
                     "404": missing_volunteer,
                 },
-                security=sup,
-                parameters=[AGENCY, volunteer_id, *page("events", default=50, maximum=200)],
+                security=SUPERVISOR,
+                parameters=[AGENCY, VOLUNTEER_ID, *page("events", default=50, maximum=200)],
             )
         },
         "/v1/agencies/{agency_id}/aeds": {
@@ -257,7 +239,7 @@ def _supervisor_paths() -> dict[str, Any]:
                     "200": {"description": "AEDs and `next_before`, the next page's cursor"},
                     "400": problem("A query parameter is invalid; `invalid-params` names it"),
                 },
-                security=sup,
+                security=SUPERVISOR,
                 parameters=[AGENCY, *page("AEDs", default=500, maximum=1000)],
             ),
             "post": operation(
@@ -266,7 +248,7 @@ def _supervisor_paths() -> dict[str, Any]:
                     "200": {"description": "How many AEDs were imported"},
                     "413": problem("Larger than 16 MiB"),
                 },
-                security=sup,
+                security=SUPERVISOR,
                 parameters=[AGENCY],
                 body={"required": True, "content": aeds},
                 description="Up to 50,000 AEDs and 16 MiB per file; all or none stored.",
@@ -279,7 +261,7 @@ def _supervisor_paths() -> dict[str, Any]:
                     "200": {"description": "Refused documents with status and reason"},
                     "400": problem("A query parameter is invalid"),
                 },
-                security=sup,
+                security=SUPERVISOR,
                 parameters=[AGENCY, *page("documents", default=50, maximum=200)],
             )
         },

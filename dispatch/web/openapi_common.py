@@ -32,14 +32,22 @@ def json_request(schema_name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": ref(schema_name)}}}
 
 
-def path_uuid(name: str, description: str) -> dict[str, Any]:
+def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string", "format": "uuid"},
+        "schema": schema,
     }
+
+
+def path_uuid(name: str, description: str) -> dict[str, Any]:
+    return _path(name, description, {"type": "string", "format": "uuid"})
+
+
+def path_int(name: str, description: str) -> dict[str, Any]:
+    return _path(name, description, {"type": "integer", "minimum": 1})
 
 
 def query_int(
@@ -65,7 +73,11 @@ def page(what: str, *, default: int, maximum: int) -> list[dict[str, Any]]:
     ]
 
 
-AGENCY = path_uuid("agency_id", "The agency")
+SUPERVISOR: Final = "supervisorToken"
+VOLUNTEER: Final = "volunteerToken"
+AGENCY: Final = path_uuid("agency_id", "The agency")
+ALERT: Final = path_uuid("alert_id", "The alert, as sent in the push data")
+VOLUNTEER_ID: Final = path_int("volunteer_id", "The volunteer")
 AUTH_ERRORS: Final = {
     "401": problem("Missing, invalid or revoked bearer token"),
     "429": problem(
@@ -111,3 +123,30 @@ def operation(
         responses = {**BODY_ERRORS, **responses}
     op["responses"] = {**responses, **OVERLOAD}
     return op
+
+
+def supervised_resource(
+    read: str,
+    current: dict[str, Any],
+    *,
+    method: str,
+    change: str,
+    changed: dict[str, Any],
+    body: str,
+    parameters: list[dict[str, Any]] | None = None,
+    errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A supervisor's read of an agency resource and its change (``method``) with ``body``."""
+    params = parameters or [AGENCY]
+    return {
+        "get": operation(
+            read, {"200": current, **(errors or {})}, security=SUPERVISOR, parameters=params
+        ),
+        method: operation(
+            change,
+            {"200": changed, **(errors or {})},
+            security=SUPERVISOR,
+            parameters=params,
+            body=json_request(body),
+        ),
+    }

@@ -6,6 +6,9 @@ from typing import Any
 
 from dispatch.web.openapi_common import (
     AGENCY,
+    ALERT,
+    SUPERVISOR,
+    VOLUNTEER,
     json_request,
     json_response,
     operation,
@@ -44,7 +47,6 @@ def _twilio(summary: str, ok: dict[str, Any], parameters: list[dict[str, Any]]) 
 
 
 def delivery_paths() -> dict[str, Any]:
-    alert = path_uuid("alert_id", "The alert, as sent in the push data")
     recorded = {"204": {"description": "Recorded"}}
     return {
         "/v1/me/devices": {
@@ -54,7 +56,7 @@ def delivery_paths() -> dict[str, Any]:
                     "200": json_response("DeviceRegistered", "Registered"),
                     "409": problem("The token belongs to a volunteer of another agency"),
                 },
-                security="volunteerToken",
+                security=VOLUNTEER,
                 body={
                     "required": True,
                     "content": {
@@ -111,7 +113,7 @@ def delivery_paths() -> dict[str, Any]:
             "put": operation(
                 "Prefer or refuse delivery channels",
                 {"200": json_response("ChannelStatus", "Stored")},
-                security="volunteerToken",
+                security=VOLUNTEER,
                 body=json_request("ChannelPreferences"),
             )
         },
@@ -122,8 +124,8 @@ def delivery_paths() -> dict[str, Any]:
                     "200": json_response("AlertAnswer", "The alert's state after the receipt"),
                     "404": problem("No such alert for this volunteer"),
                 },
-                security="volunteerToken",
-                parameters=[alert],
+                security=VOLUNTEER,
+                parameters=[ALERT],
                 body={
                     "required": False,
                     "content": {"application/json": {"schema": ref("AckReceipt")}},
@@ -137,7 +139,7 @@ def delivery_paths() -> dict[str, Any]:
                     "200": json_response("DeliverySettings", "Settings after the change"),
                     "404": problem("No such agency"),
                 },
-                security="supervisorToken",
+                security=SUPERVISOR,
                 parameters=[AGENCY],
                 body=json_request("DeliverySettingsChange"),
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.web.openapi_common import AGENCY, json_response, operation
+from dispatch.web.openapi_common import AGENCY, SUPERVISOR, json_response, operation
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _RESULTS = [
@@ -14,6 +14,7 @@ _RESULTS = [
     "refused_document",
     "all_items_refused",
     "bad_mapping",
+    "bad_time_zone",
 ]
 
 
@@ -23,7 +24,7 @@ def feed_paths() -> dict[str, Any]:
             "get": operation(
                 "The agency's polled CAD feeds and their health",
                 {"200": json_response("FeedList", "Every feed of the agency")},
-                security="supervisorToken",
+                security=SUPERVISOR,
                 parameters=[AGENCY],
                 description=(
                     "A poll fails when the feed cannot be fetched, its document is refused, "

@@ -6,16 +6,18 @@ from typing import Any, Final
 
 from dispatch.web.openapi_common import (
     AGENCY,
+    SUPERVISOR,
+    VOLUNTEER,
+    VOLUNTEER_ID,
     json_request,
     json_response,
     operation,
     page,
+    path_int,
     path_uuid,
     problem,
 )
 
-_VOLUNTEER: Final = "volunteerToken"
-_SUPERVISOR: Final = "supervisorToken"
 _SCAN_TYPES: Final = ("application/pdf", "image/jpeg", "image/png")
 _BINARY: Final = {"schema": {"type": "string", "format": "binary"}}
 _THROTTLED: Final = problem(
@@ -25,18 +27,7 @@ _THROTTLED: Final = problem(
 )
 
 
-def _int_path(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "integer", "minimum": 1},
-    }
-
-
-_CREDENTIAL: Final = _int_path("credential_id", "The credential")
-_VOLUNTEER_ID: Final = _int_path("volunteer_id", "The volunteer")
+_CREDENTIAL: Final = path_int("credential_id", "The credential")
 
 
 def _public(summary: str, ok: dict[str, Any], body: str, **errors: Any) -> dict[str, Any]:
@@ -85,15 +76,15 @@ def _account_paths() -> dict[str, Any]:
             "get": operation(
                 "The volunteer's signed-in devices",
                 {"200": json_response("Sessions", "Newest first; `current` marks this one")},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
             )
         },
         "/v1/me/sessions/{session_id}": {
             "delete": operation(
                 "Sign a device out (its push registrations stop too)",
                 {"204": {"description": "Signed out"}, "404": problem("No such live session")},
-                security=_VOLUNTEER,
-                parameters=[_int_path("session_id", "The session")],
+                security=VOLUNTEER,
+                parameters=[path_int("session_id", "The session")],
             )
         },
     }
@@ -103,32 +94,32 @@ def _me_paths() -> dict[str, Any]:
     profile = json_response("Profile", "The profile, and why alerts do not reach them, if so")
     return {
         "/v1/me": {
-            "get": operation("The volunteer's own profile", {"200": profile}, security=_VOLUNTEER),
+            "get": operation("The volunteer's own profile", {"200": profile}, security=VOLUNTEER),
             "patch": operation(
                 "Change name, language, tier asked for, duty, quiet hours, budget or channels",
                 {"200": profile},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
                 body=json_request("ProfileChange"),
                 description="Going off duty deletes the last position at once.",
             ),
             "delete": operation(
                 "Erase the account; the response log keeps its facts under a pseudonym",
                 {"204": {"description": "Erased"}},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
             ),
         },
         "/v1/me/alerts": {
             "get": operation(
                 "Open alerts first, then the last 30 days with their outcome",
                 {"200": json_response("MyAlerts", "Alerts")},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
             )
         },
         "/v1/me/export": {
             "get": operation(
                 "Everything held about the volunteer, as JSON",
                 {"200": json_response("VolunteerExport", "The export")},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
             )
         },
         "/v1/me/test-alert": {
@@ -138,7 +129,7 @@ def _me_paths() -> dict[str, Any]:
                     "202": json_response("TestAlertQueued", "Queued"),
                     "429": problem("Three test alerts in the last 24 hours", retry_after=True),
                 },
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
             )
         },
         "/v1/alerts/{alert_id}/feedback": {
@@ -148,7 +139,7 @@ def _me_paths() -> dict[str, Any]:
                     "201": json_response("FeedbackRecorded", "Recorded"),
                     "404": problem("No such alert for this volunteer"),
                 },
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
                 parameters=[path_uuid("alert_id", "The alert")],
                 body=json_request("Feedback"),
             )
@@ -167,7 +158,7 @@ def _credential_paths() -> dict[str, Any]:
     scan = operation(
         "Attach the scan (PDF, JPEG or PNG, at most 5 MiB) while the credential is pending",
         {"200": credential, **scan_errors},
-        security=_VOLUNTEER,
+        security=VOLUNTEER,
         parameters=[_CREDENTIAL],
         body={"required": True, "content": {t: _BINARY for t in _SCAN_TYPES}},
         description="The type is read from the bytes, which must be the declared type whole.",
@@ -178,12 +169,12 @@ def _credential_paths() -> dict[str, Any]:
             "get": operation(
                 "The volunteer's credentials and their review",
                 {"200": json_response("CredentialList", "Newest first")},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
             ),
             "post": operation(
                 "Declare a credential (CPR/BLS certificate or professional licence)",
                 {"201": credential},
-                security=_VOLUNTEER,
+                security=VOLUNTEER,
                 body=json_request("NewCredential"),
             ),
         },
@@ -214,7 +205,7 @@ def _review_paths() -> dict[str, Any]:
             "get": operation(
                 "Credentials to review (`state=pending`) or reviewed, newest first",
                 {"200": json_response("CredentialList", "Credentials"), **bad_query},
-                security=_SUPERVISOR,
+                security=SUPERVISOR,
                 parameters=[AGENCY, state, *page("credentials", default=50, maximum=200)],
             )
         },
@@ -222,7 +213,7 @@ def _review_paths() -> dict[str, Any]:
             "get": operation(
                 "A credential's scan (never shown inline)",
                 {"200": download, "404": problem("No such credential or no scan")},
-                security=_SUPERVISOR,
+                security=SUPERVISOR,
                 parameters=[AGENCY, _CREDENTIAL],
             )
         },
@@ -230,7 +221,7 @@ def _review_paths() -> dict[str, Any]:
             "post": operation(
                 "Approve: the volunteer is alertable until it expires, tier by its kind",
                 {"200": credential, **review_errors},
-                security=_SUPERVISOR,
+                security=SUPERVISOR,
                 parameters=[AGENCY, _CREDENTIAL],
             )
         },
@@ -238,7 +229,7 @@ def _review_paths() -> dict[str, Any]:
             "post": operation(
                 "Reject (or withdraw an approval) with a reason the volunteer sees",
                 {"200": credential, **review_errors},
-                security=_SUPERVISOR,
+                security=SUPERVISOR,
                 parameters=[AGENCY, _CREDENTIAL],
                 body=json_request("CredentialRejection"),
             )
@@ -259,7 +250,7 @@ def _oversight_paths() -> dict[str, Any]:
             "get": operation(
                 "Volunteers who asked to talk to someone after an alert",
                 {"200": json_response("DebriefRequests", "Newest first"), **bad_query},
-                security=_SUPERVISOR,
+                security=SUPERVISOR,
                 parameters=[AGENCY, state, *page("requests", default=50, maximum=200)],
             )
         },
@@ -271,8 +262,8 @@ def _oversight_paths() -> dict[str, Any]:
                     "404": problem("No such debrief request in this agency"),
                     "409": problem("Already handled"),
                 },
-                security=_SUPERVISOR,
-                parameters=[AGENCY, _int_path("request_id", "The debrief request")],
+                security=SUPERVISOR,
+                parameters=[AGENCY, path_int("request_id", "The debrief request")],
                 body=json_request("DebriefHandled"),
             )
         },
@@ -280,7 +271,7 @@ def _oversight_paths() -> dict[str, Any]:
             "get": operation(
                 "Supervisor and operator actions, newest first (append-only)",
                 {"200": json_response("AuditLog", "Entries"), **bad_query},
-                security=_SUPERVISOR,
+                security=SUPERVISOR,
                 parameters=[AGENCY, *page("entries", default=50, maximum=200)],
             )
         },
@@ -288,8 +279,8 @@ def _oversight_paths() -> dict[str, Any]:
             "get": operation(
                 "Everything held about a volunteer (audited)",
                 {"200": json_response("VolunteerExport", "The export")},
-                security=_SUPERVISOR,
-                parameters=[AGENCY, _VOLUNTEER_ID],
+                security=SUPERVISOR,
+                parameters=[AGENCY, VOLUNTEER_ID],
             )
         },
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Final
 from uuid import UUID
 
 from aiohttp import web
@@ -28,6 +29,16 @@ def uuid_param(request: web.Request, name: str) -> UUID:
         raise not_found(name.removesuffix("_id")) from None
 
 
+def _invalid_query(name: str, reason: str) -> Problem:
+    return Problem(
+        400,
+        "invalid-parameter",
+        "A query parameter is invalid",
+        f"{name} must be {reason}",
+        extra={"invalid-params": [{"name": name, "reason": reason}]},
+    )
+
+
 def query_choice(
     request: web.Request, name: str, choices: Sequence[str], default: str | None
 ) -> str | None:
@@ -35,14 +46,30 @@ def query_choice(
     if raw is None:
         return default
     if raw not in choices:
-        raise Problem(
-            400,
-            "invalid-parameter",
-            "A query parameter is invalid",
-            f"{name} must be one of {', '.join(choices)}",
-            extra={"invalid-params": [{"name": name, "reason": f"one of {', '.join(choices)}"}]},
-        )
+        raise _invalid_query(name, f"one of {', '.join(choices)}")
     return raw
+
+
+def query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise _invalid_query(name, f"an integer from {low} to {high}")
+    return value
+
+
+_NEWEST: Final = 2**63 - 1
+
+
+def page(request: web.Request, *, default: int, maximum: int) -> tuple[int, int]:
+    """``limit`` and ``before`` (an id) of a newest-first listing, 400 when out of range."""
+    limit = query_int(request, "limit", default=default, low=1, high=maximum)
+    return limit, query_int(request, "before", default=_NEWEST, low=1, high=_NEWEST)
 
 
 async def supervisor(request: web.Request) -> tuple[UUID, Actor]:

@@ -58,8 +58,6 @@ def _closed(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 _AGENCY_SETTINGS: Final[dict[str, Any]] = {
-    "alert_radius_m": _number(50, 20_000, "First-wave radius when no policy is stored"),
-    "alert_limit": _int(1, 100, "First-wave size when no policy is stored"),
     "position_max_age_s": _int(30, 86_400, "Older positions are not matched"),
     "alert_ttl_s": _int(30, 7_200, "How long an alert stays answerable"),
     "time_zone": ref("TimeZone"),
@@ -127,7 +125,16 @@ _POLICY: Final[dict[str, Any]] = {
     "target_accepted": _int(1, 20, "Responders wanted; the rest are stood down"),
     "max_alerted": _int(1, 200, "At least the first wave's size"),
     "stop_after_s": _number(30, 7200, "No new alerts after this"),
-    "answer_timeout_s": _number(10, 1800, "Silent this long counts as not coming"),
+    "not_coming_after_s": _number(
+        10,
+        1800,
+        "Silent this long after being alerted counts as not coming (the slot is refilled);"
+        " must be longer than 2 × push_ack_timeout_s + next_channel_after_s",
+    ),
+    "answer_timeout_s": {
+        **_number(10, 1800, "Old name of not_coming_after_s, still read"),
+        "deprecated": True,
+    },
     "replace_declined": {"type": "boolean"},
     "lay_unknown_place": {"type": "boolean"},
     "stand_down_on_ems_on_scene": {"type": "boolean"},
@@ -241,8 +248,10 @@ def _request_schemas() -> dict[str, Any]:
             _POLICY,
             description=(
                 "Fields left out take the documented defaults. Waves start at 0 and later "
-                "each time, never narrow and never shrink; these rules across fields answer "
-                "422 naming the field."
+                "each time, never narrow and never shrink; not_coming_after_s is longer than "
+                "the delivery settings' 2 × push_ack_timeout_s + next_channel_after_s; "
+                "answer_timeout_s (its old name) and not_coming_after_s are not both given. "
+                "These rules across fields answer 422 naming the field."
             ),
             examples=[
                 {
@@ -364,10 +373,26 @@ def _request_schemas() -> dict[str, Any]:
         "DeliverySettingsChange": _closed(
             {
                 "push_ack_timeout_s": _int(1, 3600, "No device receipt this long after a push"),
-                "answer_timeout_s": _int(1, 3600, "No answer this long after the text: call"),
+                "next_channel_after_s": _int(
+                    1,
+                    3600,
+                    "No answer this long after a text (or call): the next channel, e.g. the call",
+                ),
+                "answer_timeout_s": {
+                    **_int(1, 3600, "Old name of next_channel_after_s, still read"),
+                    "deprecated": True,
+                },
                 "critical_alerts": {"type": "boolean"},
             },
-            examples=[{"push_ack_timeout_s": 15, "answer_timeout_s": 45, "critical_alerts": False}],
+            description=(
+                "Unnamed settings stay. 2 × push_ack_timeout_s + next_channel_after_s (when the "
+                "chain's last step is due) must stay below the policy's not_coming_after_s; "
+                "answer_timeout_s (the old name) and next_channel_after_s are not both given. "
+                "These rules across fields answer 422 naming the field."
+            ),
+            examples=[
+                {"push_ack_timeout_s": 15, "next_channel_after_s": 45, "critical_alerts": False}
+            ],
         ),
         "AedFeatureCollection": {
             "type": "object",
@@ -554,7 +579,7 @@ def _response_schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "push_ack_timeout_s": {"type": "integer"},
-                "answer_timeout_s": {"type": "integer"},
+                "next_channel_after_s": {"type": "integer"},
                 "critical_alerts": {"type": "boolean"},
             },
         },

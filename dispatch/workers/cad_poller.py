@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 import asyncpg
@@ -27,6 +26,7 @@ from cad_adapters.errors import CadParseError
 from cad_adapters.feed import FeedMapping, FeedSnapshot, parse_feed
 from dispatch.domain.clock import Clock
 from dispatch.domain.models import AgencyPolicy
+from dispatch.domain.time_zones import UnknownTimeZone, time_zone
 from dispatch.metrics import Metrics
 from dispatch.service.feed_fetch import MAX_FEED_BYTES, FeedFetchError, Validators, fetch_feed
 from dispatch.service.feed_intake import (
@@ -111,9 +111,9 @@ class FeedPoller:
 
     async def _poll(self, feed: Feed, agency: AgencyPolicy, started: datetime) -> _Outcome:
         try:
-            tz = ZoneInfo(agency.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            tz = ZoneInfo("UTC")
+            tz = time_zone(agency.time_zone)
+        except UnknownTimeZone as exc:
+            return _Outcome("bad_time_zone", f"agency time_zone: {exc.detail}")
         try:
             mapping = FeedMapping.from_config(feed.mapping, strict=False)
         except CadParseError as exc:

@@ -412,7 +412,7 @@ def _due(delivery: ClaimedDelivery, live: LiveNotifier | None) -> DueStep:
             has_live=live is not None and live.hub.has_stream(delivery.alert.volunteer_id),
         ),
         ack_timeout_s=delivery.ack_timeout_s,
-        answer_timeout_s=delivery.answer_timeout_s,
+        next_channel_after_s=delivery.next_channel_after_s,
     )
 
 

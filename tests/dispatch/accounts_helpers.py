@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dispatch.web import app_keys as keys
+from tests.dispatch.helpers import wait_until
 
 
 class MovableClock:
@@ -36,14 +36,15 @@ def codes_sent(client: Any, phone: str) -> int:
 
 async def code_for(client: Any, phone: str, *, after: int = 0, timeout_s: float = 5.0) -> str:
     """The code in the ``after``-th+1 text to ``phone`` (waits for the notice worker)."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            texts = [m for m in sent(client) if m.address == phone and m.data.get("kind") == "code"]
-            if len(texts) > after:
-                found = re.search(r"\b(\d{6})\b", texts[after].body)
-                assert found is not None, texts[after].body
-                return found.group(1)
-            await asyncio.sleep(0.02)
+
+    async def texts() -> list[Any]:
+        codes = [m for m in sent(client) if m.address == phone and m.data.get("kind") == "code"]
+        return codes if len(codes) > after else []
+
+    body = (await wait_until(texts, timeout_s=timeout_s, what=f"code text {after + 1}"))[after].body
+    found = re.search(r"\b(\d{6})\b", body)
+    assert found is not None, body
+    return found.group(1)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -87,9 +88,9 @@ async def verify(
 
 async def sent_of_kind(client: Any, kind: str, count: int, timeout_s: float = 5.0) -> list[Any]:
     """The messages of this notice kind, once at least ``count`` went out."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            found = [m for m in sent(client) if m.data.get("kind") == kind]
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.02)
+
+    async def found() -> list[Any]:
+        messages = [m for m in sent(client) if m.data.get("kind") == kind]
+        return messages if len(messages) >= count else []
+
+    return await wait_until(found, timeout_s=timeout_s, what=f"{count} {kind} notices")

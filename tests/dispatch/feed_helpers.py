@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 import asyncpg
+
+from tests.dispatch.helpers import wait_until
 
 
 async def poll_now(db: asyncpg.Connection, feed_id: int, timeout_s: float = 10.0) -> Any:
@@ -15,15 +16,18 @@ async def poll_now(db: asyncpg.Connection, feed_id: int, timeout_s: float = 10.0
     await db.execute(
         "UPDATE cad_feeds SET next_poll_at = now() - interval '1 second' WHERE id = $1", feed_id
     )
-    async with asyncio.timeout(timeout_s):
-        while True:
-            row = await db.fetchrow(
-                "SELECT *, next_poll_at > now() AS scheduled FROM cad_feeds WHERE id = $1", feed_id
-            )
-            polled = row["last_poll_at"]
-            if row["scheduled"] and polled is not None and (before is None or polled > before):
-                return row
-            await asyncio.sleep(0.02)
+
+    async def polled() -> asyncpg.Record | None:
+        row = await db.fetchrow(
+            "SELECT *, next_poll_at > now() AS scheduled FROM cad_feeds WHERE id = $1", feed_id
+        )
+        if row is None:
+            return None
+        last = row["last_poll_at"]
+        done = row["scheduled"] and last is not None and (before is None or last > before)
+        return row if done else None
+
+    return await wait_until(polled, timeout_s=timeout_s, what=f"feed {feed_id} polled")
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -82,10 +84,37 @@ async def drained(db: asyncpg.Connection, *, positions: int = 0, timeout_s: floa
     Both happen in background workers; snapshots compared before and after a
     request must not catch them half-way.
     """
-    import asyncio
 
-    async with asyncio.timeout(timeout_s):
-        while await db.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL") or (
-            await db.fetchval("SELECT count(*) FROM volunteer_positions") < positions
-        ):
-            await asyncio.sleep(0.02)
+    async def settled() -> bool:
+        pending = await db.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+        stored = await db.fetchval("SELECT count(*) FROM volunteer_positions")
+        return bool(pending == 0 and stored >= positions)
+
+    await wait_until(settled, timeout_s=timeout_s, what="outbox drained and positions stored")
+
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout_s: float = 10.0,
+    every_s: float = 0.02,
+    what: str = "the condition",
+    show: Callable[[], object] | None = None,
+) -> T:
+    """Ask ``check`` every ``every_s`` until it answers something true, and return that.
+
+    For what a background worker or another process does in its own time; fails by name
+    after ``timeout_s`` (with ``show()`` in the message, when given) instead of hanging.
+    """
+    last: T | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not (last := await check()):
+                await asyncio.sleep(every_s)
+    except TimeoutError:
+        seen = f"; last seen: {show()}" if show is not None else f"; last answer: {last!r}"
+        raise AssertionError(f"{what} not met within {timeout_s} s{seen}") from None
+    return last

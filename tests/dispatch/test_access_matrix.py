@@ -9,7 +9,6 @@ operation without an entry in :data:`MATRIX`, or an entry without an operation, 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import Awaitable, Callable
@@ -37,7 +36,7 @@ from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
 from tests.dispatch import scan_files
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.test_cap_intake import cap
 
 NONE, MALFORMED = "none", "malformed token"
@@ -176,7 +175,7 @@ MATRIX: dict[str, Access] = {
     "GET /v1/agencies/{agency_id}/volunteers/{volunteer_id}/events": supervised(200),
     "GET /v1/agencies/{agency_id}/volunteers/{volunteer_id}/export": supervised(200),
     "GET /v1/agencies/{agency_id}/settings": supervised(200),
-    "PATCH /v1/agencies/{agency_id}/settings": supervised(200, body=_json({"alert_limit": 5})),
+    "PATCH /v1/agencies/{agency_id}/settings": supervised(200, body=_json({"alert_ttl_s": 900})),
     "GET /v1/agencies/{agency_id}/policy": supervised(200),
     "PUT /v1/agencies/{agency_id}/policy": supervised(200, body=_json({"target_accepted": 2})),
     "GET /v1/agencies/{agency_id}/aeds": supervised(200),
@@ -305,11 +304,15 @@ async def _world(client: Any, db: asyncpg.Connection) -> World:
     lat, lon = offset(*CENTRE, 40, 0)
     fix = await client.put("/v1/me/location", json={"lat": lat, "lon": lon}, headers=headers[OWNER])
     assert fix.status == 204
-    async with asyncio.timeout(5):
-        while not await db.fetchval(
-            "SELECT count(*) FROM volunteer_positions WHERE volunteer_id = $1", owner_id
-        ):
-            await asyncio.sleep(0.01)
+
+    async def stored() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT count(*) FROM volunteer_positions WHERE volunteer_id = $1", owner_id
+            )
+        )
+
+    await wait_until(stored, timeout_s=5, every_s=0.01, what="the owner's position stored")
     posted = await client.post(
         f"/v1/cad/{agency_id}/incidents", json=incident("matrix"), headers=headers[KEY]
     )

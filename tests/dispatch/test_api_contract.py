@@ -27,6 +27,11 @@ pytestmark = pytest.mark.slow
 # (path, method, why a schema-valid body may still be refused with 400 or 422)
 _CROSS_FIELD = [
     ("/v1/agencies/{agency_id}/policy", "PUT", "waves must start later, never narrow or shrink"),
+    (
+        "/v1/agencies/{agency_id}/delivery-settings",
+        "PUT",
+        "the chain's last step must be due before the policy's not_coming_after_s",
+    ),
     ("/v1/agencies/{agency_id}/aeds", "POST", "ids unique, 0,0 refused, opening hours ordered"),
     ("/v1/me/location", "PUT", "a fix may not be from the future"),
     ("/v1/me/channels", "PUT", "the preferred channel cannot also be refused"),

@@ -29,7 +29,7 @@ async def test_supervisor_actions_are_audited_with_before_and_after(
     base = f"/v1/agencies/{agency.agency_id}"
     supervisor_id = await db.fetchval("SELECT id FROM supervisors")
     calls = [
-        ("patch", f"{base}/settings", {"alert_radius_m": 800}),
+        ("patch", f"{base}/settings", {"alert_ttl_s": 900}),
         ("put", f"{base}/policy", {"target_accepted": 2}),
         ("put", f"{base}/delivery-settings", {"push_ack_timeout_s": 20}),
         (
@@ -63,8 +63,8 @@ async def test_supervisor_actions_are_audited_with_before_and_after(
     assert {e["actor"] for e in entries} == {f"supervisor:{supervisor_id}"}
     settings = by_action["settings_changed"]
     assert (settings["before"], settings["after"]) == (
-        {"alert_radius_m": 500.0},
-        {"alert_radius_m": 800.0},
+        {"alert_ttl_s": 600},
+        {"alert_ttl_s": 900},
     )
     assert by_action["policy_changed"]["after"]["target_accepted"] == 2
     assert by_action["delivery_settings_changed"]["before"]["push_ack_timeout_s"] == 15
@@ -83,7 +83,7 @@ async def test_the_audit_log_is_append_only(
 ) -> None:
     resp = await client.patch(
         f"/v1/agencies/{agency.agency_id}/settings",
-        json={"alert_limit": 5},
+        json={"alert_ttl_s": 900},
         headers=agency.supervisor_auth,
     )
     assert resp.status == 200
@@ -104,7 +104,7 @@ async def test_only_the_agency_s_supervisors_read_it(
     _, other_supervisor = await agency_store.create_supervisor(db, agency_id=other_id, name="O")
     resp = await client.patch(
         f"/v1/agencies/{other_id}/settings",
-        json={"alert_limit": 3},
+        json={"alert_ttl_s": 900},
         headers=bearer(other_supervisor),
     )
     assert resp.status == 200

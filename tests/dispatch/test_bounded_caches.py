@@ -21,15 +21,16 @@ async def test_earlier_policy_versions_are_cached_within_a_bound(
         )
     current = await agency_store.policy(db, agency.agency_id)
     assert current is not None
-    assert current.alert_policy.version == versions
+    # Version 1 is the agency's first policy, written when it was created.
+    assert current.alert_policy.version == versions + 1
     progress._policy_versions.clear()
-    for version in range(1, versions):
+    for version in range(2, versions + 1):
         got = await progress._policy_for(db, current, version)
         assert got.version == version
-        assert got.target_accepted == 1 + (version - 1) % 5
+        assert got.target_accepted == 1 + (version - 2) % 5
         assert len(progress._policy_versions) <= progress._POLICY_VERSIONS_MAX
     # The newest stay cached; the oldest were dropped and are read again when needed.
-    assert (agency.agency_id, versions - 1) in progress._policy_versions
-    assert (agency.agency_id, 1) not in progress._policy_versions
-    again = await progress._policy_for(db, current, 1)
-    assert again.version == 1
+    assert (agency.agency_id, versions) in progress._policy_versions
+    assert (agency.agency_id, 2) not in progress._policy_versions
+    again = await progress._policy_for(db, current, 2)
+    assert again.version == 2

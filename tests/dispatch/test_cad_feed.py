@@ -19,7 +19,7 @@ from dispatch.store import feeds
 from dispatch.web.app import create_app
 from dispatch.workers.cad_poller import backoff_s
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, drained, offset
+from tests.dispatch.helpers import CENTRE, drained, offset, wait_until
 
 MAPPING = {
     "items": "data.incidents",
@@ -86,9 +86,7 @@ async def feed_server() -> AsyncIterator[tuple[FakeFeed, str]]:
 
 
 async def _wait(predicate: Any, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await predicate():
-            await asyncio.sleep(0.05)
+    await wait_until(predicate, timeout_s=timeout_s, every_s=0.05)
 
 
 async def _poll_once(db: asyncpg.Connection, feed_id: int) -> None:

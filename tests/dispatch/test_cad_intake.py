@@ -537,8 +537,9 @@ async def test_settings_are_validated(client: Any, agency: AgencyFixture) -> Non
     url = f"/v1/agencies/{agency.agency_id}/settings"
     for body, pointer in [
         ({"time_zone": "Mars/Olympus"}, "/time_zone"),
-        ({"alert_radius_m": float("inf")}, None),
-        ({"alert_limit": 0}, "/alert_limit"),
+        ({"max_location_uncertainty_m": float("inf")}, None),
+        ({"alert_ttl_s": 0}, "/alert_ttl_s"),
+        ({"alert_radius_m": 800}, "/alert_radius_m"),
         ({"call_type_rules": {"codes": "CA"}}, "/call_type_rules/codes"),
         ({"colour": "red"}, "/colour"),
         ({}, ""),
@@ -546,7 +547,7 @@ async def test_settings_are_validated(client: Any, agency: AgencyFixture) -> Non
         if pointer is None:
             resp = await client.patch(
                 url,
-                data=b'{"alert_radius_m": Infinity}',
+                data=b'{"max_location_uncertainty_m": Infinity}',
                 headers={**agency.supervisor_auth, "Content-Type": "application/json"},
             )
             assert resp.status == 400
@@ -554,9 +555,9 @@ async def test_settings_are_validated(client: Any, agency: AgencyFixture) -> Non
         resp = await client.patch(url, json=body, headers=agency.supervisor_auth)
         assert resp.status == 422, body
         assert (await resp.json())["pointer"] == pointer
-    assert (await client.patch(url, json={"alert_limit": 3}, headers=agency.auth)).status == 401
+    assert (await client.patch(url, json={"alert_ttl_s": 60}, headers=agency.auth)).status == 401
     current = await (await client.get(url, headers=agency.supervisor_auth)).json()
-    assert current["alert_limit"] == 7
+    assert current["alert_ttl_s"] == 600
 
 
 async def test_key_rotation_two_live_keys(

@@ -33,7 +33,13 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
     """Agency, keys, policy, volunteer settings and AED import through the CLI; bad input
     exits 1 with the field named and changes nothing."""
     env = {"DATABASE_URL": database_url}
-    agency = (await run_cli(env, "agency", "create", "--name", "CLI agency"))["agency_id"]
+    agency = (
+        await run_cli(
+            env, "agency", "create", "--name", "CLI agency", "--radius-m", "800", "--limit", "5"
+        )
+    )["agency_id"]
+    first = json.loads((await _run(env, "agency", "policy", "--agency", agency)).stdout)
+    assert (first["version"], first["waves"][0]) == (1, {"after_s": 0, "radius_m": 800, "live": 5})
     second = await run_cli(env, "agency", "key-add", "--agency", agency, "--label", "rotation")
     assert second["integration_key"].startswith("dak_")
     third = await _run(env, "agency", "key-add", "--agency", agency)
@@ -78,6 +84,6 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM aeds") == 2
-        assert await conn.fetchval("SELECT count(*) FROM alert_policies") == 1
+        assert await conn.fetchval("SELECT count(*) FROM alert_policies") == 2
     finally:
         await conn.close()

@@ -29,6 +29,7 @@ from tests.dispatch.delivery_stack import (
     service_account,
     start_server,
 )
+from tests.dispatch.helpers import wait_until
 from tests.fakes.fcm_server import FakeFcm, FcmReply
 from tests.fakes.twilio_server import FakeTwilio, TwilioReply
 from tests.notify._contracts import FCM_SPEC, assert_valid_fcm_message
@@ -93,9 +94,11 @@ async def test_sigkill_after_the_provider_took_the_alert_sends_nothing_twice(
                 volunteers=[(None, phone), (token, None)],
             )
             incident_id, _ = await scenario.post_incident("crash-wire-1")
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                while not (fcm.sends_to(token) and twilio.sent_to(phone)):
-                    await asyncio.sleep(0.005)
+
+            async def both_sent() -> bool:
+                return bool(fcm.sends_to(token) and twilio.sent_to(phone))
+
+            await wait_until(both_sent, timeout_s=SEND_TIMEOUT_S, every_s=0.005)
     finally:
         await first.kill()
     assert first.proc.returncode == -9

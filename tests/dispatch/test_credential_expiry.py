@@ -6,7 +6,6 @@ moves it to the moments that matter in the agency's time zone.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +21,7 @@ from dispatch.config import Settings
 from dispatch.web.app import create_app
 from tests.dispatch.accounts_helpers import bearer, sent, sign_up
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 
@@ -55,12 +54,12 @@ def _at(day: date, hour: int, minute: int) -> datetime:
 
 
 async def _notice(client: Any, kind: str, count: int) -> list[Any]:
-    async with asyncio.timeout(10):
-        while True:
-            found = [m for m in sent(client) if m.data.get("kind") == kind]
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.05)
+
+    async def found() -> list[Any]:
+        messages = [m for m in sent(client) if m.data.get("kind") == kind]
+        return messages if len(messages) >= count else []
+
+    return await wait_until(found, timeout_s=10, every_s=0.05, what=f"{count} {kind} notices")
 
 
 class Volunteer:
@@ -192,12 +191,14 @@ async def test_reminders_of_a_renewed_credential_are_skipped(
         url = f"/v1/agencies/{agency.agency_id}/credentials/{ids[-1]}/approve"
         assert (await client.post(url, headers=agency.supervisor_auth)).status == 200
     clock.set(_at(expiry - timedelta(days=30), 9, 1))
-    async with asyncio.timeout(10):
-        while not await db.fetchval(
+
+    async def noticed() -> Any:
+        return await db.fetchval(
             "SELECT outcome FROM volunteer_notices WHERE dedupe_key = $1",
             f"credential:{ids[0]}:30d",
-        ):
-            await asyncio.sleep(0.05)
+        )
+
+    await wait_until(noticed, timeout_s=10, every_s=0.05, what="the 30-day notice")
     assert (
         await db.fetchval(
             "SELECT outcome FROM volunteer_notices WHERE dedupe_key = $1",

@@ -6,7 +6,6 @@ the service believes it is reached on.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +22,7 @@ from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from notify.twilio_webhooks import SMS_INBOUND_PATH
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident
+from tests.dispatch.helpers import CENTRE, incident, wait_until
 from tests.fakes.twilio_server import FakeTwilio
 
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
@@ -212,12 +211,15 @@ async def _texted_alert(
         "SELECT id FROM alerts WHERE volunteer_id = $1 ORDER BY created_at DESC LIMIT 1",
         volunteer_id,
     )
-    async with asyncio.timeout(10):
-        while len(twilio.sent_to(PHONE)) == sent_before or not await db.fetchval(
+
+    async def texted() -> bool:
+        logged = await db.fetchval(
             "SELECT count(*) FROM response_log WHERE alert_id = $1 AND event = 'alert_sent'",
             alert_id,
-        ):
-            await asyncio.sleep(0.02)
+        )
+        return bool(len(twilio.sent_to(PHONE)) > sent_before and logged)
+
+    await wait_until(texted, timeout_s=10, what="the alert texted and logged")
     return alert_id
 
 

@@ -119,7 +119,7 @@ async def test_delivery_settings_need_the_agencys_supervisor(
     assert resp.status == 200
     assert await resp.json() == {
         "push_ack_timeout_s": 5,
-        "answer_timeout_s": 45,
+        "next_channel_after_s": 45,
         "critical_alerts": True,
     }
 

@@ -7,9 +7,14 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.delivery_chain import START, Reach, Step, plan, still_needed
+from dispatch.domain.policy import AlertPolicy, answer_window_s, check_answer_windows
+from dispatch.domain.waves import AlertView
+from dispatch.domain.waves import plan as wave_plan
 from dispatch.service.providers import Pacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert
@@ -33,7 +38,9 @@ def _reach(**overrides: object) -> Reach:
 def _steps(reach: Reach, configured: frozenset[Step] = ALL) -> list[tuple[str, float]]:
     return [
         (s.step.value, (s.at - NOW).total_seconds())
-        for s in plan(reach, configured=configured, now=NOW, ack_timeout_s=15, answer_timeout_s=45)
+        for s in plan(
+            reach, configured=configured, now=NOW, ack_timeout_s=15, next_channel_after_s=45
+        )
     ]
 
 
@@ -157,3 +164,57 @@ async def test_leasing_shares_out_work_round_robin_by_incident(
     async with db.transaction():
         again = await alert_store.claim_due(db, now=now, limit=100, lease=timedelta(seconds=30))
     assert len(again) == 27, "leased rows are not handed out twice"
+
+
+@given(
+    ack_s=st.integers(1, 3600),
+    next_s=st.integers(1, 3600),
+    not_coming_s=st.floats(10, 1800),
+    preferred=st.sampled_from([None, "push", "sms", "voice"]),
+    has_device=st.booleans(),
+    sms_allowed=st.booleans(),
+    has_live=st.booleans(),
+)
+def test_nobody_counts_as_not_coming_while_a_chain_step_is_still_due(
+    ack_s: int,
+    next_s: int,
+    not_coming_s: float,
+    preferred: str | None,
+    has_device: bool,
+    sms_allowed: bool,
+    has_live: bool,
+) -> None:
+    """Whatever the stored windows, every planned step is due before the wave planner times
+    the volunteer out; windows the admin paths accept leave the policy's own window alone,
+    and the refused ones are exactly those where the longest chain (live stream, push,
+    text, call) would outlast it."""
+    reach = _reach(
+        preferred=preferred, has_device=has_device, sms_allowed=sms_allowed, has_live=has_live
+    )
+    configured = ALL | {Step.LIVE}
+    steps = plan(
+        reach, configured=configured, now=NOW, ack_timeout_s=ack_s, next_channel_after_s=next_s
+    )
+    policy = AlertPolicy(not_coming_after_s=not_coming_s, stop_after_s=7200)
+    window_s = answer_window_s(policy, push_ack_timeout_s=ack_s, next_channel_after_s=next_s)
+    waiting = AlertView(uuid4(), 1, AlertState.DELIVERED, NOW, 0)
+    timed_out_at = NOW + timedelta(seconds=window_s)
+
+    def timed_out(at: datetime) -> bool:
+        decided = wave_plan(
+            policy, [waiting], started_at=NOW, now=at, open_=True, answer_window_s=window_s
+        )
+        return decided.time_out == (waiting.alert_id,)
+
+    assert timed_out(timed_out_at)
+    assert not timed_out(timed_out_at - timedelta(milliseconds=1))
+    assert all(s.at < timed_out_at for s in steps)
+    refused = check_answer_windows(
+        not_coming_after_s=not_coming_s, push_ack_timeout_s=ack_s, next_channel_after_s=next_s
+    )
+    assert (window_s == not_coming_s) == (refused is None)
+    longest = has_live and has_device and sms_allowed and preferred in (None, "push")
+    if refused is not None and longest:
+        # The full chain (live, push, text, call) ends at 2 × ack + next: the policy alone
+        # would have timed the volunteer out first.
+        assert steps[-1].at >= NOW + timedelta(seconds=not_coming_s)

@@ -36,7 +36,7 @@ def _due(channel: str = chain.START, **changes: object) -> DueStep:
         expires_at=NOW + timedelta(minutes=10),
         reach=EVERYWHERE,
         ack_timeout_s=15,
-        answer_timeout_s=45,
+        next_channel_after_s=45,
     )
     return replace(due, **changes)  # type: ignore[arg-type]
 

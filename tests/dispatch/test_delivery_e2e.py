@@ -30,6 +30,7 @@ from tests.dispatch.delivery_stack import (
     service_account,
     start_server,
 )
+from tests.dispatch.helpers import wait_until
 from tests.dispatch.serve_process import ServeProcess
 from tests.fakes.fcm_server import FakeFcm, FcmReply
 from tests.fakes.twilio_server import FakeTwilio
@@ -326,9 +327,11 @@ async def test_a_hanging_push_does_not_hold_back_the_next_incidents_alert(
     first = await _scenario(stack, session, [(slow, None)], ack_s=30, answer_s=60)
     second = await _scenario(stack, session, [(quick, None)], ack_s=30, answer_s=60)
     first_incident, _ = await first.post_incident("hang-1")
-    async with asyncio.timeout(5):
-        while not stack.fcm.sends_to(slow):
-            await asyncio.sleep(0.01)
+
+    async def hanging() -> list[Any]:
+        return stack.fcm.sends_to(slow)
+
+    await wait_until(hanging, timeout_s=5, every_s=0.01, what="the slow push under way")
     second_incident, posted = await second.post_incident("quick-1")
 
     await second.wait_for(second_incident, lambda e: count(e, "alert_sent", "push") == 1)

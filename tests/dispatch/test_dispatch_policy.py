@@ -83,7 +83,7 @@ policies_st = st.builds(
     ),
     target_accepted=st.integers(1, 5),
     max_alerted=st.integers(20, 40),
-    answer_timeout_s=st.floats(30, 120),
+    not_coming_after_s=st.floats(30, 120),
     replace_declined=st.booleans(),
 )
 
@@ -241,7 +241,7 @@ def test_decliners_are_replaced_and_target_stands_the_rest_down() -> None:
 
 def test_silent_volunteers_time_out_and_are_replaced() -> None:
     """After the answer window a waiting alert times out and its slot is refilled."""
-    policy = AlertPolicy(answer_timeout_s=90)
+    policy = AlertPolicy(not_coming_after_s=90)
     silent = _view(AlertState.SENT, age_s=91)
     p = plan(policy, [silent], started_at=T0 - timedelta(seconds=91), now=T0, open_=True)
     assert p.time_out == (silent.alert_id,)

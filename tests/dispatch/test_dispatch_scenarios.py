@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
 pytestmark = pytest.mark.slow
@@ -25,7 +24,7 @@ POLICY = {
     ],
     "target_accepted": 3,
     "max_alerted": 10,
-    "answer_timeout_s": 90,
+    "not_coming_after_s": 90,
 }
 DISTANCES = (50, 100, 150, 200, 400, 600, 800, 2000)
 
@@ -128,9 +127,7 @@ async def _alerts(db: asyncpg.Connection) -> dict[int, tuple[str, str]]:
 
 
 async def _until(check: Any, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await check():
-            await asyncio.sleep(0.05)
+    await wait_until(check, timeout_s=timeout_s, every_s=0.05)
 
 
 async def test_replace_widen_target_and_cancel(scenario: Scenario, database_url: str) -> None:

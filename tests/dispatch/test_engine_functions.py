@@ -152,7 +152,7 @@ def reference_plan(
     """The open-incident part of waves.plan as first written: (wave, new, time_out, stand_down,
     next_check_at)."""
     wave = policy.wave_at((now - started_at).total_seconds())
-    window = timedelta(seconds=policy.answer_timeout_s)
+    window = timedelta(seconds=policy.not_coming_after_s)
     timed_out = tuple(
         a.alert_id for a in alerts if a.state in WAITING and now - a.created_at >= window
     )

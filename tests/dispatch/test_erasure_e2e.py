@@ -23,7 +23,7 @@ import pytest
 from dispatch.secrets import hash_token
 from dispatch.store import agencies as agency_store
 from tests.dispatch import scan_files
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
@@ -63,10 +63,11 @@ def _code_in(sent_file: Path, phone: str) -> str | None:
 
 async def _code(sent_file: Path, phone: str) -> str:
     """The code texted to ``phone``, from the log provider's file (the phone's inbox)."""
-    async with asyncio.timeout(10):
-        while (code := await asyncio.to_thread(_code_in, sent_file, phone)) is None:
-            await asyncio.sleep(0.05)
-    return code
+
+    async def texted() -> str | None:
+        return await asyncio.to_thread(_code_in, sent_file, phone)
+
+    return await wait_until(texted, timeout_s=10, every_s=0.05, what=f"a code in {sent_file}")
 
 
 async def _everything(db: asyncpg.Connection) -> str:

@@ -151,3 +151,22 @@ async def test_a_stored_mapping_that_no_longer_passes_is_a_failing_feed(
     assert (row["last_result"], row["failures"]) == ("bad_mapping", 1)
     assert row["last_error"] == "mapping /mapping/fields/received_at: is required (a path)"
     assert fake.requests == [], "not fetched with a mapping that cannot read it"
+
+
+async def test_an_unknown_agency_time_zone_fails_the_poll_instead_of_reading_utc(
+    agency: AgencyFixture, db: asyncpg.Connection, settings: Settings, aiohttp_client: Any
+) -> None:
+    """Times without an offset would be read an hour or more off: not polled at all."""
+    fake = FeedServer(document={"calls": [_call("A")]})
+    await db.execute(
+        "UPDATE agencies SET time_zone = 'Mars/Olympus' WHERE id = $1", agency.agency_id
+    )
+    await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
+    async with serving(fake) as url:
+        feed_id = await feeds.create(
+            db, agency_id=agency.agency_id, name="zoned", url=url, mapping=MAPPING
+        )
+        row = await poll_now(db, feed_id)
+    assert (row["last_result"], row["failures"]) == ("bad_time_zone", 1)
+    assert "IANA time zone" in row["last_error"]
+    assert await db.fetchval("SELECT count(*) FROM incidents") == 0

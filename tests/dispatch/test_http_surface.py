@@ -11,7 +11,7 @@ import pytest
 from dispatch.web.handlers_pages import PAGE_ROUTE_PREFIX
 from dispatch.web.openapi import openapi_document
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, drained, snapshot
+from tests.dispatch.helpers import CENTRE, drained, snapshot, wait_until
 
 
 async def test_health_and_readiness(client: Any) -> None:
@@ -179,11 +179,13 @@ async def test_location_is_persisted_in_batches_and_only_the_latest_kept(
     await drained(db, positions=1)
     rows = await db.fetch("SELECT lat FROM volunteer_positions")
     assert len(rows) == 1
-    import asyncio
 
-    async with asyncio.timeout(5):
-        while (await db.fetchval("SELECT lat FROM volunteer_positions")) != CENTRE[0] + 4 / 1000:
-            await asyncio.sleep(0.02)
+    async def moved() -> bool:
+        return bool(
+            await db.fetchval("SELECT lat FROM volunteer_positions") == CENTRE[0] + 4 / 1000
+        )
+
+    await wait_until(moved, timeout_s=5, what="the newer position stored")
 
 
 async def test_volunteer_tokens_are_stored_hashed(

@@ -7,7 +7,6 @@ more than one door.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from dispatch.domain.intake import NotAlertable, location_imprecise, timing_bloc
 from dispatch.store import feeds
 from dispatch.web.app import create_app
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 
 
 class ManualClock:
@@ -290,12 +289,16 @@ async def test_a_feed_item_received_two_years_ago_alerts_nobody(
     await feeds.create(db, agency_id=agency.agency_id, name="old", url=old_feed, mapping=mapping)
     # Due by the service's clock, which the test holds still.
     await db.execute("UPDATE cad_feeds SET next_poll_at = now() - interval '1 hour'")
-    async with asyncio.timeout(10):
-        while await db.fetchval("SELECT count(*) FROM incidents") == 0:
-            await asyncio.sleep(0.05)
-        incident_id = await db.fetchval("SELECT id FROM incidents")
-        while not await _not_alertable(db, str(incident_id)):
-            await asyncio.sleep(0.05)
+
+    async def stored() -> Any:
+        return await db.fetchval("SELECT id FROM incidents")
+
+    incident_id = await wait_until(stored, timeout_s=10, every_s=0.05, what="the feed's incident")
+
+    async def judged() -> list[str]:
+        return await _not_alertable(db, str(incident_id))
+
+    await wait_until(judged, timeout_s=10, every_s=0.05, what="the incident judged")
     assert await _not_alertable(db, str(incident_id)) == ["too_old"]
     assert await db.fetchval("SELECT count(*) FROM alerts") == 0
 

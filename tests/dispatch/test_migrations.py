@@ -93,3 +93,41 @@ async def test_every_foreign_key_has_an_index_for_deletes(db: asyncpg.Connection
         for r in await db.fetch(_UNINDEXED_FOREIGN_KEYS)
     ]
     assert missing == []
+
+
+async def test_0014_writes_each_agency_s_radius_and_count_into_its_first_policy(
+    db: asyncpg.Connection,
+) -> None:
+    """Agencies that alerted from the two columns keep alerting alike, from version 1; a
+    stored policy keeps its versions, its silence window under its new name."""
+    from dispatch.domain.models import first_alert_policy
+    from dispatch.store import agencies
+
+    before_0014 = """
+        INSERT INTO agencies (id, name, alert_radius_m, alert_limit)
+        VALUES (gen_random_uuid(), $1, $2, $3) RETURNING id
+    """
+    wide = await db.fetchval(before_0014, "Wide", 1500.0, 20)
+    plain = await db.fetchval(before_0014, "Plain", 500.0, 7)
+    versioned = await db.fetchval(before_0014, "Versioned", 800.0, 3)
+    await db.execute(
+        "INSERT INTO alert_policies (agency_id, version, policy) VALUES ($1, 1, $2), ($1, 2, $3)",
+        versioned,
+        {"target_accepted": 2, "answer_timeout_s": 120},
+        {"target_accepted": 1, "answer_timeout_s": 100},
+    )
+    (migration,) = [m for m in shipped_migrations() if m.version == 14]
+    await db.execute(migration.sql)
+
+    for agency_id, radius, limit in ((wide, 1500.0, 20), (plain, 500.0, 7)):
+        found = await agencies.policy(db, agency_id)
+        assert found is not None
+        assert found.alert_policy == first_alert_policy(radius, limit)
+    kept = await agencies.policy(db, versioned)
+    assert kept is not None
+    assert (kept.alert_policy.version, kept.alert_policy.not_coming_after_s) == (2, 100)
+    first = await agencies.alert_policy_version(db, versioned, 1)
+    assert first is not None
+    assert first.not_coming_after_s == 120
+    stored = await db.fetch("SELECT policy FROM alert_policies WHERE agency_id = $1", versioned)
+    assert all("answer_timeout_s" not in r["policy"] for r in stored)

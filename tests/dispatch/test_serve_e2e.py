@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
 pytestmark = pytest.mark.slow
@@ -39,12 +39,12 @@ async def _timeline(
 async def _wait_for(
     session: aiohttp.ClientSession, base: str, incident_id: str, key: str, event: str, n: int
 ) -> list[dict[str, Any]]:
-    async with asyncio.timeout(15):
-        while True:
-            events = await _timeline(session, base, incident_id, key)
-            if sum(e["event"] == event for e in events) >= n:
-                return events
-            await asyncio.sleep(0.05)
+
+    async def seen() -> list[dict[str, Any]]:
+        events = await _timeline(session, base, incident_id, key)
+        return events if sum(e["event"] == event for e in events) >= n else []
+
+    return await wait_until(seen, timeout_s=15, every_s=0.05, what=f"{n} {event} events")
 
 
 def _sent_lines(path: Path) -> list[dict[str, Any]]:
@@ -204,9 +204,12 @@ async def test_crash_after_commit_sends_every_alert_exactly_once(
         )
         try:
             await second.wait_ready()
-            async with asyncio.timeout(15):
-                while await conn.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL"):
-                    await asyncio.sleep(0.05)
+
+            async def drained() -> bool:
+                pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+                return bool(pending == 0)
+
+            await wait_until(drained, timeout_s=15, every_s=0.05, what="outbox drained")
         finally:
             assert await second.terminate() == 0
         # Third life: nothing is left to send, so nothing is sent again.

@@ -97,7 +97,7 @@ def policies(draw: Any) -> AlertPolicy:
         target_accepted=draw(st.integers(1, 4)),
         max_alerted=draw(st.integers(top, 14)),
         stop_after_s=draw(st.floats(60, 600)),
-        answer_timeout_s=draw(st.floats(20, 120)),
+        not_coming_after_s=draw(st.floats(20, 120)),
         replace_declined=draw(st.booleans()),
         lay_unknown_place=draw(st.booleans()),
         stand_down_on_ems_on_scene=draw(st.booleans()),

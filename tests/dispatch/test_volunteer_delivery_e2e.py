@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.dispatch.delivery_stack import new_scenario
-from tests.dispatch.helpers import incident
+from tests.dispatch.helpers import incident, wait_until
 from tests.dispatch.test_delivery_e2e import Stack, session, stack
 from tests.fakes.fcm_server import FcmRecord
 from tests.fakes.twilio_server import TwilioRecord
@@ -21,10 +20,10 @@ __all__ = ["session", "stack"]  # module fixtures shared with the delivery e2e t
 
 
 async def _eventually(probe: Callable[[], list[Any]], timeout_s: float = 10.0) -> list[Any]:
-    async with asyncio.timeout(timeout_s):
-        while not (found := probe()):
-            await asyncio.sleep(0.05)
-    return found
+    async def found() -> list[Any]:
+        return probe()
+
+    return await wait_until(found, timeout_s=timeout_s, every_s=0.05)
 
 
 async def _call(
@@ -124,10 +123,12 @@ async def test_responders_are_followed_up_by_push_else_text_when_the_incident_cl
         json={**incident("aftercare-e2e"), "status": "closed", "version": 2},
     )
     assert status == 202
-    async with asyncio.timeout(10):
-        while not all(found := _notices(stack, device, phone)):
-            await asyncio.sleep(0.05)
-    pushes, texts = found
+
+    async def both() -> tuple[list[Any], list[Any]] | None:
+        found = _notices(stack, device, phone)
+        return found if all(found) else None
+
+    pushes, texts = await wait_until(both, timeout_s=10, every_s=0.05, what="push and text")
     assert len(pushes) == 1
     assert len(texts) == 1
     assert pushes[0].message["data"]["incident_id"] == incident_id

@@ -11,7 +11,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
 from tests.dispatch.accounts_helpers import MovableClock, bearer, sent_of_kind, sign_up
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 
 
 async def _legacy(client: Any, agency: AgencyFixture, name: str = "Ann", **settings: Any) -> Any:
@@ -32,14 +32,14 @@ async def _stand_near(client: Any, auth: dict[str, str], metres: float = 50) -> 
 
 
 async def _position_row(db: asyncpg.Connection, volunteer_id: int, present: bool) -> None:
-    async with asyncio.timeout(5):
-        while (
-            await db.fetchval(
-                "SELECT count(*) FROM volunteer_positions WHERE volunteer_id = $1", volunteer_id
-            )
-            > 0
-        ) != present:
-            await asyncio.sleep(0.02)
+
+    async def as_expected() -> bool:
+        stored = await db.fetchval(
+            "SELECT count(*) FROM volunteer_positions WHERE volunteer_id = $1", volunteer_id
+        )
+        return (stored > 0) == present
+
+    await wait_until(as_expected, timeout_s=5, what=f"position stored is {present}")
 
 
 async def test_profile_changes_and_going_off_duty_forgets_the_position(
@@ -136,9 +136,11 @@ async def test_self_test_alerts_ring_as_tests_three_a_day_and_cost_no_budget(
     assert refused.status == 429
     assert 86_000 < int(refused.headers["Retry-After"]) <= 86_400
     # Through the alerts' own outbox and chain (the log provider here), marked as a test.
-    async with asyncio.timeout(5):
-        while await db.fetchval("SELECT count(*) FROM alerts WHERE state = 'sent'") < 3:
-            await asyncio.sleep(0.02)
+
+    async def three_sent() -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM alerts WHERE state = 'sent'") >= 3)
+
+    await wait_until(three_sent, timeout_s=5, what="three test alerts sent")
     log = clocked.server.app[keys.PROVIDERS].log
     tests = [m for m in log.sent if m.data.get("test") == "true"]
     assert len(tests) == 3

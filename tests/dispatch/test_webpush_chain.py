@@ -31,7 +31,9 @@ def _reach(**overrides: object) -> Reach:
 def _steps(reach: Reach, configured: frozenset[Step] = EVERYTHING) -> list[tuple[str, float]]:
     return [
         (s.step.value, (s.at - NOW).total_seconds())
-        for s in plan(reach, configured=configured, now=NOW, ack_timeout_s=15, answer_timeout_s=45)
+        for s in plan(
+            reach, configured=configured, now=NOW, ack_timeout_s=15, next_channel_after_s=45
+        )
     ]
 
 
@@ -105,7 +107,7 @@ def _due(channel: str, reach: Reach) -> DueStep:
         expires_at=NOW.replace(hour=13),
         reach=reach,
         ack_timeout_s=15,
-        answer_timeout_s=45,
+        next_channel_after_s=45,
     )
 
 
@@ -132,7 +134,7 @@ def test_a_new_chain_with_a_stream_starts_on_the_stream() -> None:
         expires_at=NOW.replace(hour=13),
         reach=_reach(has_live=True),
         ack_timeout_s=15,
-        answer_timeout_s=45,
+        next_channel_after_s=45,
     )
     planned = plan_step(due, configured=EVERYTHING, now=NOW)
     assert planned.step is Step.LIVE
