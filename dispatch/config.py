@@ -38,6 +38,7 @@ class Settings:
     log_provider_file: Path | None = None
     position_flush_s: float = 0.2
     position_flush_rows: int = 2000
+    position_follow_s: float = 0.2
     shutdown_grace_s: float = 10.0
     feeds_enabled: bool = True
     feed_tick_s: float = 0.5
@@ -142,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_provider_file=Path(log_file) if log_file else None,
         position_flush_s=_number(env, "DISPATCH_POSITION_FLUSH_S", 0.2, minimum=0.01),
         position_flush_rows=_integer(env, "DISPATCH_POSITION_FLUSH_ROWS", 2000, minimum=1),
+        position_follow_s=_number(env, "DISPATCH_POSITION_FOLLOW_S", 0.2, minimum=0.01),
         shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", 10.0, minimum=0.0),
         feeds_enabled=_flag(env, "DISPATCH_FEEDS_ENABLED", True),
         feed_tick_s=_number(env, "DISPATCH_FEED_TICK_S", 0.5, minimum=0.05),

@@ -46,3 +46,18 @@ class Metrics:
             "Volunteers with a position in the in-memory index",
             registry=self.registry,
         )
+        self.position_follow_lag = Gauge(
+            "dispatch_position_follow_lag_changes",
+            "Position changes written (by any process) that this process has not applied yet",
+            registry=self.registry,
+        )
+        self.position_follow_age = Gauge(
+            "dispatch_position_follow_age_seconds",
+            "Seconds since this process last caught up with every process's position writes",
+            registry=self.registry,
+        )
+        self.position_rebuilds = Counter(
+            "dispatch_position_rebuilds_total",
+            "Geo index rebuilds from the table after falling too far behind the change feed",
+            registry=self.registry,
+        )

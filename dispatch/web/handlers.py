@@ -72,7 +72,7 @@ async def readyz(request: web.Request) -> web.Response:
     except DATABASE_ERRORS as exc:
         # Whatever a restarting server makes asyncpg raise, readiness reports it: never a 500.
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    expected = {"position_writer", "housekeeping"}
+    expected = {"position_writer", "position_follower", "listener", "housekeeping"}
     if request.app[keys.SETTINGS].notifier_enabled:
         expected.update(("outbox_worker", "notice_worker"))
     if request.app[keys.SETTINGS].feeds_enabled:
