@@ -122,3 +122,12 @@ CREATE TRIGGER alert_policies_changed AFTER INSERT OR UPDATE OR DELETE ON alert_
     FOR EACH ROW EXECUTE FUNCTION agency_changed_notify();
 CREATE TRIGGER aeds_changed AFTER INSERT OR UPDATE OR DELETE ON aeds
     FOR EACH ROW EXECUTE FUNCTION agency_changed_notify();
+
+-- SMS and voice sends are spaced per sending number across every process: the next free
+-- slot of each sender, taken atomically by whichever process sends next.
+CREATE TABLE sender_pacing (
+    sender     text PRIMARY KEY,
+    -- The agency whose own number it is; NULL for the deployment's shared number.
+    agency_id  uuid REFERENCES agencies (id) ON DELETE CASCADE,
+    next_slot  timestamptz NOT NULL
+);

@@ -254,6 +254,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_cap_s=settings.retry_cap_s,
         sms_rate_per_s=settings.sms_rate_per_s,
         voice_rate_per_s=settings.voice_rate_per_s,
+        sender=settings.twilio_from_number,
         max_in_flight=settings.provider_max_in_flight,
         pipeline=settings.notifier_pipeline,
     )

@@ -44,7 +44,7 @@ from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransiti
 from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import Step
 from dispatch.metrics import Metrics
-from dispatch.service.delivery import Pacer, Providers
+from dispatch.service.delivery import Providers, SharedPacer
 from dispatch.store import alerts as alert_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
@@ -195,6 +195,7 @@ class OutboxWorker:
         retry_cap_s: float = 30.0,
         sms_rate_per_s: float = 1.0,
         voice_rate_per_s: float = 1.0,
+        sender: str | None = None,
         max_in_flight: int = 100,
         pipeline: int = 1,
         rng: UniformRng | None = None,
@@ -213,8 +214,10 @@ class OutboxWorker:
         self._lease = timedelta(seconds=max(lease_s, send_timeout_s * 2))
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
-        self._sms_pacer = Pacer(sms_rate_per_s)
-        self._voice_pacer = Pacer(voice_rate_per_s)
+        # Named by its number, a sender is paced across every process sharing the database.
+        shared = pool if sender is not None else None
+        self._sms_pacer = SharedPacer(shared, f"sms:{sender}", sms_rate_per_s)
+        self._voice_pacer = SharedPacer(shared, f"voice:{sender}", voice_rate_per_s)
         # Waiting for a pacing slot must end well inside the lease.
         self._max_pace_wait_s = max(0.0, self._lease.total_seconds() / 2 - send_timeout_s)
         # The in-flight cap holds per provider. Push goes out in chunks (one send_each_async
@@ -442,7 +445,7 @@ class OutboxWorker:
                 return
         if step in (Step.SMS, Step.VOICE):
             pacer = self._sms_pacer if step is Step.SMS else self._voice_pacer
-            wait = pacer.reserve(self._max_pace_wait_s)
+            wait = await pacer.reserve(self._max_pace_wait_s)
             if wait is None:
                 attempt.result = DeliveryResult(
                     channel=channel,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from dispatch.config import Settings
 from dispatch.db.pool import init_connection
+from dispatch.service.delivery import SharedPacer
 from dispatch.service.position_follow import PositionFollower, load
 from dispatch.service.positions import PositionCache
 from dispatch.store import agencies as agency_store
@@ -229,3 +231,33 @@ async def test_a_key_revoked_elsewhere_stops_working_here_at_once(
         headers=agency.auth,
     )
     assert resp.status == 401
+
+
+async def test_sends_from_one_number_are_spaced_across_processes(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    """Two processes' pacers share the number's slots: each reservation takes the next one."""
+    pools = [await _pool(database_url), await _pool(database_url)]
+    try:
+        pacers = [SharedPacer(pool, "sms:+15550001111", rate_per_s=1.0) for pool in pools]
+        slots = []
+        for n in range(3):
+            wait = await pacers[n % 2].reserve(max_wait_s=2.5)
+            assert wait is not None
+            slots.append(
+                await db.fetchval(
+                    "SELECT next_slot FROM sender_pacing WHERE sender = 'sms:+15550001111'"
+                )
+            )
+        # Taken within a second of each other, the slots are exactly one interval apart.
+        assert [(b - a).total_seconds() for a, b in itertools.pairwise(slots)] == [
+            1.0,
+            1.0,
+        ]
+        assert await pacers[1].reserve(max_wait_s=2.5) is None, "the fourth is too far off"
+        assert await db.fetchval("SELECT next_slot FROM sender_pacing") == slots[-1]
+        other = await SharedPacer(pools[0], "voice:+15550001111", rate_per_s=1.0).reserve(1.0)
+        assert other == 0.0, "each sender has its own slots"
+    finally:
+        for pool in pools:
+            await pool.close()
