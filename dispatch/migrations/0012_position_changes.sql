@@ -2,37 +2,50 @@
 --
 -- Each write of a last position (insert, update, and an eligibility change of its volunteer)
 -- takes the next value of position_change_seq; a deleted position leaves a tombstone with
--- one. A process tails both tables with "change_seq > last seen", in change order.
+-- one. (Adding the column numbers the rows already there.) A process tails both tables
+-- with "change_seq > last seen", in change order.
 --
 -- Tailing by a sequence is exact only if change numbers become visible in their order: a
 -- reader that has seen 101 must never later find a 100 that committed after it. So every
 -- writer takes a transaction-scoped advisory lock before drawing its number and holds it
 -- until commit (PostgreSQL makes a commit visible before it releases the transaction's
--- locks). Position writers are short statements, so the lock costs little; the triggers
--- take it so that every writer, a cascade included, keeps the rule.
+-- locks). Position writers are short statements, so the lock costs little; a trigger
+-- takes it so that every writer, a cascade included, keeps the rule.
 --
 -- Expand-only: the previous release writes positions through these triggers unchanged.
 
 CREATE SEQUENCE position_change_seq;
 
-ALTER TABLE volunteer_positions ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;
-
--- Followers wake on this channel after a write commits, and poll in between anyway.
-CREATE FUNCTION position_change_lock() RETURNS void LANGUAGE sql AS $$
-    SELECT pg_advisory_xact_lock(4923745182013647409)
+-- Every statement that writes positions takes the lock before its first row draws a number
+-- (a statement-level BEFORE trigger fires before any row is produced).
+CREATE FUNCTION position_change_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(4923745182013647409);
+    RETURN NULL;
+END
 $$;
+
+CREATE TRIGGER volunteer_positions_change_lock
+    BEFORE INSERT OR UPDATE OR DELETE ON volunteer_positions
+    FOR EACH STATEMENT EXECUTE FUNCTION position_change_lock();
+
+-- An insert draws its number from the default; the position writer's upsert sets a new one
+-- on update. An update that does not (any other writer) is numbered by the row trigger,
+-- whose WHEN clause costs the upsert nothing.
+ALTER TABLE volunteer_positions
+    ADD COLUMN change_seq bigint NOT NULL DEFAULT nextval('position_change_seq');
 
 CREATE FUNCTION position_change_number() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM position_change_lock();
     NEW.change_seq := nextval('position_change_seq');
     RETURN NEW;
 END
 $$;
 
 CREATE TRIGGER volunteer_positions_change_number
-    BEFORE INSERT OR UPDATE ON volunteer_positions
-    FOR EACH ROW EXECUTE FUNCTION position_change_number();
+    BEFORE UPDATE ON volunteer_positions
+    FOR EACH ROW WHEN (NEW.change_seq = OLD.change_seq)
+    EXECUTE FUNCTION position_change_number();
 
 -- Deleted positions: one tombstone per volunteer (the latest deletion is all a follower needs).
 CREATE TABLE position_tombstones (
@@ -46,7 +59,6 @@ CREATE INDEX position_tombstones_deleted ON position_tombstones (deleted_at);
 
 CREATE FUNCTION position_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM position_change_lock();
     INSERT INTO position_tombstones (volunteer_id, agency_id, change_seq)
     VALUES (OLD.volunteer_id, OLD.agency_id, nextval('position_change_seq'))
     ON CONFLICT (volunteer_id) DO UPDATE
@@ -75,7 +87,8 @@ CREATE TRIGGER volunteer_positions_notify
 -- followers re-read it and drop or index it.
 CREATE FUNCTION volunteer_eligibility_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE volunteer_positions SET change_seq = 0 WHERE volunteer_id = NEW.id;
+    UPDATE volunteer_positions SET change_seq = nextval('position_change_seq')
+    WHERE volunteer_id = NEW.id;
     RETURN NULL;
 END
 $$;
@@ -85,9 +98,6 @@ CREATE TRIGGER volunteers_eligibility_change
     FOR EACH ROW
     WHEN (OLD.verified IS DISTINCT FROM NEW.verified OR OLD.available IS DISTINCT FROM NEW.available)
     EXECUTE FUNCTION volunteer_eligibility_change();
-
--- Rows written before this migration all carry 0; number them so a follower sees them once.
-UPDATE volunteer_positions SET change_seq = 0;
 
 CREATE INDEX volunteer_positions_change ON volunteer_positions (change_seq);
 
