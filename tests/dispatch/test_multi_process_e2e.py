@@ -14,6 +14,7 @@ import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 import asyncpg
@@ -169,3 +170,106 @@ async def test_three_processes_alert_as_one(database_url: str, tmp_path: Path) -
     for server, code in zip(servers, codes, strict=True):
         assert code in (0, -signal.SIGTERM), server.output()[-3000:]
         assert "worker_crashed" not in server.output()
+
+
+async def test_a_process_killed_mid_burst_loses_nothing(database_url: str, tmp_path: Path) -> None:
+    """SIGKILL one of three processes while incidents pour in and alerts go out.
+
+    CAD posts the dead process cannot answer are sent again to another (intake is
+    idempotent). Every incident is alerted; an alert reaches the log provider twice only
+    through the documented window (sent, then killed before it was recorded), and then
+    its timeline says so.
+    """
+    env = {"DATABASE_URL": database_url}
+    agency = run_cli(env, "agency", "create", "--name", "Kill agency")
+    agency_id, key = agency["agency_id"], agency["integration_key"]
+    sites = [offset(*CENTRE, 4000 * n, 0) for n in range(12)]
+    expected: list[set[int]] = []
+    conn = await asyncpg.connect(database_url)
+    try:
+        for lat, lon in sites:
+            near = set()
+            for north in (50, 150):
+                vid = await conn.fetchval(
+                    "INSERT INTO volunteers (agency_id, display_name, token_hash, certified_until)"
+                    " VALUES ($1, 'V', gen_random_uuid()::text::bytea, now() + interval '1 year')"
+                    " RETURNING id",
+                    UUID(agency_id),
+                )
+                vlat, vlon = offset(lat, lon, north, 0)
+                await conn.execute(
+                    "INSERT INTO volunteer_positions (volunteer_id, agency_id, lat, lon,"
+                    " reported_at) VALUES ($1, $2, $3, $4, now())",
+                    vid,
+                    UUID(agency_id),
+                    vlat,
+                    vlon,
+                )
+                near.add(vid)
+            expected.append(near)
+        sent_files = [tmp_path / f"sent{n}.jsonl" for n in range(3)]
+        servers = [
+            ServeProcess(
+                {
+                    **env,
+                    "DISPATCH_LOG_PROVIDER_FILE": str(sent_files[n]),
+                    # A lease lapses 2 s after the process holding it died.
+                    "DISPATCH_NOTIFIER_SEND_TIMEOUT_S": "1",
+                    "DISPATCH_NOTIFIER_LEASE_S": "2",
+                },
+                tmp_path / f"log{n}",
+            )
+            for n in range(3)
+        ]
+        victim = servers[1]
+        try:
+            await asyncio.gather(*(s.wait_ready(60) for s in servers))
+            answered: dict[str, str] = {}
+            async with aiohttp.ClientSession() as session:
+                for n, (lat, lon) in enumerate(sites):
+                    if n == 7:
+                        victim.proc.send_signal(signal.SIGKILL)
+                    doc = incident(f"kill-{n}", location={"lat": lat, "lon": lon})
+                    for attempt in range(3):
+                        server = servers[(n + attempt) % 3]
+                        try:
+                            async with session.post(
+                                f"{server.base}/v1/cad/{agency_id}/incidents",
+                                json=doc,
+                                headers={"Authorization": f"Bearer {key}"},
+                            ) as resp:
+                                answer = await _ok(resp, 202)
+                        except aiohttp.ClientConnectionError:
+                            assert server is victim, "only the killed process may fail"
+                            continue
+                        answered[f"kill-{n}"] = answer["incident_id"]
+                        break
+            assert len(answered) == len(sites)
+            async with asyncio.timeout(30):
+                while await conn.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL"):
+                    await asyncio.sleep(0.1)
+        finally:
+            await victim.kill()
+            codes = await asyncio.gather(*(s.terminate() for s in servers if s is not victim))
+        assert codes == [0, 0]
+
+        rows = await conn.fetch(
+            "SELECT a.id::text AS alert_id, i.source_incident_id, a.volunteer_id"
+            " FROM alerts a JOIN incidents i ON i.id = a.incident_id"
+        )
+        for n in range(len(sites)):
+            got = {r["volunteer_id"] for r in rows if r["source_incident_id"] == f"kill-{n}"}
+            assert got == expected[n], f"kill-{n}"
+        per_alert = Counter(line["alert_id"] for line in _sent(sent_files))
+        assert set(per_alert) == {r["alert_id"] for r in rows}, "every alert sent"
+        twice = {alert for alert, n in per_alert.items() if n > 1}
+        resent = {
+            str(r["alert_id"])
+            for r in await conn.fetch(
+                "SELECT alert_id FROM response_log WHERE event = 'alert_resent_after_crash'"
+            )
+        }
+        assert twice <= resent, "a second send only after a lapsed lease, and on the record"
+        assert max(per_alert.values()) <= 2
+    finally:
+        await conn.close()
