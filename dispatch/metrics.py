@@ -61,3 +61,14 @@ class Metrics:
             "Geo index rebuilds from the table after falling too far behind the change feed",
             registry=self.registry,
         )
+        self.outbox_oldest_due = Gauge(
+            "dispatch_outbox_oldest_due_seconds",
+            "How long the oldest due, unsent outbox step has waited (read at each scrape)",
+            registry=self.registry,
+        )
+        self.database_unavailable = Counter(
+            "dispatch_database_unavailable_total",
+            "Requests answered 503 because the database could not serve (down, failing over,"
+            " overloaded)",
+            registry=self.registry,
+        )

@@ -106,6 +106,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if is_unavailable(exc):
             # Overload or an outage, not a bug: the client can tell and knows when to retry.
             status = 503
+            request.app[keys.METRICS].database_unavailable.inc()
             log.warning("database_unavailable", route=route_name, error=type(exc).__name__)
             busy = unavailable(RETRY_AFTER_S)
             return web.Response(

@@ -77,6 +77,9 @@ async def test_a_fix_reported_to_one_process_is_matched_by_the_other(
         exclude=(),
     )
     assert [h.volunteer_id for h in hits] == [volunteer_id]
+    metrics = await (await b.get("/metrics")).text()
+    assert "dispatch_position_follow_lag_changes 0.0" in metrics
+    assert "dispatch_outbox_oldest_due_seconds 0.0" in metrics, "nothing waits to be sent"
 
     # Made unavailable through B: A drops the volunteer (the position row stays, renumbered).
     resp = await b.patch(
