@@ -93,17 +93,22 @@ class PositionFollower:
     async def catch_up(self) -> int:
         """Apply every change committed so far; returns how many were applied."""
         async with self._pool.acquire() as conn:
-            pruned = await change_store.pruned_through(conn)
             latest = await change_store.latest_number(conn)
         if self._metrics is not None:
             self._metrics.position_follow_lag.set(max(0, latest - self.applied_through))
-        if pruned > self.applied_through or latest - self.applied_through > self._max_behind:
+        if latest - self.applied_through > self._max_behind:
             await self._rebuild()
             return 0
         applied = 0
         while True:
             async with self._pool.acquire() as conn:
                 changes = await change_store.changes_since(conn, self.applied_through, self._batch)
+                # Read after the changes: tombstones are pruned only once the horizon is
+                # raised, so a deletion missing from this batch shows up here.
+                pruned = await change_store.pruned_through(conn)
+            if pruned > self.applied_through:
+                await self._rebuild()
+                return applied
             for n, change in enumerate(changes, start=1):
                 apply_change(self._cache, change)
                 if n % _APPLY_SLICE == 0:

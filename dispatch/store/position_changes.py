@@ -102,25 +102,29 @@ async def snapshot(conn: Conn) -> tuple[int, PositionArrays]:
 
 
 async def prune_tombstones(conn: Conn, keep: timedelta) -> int:
-    """Drop tombstones older than ``keep``, raising the horizon past them.
+    """Drop tombstones older than ``keep``, raising the horizon past them first.
 
+    One statement: ``setval`` takes effect at once and the deletion only at commit, so no
+    follower can find a tombstone gone while the horizon still lets it trust the feed.
     Aged by the database's clock, which stamped them (a drill clock may run ahead).
     """
-    pruned: int = await conn.fetchval(
+    row = await conn.fetchrow(
         """
         WITH gone AS (
             DELETE FROM position_tombstones WHERE deleted_at < now() - $1::interval
             RETURNING change_seq
-        ), raised AS (
-            SELECT setval('position_tombstones_pruned', greatest(
-                max(change_seq),
-                (SELECT last_value FROM position_tombstones_pruned)))
-            FROM gone HAVING count(*) > 0
+        ), top AS (
+            SELECT max(change_seq) AS seq, count(*) AS n FROM gone
         )
-        SELECT (SELECT count(*) FROM gone) + 0 * (SELECT count(*) FROM raised)
+        SELECT n, CASE WHEN n > 0 THEN setval('position_tombstones_pruned',
+                   greatest(seq, (SELECT last_value FROM position_tombstones_pruned)))
+               END AS horizon
+        FROM top
         """,
         keep,
     )
+    assert row is not None
+    pruned: int = row["n"]
     return pruned
 
 

@@ -197,7 +197,10 @@ async def test_a_late_starter_catches_up_and_one_behind_the_tombstones_rebuilds(
 
         # A second follower stopped before the deletion, then the tombstones were pruned.
         behind = PositionFollower(pool, PositionCache(), after=upto)
+        assert await change_store.prune_tombstones(db, timedelta(hours=1)) == 0, "all recent"
         assert await change_store.prune_tombstones(db, timedelta(0)) == 1
+        assert await follower.catch_up() == 0
+        assert follower.rebuilds == 0, "one that saw the deletion trusts the feed on"
         assert await behind.catch_up() == 0
         assert behind.rebuilds == 1
         rebuilt = behind._cache
