@@ -34,6 +34,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.calibration import calibration_line  # noqa: E402
 from tests.dispatch.helpers import shift_stamps  # noqa: E402
 from tests.dispatch.serve_process import ServeProcess, run_cli  # noqa: E402
 
@@ -88,6 +89,7 @@ async def _seed(dsn: str, agency_id: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    print(await calibration_line(args.database_url), flush=True)
     name = f"dispatch_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(args.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')

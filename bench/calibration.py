@@ -27,6 +27,18 @@ def _cpu_loop_ms() -> float:
     return best
 
 
+DEFAULT_DSN = "postgresql://127.0.0.1/postgres"
+
+
+def print_calibration(dsn: str | None = None) -> None:
+    """For benchmarks without an event loop of their own: print the line, flushed."""
+    import asyncio
+    import os
+
+    line = asyncio.run(calibration_line(dsn or os.environ.get("DATABASE_URL", DEFAULT_DSN)))
+    print(line, flush=True)
+
+
 async def calibration_line(dsn: str, *, round_trips: int = 500) -> str:
     conn = await asyncpg.connect(dsn)
     try:

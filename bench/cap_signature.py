@@ -1,8 +1,8 @@
 """What checking CAP signatures costs per alert, next to reading an unsigned alert.
 
-Prints a calibration line (reading one unsigned CAP alert, no certificate pinned) and
-then each case as microseconds per alert and as a ratio to that line, measured in the
-same run. Not a test: numbers only.
+Prints the calibration line, then a baseline (reading one unsigned CAP alert, no
+certificate pinned) and then each case as microseconds per alert and as a ratio to that
+baseline, measured in the same run. Not a test: numbers only.
 
     python bench/cap_signature.py [--rounds 300]
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.calibration import print_calibration  # noqa: E402
 from cad_adapters.cap_document import read_cap  # noqa: E402
 from cad_adapters.cap_signature import load_certificate  # noqa: E402
 from tests.cad_adapters.signing import new_signer, rsa_signer, sign  # noqa: E402
@@ -41,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=300)
     rounds = parser.parse_args().rounds
+    print_calibration()
     now = datetime.now(UTC)
     ec, rsa, relay = new_signer(), rsa_signer(), new_signer(name="relay.example.org")
     pinned = {s: load_certificate(s.pem) for s in (ec, rsa)}
@@ -61,10 +63,10 @@ def main() -> None:
     ]  # fmt: skip
 
     base = _per_call_us(lambda: read_cap(unsigned, default_tz=UTC), rounds)
-    print(f"calibration: unsigned CAP alert, not pinned: {base:.1f} us/alert")
+    print(f"baseline: unsigned CAP alert, not pinned: {base:.1f} us/alert")
     for name, alerts, fn in cases:
         per_alert = _per_call_us(fn, max(rounds // alerts, 10)) / alerts
-        print(f"{name}: {per_alert:.1f} us/alert ({per_alert / base:.1f}x calibration)")
+        print(f"{name}: {per_alert:.1f} us/alert ({per_alert / base:.1f}x baseline)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ A Socrata-GeoJSON feed of ``--items`` incidents (about 300 bytes each, as Seattl
 is served by a local aiohttp server; ``FeedPoller.poll`` fetches, maps and ingests it into a
 fresh database. Prints the seconds of the first poll (every item created), of an unchanged
 poll (every item compared with what intake holds) and of a poll answered 304, with the time
-``json.loads`` and the mapping alone take on the same body as the calibration line. Not a
+``json.loads`` and the mapping alone take on the same body as the baseline line. Not a
 test: numbers only.
 
     python bench/feeds.py [--items 1500] [--polls 5]
@@ -32,6 +32,7 @@ import asyncpg
 # Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.calibration import calibration_line
 from cad_adapters.feed import FeedMapping, map_document
 from cad_adapters.feed_templates import template_mapping
 from dispatch.config import Settings
@@ -82,6 +83,7 @@ async def _poll(poller: FeedPoller, pool: asyncpg.Pool, feed_id: int) -> tuple[f
 
 async def run(args: argparse.Namespace) -> None:
     configure_logging(log_format="console", level="warning", stream=sys.stderr)
+    print(await calibration_line(args.database_url), flush=True)
     fake = FeedServer(document=_document(args.items), conditional=False)
     body = fake.body()
     mapping = FeedMapping.from_config(template_mapping("socrata-geojson"))
@@ -95,7 +97,7 @@ async def run(args: argparse.Namespace) -> None:
     map_s = (time.perf_counter() - started) / 5
     assert len(snapshot.items) == args.items
     print(
-        f"calibration: {args.items} items, {len(body) / 1024:.0f} KiB; json.loads"
+        f"baseline: {args.items} items, {len(body) / 1024:.0f} KiB; json.loads"
         f" {decode_s * 1000:.1f} ms, mapping {map_s * 1000:.1f} ms"
     )
 

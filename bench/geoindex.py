@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.calibration import print_calibration
 from geoindex import VolunteerIndex, haversine_m
 from geoindex import _kernels as geoindex_kernels
 from geoindex import index as geoindex_index
@@ -324,6 +325,7 @@ def main() -> None:
     parser.add_argument("--skip-postgis", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
     args = parser.parse_args()
+    print_calibration(PG_DSN)
     sizes = [int(s) for s in args.sizes.split(",")]
     use_pg = not args.skip_postgis
     use_redis = not args.skip_redis

@@ -25,10 +25,8 @@ import asyncio
 import json
 import os
 import secrets
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +38,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.calibration import calibration_line  # noqa: E402
 from dispatch.db.migrate import migrate  # noqa: E402
 from tests.dispatch.isolation_load import (  # noqa: E402
     Agency,
@@ -55,27 +54,6 @@ from tests.dispatch.serve_process import ServeProcess  # noqa: E402
 
 def _with_db(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-
-
-async def calibration(dsn: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rounds = []
-        for _ in range(300):
-            started = time.perf_counter()
-            await conn.fetchval("SELECT 1")
-            rounds.append((time.perf_counter() - started) * 1000)
-    finally:
-        await conn.close()
-    started = time.perf_counter()
-    total = 0
-    for i in range(3_000_000):
-        total += i * i % 7
-    cpu_ms = (time.perf_counter() - started) * 1000
-    return (
-        f"calibration: PostgreSQL round trip p50 {statistics.median(rounds):.3f} ms,"
-        f" CPU loop (3M iterations) {cpu_ms:.0f} ms, {os.cpu_count()} CPUs"
-    )
 
 
 def _line(name: str, samples: IntakeSamples) -> str:
@@ -119,7 +97,7 @@ async def _idle(
 
 
 async def run(args: argparse.Namespace) -> None:
-    print(await calibration(args.database_url), flush=True)
+    print(await calibration_line(args.database_url), flush=True)
     name = f"dispatch_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(args.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')

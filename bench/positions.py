@@ -49,6 +49,7 @@ LAT0, LAT1, LON0, LON1 = 59.22, 59.40, 17.85, 18.21
 
 
 async def run(args: argparse.Namespace) -> None:
+    print(await calibration_line(args.database_url), flush=True)
     name = f"dispatch_bench_pos_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(args.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -198,8 +199,8 @@ def _follower_process(dsn: str, seconds: float, ready: Any, out: Any) -> None:
 async def run_follow(args: argparse.Namespace) -> None:
     import multiprocessing
 
+    print(await calibration_line(args.database_url), flush=True)
     name, dsn, agency_id = await _scratch(args, args.volunteers)
-    print(await calibration_line(dsn))
     try:
         settings = Settings(database_url=dsn, db_pool_max=4)
         async with open_pool(dsn, settings) as pool:

@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.calibration import print_calibration
 from dispatch.domain.aeds import Aed
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.policy import AlertPolicy
@@ -136,6 +137,7 @@ def main() -> None:
         "volunteers placed like the incidents",
     )
     args = parser.parse_args()
+    print_calibration()
 
     incidents, population, aeds = city(
         args.incidents, args.volunteers, args.aeds, like_incidents=not args.uniform
@@ -154,7 +156,7 @@ def main() -> None:
     )
     plan_us = calibration()
     print(
-        f"calibration: one wave-planner decision (10 alerts) = {plan_us:.2f} µs "
+        f"baseline: one wave-planner decision (10 alerts) = {plan_us:.2f} µs "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     began = time.perf_counter()

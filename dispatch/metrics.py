@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from asyncpg.connection import LoggedQuery
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -41,6 +44,12 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+        self.db_statements = Counter(
+            "dispatch_db_statements_total",
+            "Statements sent to PostgreSQL (one round trip each), by pool and outcome",
+            ["pool", "outcome"],
+            registry=self.registry,
+        )
         self.indexed_volunteers = Gauge(
             "dispatch_indexed_volunteers",
             "Volunteers with a position in the in-memory index",
@@ -72,3 +81,13 @@ class Metrics:
             " overloaded)",
             registry=self.registry,
         )
+
+    def statement_counter(self, pool: str) -> Callable[[LoggedQuery], None]:
+        """A query logger for asyncpg that counts each statement of ``pool``'s connections."""
+        ok = self.db_statements.labels(pool, "ok")
+        failed = self.db_statements.labels(pool, "error")
+
+        def count(query: LoggedQuery) -> None:
+            (ok if query.exception is None else failed).inc()
+
+        return count

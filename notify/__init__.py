@@ -4,6 +4,22 @@ Providers never import ``dispatch``; they receive an :class:`AlertMessage` and
 return a :class:`DeliveryResult`, never a bool.
 """
 
-from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
+from notify.ports import (
+    AlertMessage,
+    BatchNotifier,
+    Channel,
+    DeliveryOutcome,
+    DeliveryResult,
+    LookupNotifier,
+    Notifier,
+)
 
-__all__ = ["AlertMessage", "Channel", "DeliveryOutcome", "DeliveryResult", "Notifier"]
+__all__ = [
+    "AlertMessage",
+    "BatchNotifier",
+    "Channel",
+    "DeliveryOutcome",
+    "DeliveryResult",
+    "LookupNotifier",
+    "Notifier",
+]

@@ -1,10 +1,14 @@
-"""The Twilio HTTP client we hand to ``twilio.rest.Client``, and shared Twilio plumbing.
+"""The Twilio HTTP client we hand to ``twilio.rest.Client``, and the base of both notifiers.
 
-``AsyncTwilioHttpClient`` in twilio 9.13.0 ignores its ``timeout=`` (issue #925),
-builds ``aiohttp.BasicAuth`` (deprecated in aiohttp 3.14, a
-DeprecationWarning on every request) and drops response
-headers on errors. :class:`DeadlineTwilioHttpClient` overrides ``request`` to
-fix all of these, and can point the SDK at another base URL (a local fake).
+``AsyncTwilioHttpClient`` in twilio 9.13.0 ignores its ``timeout=``, builds
+``aiohttp.BasicAuth`` (deprecated in aiohttp 3.14, a DeprecationWarning on every
+request) and drops response headers on errors. :class:`DeadlineTwilioHttpClient`
+overrides ``request`` to fix all of these, and can point the SDK at another base
+URL (a local fake).
+
+:class:`TwilioNotifier` holds what SMS and voice share: the SDK client over that
+HTTP client, its lifecycle, the expiry check and the mapping of SDK errors to
+:class:`~notify.ports.DeliveryResult`.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import base64
 import contextvars
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, ClassVar, Self
+from urllib.parse import quote
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -31,7 +38,7 @@ from notify.errors import (
     parse_retry_after,
     redact,
 )
-from notify.ports import Channel, DeliveryOutcome, DeliveryResult
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
 
 TWILIO_API_URL = "https://api.twilio.com"
 
@@ -194,3 +201,93 @@ def success(channel: Channel, started: float, provider_message_id: str | None) -
         latency_ms=(time.perf_counter() - started) * 1000.0,
         provider_message_id=provider_message_id,
     )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def for_alert(url: str, alert_id: str) -> str:
+    """A callback URL with its ``{alert_id}`` filled in."""
+    return url.replace("{alert_id}", quote(alert_id, safe=""))
+
+
+class TwilioNotifier:
+    """What the Twilio notifiers share. Subclasses set ``CHANNEL`` and build with ``create``.
+
+    Must be built inside the running event loop when it makes its own HTTP client;
+    ``aclose`` closes that client. Several notifiers may share one
+    :class:`DeadlineTwilioHttpClient` passed to ``__init__`` (the caller closes it).
+    """
+
+    CHANNEL: ClassVar[Channel]
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        http_client: DeadlineTwilioHttpClient,
+        owns_http_client: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._http = http_client
+        self._owns_http = owns_http_client
+        self._client = build_client(
+            account_sid=account_sid, auth_token=auth_token, http_client=http_client
+        )
+        self._clock = clock
+
+    @classmethod
+    async def _with_own_client(
+        cls, *, request_timeout_s: float, base_url: str | None, **kwargs: Any
+    ) -> Self:
+        http = DeadlineTwilioHttpClient(timeout_s=request_timeout_s, base_url=base_url)
+        try:
+            return cls(http_client=http, owns_http_client=True, **kwargs)
+        except BaseException:
+            await http.close()
+            raise
+
+    @property
+    def channel(self) -> Channel:
+        return self.CHANNEL
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session if ``create`` made it."""
+        if self._owns_http:
+            self._owns_http = False
+            await self._http.close()
+
+    def _remaining_s(self, message: AlertMessage) -> float:
+        return (message.expires_at - self._clock()).total_seconds()
+
+    def _expired(self, detail: str) -> DeliveryResult:
+        return DeliveryResult(
+            channel=self.CHANNEL,
+            outcome=DeliveryOutcome.PERMANENT,
+            latency_ms=0.0,
+            error_code=ErrorCode.EXPIRED,
+            detail=detail,
+        )
+
+    async def _create(
+        self, operation: Callable[[], Awaitable[Any]], *, timeout_s: float
+    ) -> DeliveryResult:
+        """Run a create call (message or call); its SID on success, else the failure."""
+        started = time.perf_counter()
+        instance, failure = await call_twilio(self.CHANNEL, operation, timeout_s=timeout_s)
+        if failure is not None:
+            return failure
+        return success(self.CHANNEL, started, getattr(instance, "sid", None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -74,3 +74,28 @@ class Notifier(Protocol):
     async def send(self, message: AlertMessage, *, timeout_s: float) -> DeliveryResult: ...
 
     async def aclose(self) -> None: ...
+
+
+class BatchNotifier(Notifier, Protocol):
+    """**Protocol**: a channel that takes many messages in one call (push)."""
+
+    async def send_many(
+        self, messages: Sequence[AlertMessage], *, timeout_s: float
+    ) -> list[DeliveryResult]:
+        """One result per message, in order; never raises for provider or network failures."""
+        ...
+
+
+class LookupNotifier(Notifier, Protocol):
+    """**Protocol**: a channel whose sent messages can be looked up (SMS).
+
+    After a send whose outcome is unknown (a timeout, a 5xx, a crash before the
+    result was recorded) the caller looks before sending again.
+    """
+
+    async def find_existing(
+        self, message: AlertMessage, *, timeout_s: float
+    ) -> DeliveryResult | None:
+        """``None``: no such message exists, sending cannot duplicate it. ``ACCEPTED``: it
+        exists, do not send. ``RETRYABLE``: the lookup failed; look again later."""
+        ...

@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import quote
+from datetime import datetime
+from typing import Any, ClassVar, Self
 
-from notify._twilio_http import DeadlineTwilioHttpClient, build_client, call_twilio, success
-from notify.errors import ConfigurationError, ErrorCode
+from notify._twilio_http import (
+    DeadlineTwilioHttpClient,
+    TwilioNotifier,
+    call_twilio,
+    for_alert,
+    utcnow,
+)
+from notify.errors import ConfigurationError
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
 
 MAX_BODY_CHARS = 1600
@@ -44,10 +48,6 @@ MAX_VALIDITY_S = 36000
 """Twilio's accepted ``ValidityPeriod`` range (CreateMessage in the 2010 OpenAPI spec)."""
 LOOKUP_PAGE_SIZE = 20
 _ABSENT_STATUSES = frozenset({"failed", "canceled", "undelivered"})
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def sms_marker(alert_id: str, kind: str | None = None) -> str:
@@ -74,11 +74,13 @@ def build_sms_body(message: AlertMessage) -> str:
     return f"{text} {marker}"
 
 
-class TwilioSmsNotifier:
-    """:class:`notify.ports.Notifier` for SMS. Build it with :meth:`create` inside the loop.
+class TwilioSmsNotifier(TwilioNotifier):
+    """:class:`notify.ports.LookupNotifier` for SMS. Build it with :meth:`create` inside the loop.
 
     ``status_callback_url`` may contain ``{alert_id}``, filled in per message.
     """
+
+    CHANNEL: ClassVar[Channel] = Channel.SMS
 
     def __init__(
         self,
@@ -90,7 +92,7 @@ class TwilioSmsNotifier:
         from_number: str | None = None,
         status_callback_url: str | None = None,
         owns_http_client: bool = False,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if bool(messaging_service_sid) == bool(from_number):
             raise ConfigurationError("give exactly one of messaging_service_sid or from_number")
@@ -98,15 +100,16 @@ class TwilioSmsNotifier:
             messaging_service_sid.startswith("MG") and len(messaging_service_sid) == 34
         ):
             raise ConfigurationError("messaging_service_sid must look like MG + 32 hex digits")
-        self._http = http_client
-        self._owns_http = owns_http_client
-        self._client = build_client(
-            account_sid=account_sid, auth_token=auth_token, http_client=http_client
+        super().__init__(
+            account_sid=account_sid,
+            auth_token=auth_token,
+            http_client=http_client,
+            owns_http_client=owns_http_client,
+            clock=clock,
         )
         self._messaging_service_sid = messaging_service_sid
         self._from = from_number
         self._status_callback = status_callback_url
-        self._clock = clock
 
     @classmethod
     async def create(
@@ -119,57 +122,24 @@ class TwilioSmsNotifier:
         status_callback_url: str | None = None,
         base_url: str | None = None,
         request_timeout_s: float = 10.0,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> Self:
         """Build the notifier and its own HTTP client (must run inside the event loop)."""
-        http = DeadlineTwilioHttpClient(timeout_s=request_timeout_s, base_url=base_url)
-        try:
-            return cls(
-                account_sid=account_sid,
-                auth_token=auth_token,
-                http_client=http,
-                messaging_service_sid=messaging_service_sid,
-                from_number=from_number,
-                status_callback_url=status_callback_url,
-                owns_http_client=True,
-                clock=clock,
-            )
-        except BaseException:
-            await http.close()
-            raise
-
-    @property
-    def channel(self) -> Channel:
-        return Channel.SMS
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the aiohttp session if :meth:`create` made it."""
-        if self._owns_http:
-            self._owns_http = False
-            await self._http.close()
+        return await cls._with_own_client(
+            request_timeout_s=request_timeout_s,
+            base_url=base_url,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            messaging_service_sid=messaging_service_sid,
+            from_number=from_number,
+            status_callback_url=status_callback_url,
+            clock=clock,
+        )
 
     async def send(self, message: AlertMessage, *, timeout_s: float) -> DeliveryResult:
-        started = time.perf_counter()
-        remaining = (message.expires_at - self._clock()).total_seconds()
+        remaining = self._remaining_s(message)
         if remaining < MIN_VALIDITY_S:
-            return DeliveryResult(
-                channel=Channel.SMS,
-                outcome=DeliveryOutcome.PERMANENT,
-                latency_ms=0.0,
-                error_code=ErrorCode.EXPIRED,
-                detail="alert expired before sending",
-            )
+            return self._expired("alert expired before sending")
         validity = max(MIN_VALIDITY_S, min(MAX_VALIDITY_S, int(remaining)))
         kwargs: dict[str, Any] = {
             "to": message.address,
@@ -183,17 +153,12 @@ class TwilioSmsNotifier:
         if self._status_callback:
             # The alert id in the callback URL lets a callback that beats our own commit of
             # the message SID still find its alert.
-            kwargs["status_callback"] = self._status_callback.replace(
-                "{alert_id}", quote(message.alert_id, safe="")
-            )
+            kwargs["status_callback"] = for_alert(self._status_callback, message.alert_id)
 
         async def create() -> Any:
             return await self._client.messages.create_async(**kwargs)
 
-        instance, failure = await call_twilio(Channel.SMS, create, timeout_s=timeout_s)
-        if failure is not None:
-            return failure
-        return success(Channel.SMS, started, getattr(instance, "sid", None))
+        return await self._create(create, timeout_s=timeout_s)
 
     async def find_existing(
         self, message: AlertMessage, *, timeout_s: float

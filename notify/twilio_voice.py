@@ -4,27 +4,22 @@ The call reads the alert twice in the volunteer's language and collects one
 digit: 1 accepts, 2 declines. Twilio POSTs the digit to ``gather_url`` (a
 route of the dispatch API, signed like status callbacks).
 
-Lifecycle as for :class:`notify.twilio_sms.TwilioSmsNotifier`: ``await
-TwilioVoiceNotifier.create(...)`` inside the loop, ``await aclose()`` at
-shutdown; both notifiers may share one :class:`DeadlineTwilioHttpClient` by
-passing it to ``__init__`` (then the caller closes it).
+Lifecycle as for every :class:`notify._twilio_http.TwilioNotifier`: ``await
+TwilioVoiceNotifier.create(...)`` inside the loop, ``await aclose()`` at shutdown.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import quote
+from datetime import datetime
+from typing import Any, ClassVar, Self
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from notify._twilio_http import DeadlineTwilioHttpClient, build_client, call_twilio, success
-from notify.errors import ConfigurationError, ErrorCode
-from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify._twilio_http import DeadlineTwilioHttpClient, TwilioNotifier, for_alert, utcnow
+from notify.errors import ConfigurationError
+from notify.ports import AlertMessage, Channel, DeliveryResult
 
 MAX_TWIML_CHARS = 4000
 """Twilio's limit for the ``Twiml`` parameter of CreateCall."""
@@ -60,10 +55,6 @@ DEFAULT_STATUS_EVENTS: tuple[str, ...] = ("initiated", "ringing", "answered", "c
 # XML 1.0 forbids most C0 controls even when escaped; drop them (and lone surrogates).
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _LANG_RE = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _clean(text: str) -> str:
@@ -122,11 +113,13 @@ def build_alert_twiml(message: AlertMessage, gather_url: str) -> str:
     return best
 
 
-class TwilioVoiceNotifier:
+class TwilioVoiceNotifier(TwilioNotifier):
     """:class:`notify.ports.Notifier` for voice calls. Build it with :meth:`create` inside the loop.
 
     ``gather_url`` and ``status_callback_url`` may contain ``{alert_id}``, filled in per call.
     """
+
+    CHANNEL: ClassVar[Channel] = Channel.VOICE
 
     def __init__(
         self,
@@ -140,7 +133,7 @@ class TwilioVoiceNotifier:
         status_callback_events: Sequence[str] = DEFAULT_STATUS_EVENTS,
         ring_timeout_s: int = 25,
         owns_http_client: bool = False,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if not from_number:
             raise ConfigurationError("from_number is required for voice calls")
@@ -148,17 +141,18 @@ class TwilioVoiceNotifier:
             raise ConfigurationError("gather_url is required for voice calls")
         if not 5 <= ring_timeout_s <= 600:
             raise ConfigurationError("ring_timeout_s must be within 5..600")
-        self._http = http_client
-        self._owns_http = owns_http_client
-        self._client = build_client(
-            account_sid=account_sid, auth_token=auth_token, http_client=http_client
+        super().__init__(
+            account_sid=account_sid,
+            auth_token=auth_token,
+            http_client=http_client,
+            owns_http_client=owns_http_client,
+            clock=clock,
         )
         self._from = from_number
         self._gather_url = gather_url
         self._status_callback = status_callback_url
         self._status_events = list(status_callback_events)
         self._ring_timeout_s = ring_timeout_s
-        self._clock = clock
 
     @classmethod
     async def create(
@@ -172,74 +166,36 @@ class TwilioVoiceNotifier:
         base_url: str | None = None,
         request_timeout_s: float = 10.0,
         ring_timeout_s: int = 25,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> Self:
         """Build the notifier and its own HTTP client (must run inside the event loop)."""
-        http = DeadlineTwilioHttpClient(timeout_s=request_timeout_s, base_url=base_url)
-        try:
-            return cls(
-                account_sid=account_sid,
-                auth_token=auth_token,
-                http_client=http,
-                from_number=from_number,
-                gather_url=gather_url,
-                status_callback_url=status_callback_url,
-                ring_timeout_s=ring_timeout_s,
-                owns_http_client=True,
-                clock=clock,
-            )
-        except BaseException:
-            await http.close()
-            raise
-
-    @property
-    def channel(self) -> Channel:
-        return Channel.VOICE
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            self._owns_http = False
-            await self._http.close()
+        return await cls._with_own_client(
+            request_timeout_s=request_timeout_s,
+            base_url=base_url,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            from_number=from_number,
+            gather_url=gather_url,
+            status_callback_url=status_callback_url,
+            ring_timeout_s=ring_timeout_s,
+            clock=clock,
+        )
 
     async def send(self, message: AlertMessage, *, timeout_s: float) -> DeliveryResult:
-        started = time.perf_counter()
-        if (message.expires_at - self._clock()).total_seconds() <= 0:
-            return DeliveryResult(
-                channel=Channel.VOICE,
-                outcome=DeliveryOutcome.PERMANENT,
-                latency_ms=0.0,
-                error_code=ErrorCode.EXPIRED,
-                detail="alert expired before calling",
-            )
-        gather_url = self._gather_url.replace("{alert_id}", quote(message.alert_id, safe=""))
+        if self._remaining_s(message) <= 0:
+            return self._expired("alert expired before calling")
         kwargs: dict[str, Any] = {
             "to": message.address,
             "from_": self._from,
-            "twiml": build_alert_twiml(message, gather_url),
+            "twiml": build_alert_twiml(message, for_alert(self._gather_url, message.alert_id)),
             "timeout": self._ring_timeout_s,
         }
         if self._status_callback:
-            kwargs["status_callback"] = self._status_callback.replace(
-                "{alert_id}", quote(message.alert_id, safe="")
-            )
+            kwargs["status_callback"] = for_alert(self._status_callback, message.alert_id)
             kwargs["status_callback_event"] = self._status_events
             kwargs["status_callback_method"] = "POST"
 
         async def create() -> Any:
             return await self._client.calls.create_async(**kwargs)
 
-        instance, failure = await call_twilio(Channel.VOICE, create, timeout_s=timeout_s)
-        if failure is not None:
-            return failure
-        return success(Channel.VOICE, started, getattr(instance, "sid", None))
+        return await self._create(create, timeout_s=timeout_s)

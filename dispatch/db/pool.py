@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
 from asyncpg.exceptions import (
     InsufficientResourcesError,
     InternalClientError,
@@ -83,16 +84,31 @@ class BoundedPool(asyncpg.Pool):
 
 @asynccontextmanager
 async def open_pool(
-    dsn: str, settings: Settings, *, min_size: int | None = None, max_size: int | None = None
+    dsn: str,
+    settings: Settings,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    on_statement: Callable[[LoggedQuery], None] | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
-    """A pool sized by ``settings`` (``DISPATCH_DB_POOL_MIN/MAX``) unless sizes are given."""
+    """A pool sized by ``settings`` (``DISPATCH_DB_POOL_MIN/MAX``) unless sizes are given.
+
+    ``on_statement`` is asyncpg's query logger, called soon after each statement of every
+    connection (the service counts round trips with it).
+    """
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        if on_statement is not None:
+            conn.add_query_logger(on_statement)
+
     pool = BoundedPool(
         dsn,
         min_size=settings.db_pool_min if min_size is None else min_size,
         max_size=settings.db_pool_max if max_size is None else max_size,
         command_timeout=settings.db_command_timeout_s,
         timeout=settings.db_acquire_timeout_s,
-        init=init_connection,
+        init=init,
         reset=_keep_session,
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dispatch.db.types import Conn
 
 
 async def reserve_slot(
-    conn: Any, sender: str, *, interval_s: float, max_wait_s: float
+    conn: Conn, sender: str, *, interval_s: float, max_wait_s: float
 ) -> float | None:
     """Take the sender's next slot; seconds to wait for it, or None when it is too far off.
 

@@ -11,16 +11,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, TypeAlias
+from typing import Final
 from uuid import UUID
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
+from dispatch.db.types import Conn
 from dispatch.store.position_arrays import QUERY, PositionArrays, parse_copy
-
-Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
-"""A connection of its own or one lent by the pool."""
 
 CHANNEL: Final = "dispatch_positions"
 """Notified (by a trigger) when a transaction that wrote positions commits."""

@@ -33,10 +33,10 @@ from dispatch.service import position_follow
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
-from dispatch.service.delivery import open_providers
 from dispatch.service.invalidation import Invalidations
 from dispatch.service.position_follow import PositionFollower
 from dispatch.service.positions import PositionWriter
+from dispatch.service.providers import open_providers
 from dispatch.store import position_changes as change_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
@@ -138,13 +138,22 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         dsn = settings.database_url
         if dsn is None:
             dsn = await stack.enter_async_context(embedded_postgres(settings.data_dir))
-        pool = await stack.enter_async_context(open_pool(dsn, settings))
+        metrics = app[keys.METRICS]
+        pool = await stack.enter_async_context(
+            open_pool(dsn, settings, on_statement=metrics.statement_counter("requests"))
+        )
         async with pool.acquire() as conn:
             applied = await migrate(conn)
         # The outbox worker has connections of its own: a burst of CAD documents holding
         # every connection of the main pool must not hold back the alerts it has just written.
         app[keys.DELIVERY_POOL] = await stack.enter_async_context(
-            open_pool(dsn, settings, min_size=1, max_size=settings.notifier_pipeline + 1)
+            open_pool(
+                dsn,
+                settings,
+                min_size=1,
+                max_size=settings.notifier_pipeline + 1,
+                on_statement=metrics.statement_counter("delivery"),
+            )
         )
         log.info("database_ready", embedded=settings.database_url is None, migrated=applied)
         app[keys.POOL] = pool
@@ -255,7 +264,8 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_cap_s=settings.retry_cap_s,
         sms_rate_per_s=settings.sms_rate_per_s,
         voice_rate_per_s=settings.voice_rate_per_s,
-        sender=settings.twilio_from_number,
+        sms_sender=settings.twilio_messaging_service_sid or settings.twilio_from_number,
+        voice_sender=settings.twilio_voice_from_number,
         max_in_flight=settings.provider_max_in_flight,
         pipeline=settings.notifier_pipeline,
     )

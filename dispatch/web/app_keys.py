@@ -15,10 +15,10 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
-from dispatch.service.delivery import Providers
 from dispatch.service.invalidation import Invalidations
 from dispatch.service.position_follow import PositionFollower
 from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.service.providers import Providers
 from dispatch.workers.notices import NoticeWorker
 from dispatch.workers.notifier import OutboxWorker
 from notify.ports import Notifier

@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 from cad_adapters.text import storable
 from dispatch.service import delivery as delivery_service
 from dispatch.service import devices as device_service
-from dispatch.service.delivery import public_base_url
+from dispatch.service.providers import public_base_url
 from dispatch.service.responses import AlertNotFound
 from dispatch.store import audit
 from dispatch.store import delivery as delivery_store
@@ -29,6 +29,7 @@ from dispatch.web.body import json_body
 from dispatch.web.handlers import _uuid, _volunteer
 from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, not_found
+from notify import twilio_webhooks as twilio
 
 log = structlog.get_logger(__name__)
 
@@ -194,12 +195,12 @@ def _twiml(say: str | None = None, *, sms: str | None = None) -> web.Response:
     return web.Response(text=text, content_type="text/xml")
 
 
-@routes.post(delivery_service.SMS_STATUS_PATH)
+@routes.post(twilio.SMS_STATUS_PATH)
 async def twilio_sms_status(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     moved = await delivery_service.sms_status(
         request.app[keys.POOL],
-        form,
+        twilio.parse_sms_status(form),
         alert_id=_query_alert(request),
         now=request.app[keys.CLOCK].now(),
     )
@@ -208,32 +209,35 @@ async def twilio_sms_status(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post(delivery_service.VOICE_STATUS_PATH)
+@routes.post(twilio.VOICE_STATUS_PATH)
 async def twilio_voice_status(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     await delivery_service.voice_status(
         request.app[keys.POOL],
-        form,
+        twilio.parse_call_status(form),
         alert_id=_query_alert(request),
         now=request.app[keys.CLOCK].now(),
     )
     return web.Response(status=204)
 
 
-@routes.post(delivery_service.SMS_INBOUND_PATH)
+@routes.post(twilio.SMS_INBOUND_PATH)
 async def twilio_sms_inbound(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     reply = await delivery_service.sms_inbound(
-        request.app[keys.POOL], form, now=request.app[keys.CLOCK].now()
+        request.app[keys.POOL], twilio.parse_inbound_sms(form), now=request.app[keys.CLOCK].now()
     )
     return _twiml(sms=reply)
 
 
-@routes.post(delivery_service.VOICE_GATHER_PATH)
+@routes.post(twilio.VOICE_GATHER_PATH)
 async def twilio_voice_gather(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     form = await _signed_form(request)
     say = await delivery_service.voice_gather(
-        request.app[keys.POOL], alert_id, form, now=request.app[keys.CLOCK].now()
+        request.app[keys.POOL],
+        alert_id,
+        twilio.parse_gather(form),
+        now=request.app[keys.CLOCK].now(),
     )
     return _twiml(say)

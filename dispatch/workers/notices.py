@@ -25,7 +25,7 @@ from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import DEACTIVATE_DEVICE, Step
 from dispatch.domain.notice_texts import NoticeKind
 from dispatch.service import notices as notice_service
-from dispatch.service.delivery import Providers
+from dispatch.service.providers import Providers
 from dispatch.store import devices as device_store
 from dispatch.store import notices as notice_store
 from dispatch.store import volunteer_events as event_store

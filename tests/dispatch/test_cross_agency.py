@@ -18,9 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from dispatch.config import Settings
-from dispatch.service.delivery import SMS_INBOUND_PATH, public_base_url
+from dispatch.service.providers import public_base_url
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
+from notify.twilio_webhooks import SMS_INBOUND_PATH
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import CENTRE, incident
 from tests.fakes.twilio_server import FakeTwilio

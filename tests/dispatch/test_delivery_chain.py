@@ -10,7 +10,7 @@ import pytest
 
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.delivery_chain import START, Reach, Step, plan, still_needed
-from dispatch.service.delivery import Pacer
+from dispatch.service.providers import Pacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert
 from tests.dispatch.conftest import AgencyFixture

@@ -56,6 +56,27 @@ async def test_metrics_are_prometheus_text(client: Any, agency: AgencyFixture) -
     assert "dispatch_indexed_volunteers" in text
 
 
+def _statements(text: str, pool: str) -> float:
+    prefix = f'dispatch_db_statements_total{{outcome="ok",pool="{pool}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+async def test_metrics_count_database_statements_per_pool(
+    client: Any, agency: AgencyFixture
+) -> None:
+    """Each statement a request sends is one round trip, counted on the pool that sent it."""
+    await client.get("/readyz")  # settle: the workers' first polls have run
+    await asyncio.sleep(0.1)
+    before = _statements(await (await client.get("/metrics")).text(), "requests")
+    for _ in range(3):
+        assert (await client.get("/readyz")).status == 200
+    await asyncio.sleep(0.05)  # asyncpg calls query loggers soon after, not inline
+    after = _statements(await (await client.get("/metrics")).text(), "requests")
+    assert after - before >= 3
+    assert _statements(await (await client.get("/metrics")).text(), "delivery") > 0
+
+
 async def test_openapi_describes_every_route(client: Any) -> None:
     """Every route the router serves is in /v1/openapi.json, and nothing else is."""
     served = set()

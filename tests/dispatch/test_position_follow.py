@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient
 
 from dispatch.config import Settings
 from dispatch.db.pool import init_connection
-from dispatch.service.delivery import SharedPacer
 from dispatch.service.position_follow import PositionFollower, load
 from dispatch.service.positions import PositionCache
+from dispatch.service.providers import SharedPacer
 from dispatch.store import agencies as agency_store
 from dispatch.store import position_changes as change_store
 from dispatch.store import volunteers as volunteer_store

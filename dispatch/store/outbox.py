@@ -1,0 +1,55 @@
+"""Alert states as the outbox worker and provider receipts read and write them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from dispatch.db.types import Conn
+from dispatch.domain.alert_states import AlertState
+from dispatch.store.alerts import AlertRow, alert_row
+
+
+async def lock_states(conn: Conn, alert_ids: Sequence[UUID]) -> dict[UUID, AlertState]:
+    """Lock these alerts (in id order, so two workers cannot deadlock) and read their states."""
+    rows = await conn.fetch(
+        "SELECT id, state FROM alerts WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE",
+        sorted(alert_ids),
+    )
+    return {r["id"]: AlertState(r["state"]) for r in rows}
+
+
+async def set_states(
+    conn: Conn, changes: Sequence[tuple[UUID, AlertState]], *, now: datetime
+) -> None:
+    """Several alerts' new states in one statement."""
+    if not changes:
+        return
+    await conn.execute(
+        """
+        UPDATE alerts a SET state = x.state, updated_at = $3
+        FROM unnest($1::uuid[], $2::text[]) AS x(id, state) WHERE a.id = x.id
+        """,
+        [alert_id for alert_id, _ in changes],
+        [state.value for _, state in changes],
+        now,
+    )
+
+
+async def alert_of_provider_ref(conn: Conn, provider_ref: str) -> UUID | None:
+    """The alert whose latest step the provider knows by this id (a message or call SID)."""
+    found: UUID | None = await conn.fetchval(
+        "SELECT alert_id FROM outbox WHERE provider_ref = $1 ORDER BY id DESC LIMIT 1",
+        provider_ref,
+    )
+    return found
+
+
+async def find_alert(conn: Conn, alert_id: UUID) -> AlertRow | None:
+    """The alert, without a lock."""
+    row = await conn.fetchrow(
+        "SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts WHERE id = $1",
+        alert_id,
+    )
+    return None if row is None else alert_row(row)
