@@ -12,7 +12,6 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from dispatch.secrets import TokenKind, hash_token, new_token
 from dispatch.store import agencies as agency_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.volunteers import PositionRow
@@ -47,7 +46,7 @@ async def demo_ctx(app: web.Application) -> AsyncIterator[None]:
     now = app[keys.CLOCK].now()
     rng = random.Random(42)  # noqa: S311 - synthetic positions, not secrets
     async with pool.acquire() as conn:
-        agency_id = await conn.fetchval("SELECT id FROM agencies WHERE name = $1", DEMO_AGENCY_NAME)
+        agency_id = await agency_store.id_by_name(conn, DEMO_AGENCY_NAME)
         if agency_id is None:
             agency_id, key = await agency_store.create_agency(conn, name=DEMO_AGENCY_NAME)
             for n in range(VOLUNTEERS):
@@ -56,18 +55,8 @@ async def demo_ctx(app: web.Application) -> AsyncIterator[None]:
                 )
         else:
             # Keys are stored hashed, so a restarted demo gets a fresh one to print.
-            key = new_token(TokenKind.AGENCY_KEY)
-            await conn.execute(
-                "INSERT INTO agency_keys (agency_id, key_hash, label) VALUES ($1, $2, 'demo')",
-                agency_id,
-                hash_token(key),
-            )
-        ids = [
-            r["id"]
-            for r in await conn.fetch(
-                "SELECT id FROM volunteers WHERE agency_id = $1 ORDER BY id", agency_id
-            )
-        ]
+            key = await agency_store.add_demo_key(conn, agency_id)
+        ids = await volunteer_store.ids_of_agency(conn, agency_id)
         rows = _scatter(rng, now, agency_id, ids)
         await volunteer_store.upsert_positions(conn, rows)
     cache = app[keys.POSITIONS]

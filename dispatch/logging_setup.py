@@ -37,6 +37,11 @@ _SECRET_KEYS: Final = frozenset(
         "code",
         "access_token",
         "refresh_token",
+        # A Web Push subscription is a credential for reaching one browser.
+        "endpoint",
+        "p256dh",
+        "auth",
+        "subscription",
     }
 )
 _COORDINATE_KEYS: Final = frozenset({"lat", "lon", "lng", "latitude", "longitude"})

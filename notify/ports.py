@@ -11,6 +11,8 @@ from typing import Protocol
 
 class Channel(StrEnum):
     PUSH = "push"
+    WEB_PUSH = "web_push"
+    LIVE = "live"
     SMS = "sms"
     VOICE = "voice"
     LOG = "log"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tests.loop_guard import BlockWatch, describe, leftover_tasks
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -16,6 +21,49 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"reference material not present at {SHARED}")
     return SHARED
+
+
+# Every database fixture (tests/dispatch/conftest.py) starts from this one.
+_DATABASE_FIXTURE = "admin_dsn"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that reaches PostgreSQL through the fixtures ``storage``.
+
+    ``fixturenames`` is the whole closure, so a test asking for ``client`` or ``agency``
+    is marked as surely as one asking for ``db``; ``pytest -m "not storage"`` is then
+    the pure suite.
+    """
+    for item in items:
+        if _DATABASE_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.storage)
+
+
+@pytest.fixture
+async def _loop_guard() -> AsyncIterator[None]:
+    """Fail the test that leaves a task running or holds its event loop (see loop_guard)."""
+    before = asyncio.all_tasks()
+    watch = BlockWatch(asyncio.get_running_loop())
+    watch.start()
+    yield
+    watch.stop()
+    problems = list(watch.blocks)
+    left = await leftover_tasks(before)
+    if left:
+        for task in left:
+            task.cancel()
+        await asyncio.wait(left, timeout=1.0)
+        problems.append("tasks left running: " + ", ".join(describe(t) for t in left))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _guard_async_tests(request: pytest.FixtureRequest) -> None:
+    # Requested first, so its teardown runs after every other fixture's (the app's
+    # cleanup included): what it finds was left behind by the test as a whole.
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_loop_guard")
 
 
 def _hypothesis_profiles() -> None:

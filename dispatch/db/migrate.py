@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
 import structlog
+
+from dispatch.db.types import Conn
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,7 @@ def shipped_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: Any) -> list[str]:
+async def migrate(conn: Conn) -> list[str]:
     """Bring the schema up to date; returns the names of the migrations it applied."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

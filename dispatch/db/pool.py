@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 from asyncpg.connection import LoggedQuery
@@ -15,8 +15,10 @@ from asyncpg.exceptions import (
     OperatorInterventionError,
     PostgresConnectionError,
 )
+from asyncpg.pool import PoolAcquireContext
 
 from dispatch.config import Settings
+from dispatch.db.types import Conn
 
 DATABASE_ERRORS: Final = (
     OSError,
@@ -56,6 +58,11 @@ def is_unavailable(exc: BaseException) -> bool:
     )
 
 
+async def ping(conn: Conn, *, limit_s: float) -> None:
+    """One trivial round trip: the server is up and this connection works."""
+    await conn.fetchval("SELECT 1", timeout=limit_s)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -78,7 +85,7 @@ class BoundedPool(asyncpg.Pool):
 
     acquire_timeout_s: float = 2.0
 
-    def acquire(self, *, timeout: float | None = None) -> Any:
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
 
 

@@ -24,6 +24,8 @@ from dispatch.domain.alert_states import AlertState
 
 class Step(StrEnum):
     PUSH = "push"
+    WEB_PUSH = "web_push"
+    LIVE = "live"
     SMS = "sms"
     VOICE = "voice"
     LOG = "log"
@@ -39,12 +41,20 @@ _STOOD_DOWN: Final = frozenset({AlertState.STOOD_DOWN, AlertState.RELEASED})
 
 
 def stand_down_step(reach: Reach, *, configured: Collection[Step]) -> Step | None:
-    """One channel for a stand-down notice: push if possible, else a text, else the log.
+    """One channel for a stand-down notice: push if possible, else Web Push, else a text,
+    else the log. (An open app's live stream gets the notice as well, whichever this is.)
 
     Never a call: being rung to hear "you are not needed" is worse than no news.
     """
     if Step.PUSH in configured and reach.has_device and Step.PUSH.value not in reach.refused:
         return Step.PUSH
+    if (
+        Step.WEB_PUSH in configured
+        and reach.has_web_push
+        and Step.PUSH.value not in reach.refused
+        and Step.WEB_PUSH.value not in reach.refused
+    ):
+        return Step.WEB_PUSH
     if (
         Step.SMS in configured
         and reach.has_phone
@@ -56,6 +66,9 @@ def stand_down_step(reach: Reach, *, configured: Collection[Step]) -> Step | Non
 
 
 DEFAULT_ORDER: Final = (Step.PUSH, Step.SMS, Step.VOICE)
+"""The vendor channels, in their default order; Web Push shares the push slot."""
+PUSH_TIER: Final = frozenset({Step.PUSH, Step.WEB_PUSH})
+"""Steps sent at the same time, each to its own kind of device; one ack window for both."""
 
 # A receipt (device ack, SMS delivered) makes a further push or text pointless; only a
 # call, which reaches someone who saw the alert but has not answered, still follows.
@@ -80,6 +93,10 @@ class Reach:
     voice_allowed: bool
     preferred: str | None = None
     refused: Collection[str] = ()
+    has_web_push: bool = False
+    """An active Web Push subscription."""
+    has_live: bool = False
+    """An open live stream (the app is in front of the volunteer now)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +115,30 @@ def plan(
 ) -> list[PlannedStep]:
     """The chain for a new alert; empty when no configured channel can reach the volunteer.
 
-    With no real provider configured (development, demos) the chain is the single
-    ``log`` step.
+    An open live stream comes first, at once; the push slot (FCM and Web Push, side by
+    side) follows one ack window later, or at once without a stream. With no vendor
+    provider configured (development, demos) the chain ends in the ``log`` step.
     """
+    refused = set(reach.refused)
+    steps: list[PlannedStep] = []
+    at = now
+    if Step.LIVE in configured and reach.has_live and Step.LIVE.value not in refused:
+        steps.append(PlannedStep(Step.LIVE, at))
+        at += timedelta(seconds=ack_timeout_s)
+    web_push = (
+        Step.WEB_PUSH in configured
+        and reach.has_web_push
+        and not refused & {Step.PUSH.value, Step.WEB_PUSH.value}
+    )
     if not any(s in configured for s in DEFAULT_ORDER):
-        return [PlannedStep(Step.LOG, now)] if Step.LOG in configured else []
+        if web_push:
+            steps.append(PlannedStep(Step.WEB_PUSH, at))
+            at += timedelta(seconds=ack_timeout_s)
+        if Step.LOG in configured:
+            steps.append(PlannedStep(Step.LOG, at))
+        return steps
     possible = {
-        Step.PUSH: reach.has_device,
+        Step.PUSH: reach.has_device or web_push,
         Step.SMS: reach.has_phone and reach.sms_allowed,
         Step.VOICE: reach.has_phone and reach.voice_allowed,
     }
@@ -113,14 +147,20 @@ def plan(
         preferred = Step(reach.preferred)
         order.remove(preferred)
         order.insert(0, preferred)
-    chosen = [
-        s for s in order if s in configured and possible[s] and s.value not in set(reach.refused)
-    ]
-    steps: list[PlannedStep] = []
-    at = now
+    # The push slot stands for FCM and Web Push: it is there when either can go.
+    usable = set(configured) | ({Step.PUSH} if web_push else set())
+    chosen = [s for s in order if s in usable and possible[s] and s.value not in refused]
     for step in chosen:
+        if step is Step.PUSH:
+            fcm = Step.PUSH in configured and reach.has_device and Step.PUSH.value not in refused
+            if fcm:
+                steps.append(PlannedStep(Step.PUSH, at))
+            if web_push:
+                steps.append(PlannedStep(Step.WEB_PUSH, at))
+            at += timedelta(seconds=ack_timeout_s)
+            continue
         steps.append(PlannedStep(step, at))
-        at += timedelta(seconds=ack_timeout_s if step is Step.PUSH else answer_timeout_s)
+        at += timedelta(seconds=answer_timeout_s)
     return steps
 
 

@@ -89,6 +89,8 @@ def reach_of(
     phone_invalid: bool,
     preferred: str | None,
     refused: Collection[str],
+    has_web_push: bool = False,
+    has_live: bool = False,
 ) -> Reach:
     return Reach(
         has_device=has_device,
@@ -97,6 +99,8 @@ def reach_of(
         voice_allowed=not phone_invalid,
         preferred=preferred,
         refused=refused,
+        has_web_push=has_web_push,
+        has_live=has_live,
     )
 
 
@@ -106,6 +110,12 @@ def unavailable(step: Step, reach: Reach, *, configured: Collection[Step]) -> st
         return "not_configured"
     if step is Step.PUSH and not reach.has_device:
         return "no_device"
+    if step is Step.WEB_PUSH and not reach.has_web_push:
+        return "no_subscription"
+    if step is Step.WEB_PUSH and Step.PUSH.value in reach.refused:
+        return "refused"
+    if step is Step.LIVE and not reach.has_live:
+        return "no_stream"
     if step in (Step.SMS, Step.VOICE) and not (reach.has_phone and reach.voice_allowed):
         return "no_phone"
     if step is Step.SMS and not reach.sms_allowed:

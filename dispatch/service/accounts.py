@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from dispatch.db.types import Conn
 from dispatch.domain import phone_codes as codes
 from dispatch.domain.notice_texts import NoticeKind, code_text
 from dispatch.domain.phone_codes import CodeState, Verdict
@@ -26,6 +27,7 @@ from dispatch.domain.rate_limit import FailureThrottle
 from dispatch.secrets import code_matches, hash_code, new_code, new_salt, phone_hash
 from dispatch.service.auth_guard import client_network
 from dispatch.store import accounts as account_store
+from dispatch.store import agencies as agency_store
 from dispatch.store import notices as notice_store
 from dispatch.store import volunteer_events
 from dispatch.store.accounts import SessionTokens
@@ -110,7 +112,7 @@ async def request_code(
     """
     phone = phone_hash(agency_id, phone_e164)
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval("SELECT 1 FROM agencies WHERE id = $1", agency_id) is None:
+        if not await agency_store.exists(conn, agency_id):
             raise UnknownAgency(str(agency_id))
         await account_store.lock_phone(conn, agency_id, phone)
         issued = await account_store.code_times(conn, agency_id, phone, now - codes.CODE_KEEP)
@@ -180,7 +182,7 @@ async def verify(
 
 
 async def _verify_in(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     phone: bytes,
     phone_e164: str,
@@ -230,7 +232,7 @@ async def _verify_in(
 
 
 async def _start_session(
-    conn: Any, agency_id: UUID, volunteer_id: int, device_label: str | None, now: datetime
+    conn: Conn, agency_id: UUID, volunteer_id: int, device_label: str | None, now: datetime
 ) -> SessionTokens:
     live = await account_store.live_session_ids(conn, volunteer_id, now)
     if len(live) >= MAX_SESSIONS:
@@ -253,7 +255,7 @@ async def _start_session(
 
 
 async def _event(
-    conn: Any, agency_id: UUID, volunteer_id: int | None, name: str, now: datetime, **details: Any
+    conn: Conn, agency_id: UUID, volunteer_id: int | None, name: str, now: datetime, **details: Any
 ) -> None:
     if volunteer_id is not None:
         await volunteer_events.append(

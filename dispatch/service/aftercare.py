@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.db.types import Conn
 from dispatch.domain.notice_texts import NoticeKind, aftercare_text
 from dispatch.service.events import EventBuffer
 from dispatch.store import aftercare as aftercare_store
@@ -30,7 +31,7 @@ class NotFound(Exception):
     pass
 
 
-async def follow_up(conn: Any, agency_id: UUID, incident_id: UUID, events: EventBuffer) -> int:
+async def follow_up(conn: Conn, agency_id: UUID, incident_id: UUID, events: EventBuffer) -> int:
     """Queue a follow-up for each volunteer who accepted; call where the incident ends."""
     now = events.now
     title, body = aftercare_text()

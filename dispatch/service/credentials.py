@@ -14,12 +14,15 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.db.types import Conn
 from dispatch.domain import credentials as rules
 from dispatch.domain.credentials import CredentialKind, CredentialState
 from dispatch.domain.notice_texts import NoticeKind, review_text
+from dispatch.store import agencies as agency_store
 from dispatch.store import audit, notices
 from dispatch.store import credentials as credential_store
 from dispatch.store import volunteer_events as event_store
+from dispatch.store import volunteers as volunteer_store
 from dispatch.store.audit import Actor
 from dispatch.store.notices import NewNotice
 from dispatch.store.volunteer_events import VolunteerEvent
@@ -41,11 +44,8 @@ class WrongState(Exception):
         self.state = state
 
 
-async def _time_zone(conn: Any, agency_id: UUID) -> str:
-    found: str | None = await conn.fetchval(
-        "SELECT time_zone FROM agencies WHERE id = $1", agency_id
-    )
-    return found or "UTC"
+async def _time_zone(conn: Conn, agency_id: UUID) -> str:
+    return await agency_store.time_zone(conn, agency_id) or "UTC"
 
 
 async def submit(
@@ -136,9 +136,7 @@ async def review(
         )
         if found.state not in allowed:
             raise WrongState(found.state)
-        await conn.execute(
-            "SELECT 1 FROM volunteers WHERE id = $1 FOR NO KEY UPDATE", found.volunteer_id
-        )
+        await volunteer_store.lock(conn, found.volunteer_id)
         zone = await _time_zone(conn, agency_id)
         expires_at = rules.expiry_moment(found.expires_on, zone)
         if approve and expires_at <= now:

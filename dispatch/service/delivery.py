@@ -66,15 +66,21 @@ class AckResult:
 
 
 async def acknowledge(
-    pool: asyncpg.Pool, *, alert_id: UUID, volunteer_id: int, now: datetime
+    pool: asyncpg.Pool,
+    *,
+    alert_id: UUID,
+    volunteer_id: int,
+    now: datetime,
+    channel: str = Step.PUSH.value,
 ) -> AckResult:
-    """The volunteer's device received the alert. Raises AlertNotFound for someone else's."""
+    """The volunteer's device received the alert on ``channel`` (push, web_push or live).
+    Raises AlertNotFound for someone else's."""
     async with pool.acquire() as conn, conn.transaction():
         await delivery_store.lock_incidents_of(conn, [alert_id])
         alert = await alert_store.lock_alert(conn, alert_id)
         if alert is None or alert.volunteer_id != volunteer_id:
             raise AlertNotFound(str(alert_id))
-        changed = await _mark_delivered(conn, alert, channel=Step.PUSH.value, now=now)
+        changed = await _mark_delivered(conn, alert, channel=channel, now=now)
         state = (await alert_store.lock_alert(conn, alert_id) or alert).state
     return AckResult(alert_id, state, changed)
 

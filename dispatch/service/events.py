@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.store import response_log
 from dispatch.store.response_log import LogEvent
 
@@ -40,6 +41,6 @@ class EventBuffer:
             )
         )
 
-    async def flush(self, conn: Any) -> None:
+    async def flush(self, conn: Conn) -> None:
         await response_log.append(conn, self.rows)
         self.rows = []

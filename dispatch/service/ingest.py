@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from cad_adapters.models import IncidentReport, IncidentStatus
+from dispatch.db.types import Conn
 from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import (
     EMS_ON_SCENE,
@@ -181,7 +182,7 @@ async def ingest_incident(
 
 
 async def _record_units(
-    conn: Any,
+    conn: Conn,
     agency: AgencyPolicy,
     incident_id: UUID,
     report: IncidentReport,
@@ -227,19 +228,10 @@ async def close_vanished(
     """
     closed: list[UUID] = []
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """
-            SELECT id FROM incidents
-            WHERE agency_id = $1 AND source = $2 AND status = 'active'
-              AND NOT (source_incident_id = ANY($3::text[]))
-            ORDER BY id FOR NO KEY UPDATE
-            """,
-            agency.agency_id,
-            source,
-            list(present),
+        vanished = await incident_store.lock_active_not_listed(
+            conn, agency.agency_id, source, present
         )
-        for row in rows:
-            incident_id: UUID = row["id"]
+        for incident_id in vanished:
             await incident_store.close(conn, incident_id, now)
             events = EventBuffer(agency.agency_id, incident_id, now)
             events.add("incident_updated", status="closed", reason="left_feed")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
+from dispatch.db.types import Conn
 from dispatch.domain import credentials as rules
-from dispatch.domain.credentials import CredentialKind
+from dispatch.domain.credentials import CredentialState
 from dispatch.domain.delivery_chain import Reach, Step, stand_down_step
 from dispatch.domain.notice_texts import NoticeKind, expired_text, reminder_text
 from dispatch.store import credentials as credential_store
+from dispatch.store import volunteers as volunteer_store
 from dispatch.store.notices import ClaimedNotice
 from notify.ports import AlertMessage
 
@@ -40,25 +41,25 @@ def channel_for(notice: ClaimedNotice, configured: Collection[Step]) -> Step | N
     return stand_down_step(reach, configured=configured)
 
 
-async def words(conn: Any, notice: ClaimedNotice, now: datetime) -> tuple[str, str] | None:
+async def words(conn: Conn, notice: ClaimedNotice, now: datetime) -> tuple[str, str] | None:
     """(title, body) of the notice; None when it no longer matters (skipped)."""
     if notice.kind not in _CREDENTIAL_KINDS:
         return notice.title or "", notice.body or ""
     credential_id = int(notice.data["credential_id"])
-    row = await conn.fetchrow(
-        "SELECT kind, expires_on, state FROM credentials WHERE id = $1", credential_id
-    )
-    if row is None or row["state"] != "approved":
+    credential = await credential_store.get(conn, credential_id)
+    if credential is None or credential.state is not CredentialState.APPROVED:
         return None
     if rules.superseded(
-        row["expires_on"], await credential_store.later_approved(conn, credential_id)
+        credential.expires_on, await credential_store.later_approved(conn, credential_id)
     ):
         return None
-    kind = CredentialKind(row["kind"])
+    kind = credential.kind
     if notice.kind == NoticeKind.CREDENTIAL_REMINDER.value:
-        return reminder_text(kind, row["expires_on"], int(notice.data["days_before"]))
-    certified = await conn.fetchval(
-        "SELECT certified_until FROM volunteers WHERE id = $1", notice.volunteer_id
+        return reminder_text(kind, credential.expires_on, int(notice.data["days_before"]))
+    certified = (
+        None
+        if notice.volunteer_id is None
+        else await volunteer_store.certified_until(conn, notice.volunteer_id)
     )
     still = certified is not None and certified > now
     return expired_text(kind, still_alertable=still)

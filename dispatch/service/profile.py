@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from dispatch.db.types import Conn
 from dispatch.domain.eligibility import Tier, VolunteerProfile
 from dispatch.domain.volunteer_settings import ProfileChange
 from dispatch.service.positions import PositionCache, PositionWriter
@@ -87,7 +88,7 @@ async def get(pool: asyncpg.Pool, volunteer_id: int, now: datetime) -> dict[str,
 
 
 async def forget_position(
-    conn: Any, volunteer_id: int, cache: PositionCache, writer: PositionWriter
+    conn: Conn, volunteer_id: int, cache: PositionCache, writer: PositionWriter
 ) -> None:
     """The volunteer's last position, gone from memory, the queue and the database."""
     cache.remove(volunteer_id)

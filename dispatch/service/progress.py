@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dispatch.db.types import Conn
 from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
 from dispatch.domain.eligibility import IncidentFacts, pick_eligible
@@ -46,7 +47,7 @@ _policy_versions: dict[tuple[UUID, int], AlertPolicy] = {}
 _POLICY_VERSIONS_MAX: Final = 256
 
 
-async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPolicy:
+async def _policy_for(conn: Conn, agency: AgencyPolicy, version: int) -> AlertPolicy:
     """The policy version an incident started under; later edits do not change it."""
     current = agency.alert_policy
     if version == current.version:
@@ -65,7 +66,7 @@ async def _policy_for(conn: Any, agency: AgencyPolicy, version: int) -> AlertPol
 
 
 async def advance(
-    conn: Any,
+    conn: Conn,
     positions: PositionCache,
     agency: AgencyPolicy,
     incident_id: UUID,
@@ -191,7 +192,7 @@ def _start_block(
 
 
 async def _save_state(
-    conn: Any,
+    conn: Conn,
     incident: IncidentProgress,
     state: IncidentState,
     started: datetime | None,
@@ -212,7 +213,7 @@ async def _save_state(
 
 
 async def _match(
-    conn: Any,
+    conn: Conn,
     positions: PositionCache,
     agency: AgencyPolicy,
     incident: IncidentProgress,
@@ -302,7 +303,7 @@ async def _match(
 
 
 async def _plan_roles(
-    conn: Any,
+    conn: Conn,
     positions: PositionCache,
     agency: AgencyPolicy,
     incident: IncidentProgress,
@@ -312,14 +313,7 @@ async def _plan_roles(
     """Split live alerts between CPR and AED fetching; store changes, log the counts."""
     assert incident.lat is not None
     assert incident.lon is not None
-    live = await conn.fetch(
-        """
-        SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
-        WHERE incident_id = $1
-          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
-        """,
-        incident.incident_id,
-    )
+    live = await alert_store.live_for_roles(conn, incident.incident_id)
     if not live:
         return
     try:
@@ -331,18 +325,18 @@ async def _plan_roles(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )
     responders = []
-    for row in live:
-        where = positions.position(row["volunteer_id"])
+    for alert in live:
+        where = positions.position(alert.volunteer_id)
         if where is None:
             continue
         responders.append(
             Responder(
-                alert_id=row["id"],
+                alert_id=alert.alert_id,
                 lat=where[0],
                 lon=where[1],
-                to_patient_m=row["distance_m"],
-                responding=AlertState(row["state"]) in RESPONDING,
-                current_aed=row["aed_id"] if row["role"] == Role.AED else None,
+                to_patient_m=alert.distance_m,
+                responding=alert.state in RESPONDING,
+                current_aed=alert.aed_id if alert.role == Role.AED else None,
             )
         )
     assigned = replan_roles(
@@ -355,7 +349,7 @@ async def _plan_roles(
     changed = [(alert_id, a.role.value, a.aed_id) for alert_id, a in assigned.changed]
     if not changed:
         return
-    await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
+    await alert_store.set_roles(conn, changed)
     counts = Counter(a.role.value for a in assigned.assignments)
     events.add(
         "roles_planned",

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -18,6 +19,8 @@ import structlog
 from dispatch.config import Settings
 from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.domain.delivery_chain import Step
+from dispatch.service import webpush as webpush_service
+from dispatch.service.live import LiveHub, LiveNotifier
 from dispatch.store import pacing as pacing_store
 from notify.fcm import FcmNotifier
 from notify.log import LogNotifier
@@ -25,6 +28,7 @@ from notify.ports import BatchNotifier, LookupNotifier, Notifier
 from notify.twilio_sms import TwilioSmsNotifier
 from notify.twilio_voice import TwilioVoiceNotifier
 from notify.twilio_webhooks import SMS_STATUS_PATH, VOICE_GATHER_PATH, VOICE_STATUS_PATH
+from notify.webpush import WebPushNotifier
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +41,8 @@ class Providers:
     push: BatchNotifier | None = None
     sms: LookupNotifier | None = None
     voice: Notifier | None = None
+    web_push: WebPushNotifier | None = None
+    live: LiveNotifier | None = None
     twilio_auth_token: str | None = None
 
     def notifier(self, step: Step) -> Notifier | None:
@@ -46,6 +52,8 @@ class Providers:
             Step.PUSH: self.push,
             Step.SMS: self.sms,
             Step.VOICE: self.voice,
+            Step.WEB_PUSH: self.web_push,
+            Step.LIVE: self.live,
         }
         return by_step[step]
 
@@ -62,15 +70,48 @@ def public_base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def vapid_subject(settings: Settings) -> str:
+    """The VAPID contact: the setting, else the https public URL, else a local mailto:."""
+    if settings.webpush_subject:
+        return settings.webpush_subject
+    base = public_base_url(settings)
+    if base.startswith("https://"):
+        return base
+    return "mailto:webpush@localhost"
+
+
 @asynccontextmanager
-async def open_providers(settings: Settings) -> AsyncIterator[Providers]:
+async def open_providers(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool | None = None,
+    live: LiveHub | None = None,
+    now: datetime | None = None,
+) -> AsyncIterator[Providers]:
     """Build the configured providers inside the running loop; close them on exit.
 
     With neither FCM nor Twilio configured, alerts go to the log provider, so a
-    demo or a development machine works without any account.
+    demo or a development machine works without any account. Web Push needs no
+    account either: it is on when a ``pool`` holds (or receives) the VAPID key,
+    unless ``DISPATCH_WEBPUSH_ENABLED`` is off; the live channel when a ``live`` hub
+    is given.
     """
     async with AsyncExitStack() as stack:
         providers = Providers()
+        if live is not None:
+            providers.live = LiveNotifier(live)
+        if pool is not None and settings.webpush_enabled:
+            key = await webpush_service.load_or_create_key(
+                pool, passphrase=settings.webpush_key_passphrase, now=now or datetime.now(UTC)
+            )
+            web_push = WebPushNotifier(
+                vapid_key=key,
+                subject=vapid_subject(settings),
+                http_timeout_s=settings.notifier_send_timeout_s,
+                max_connections=settings.provider_max_in_flight,
+            )
+            stack.push_async_callback(web_push.aclose)
+            providers.web_push = web_push
         base = public_base_url(settings)
         timeout = settings.notifier_send_timeout_s
         if settings.fcm_service_account_file is not None:

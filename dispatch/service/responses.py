@@ -23,6 +23,7 @@ from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
 from dispatch.store import agencies as agency_store
 from dispatch.store import alerts as alert_store
+from dispatch.store import incidents as incident_store
 
 _LOG_NAMES: Final = {
     AlertEvent.ACCEPT: "alert_accepted",
@@ -54,13 +55,11 @@ async def respond(
 ) -> ResponseResult:
     """Apply the volunteer's move. Raises :class:`IllegalTransition` (→ 409) or AlertNotFound."""
     async with pool.acquire() as conn, conn.transaction():
-        owner = await conn.fetchrow(
-            "SELECT incident_id, agency_id, volunteer_id FROM alerts WHERE id = $1", alert_id
-        )
-        if owner is None or owner["volunteer_id"] != volunteer_id:
+        owner = await alert_store.owner(conn, alert_id)
+        if owner is None or owner.volunteer_id != volunteer_id:
             raise AlertNotFound(str(alert_id))
-        incident_id: UUID = owner["incident_id"]
-        await conn.execute("SELECT 1 FROM incidents WHERE id = $1 FOR NO KEY UPDATE", incident_id)
+        incident_id = owner.incident_id
+        await incident_store.lock(conn, incident_id)
         # All the incident's alerts, in id order, as the outbox worker (which holds only a
         # key-share lock on the incident) and the wave planner lock them: taking this one
         # first inverted that order and deadlocked with a worker finishing a batch.
@@ -72,7 +71,7 @@ async def respond(
             return ResponseResult(alert_id, target, changed=False)
         await alert_store.set_state(conn, alert_id, target, now)
         if event in _ANSWERS:
-            await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
+            await alert_store.mark_answered(conn, alert_id, now)
         events = EventBuffer(alert.agency_id, incident_id, now)
         events.add(
             _LOG_NAMES.get(event, f"alert_{target.value}"),
@@ -85,12 +84,7 @@ async def respond(
         if positions is not None and agency is not None:
             queued = await progress.advance(conn, positions, agency, incident_id, events)
         else:
-            await conn.execute(
-                "UPDATE incidents SET next_check_at = $2 WHERE id = $1"
-                " AND alerting_started_at IS NOT NULL",
-                incident_id,
-                now,
-            )
+            await incident_store.check_now(conn, incident_id, now)
         await events.flush(conn)
     return ResponseResult(alert_id, target, changed=True, alerts_queued=queued)
 

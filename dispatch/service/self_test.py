@@ -18,6 +18,7 @@ import asyncpg
 
 from dispatch.service.events import EventBuffer
 from dispatch.store import self_test as self_test_store
+from dispatch.store import volunteers as volunteer_store
 
 PER_DAY: Final = 3
 LIFETIME: Final = timedelta(minutes=5)
@@ -43,7 +44,7 @@ async def send(
 ) -> TestAlert:
     day = timedelta(days=1)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT 1 FROM volunteers WHERE id = $1 FOR NO KEY UPDATE", volunteer_id)
+        await volunteer_store.lock(conn, volunteer_id)
         recent = await self_test_store.recent(conn, volunteer_id, now - day)
         if len(recent) >= PER_DAY:
             frees_at = recent[-PER_DAY] + day

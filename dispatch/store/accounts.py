@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.domain.phone_codes import CodeState, StoredCode
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
+from dispatch.store import webpush as webpush_store
 
 # --- codes ----------------------------------------------------------------------------------
 
@@ -23,7 +25,7 @@ class CodeRow:
     stored: StoredCode
 
 
-async def volunteer_with_phone(conn: Any, agency_id: UUID, phone_e164: str) -> int | None:
+async def volunteer_with_phone(conn: Conn, agency_id: UUID, phone_e164: str) -> int | None:
     """The agency's (oldest) volunteer holding this number, if any."""
     found: int | None = await conn.fetchval(
         "SELECT id FROM volunteers WHERE agency_id = $1 AND phone_e164 = $2"
@@ -35,7 +37,7 @@ async def volunteer_with_phone(conn: Any, agency_id: UUID, phone_e164: str) -> i
 
 
 async def create_self_registered(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     display_name: str,
@@ -62,14 +64,14 @@ async def create_self_registered(
     return volunteer_id
 
 
-async def lock_phone(conn: Any, agency_id: UUID, phone_hash: bytes) -> None:
+async def lock_phone(conn: Conn, agency_id: UUID, phone_hash: bytes) -> None:
     """Serialise everything about one number in one agency for this transaction."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{agency_id}:{phone_hash.hex()}"
     )
 
 
-async def code_times(conn: Any, agency_id: UUID, phone_hash: bytes, since: datetime) -> list[Any]:
+async def code_times(conn: Conn, agency_id: UUID, phone_hash: bytes, since: datetime) -> list[Any]:
     rows = await conn.fetch(
         "SELECT created_at FROM phone_codes"
         " WHERE agency_id = $1 AND phone_hash = $2 AND created_at > $3",
@@ -81,7 +83,7 @@ async def code_times(conn: Any, agency_id: UUID, phone_hash: bytes, since: datet
 
 
 async def issue_code(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     phone_hash: bytes,
@@ -117,7 +119,7 @@ async def issue_code(
     return code_id
 
 
-async def latest_code(conn: Any, agency_id: UUID, phone_hash: bytes) -> CodeRow | None:
+async def latest_code(conn: Conn, agency_id: UUID, phone_hash: bytes) -> CodeRow | None:
     """The newest code issued to the number (call under :func:`lock_phone`)."""
     row = await conn.fetchrow(
         """
@@ -139,7 +141,7 @@ async def latest_code(conn: Any, agency_id: UUID, phone_hash: bytes) -> CodeRow 
     )
 
 
-async def record_attempt(conn: Any, code_id: int, state: CodeState) -> None:
+async def record_attempt(conn: Conn, code_id: int, state: CodeState) -> None:
     await conn.execute(
         "UPDATE phone_codes SET attempts = attempts + 1, state = $2 WHERE id = $1",
         code_id,
@@ -147,13 +149,13 @@ async def record_attempt(conn: Any, code_id: int, state: CodeState) -> None:
     )
 
 
-async def forget_phone(conn: Any, agency_id: UUID, phone_hash: bytes) -> None:
+async def forget_phone(conn: Conn, agency_id: UUID, phone_hash: bytes) -> None:
     await conn.execute(
         "DELETE FROM phone_codes WHERE agency_id = $1 AND phone_hash = $2", agency_id, phone_hash
     )
 
 
-async def purge_codes(conn: Any, before: datetime) -> int:
+async def purge_codes(conn: Conn, before: datetime) -> int:
     status: str = await conn.execute("DELETE FROM phone_codes WHERE created_at < $1", before)
     return int(status.rsplit(" ", 1)[-1])
 
@@ -206,7 +208,7 @@ class RefreshRow:
 
 
 async def create_session(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     volunteer_id: int,
@@ -237,7 +239,7 @@ async def create_session(
 
 
 async def _new_refresh(
-    conn: Any, session_id: int, agency_id: UUID, generation: int, now: datetime
+    conn: Conn, session_id: int, agency_id: UUID, generation: int, now: datetime
 ) -> str:
     refresh = new_token(TokenKind.VOLUNTEER_REFRESH)
     await conn.execute(
@@ -252,7 +254,7 @@ async def _new_refresh(
     return refresh
 
 
-async def lock_refresh(conn: Any, presented: str, now: datetime) -> RefreshRow | None:
+async def lock_refresh(conn: Conn, presented: str, now: datetime) -> RefreshRow | None:
     """The session a refresh token belongs to, both rows locked; None for an unknown token."""
     row = await conn.fetchrow(
         """
@@ -277,7 +279,7 @@ async def lock_refresh(conn: Any, presented: str, now: datetime) -> RefreshRow |
 
 
 async def rotate(
-    conn: Any,
+    conn: Conn,
     found: RefreshRow,
     presented: str,
     *,
@@ -312,7 +314,7 @@ async def rotate(
     )
 
 
-async def access_session(conn: Any, presented: str, now: datetime) -> SessionAccess | None:
+async def access_session(conn: Conn, presented: str, now: datetime) -> SessionAccess | None:
     """The live session whose access token this is (expired ones too, flagged); else None."""
     row = await conn.fetchrow(
         """
@@ -336,10 +338,10 @@ async def access_session(conn: Any, presented: str, now: datetime) -> SessionAcc
 
 
 async def revoke(
-    conn: Any, volunteer_id: int, session_ids: list[int], *, reason: str, now: datetime
+    conn: Conn, volunteer_id: int, session_ids: list[int], *, reason: str, now: datetime
 ) -> list[int]:
-    """Revoke live sessions of this volunteer and stop the push devices registered through
-    them; returns the sessions that were live."""
+    """Revoke live sessions of this volunteer and stop the push devices and Web Push
+    subscriptions registered through them; returns the sessions that were live."""
     rows = await conn.fetch(
         """
         UPDATE volunteer_sessions SET revoked_at = $3, revoked_reason = $4
@@ -362,10 +364,11 @@ async def revoke(
             revoked,
             now,
         )
+        await webpush_store.deactivate_for_sessions(conn, revoked, now=now)
     return revoked
 
 
-async def live_session_ids(conn: Any, volunteer_id: int, now: datetime) -> list[int]:
+async def live_session_ids(conn: Conn, volunteer_id: int, now: datetime) -> list[int]:
     """Live sessions, newest first."""
     rows = await conn.fetch(
         "SELECT id FROM volunteer_sessions WHERE volunteer_id = $1 AND revoked_at IS NULL"
@@ -376,7 +379,7 @@ async def live_session_ids(conn: Any, volunteer_id: int, now: datetime) -> list[
     return [r["id"] for r in rows]
 
 
-async def sessions_of(conn: Any, volunteer_id: int, now: datetime) -> list[dict[str, Any]]:
+async def sessions_of(conn: Conn, volunteer_id: int, now: datetime) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT id, device_label, created_at, refreshed_at, refresh_expires_at, revoked_at,
@@ -406,7 +409,7 @@ async def sessions_of(conn: Any, volunteer_id: int, now: datetime) -> list[dict[
     ]
 
 
-async def purge_sessions(conn: Any, before: datetime) -> int:
+async def purge_sessions(conn: Conn, before: datetime) -> int:
     """Delete sessions revoked or expired before ``before`` (their tokens go with them)."""
     status: str = await conn.execute(
         "DELETE FROM volunteer_sessions WHERE coalesce(revoked_at, refresh_expires_at) < $1",

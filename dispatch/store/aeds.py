@@ -8,6 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from dispatch.db.types import Conn
 from dispatch.domain.aed_import import AedRecord, hours_as_times
 from dispatch.domain.aeds import Aed, within
 
@@ -20,7 +23,7 @@ IMPORT_CHUNK_ROWS = 250
 
 
 async def import_records(
-    conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime
+    conn: Conn, agency_id: UUID, records: Sequence[AedRecord], now: datetime
 ) -> int:
     """Insert or update by the registry's own id; all rows or none."""
     async with conn.transaction():
@@ -30,7 +33,7 @@ async def import_records(
 
 
 async def upsert_chunk(
-    conn: Any, agency_id: UUID, records: Sequence[AedRecord], now: datetime
+    conn: Conn, agency_id: UUID, records: Sequence[AedRecord], now: datetime
 ) -> None:
     """Insert or update one chunk of records (the caller holds the transaction)."""
     await conn.execute(
@@ -57,7 +60,7 @@ async def upsert_chunk(
     )
 
 
-def _aed(row: Any) -> Aed:
+def _aed(row: asyncpg.Record) -> Aed:
     return Aed(
         aed_id=row["id"],
         name=row["name"],
@@ -69,7 +72,7 @@ def _aed(row: Any) -> Aed:
     )
 
 
-async def near(conn: Any, agency_id: UUID, lat: float, lon: float, radius_m: float) -> list[Aed]:
+async def near(conn: Conn, agency_id: UUID, lat: float, lon: float, radius_m: float) -> list[Aed]:
     """Active AEDs within ``radius_m`` of a point (a bounding box in SQL, exact in Python)."""
     dlat = radius_m / _M_PER_DEG
     dlon = radius_m / (_M_PER_DEG * max(math.cos(math.radians(lat)), 0.01))
@@ -89,7 +92,7 @@ async def near(conn: Any, agency_id: UUID, lat: float, lon: float, radius_m: flo
 
 
 async def list_for_agency(
-    conn: Any, agency_id: UUID, *, limit: int, before_id: int
+    conn: Conn, agency_id: UUID, *, limit: int, before_id: int
 ) -> list[dict[str, Any]]:
     """Active AEDs, newest first (by id), only those with an id below ``before_id``."""
     rows = await conn.fetch(

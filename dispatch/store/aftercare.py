@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
 
-async def responders(conn: Any, incident_id: UUID) -> list[tuple[UUID, int]]:
+
+async def responders(conn: Conn, incident_id: UUID) -> list[tuple[UUID, int]]:
     """(alert, volunteer) of everyone who accepted an alert of this incident."""
     rows = await conn.fetch(
         """
@@ -21,7 +23,7 @@ async def responders(conn: Any, incident_id: UUID) -> list[tuple[UUID, int]]:
     return [(r["id"], r["volunteer_id"]) for r in rows]
 
 
-async def alert_of(conn: Any, alert_id: UUID, volunteer_id: int) -> tuple[UUID, UUID] | None:
+async def alert_of(conn: Conn, alert_id: UUID, volunteer_id: int) -> tuple[UUID, UUID] | None:
     """(agency, incident) of the volunteer's own alert, else None."""
     row = await conn.fetchrow(
         "SELECT agency_id, incident_id FROM alerts WHERE id = $1 AND volunteer_id = $2",
@@ -32,7 +34,7 @@ async def alert_of(conn: Any, alert_id: UUID, volunteer_id: int) -> tuple[UUID, 
 
 
 async def add_feedback(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     volunteer_id: int,
@@ -74,7 +76,7 @@ def _request(r: Any) -> dict[str, Any]:
 
 
 async def debrief_requests(
-    conn: Any, agency_id: UUID, *, handled: bool | None, limit: int, before_id: int
+    conn: Conn, agency_id: UUID, *, handled: bool | None, limit: int, before_id: int
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
@@ -94,7 +96,7 @@ async def debrief_requests(
 
 
 async def mark_handled(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     request_id: int,
     *,
@@ -128,7 +130,7 @@ async def mark_handled(
     return _request(row)
 
 
-async def request_exists(conn: Any, agency_id: UUID, request_id: int) -> bool:
+async def request_exists(conn: Conn, agency_id: UUID, request_id: int) -> bool:
     found = await conn.fetchval(
         "SELECT true FROM alert_feedback WHERE agency_id = $1 AND id = $2 AND wants_to_talk",
         agency_id,
@@ -137,7 +139,7 @@ async def request_exists(conn: Any, agency_id: UUID, request_id: int) -> bool:
     return bool(found)
 
 
-async def feedback_of(conn: Any, volunteer_id: int) -> list[dict[str, Any]]:
+async def feedback_of(conn: Conn, volunteer_id: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT id, alert_id, text, wants_to_talk, created_at, handled_at FROM alert_feedback"
         " WHERE volunteer_id = $1 ORDER BY id",

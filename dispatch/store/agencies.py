@@ -8,7 +8,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
+
 from cad_adapters.call_types import DEFAULT_CARDIAC_ARREST_CODES, CallTypeRules
+from dispatch.db.types import Conn
 from dispatch.domain.agency_settings import FIELDS as SETTINGS_FIELDS
 from dispatch.domain.models import AgencyPolicy, PlaceRules
 from dispatch.domain.policy import AlertPolicy, policy_from_json
@@ -36,7 +39,7 @@ _LATEST_POLICY = """
 """
 
 
-def _policy(row: Any) -> AgencyPolicy:
+def _policy(row: asyncpg.Record) -> AgencyPolicy:
     places = row["place_rules"]
     return AgencyPolicy(
         agency_id=row["id"],
@@ -66,7 +69,7 @@ def _policy(row: Any) -> AgencyPolicy:
 
 
 async def create_agency(
-    conn: Any, *, name: str, radius_m: float | None = None, limit: int | None = None
+    conn: Conn, *, name: str, radius_m: float | None = None, limit: int | None = None
 ) -> tuple[UUID, str]:
     """Create an agency with one integration key; returns (agency id, key), the key unstored."""
     agency_id = uuid4()
@@ -90,7 +93,7 @@ async def create_agency(
     return agency_id, key
 
 
-async def policy(conn: Any, agency_id: UUID) -> AgencyPolicy | None:
+async def policy(conn: Conn, agency_id: UUID) -> AgencyPolicy | None:
     row = await conn.fetchrow(
         f"SELECT a.*, {_LATEST_POLICY} FROM agencies a WHERE a.id = $1",  # noqa: S608 - constant
         agency_id,
@@ -113,7 +116,7 @@ class TooManyKeys(Exception):
     pass
 
 
-async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> AgencyAuth | None:
+async def authenticate_key(conn: Conn, agency_id: UUID, presented: str) -> AgencyAuth | None:
     """The agency's policy and matched key when ``presented`` is a live key, else None.
 
     Found by the key's hash (a unique index), so a wrong key costs one index probe
@@ -133,8 +136,35 @@ async def authenticate_key(conn: Any, agency_id: UUID, presented: str) -> Agency
     return AgencyAuth(_policy(row), bytes(row["key_hash"]))
 
 
+async def id_by_name(conn: Conn, name: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT id FROM agencies WHERE name = $1", name)
+    return found
+
+
+async def exists(conn: Conn, agency_id: UUID) -> bool:
+    return await conn.fetchval("SELECT 1 FROM agencies WHERE id = $1", agency_id) is not None
+
+
+async def time_zone(conn: Conn, agency_id: UUID) -> str | None:
+    found: str | None = await conn.fetchval(
+        "SELECT time_zone FROM agencies WHERE id = $1", agency_id
+    )
+    return found
+
+
+async def add_demo_key(conn: Conn, agency_id: UUID) -> str:
+    """A fresh key for the demo agency, outside the live-key limit (the demo restarts often)."""
+    key = new_token(TokenKind.AGENCY_KEY)
+    await conn.execute(
+        "INSERT INTO agency_keys (agency_id, key_hash, label) VALUES ($1, $2, 'demo')",
+        agency_id,
+        hash_token(key),
+    )
+    return key
+
+
 async def add_key(
-    conn: Any, agency_id: UUID, *, label: str | None, now: datetime
+    conn: Conn, agency_id: UUID, *, label: str | None, now: datetime
 ) -> tuple[int, str]:
     """A new integration key (shown once); refused while two keys are live."""
     key = new_token(TokenKind.AGENCY_KEY)
@@ -162,7 +192,7 @@ async def add_key(
     return key_id, key
 
 
-async def revoke_key(conn: Any, agency_id: UUID, key_id: int, *, now: datetime) -> bool:
+async def revoke_key(conn: Conn, agency_id: UUID, key_id: int, *, now: datetime) -> bool:
     status: str = await conn.execute(
         "UPDATE agency_keys SET revoked_at = $3"
         " WHERE agency_id = $1 AND id = $2 AND revoked_at IS NULL",
@@ -173,7 +203,7 @@ async def revoke_key(conn: Any, agency_id: UUID, key_id: int, *, now: datetime) 
     return status.endswith(" 1")
 
 
-async def list_keys(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
+async def list_keys(conn: Conn, agency_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT id, label, created_at, revoked_at FROM agency_keys"
         " WHERE agency_id = $1 ORDER BY id",
@@ -182,7 +212,7 @@ async def list_keys(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def create_supervisor(conn: Any, *, agency_id: UUID, name: str) -> tuple[int, str]:
+async def create_supervisor(conn: Conn, *, agency_id: UUID, name: str) -> tuple[int, str]:
     token = new_token(TokenKind.SUPERVISOR)
     supervisor_id: int = await conn.fetchval(
         "INSERT INTO supervisors (agency_id, name, token_hash) VALUES ($1, $2, $3) RETURNING id",
@@ -193,7 +223,7 @@ async def create_supervisor(conn: Any, *, agency_id: UUID, name: str) -> tuple[i
     return supervisor_id, token
 
 
-async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
+async def supervisor_agency(conn: Conn, presented: str) -> UUID | None:
     """The agency of the supervisor holding ``presented``, or None."""
     row = await conn.fetchrow(
         "SELECT agency_id, token_hash FROM supervisors WHERE token_hash = $1", hash_token(presented)
@@ -204,7 +234,7 @@ async def supervisor_agency(conn: Any, presented: str) -> UUID | None:
     return agency
 
 
-async def supervisor_identity(conn: Any, presented: str) -> tuple[int, UUID] | None:
+async def supervisor_identity(conn: Conn, presented: str) -> tuple[int, UUID] | None:
     """(supervisor id, agency id) of the supervisor holding ``presented``, or None."""
     row = await conn.fetchrow(
         "SELECT id, agency_id, token_hash FROM supervisors WHERE token_hash = $1",
@@ -215,7 +245,7 @@ async def supervisor_identity(conn: Any, presented: str) -> tuple[int, UUID] | N
     return row["id"], row["agency_id"]
 
 
-async def key_agency(conn: Any, presented: str) -> UUID | None:
+async def key_agency(conn: Conn, presented: str) -> UUID | None:
     """The agency of a live integration key, or None (unknown or revoked).
 
     Looked up by the key's SHA-256, like volunteer and supervisor tokens: a 256-bit random
@@ -231,14 +261,14 @@ async def key_agency(conn: Any, presented: str) -> UUID | None:
     return agency
 
 
-async def settings(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
+async def settings(conn: Conn, agency_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow("SELECT * FROM agencies WHERE id = $1", agency_id)
     if row is None:
         return None
     return {"agency_id": str(row["id"]), "name": row["name"]} | {c: row[c] for c in SETTINGS_FIELDS}
 
 
-async def update_settings(conn: Any, agency_id: UUID, changes: Mapping[str, Any]) -> None:
+async def update_settings(conn: Conn, agency_id: UUID, changes: Mapping[str, Any]) -> None:
     """Apply validated changes (see ``dispatch.domain.agency_settings``)."""
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
@@ -252,7 +282,7 @@ async def update_settings(conn: Any, agency_id: UUID, changes: Mapping[str, Any]
     )
 
 
-async def store_alert_policy(conn: Any, agency_id: UUID, policy: AlertPolicy) -> int:
+async def store_alert_policy(conn: Conn, agency_id: UUID, policy: AlertPolicy) -> int:
     """Save a new version of the agency's alert policy; running incidents keep theirs."""
     async with conn.transaction():
         await conn.execute("SELECT 1 FROM agencies WHERE id = $1 FOR NO KEY UPDATE", agency_id)
@@ -269,7 +299,7 @@ async def store_alert_policy(conn: Any, agency_id: UUID, policy: AlertPolicy) ->
     return version
 
 
-async def alert_policy_version(conn: Any, agency_id: UUID, version: int) -> AlertPolicy | None:
+async def alert_policy_version(conn: Conn, agency_id: UUID, version: int) -> AlertPolicy | None:
     stored = await conn.fetchval(
         "SELECT policy FROM alert_policies WHERE agency_id = $1 AND version = $2",
         agency_id,

@@ -8,6 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from dispatch.db.types import Conn
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.waves import AlertView
 
@@ -37,7 +40,17 @@ class DeviceAddress:
     platform: str
 
 
-def alert_row(row: Any) -> AlertRow:
+@dataclass(frozen=True, slots=True)
+class WebPushAddress:
+    """An active Web Push subscription: where to post and the browser's keys."""
+
+    subscription_id: int
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+
+
+def alert_row(row: asyncpg.Record) -> AlertRow:
     """An :class:`AlertRow` from a record with id, agency_id, incident_id, volunteer_id, state."""
     return AlertRow(
         row["id"],
@@ -78,6 +91,7 @@ class ClaimedDelivery:
     address_text: str | None
     phone_e164: str | None = None
     devices: tuple[DeviceAddress, ...] = ()
+    web_push: tuple[WebPushAddress, ...] = ()
     preferred: str | None = None
     refused: tuple[str, ...] = ()
     sms_opt_out: bool = False
@@ -94,7 +108,7 @@ class ClaimedDelivery:
 
 
 async def insert_with_outbox(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     incident_id: UUID,
@@ -146,7 +160,7 @@ async def insert_with_outbox(
     return {r["volunteer_id"] for r in rows}
 
 
-async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
+async def lock_alert(conn: Conn, alert_id: UUID) -> AlertRow | None:
     row = await conn.fetchrow(
         "SELECT id, agency_id, incident_id, volunteer_id, state FROM alerts"
         " WHERE id = $1 FOR NO KEY UPDATE",
@@ -157,10 +171,70 @@ async def lock_alert(conn: Any, alert_id: UUID) -> AlertRow | None:
     return alert_row(row)
 
 
-async def set_state(conn: Any, alert_id: UUID, state: AlertState, now: datetime) -> None:
+async def set_state(conn: Conn, alert_id: UUID, state: AlertState, now: datetime) -> None:
     await conn.execute(
         "UPDATE alerts SET state = $2, updated_at = $3 WHERE id = $1", alert_id, state.value, now
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOwner:
+    incident_id: UUID
+    agency_id: UUID
+    volunteer_id: int
+
+
+async def owner(conn: Conn, alert_id: UUID) -> AlertOwner | None:
+    """Whose alert this is and for which incident, read without a lock."""
+    row = await conn.fetchrow(
+        "SELECT incident_id, agency_id, volunteer_id FROM alerts WHERE id = $1", alert_id
+    )
+    if row is None:
+        return None
+    return AlertOwner(row["incident_id"], row["agency_id"], row["volunteer_id"])
+
+
+async def mark_answered(conn: Conn, alert_id: UUID, now: datetime) -> None:
+    await conn.execute("UPDATE alerts SET answered_at = $2 WHERE id = $1", alert_id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAlert:
+    """An alert whose volunteer may still be going, as the role planner sees it."""
+
+    alert_id: UUID
+    volunteer_id: int
+    state: AlertState
+    role: str
+    aed_id: int | None
+    distance_m: float
+
+
+async def live_for_roles(conn: Conn, incident_id: UUID) -> list[LiveAlert]:
+    rows = await conn.fetch(
+        """
+        SELECT id, volunteer_id, state, role, aed_id, distance_m FROM alerts
+        WHERE incident_id = $1
+          AND state IN ('queued', 'sent', 'delivered', 'accepted', 'en_route', 'on_scene')
+        """,
+        incident_id,
+    )
+    return [
+        LiveAlert(
+            r["id"],
+            r["volunteer_id"],
+            AlertState(r["state"]),
+            r["role"],
+            r["aed_id"],
+            r["distance_m"],
+        )
+        for r in rows
+    ]
+
+
+async def set_roles(conn: Conn, changed: Sequence[tuple[UUID, str, int | None]]) -> None:
+    """Store (alert id, role, AED id) for each alert whose role the planner changed."""
+    await conn.executemany("UPDATE alerts SET role = $2, aed_id = $3 WHERE id = $1", changed)
 
 
 # How many of the oldest due rows one claim looks at when sharing out work by incident.
@@ -168,7 +242,7 @@ _CLAIM_WINDOW = 2000
 
 
 async def claim_due(
-    conn: Any, *, now: datetime, limit: int, lease: timedelta
+    conn: Conn, *, now: datetime, limit: int, lease: timedelta
 ) -> list[ClaimedDelivery]:
     """Lease up to ``limit`` due outbox rows to the caller, shared fairly between incidents.
 
@@ -223,7 +297,9 @@ async def claim_due(
                coalesce((SELECT array_agg(d.fcm_token ORDER BY d.id) FROM devices d
                          WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS tokens,
                coalesce((SELECT array_agg(d.platform ORDER BY d.id) FROM devices d
-                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS platforms
+                         WHERE d.volunteer_id = a.volunteer_id AND d.active), '{}') AS platforms,
+               wp.ids AS web_push_ids, wp.endpoints AS web_push_endpoints,
+               wp.p256dh AS web_push_p256dh, wp.auth AS web_push_auth
         FROM leased l
         JOIN alerts a ON a.id = l.alert_id
         JOIN volunteers v ON v.id = a.volunteer_id
@@ -231,6 +307,16 @@ async def claim_due(
         JOIN agencies ag ON ag.id = a.agency_id
         LEFT JOIN volunteer_channels vc ON vc.volunteer_id = a.volunteer_id
         LEFT JOIN aeds aed ON aed.id = a.aed_id
+        LEFT JOIN LATERAL (
+            SELECT array_agg(s.id ORDER BY s.id) AS ids,
+                   array_agg(s.endpoint ORDER BY s.id) AS endpoints,
+                   array_agg(s.p256dh ORDER BY s.id) AS p256dh,
+                   array_agg(s.auth_secret ORDER BY s.id) AS auth
+            FROM webpush_subscriptions s
+            WHERE s.volunteer_id = a.volunteer_id AND s.active
+              -- One made for a key we no longer hold would only be refused (403).
+              AND s.vapid_public_key = (SELECT public_key FROM webpush_vapid_key)
+        ) wp ON true
         ORDER BY l.id
         """,
         now,
@@ -267,6 +353,16 @@ async def claim_due(
                 DeviceAddress(i, t, p)
                 for i, t, p in zip(r["device_ids"], r["tokens"], r["platforms"], strict=True)
             ),
+            web_push=tuple(
+                WebPushAddress(i, e, bytes(k), bytes(a))
+                for i, e, k, a in zip(
+                    r["web_push_ids"] or (),
+                    r["web_push_endpoints"] or (),
+                    r["web_push_p256dh"] or (),
+                    r["web_push_auth"] or (),
+                    strict=True,
+                )
+            ),
             preferred=r["preferred"],
             refused=tuple(r["refused"]),
             sms_opt_out=r["sms_opt_out"],
@@ -282,7 +378,7 @@ async def claim_due(
 
 
 async def finish_delivery(
-    conn: Any,
+    conn: Conn,
     outbox_id: int,
     *,
     outcome: str,
@@ -312,7 +408,7 @@ async def finish_delivery(
 
 
 async def retry_delivery(
-    conn: Any,
+    conn: Conn,
     outbox_id: int,
     *,
     at: datetime,
@@ -336,7 +432,7 @@ async def retry_delivery(
     return bool(updated)
 
 
-async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
+async def views_for_incident(conn: Conn, incident_id: UUID) -> list[AlertView]:
     """Every alert of the incident, row-locked, as the wave planner sees them."""
     rows = await conn.fetch(
         """
@@ -352,7 +448,7 @@ async def views_for_incident(conn: Any, incident_id: UUID) -> list[AlertView]:
 
 
 async def queue_notices(
-    conn: Any, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
+    conn: Conn, agency_id: UUID, alert_ids: Sequence[UUID], *, now: datetime
 ) -> None:
     """Outbox rows telling volunteers they are no longer needed (the worker picks a channel)."""
     await conn.execute(
@@ -364,3 +460,72 @@ async def queue_notices(
         now,
         list(alert_ids),
     )
+
+
+_RESPONDING_STATES = ("accepted", "en_route", "on_scene")
+
+
+async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+    """The volunteer's own alert as the app shows it; None when it is not theirs.
+
+    The patient's address is given only while they are responding: a volunteer who has not
+    accepted (or has stood down) needs the direction and distance, not the door.
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
+               i.status AS incident_status, i.is_test,
+               i.lat, i.lon, i.report #>> '{address,text}' AS address,
+               aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
+               aed.indoor_description, aed.access_notes,
+               (SELECT r.details ->> 'reason' FROM response_log r
+                WHERE r.incident_id = a.incident_id AND r.alert_id = a.id
+                  AND r.event IN ('alert_stood_down', 'alert_released', 'alert_timed_out')
+                ORDER BY r.at DESC, r.id DESC LIMIT 1) AS ended_reason,
+               EXISTS (SELECT 1 FROM response_log r
+                       WHERE r.incident_id = a.incident_id AND r.alert_id = a.id
+                         AND r.event = 'alert_accepted') AS was_accepted,
+               EXISTS (SELECT 1 FROM alert_feedback f
+                       WHERE f.alert_id = a.id AND f.volunteer_id = a.volunteer_id)
+                   AS feedback_given
+        FROM alerts a JOIN incidents i ON i.id = a.incident_id
+        LEFT JOIN aeds aed ON aed.id = a.aed_id
+        WHERE a.id = $1 AND a.volunteer_id = $2
+        """,
+        alert_id,
+        volunteer_id,
+    )
+    if row is None:
+        return None
+    aed = None
+    if row["role"] == "aed" and row["aed_name"] is not None:
+        aed = {
+            "name": row["aed_name"],
+            "lat": row["aed_lat"],
+            "lon": row["aed_lon"],
+            "indoor_description": row["indoor_description"],
+            "access_notes": row["access_notes"],
+        }
+    responding = row["state"] in _RESPONDING_STATES
+    ended = row["incident_status"] != "active"
+    return {
+        "alert_id": str(row["id"]),
+        "incident_id": str(row["incident_id"]),
+        "state": row["state"],
+        "role": row["role"],
+        "test": row["role"] == "test" or row["is_test"],
+        "expires_at": row["expires_at"].isoformat(),
+        "distance_m": round(row["distance_m"]),
+        "incident_status": row["incident_status"],
+        "ended_reason": row["ended_reason"],
+        "patient": {
+            "lat": row["lat"],
+            "lon": row["lon"],
+            "address": row["address"] if responding else None,
+        },
+        "aed": aed,
+        "aftercare": {
+            "asked": ended and row["was_accepted"] and row["role"] != "test",
+            "answered": row["feedback_given"],
+        },
+    }

@@ -13,6 +13,8 @@ from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -41,7 +43,7 @@ def jsonable(value: Any) -> Any:
 
 
 async def record(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     actor: Actor,
@@ -70,7 +72,9 @@ async def record(
     )
 
 
-async def newest(conn: Any, agency_id: UUID, *, limit: int, before_id: int) -> list[dict[str, Any]]:
+async def newest(
+    conn: Conn, agency_id: UUID, *, limit: int, before_id: int
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT id, actor, supervisor_id, action, target_type, target_id, at, before, after
@@ -96,7 +100,7 @@ async def newest(conn: Any, agency_id: UUID, *, limit: int, before_id: int) -> l
     ]
 
 
-async def about_volunteer(conn: Any, volunteer_id: int) -> list[dict[str, Any]]:
+async def about_volunteer(conn: Conn, volunteer_id: int) -> list[dict[str, Any]]:
     """Entries whose target is this volunteer (for their export)."""
     rows = await conn.fetch(
         """

@@ -8,6 +8,9 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from dispatch.db.types import Conn
 from dispatch.domain.credentials import Approved, CredentialKind, CredentialState, Standing
 
 _COLUMNS = """
@@ -27,7 +30,7 @@ class CredentialRow:
     state: CredentialState
 
 
-def view(row: Any) -> dict[str, Any]:
+def view(row: asyncpg.Record) -> dict[str, Any]:
     """A credential as the API shows it (never the scan's bytes)."""
     return {
         "credential_id": row["id"],
@@ -50,7 +53,7 @@ def view(row: Any) -> dict[str, Any]:
 
 
 async def insert(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     volunteer_id: int,
@@ -79,10 +82,11 @@ async def insert(
         expires_at,
         now,
     )
+    assert row is not None  # an INSERT … RETURNING returns its row
     return view(row)
 
 
-async def of_volunteer(conn: Any, volunteer_id: int) -> list[dict[str, Any]]:
+async def of_volunteer(conn: Conn, volunteer_id: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""
         SELECT {_COLUMNS} FROM credentials c LEFT JOIN credential_scans s ON s.credential_id = c.id
@@ -94,7 +98,7 @@ async def of_volunteer(conn: Any, volunteer_id: int) -> list[dict[str, Any]]:
 
 
 async def for_agency(
-    conn: Any, agency_id: UUID, *, state: str | None, limit: int, before_id: int
+    conn: Conn, agency_id: UUID, *, state: str | None, limit: int, before_id: int
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""
@@ -112,14 +116,26 @@ async def for_agency(
     return [{**view(r), "display_name": r["display_name"]} for r in rows]
 
 
-async def lock(conn: Any, credential_id: int) -> CredentialRow | None:
+async def lock(conn: Conn, credential_id: int) -> CredentialRow | None:
     row = await conn.fetchrow(
         "SELECT id, agency_id, volunteer_id, kind, expires_on, state FROM credentials"
         " WHERE id = $1 FOR NO KEY UPDATE",
         credential_id,
     )
-    if row is None:
-        return None
+    return None if row is None else _credential_row(row)
+
+
+async def get(conn: Conn, credential_id: int) -> CredentialRow | None:
+    """The credential as it stands, without a lock."""
+    row = await conn.fetchrow(
+        "SELECT id, agency_id, volunteer_id, kind, expires_on, state FROM credentials"
+        " WHERE id = $1",
+        credential_id,
+    )
+    return None if row is None else _credential_row(row)
+
+
+def _credential_row(row: asyncpg.Record) -> CredentialRow:
     return CredentialRow(
         row["id"],
         row["agency_id"],
@@ -131,7 +147,7 @@ async def lock(conn: Any, credential_id: int) -> CredentialRow | None:
 
 
 async def review(
-    conn: Any,
+    conn: Conn,
     credential_id: int,
     *,
     state: CredentialState,
@@ -158,7 +174,7 @@ async def review(
     return found
 
 
-async def one(conn: Any, credential_id: int) -> dict[str, Any] | None:
+async def one(conn: Conn, credential_id: int) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         f"""
         SELECT {_COLUMNS} FROM credentials c LEFT JOIN credential_scans s ON s.credential_id = c.id
@@ -169,7 +185,7 @@ async def one(conn: Any, credential_id: int) -> dict[str, Any] | None:
     return view(row) if row is not None else None
 
 
-async def approved(conn: Any, volunteer_id: int) -> list[Approved]:
+async def approved(conn: Conn, volunteer_id: int) -> list[Approved]:
     rows = await conn.fetch(
         "SELECT kind, expires_at FROM credentials WHERE volunteer_id = $1 AND state = 'approved'",
         volunteer_id,
@@ -177,7 +193,7 @@ async def approved(conn: Any, volunteer_id: int) -> list[Approved]:
     return [Approved(CredentialKind(r["kind"]), r["expires_at"]) for r in rows]
 
 
-async def apply_standing(conn: Any, volunteer_id: int, standing: Standing) -> None:
+async def apply_standing(conn: Conn, volunteer_id: int, standing: Standing) -> None:
     """What the approved credentials grant becomes the volunteer's eligibility."""
     await conn.execute(
         "UPDATE volunteers SET certified_until = $2, tier = $3, professional_until = $4"
@@ -189,7 +205,7 @@ async def apply_standing(conn: Any, volunteer_id: int, standing: Standing) -> No
     )
 
 
-async def later_approved(conn: Any, credential_id: int) -> list[date]:
+async def later_approved(conn: Conn, credential_id: int) -> list[date]:
     """Expiry dates of other approved credentials of the same volunteer and kind."""
     rows = await conn.fetch(
         """
@@ -203,7 +219,7 @@ async def later_approved(conn: Any, credential_id: int) -> list[date]:
 
 
 async def store_scan(
-    conn: Any, credential_id: int, agency_id: UUID, media_type: str, data: bytes, now: datetime
+    conn: Conn, credential_id: int, agency_id: UUID, media_type: str, data: bytes, now: datetime
 ) -> None:
     await conn.execute(
         """
@@ -224,7 +240,7 @@ async def store_scan(
     )
 
 
-async def scan(conn: Any, agency_id: UUID, credential_id: int) -> tuple[str, bytes] | None:
+async def scan(conn: Conn, agency_id: UUID, credential_id: int) -> tuple[str, bytes] | None:
     row = await conn.fetchrow(
         "SELECT media_type, content FROM credential_scans WHERE agency_id = $1"
         " AND credential_id = $2",

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.store.alerts import AlertRow, alert_row
 
 
@@ -19,7 +20,7 @@ class NewStep:
     at: datetime
 
 
-async def lock_incidents_of(conn: Any, alert_ids: Sequence[UUID]) -> None:
+async def lock_incidents_of(conn: Conn, alert_ids: Sequence[UUID]) -> None:
     """Key-share-lock the incidents of these alerts, before the caller locks the alerts.
 
     Intake locks an incident, then its alerts (stand-down); writing a response-log row
@@ -36,7 +37,7 @@ async def lock_incidents_of(conn: Any, alert_ids: Sequence[UUID]) -> None:
     )
 
 
-async def insert_steps(conn: Any, steps: Sequence[NewStep], *, now: datetime) -> None:
+async def insert_steps(conn: Conn, steps: Sequence[NewStep], *, now: datetime) -> None:
     if not steps:
         return
     await conn.execute(
@@ -55,7 +56,7 @@ async def insert_steps(conn: Any, steps: Sequence[NewStep], *, now: datetime) ->
 
 
 async def finish_steps(
-    conn: Any,
+    conn: Conn,
     rows: Sequence[tuple[int, str, str | None, str | None, str | None]],
     *,
     now: datetime,
@@ -88,7 +89,7 @@ async def finish_steps(
 
 
 async def retry_steps(
-    conn: Any, rows: Sequence[tuple[int, datetime | None, str, str | None, bool]]
+    conn: Conn, rows: Sequence[tuple[int, datetime | None, str, str | None, bool]]
 ) -> set[int]:
     """Put leased rows back for another attempt: ``(id, at, error, channel, verify)``."""
     if not rows:
@@ -111,7 +112,7 @@ async def retry_steps(
     return {r["id"] for r in done}
 
 
-async def bring_forward(conn: Any, alert_id: UUID, *, now: datetime) -> str | None:
+async def bring_forward(conn: Conn, alert_id: UUID, *, now: datetime) -> str | None:
     """Start the alert's next waiting step now, keeping the spacing of the ones after it.
 
     Returns the channel of the step that moved, or None when nothing was waiting.
@@ -135,7 +136,7 @@ async def bring_forward(conn: Any, alert_id: UUID, *, now: datetime) -> str | No
     return None if row is None else str(row["channel"])
 
 
-async def pending_steps(conn: Any, alert_id: UUID, *, excluding: int) -> int:
+async def pending_steps(conn: Conn, alert_id: UUID, *, excluding: int) -> int:
     count: int = await conn.fetchval(
         "SELECT count(*) FROM outbox WHERE alert_id = $1 AND done_at IS NULL AND id <> $2",
         alert_id,
@@ -144,7 +145,23 @@ async def pending_steps(conn: Any, alert_id: UUID, *, excluding: int) -> int:
     return count
 
 
-async def any_sent(conn: Any, alert_id: UUID) -> bool:
+async def other_push_alive(conn: Conn, alert_id: UUID, *, excluding: int, now: datetime) -> bool:
+    """Whether the alert's other push-slot step (FCM or Web Push) was sent or is due now."""
+    found = await conn.fetchval(
+        """
+        SELECT true FROM outbox
+        WHERE alert_id = $1 AND id <> $2 AND channel IN ('push', 'web_push')
+          AND (outcome = 'sent' OR (done_at IS NULL AND available_at <= $3))
+        LIMIT 1
+        """,
+        alert_id,
+        excluding,
+        now,
+    )
+    return bool(found)
+
+
+async def any_sent(conn: Conn, alert_id: UUID) -> bool:
     found = await conn.fetchval(
         "SELECT true FROM outbox WHERE alert_id = $1 AND outcome = 'sent' LIMIT 1", alert_id
     )
@@ -155,7 +172,7 @@ async def any_sent(conn: Any, alert_id: UUID) -> bool:
 _OPEN_STATES = ["queued", "sent", "delivered", "accepted", "en_route", "on_scene"]
 
 
-async def open_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -> AlertRow | None:
+async def open_alert_for_phone(conn: Conn, phone_e164: str, *, now: datetime) -> AlertRow | None:
     """The newest open alert texted or called to this number (what a reply answers).
 
     The same number may belong to volunteers of several agencies; a reply acts only
@@ -179,7 +196,7 @@ async def open_alert_for_phone(conn: Any, phone_e164: str, *, now: datetime) -> 
     return alert_row(row)
 
 
-async def latest_alert_of_each(conn: Any, volunteer_ids: Sequence[int]) -> list[AlertRow]:
+async def latest_alert_of_each(conn: Conn, volunteer_ids: Sequence[int]) -> list[AlertRow]:
     """Each volunteer's newest alert, if any (to file an opt-out in that incident's timeline)."""
     rows = await conn.fetch(
         """
@@ -192,7 +209,7 @@ async def latest_alert_of_each(conn: Any, volunteer_ids: Sequence[int]) -> list[
     return [alert_row(r) for r in rows]
 
 
-async def agency_windows(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
+async def agency_windows(conn: Conn, agency_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT push_ack_timeout_s, answer_timeout_s, critical_alerts FROM agencies WHERE id = $1",
         agency_id,
@@ -201,7 +218,7 @@ async def agency_windows(conn: Any, agency_id: UUID) -> dict[str, Any] | None:
 
 
 async def set_agency_windows(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     *,
     push_ack_timeout_s: int | None,
@@ -223,7 +240,7 @@ async def set_agency_windows(
     return None if row is None else dict(row)
 
 
-async def oldest_due_age_s(conn: Any) -> float:
+async def oldest_due_age_s(conn: Conn) -> float:
     """Seconds the oldest due, unfinished outbox row has been waiting (0 when none is)."""
     age: float = await conn.fetchval(
         "SELECT coalesce(extract(epoch FROM now() - min(available_at))::float8, 0)"

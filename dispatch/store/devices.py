@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
+
+from dispatch.db.types import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ _DEVICE_LOCK_SPACE = 0x44455600
 
 
 async def register_device(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     volunteer_id: int,
@@ -82,7 +83,7 @@ async def register_device(
 
 
 async def deactivate_devices(
-    conn: Any, device_ids: Sequence[int], *, reason: str, now: datetime
+    conn: Conn, device_ids: Sequence[int], *, reason: str, now: datetime
 ) -> list[tuple[int, int]]:
     """Deactivate devices; returns ``(device_id, volunteer_id)`` of those that were active."""
     rows = await conn.fetch(
@@ -98,7 +99,7 @@ async def deactivate_devices(
 
 
 async def set_preferences(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     volunteer_id: int,
@@ -121,13 +122,14 @@ async def set_preferences(
         list(refused),
         now,
     )
+    assert row is not None  # an upsert always returns its row
     return ChannelPrefs(
         row["preferred"], tuple(row["refused"]), row["sms_opt_out"], row["phone_invalid"]
     )
 
 
 async def flag_volunteers(
-    conn: Any, volunteer_ids: Sequence[int], *, flag: str, now: datetime
+    conn: Conn, volunteer_ids: Sequence[int], *, flag: str, now: datetime
 ) -> None:
     """Set ``sms_opt_out`` or ``phone_invalid`` for these volunteers."""
     if flag not in ("sms_opt_out", "phone_invalid"):
@@ -144,7 +146,7 @@ async def flag_volunteers(
 
 
 async def set_sms_opt_out(
-    conn: Any, phone_e164: str, *, opted_out: bool, now: datetime
+    conn: Conn, phone_e164: str, *, opted_out: bool, now: datetime
 ) -> list[tuple[UUID, int]]:
     """STOP / START from a number: applies to every volunteer with that number.
 

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from cad_adapters.models import IncidentStatus
+from dispatch.db.types import Conn
 
 REFUSED_SHOWN = 20
 """Refused items of the last poll kept with the feed's health."""
@@ -36,7 +37,7 @@ class Feed:
 
 
 async def create(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     name: str,
@@ -62,7 +63,7 @@ async def create(
     return feed_id
 
 
-async def claim_due(conn: Any, now: datetime, lease: timedelta) -> list[Feed]:
+async def claim_due(conn: Conn, now: datetime, lease: timedelta) -> list[Feed]:
     """Feeds due for a poll, pushed forward by ``lease`` so no other process polls them too."""
     rows = await conn.fetch(
         """
@@ -113,7 +114,7 @@ class PollRecord:
     """A 304: the document, its counts and validators are those of the last poll."""
 
 
-async def record_poll(conn: Any, feed_id: int, poll: PollRecord) -> None:
+async def record_poll(conn: Conn, feed_id: int, poll: PollRecord) -> None:
     await conn.execute(
         """
         UPDATE cad_feeds SET
@@ -144,7 +145,7 @@ async def record_poll(conn: Any, feed_id: int, poll: PollRecord) -> None:
     )
 
 
-async def health(conn: Any, agency_id: UUID) -> list[dict[str, Any]]:
+async def health(conn: Conn, agency_id: UUID) -> list[dict[str, Any]]:
     """Every feed of the agency with what its polls found (headers, which hold keys, never)."""
     rows = await conn.fetch(
         """
@@ -170,7 +171,7 @@ class HeldIncident:
 
 
 async def held_incidents(
-    conn: Any, agency_id: UUID, source: str, ids: Collection[str]
+    conn: Conn, agency_id: UUID, source: str, ids: Collection[str]
 ) -> dict[str, HeldIncident]:
     if not ids:
         return {}

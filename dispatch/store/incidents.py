@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from cad_adapters.models import IncidentReport, IncidentStatus, PlaceType
+from dispatch.db.types import Conn
 from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import StoredVersion
 
 
 async def lock_existing(
-    conn: Any, agency_id: UUID, source: str, source_incident_id: str
+    conn: Conn, agency_id: UUID, source: str, source_incident_id: str
 ) -> tuple[UUID, StoredVersion] | None:
     """The stored incident, row-locked until the transaction ends (serialises concurrent intake)."""
     row = await conn.fetchrow(
@@ -54,7 +56,7 @@ def _columns(report: IncidentReport) -> tuple[Any, ...]:
 
 
 async def insert_or_lock(
-    conn: Any,
+    conn: Conn,
     *,
     incident_id: UUID,
     agency_id: UUID,
@@ -116,7 +118,7 @@ async def insert_or_lock(
 
 
 async def update(
-    conn: Any,
+    conn: Conn,
     *,
     incident_id: UUID,
     report: IncidentReport,
@@ -140,11 +142,50 @@ async def update(
     )
 
 
-async def agency_of(conn: Any, incident_id: UUID) -> UUID | None:
+async def agency_of(conn: Conn, incident_id: UUID) -> UUID | None:
     agency: UUID | None = await conn.fetchval(
         "SELECT agency_id FROM incidents WHERE id = $1", incident_id
     )
     return agency
+
+
+async def state_of(conn: Conn, incident_id: UUID) -> str | None:
+    state: str | None = await conn.fetchval(
+        "SELECT state FROM incidents WHERE id = $1", incident_id
+    )
+    return state
+
+
+async def lock(conn: Conn, incident_id: UUID) -> None:
+    """Row-lock the incident until the transaction ends (no-op for an unknown id)."""
+    await conn.execute("SELECT 1 FROM incidents WHERE id = $1 FOR NO KEY UPDATE", incident_id)
+
+
+async def check_now(conn: Conn, incident_id: UUID, now: datetime) -> None:
+    """Bring the incident's next check forward to ``now`` once alerting has started."""
+    await conn.execute(
+        "UPDATE incidents SET next_check_at = $2 WHERE id = $1 AND alerting_started_at IS NOT NULL",
+        incident_id,
+        now,
+    )
+
+
+async def lock_active_not_listed(
+    conn: Conn, agency_id: UUID, source: str, present: Collection[str]
+) -> list[UUID]:
+    """This source's active incidents whose ids are not in ``present``, row-locked in id order."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM incidents
+        WHERE agency_id = $1 AND source = $2 AND status = 'active'
+          AND NOT (source_incident_id = ANY($3::text[]))
+        ORDER BY id FOR NO KEY UPDATE
+        """,
+        agency_id,
+        source,
+        list(present),
+    )
+    return [r["id"] for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +220,7 @@ class IncidentProgress:
         )
 
 
-async def lock_progress(conn: Any, incident_id: UUID) -> IncidentProgress | None:
+async def lock_progress(conn: Conn, incident_id: UUID) -> IncidentProgress | None:
     row = await conn.fetchrow(
         """
         SELECT id, agency_id, status, state, is_test, is_cardiac_arrest, lat, lon, place_type,
@@ -210,7 +251,7 @@ async def lock_progress(conn: Any, incident_id: UUID) -> IncidentProgress | None
     )
 
 
-async def block_alerting(conn: Any, incident_id: UUID, reason: str) -> None:
+async def block_alerting(conn: Conn, incident_id: UUID, reason: str) -> None:
     """Mark the incident as never to alert (see ``dispatch.domain.intake.timing_block``)."""
     await conn.execute(
         "UPDATE incidents SET alert_blocked = $2 WHERE id = $1 AND alert_blocked IS NULL",
@@ -220,7 +261,7 @@ async def block_alerting(conn: Any, incident_id: UUID, reason: str) -> None:
 
 
 async def save_progress(
-    conn: Any,
+    conn: Conn,
     incident_id: UUID,
     *,
     state: IncidentState,
@@ -242,7 +283,7 @@ async def save_progress(
     )
 
 
-async def claim_due(conn: Any, now: datetime) -> tuple[UUID, UUID] | None:
+async def claim_due(conn: Conn, now: datetime) -> tuple[UUID, UUID] | None:
     """One incident whose deadline has come, locked for this transaction (SKIP LOCKED)."""
     row = await conn.fetchrow(
         """
@@ -254,7 +295,7 @@ async def claim_due(conn: Any, now: datetime) -> tuple[UUID, UUID] | None:
     return (row["id"], row["agency_id"]) if row else None
 
 
-async def close(conn: Any, incident_id: UUID, now: datetime) -> None:
+async def close(conn: Conn, incident_id: UUID, now: datetime) -> None:
     """Close an incident the source no longer lists; the version bump makes re-sends stale."""
     await conn.execute(
         "UPDATE incidents SET status = 'closed', version_seq = version_seq + 1,"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from dispatch.db.types import Conn
 from dispatch.store.alerts import DeviceAddress
 
 
@@ -46,7 +47,7 @@ class ClaimedNotice:
     refused: tuple[str, ...] = ()
 
 
-async def queue(conn: Any, notices: Sequence[NewNotice], *, now: datetime) -> int:
+async def queue(conn: Conn, notices: Sequence[NewNotice], *, now: datetime) -> int:
     """Queue notices in the caller's transaction; one already queued under its key is skipped.
 
     Returns how many were queued.
@@ -80,7 +81,7 @@ async def queue(conn: Any, notices: Sequence[NewNotice], *, now: datetime) -> in
 
 
 async def claim_due(
-    conn: Any, *, now: datetime, limit: int, lease: timedelta
+    conn: Conn, *, now: datetime, limit: int, lease: timedelta
 ) -> list[ClaimedNotice]:
     """Lease due notices (SKIP LOCKED), with how their volunteer can be reached now."""
     rows = await conn.fetch(
@@ -142,7 +143,7 @@ async def claim_due(
 
 
 async def finish(
-    conn: Any,
+    conn: Conn,
     notice_id: int,
     *,
     outcome: str,
@@ -170,7 +171,7 @@ async def finish(
     return bool(done)
 
 
-async def retry(conn: Any, notice_id: int, *, at: datetime, error: str | None) -> bool:
+async def retry(conn: Conn, notice_id: int, *, at: datetime, error: str | None) -> bool:
     done = await conn.fetchval(
         "UPDATE volunteer_notices SET available_at = $2, lease_until = NULL, last_error = $3"
         " WHERE id = $1 AND done_at IS NULL RETURNING true",
@@ -181,12 +182,12 @@ async def retry(conn: Any, notice_id: int, *, at: datetime, error: str | None) -
     return bool(done)
 
 
-async def purge_done(conn: Any, before: datetime) -> int:
+async def purge_done(conn: Conn, before: datetime) -> int:
     status: str = await conn.execute("DELETE FROM volunteer_notices WHERE done_at < $1", before)
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def forget_phone(conn: Any, agency_id: UUID, phone_e164: str) -> None:
+async def forget_phone(conn: Conn, agency_id: UUID, phone_e164: str) -> None:
     """Erasure: codes still queued for a number are dropped with it."""
     await conn.execute(
         "DELETE FROM volunteer_notices WHERE agency_id = $1 AND phone_e164 = $2",
@@ -195,7 +196,7 @@ async def forget_phone(conn: Any, agency_id: UUID, phone_e164: str) -> None:
     )
 
 
-async def of_volunteer(conn: Any, volunteer_id: int) -> list[dict[str, Any]]:
+async def of_volunteer(conn: Conn, volunteer_id: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT kind, title, data, created_at, available_at, done_at, outcome, channel

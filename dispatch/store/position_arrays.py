@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+from dispatch.db.types import Conn
 
 # Binary COPY: an 11-byte signature, 4 bytes of flags, 4 of header extension, then per
 # row a field count (int16) and each field as length (int32) + value; all big-endian.
@@ -95,7 +97,7 @@ def parse_copy(data: bytes) -> PositionArrays:
     )
 
 
-async def fresh_position_arrays(conn: Any) -> PositionArrays:
+async def fresh_position_arrays(conn: Conn) -> PositionArrays:
     """Positions of eligible volunteers (verified, available), as columns."""
     buffer = io.BytesIO()
     await conn.copy_from_query(QUERY, output=buffer, format="binary")

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
+
 KEEP_BYTES = 64 * 1024
 """How much of a refused document is kept; enough for any real incident document."""
 KEEP_PER_AGENCY = 1000
@@ -32,7 +34,7 @@ class RejectedDocument:
     """The polled feed the document or item came from (None: posted to the API)."""
 
 
-async def keep(conn: Any, doc: RejectedDocument, *, keep_days: float, once: bool = False) -> None:
+async def keep(conn: Conn, doc: RejectedDocument, *, keep_days: float, once: bool = False) -> None:
     """Store ``doc`` (first :data:`KEEP_BYTES`) and drop this agency's oldest beyond the limits.
 
     ``once``: skip a document already kept from the same feed (by digest), so a feed that
@@ -80,7 +82,9 @@ async def keep(conn: Any, doc: RejectedDocument, *, keep_days: float, once: bool
         )
 
 
-async def newest(conn: Any, agency_id: UUID, *, limit: int, before_id: int) -> list[dict[str, Any]]:
+async def newest(
+    conn: Conn, agency_id: UUID, *, limit: int, before_id: int
+) -> list[dict[str, Any]]:
     """The agency's refused documents, newest first, as JSON-ready dicts (body as text)."""
     rows = await conn.fetch(
         """

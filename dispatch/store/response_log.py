@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
+
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
@@ -20,7 +22,7 @@ class LogEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-async def append(conn: Any, events: Sequence[LogEvent]) -> None:
+async def append(conn: Conn, events: Sequence[LogEvent]) -> None:
     """Append events in one statement (one round trip however many there are)."""
     if not events:
         return
@@ -41,7 +43,24 @@ async def append(conn: Any, events: Sequence[LogEvent]) -> None:
     )
 
 
-async def timeline(conn: Any, incident_id: UUID) -> list[dict[str, Any]]:
+async def metric_inputs(
+    conn: Conn, incident_id: UUID
+) -> tuple[datetime, list[tuple[str, datetime, Any]]]:
+    """When we received the incident, and the events the incident's metrics are made of."""
+    # Intake logs ``incident_received`` in the transaction that stores the incident.
+    received_at: datetime = await conn.fetchval(
+        "SELECT min(at) FROM response_log WHERE incident_id = $1 AND event = 'incident_received'",
+        incident_id,
+    )
+    rows = await conn.fetch(
+        "SELECT event, at, details FROM response_log WHERE incident_id = $1"
+        " AND event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'unit_status')",
+        incident_id,
+    )
+    return received_at, [(r["event"], r["at"], r["details"]) for r in rows]
+
+
+async def timeline(conn: Conn, incident_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT id, at, event, alert_id, volunteer_id, details

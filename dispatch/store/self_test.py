@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
 from uuid import UUID, uuid4
+
+from dispatch.db.types import Conn
 
 SOURCE = "self_test"
 ROLE = "test"
 
 
-async def recent(conn: Any, volunteer_id: int, since: datetime) -> list[datetime]:
+async def recent(conn: Conn, volunteer_id: int, since: datetime) -> list[datetime]:
     rows = await conn.fetch(
         "SELECT created_at FROM alerts WHERE volunteer_id = $1 AND role = $2"
         " AND created_at > $3 ORDER BY created_at",
@@ -28,7 +29,7 @@ async def recent(conn: Any, volunteer_id: int, since: datetime) -> list[datetime
 
 
 async def create(
-    conn: Any, *, agency_id: UUID, volunteer_id: int, now: datetime, expires_at: datetime
+    conn: Conn, *, agency_id: UUID, volunteer_id: int, now: datetime, expires_at: datetime
 ) -> tuple[UUID, UUID]:
     """(incident id, alert id) of a new self-test; its chain starts at the next outbox claim."""
     incident_id, alert_id = uuid4(), uuid4()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from cad_adapters.models import UnitReport, UnitStatus
+from dispatch.db.types import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class StoredUnit:
     status_at: datetime | None
 
 
-async def current(conn: Any, incident_id: UUID) -> dict[str, StoredUnit]:
+async def current(conn: Conn, incident_id: UUID) -> dict[str, StoredUnit]:
     rows = await conn.fetch(
         "SELECT unit_id, status, status_at FROM incident_units WHERE incident_id = $1",
         incident_id,
@@ -25,7 +25,7 @@ async def current(conn: Any, incident_id: UUID) -> dict[str, StoredUnit]:
 
 
 async def upsert(
-    conn: Any, agency_id: UUID, incident_id: UUID, units: list[UnitReport], now: datetime
+    conn: Conn, agency_id: UUID, incident_id: UUID, units: list[UnitReport], now: datetime
 ) -> None:
     if not units:
         return
@@ -45,7 +45,7 @@ async def upsert(
     )
 
 
-async def mark_first_on_scene(conn: Any, incident_id: UUID, at: datetime) -> None:
+async def mark_first_on_scene(conn: Conn, incident_id: UUID, at: datetime) -> None:
     """Keep the earliest EMS on-scene time (the volunteer-versus-EMS comparison needs it)."""
     await conn.execute(
         """

@@ -9,6 +9,7 @@ from datetime import datetime, time
 from typing import Any, Final
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.secrets import hash_token
 
 PROFILE_FIELDS: Final = (
@@ -34,7 +35,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-async def profile(conn: Any, volunteer_id: int) -> dict[str, Any] | None:
+async def profile(conn: Conn, volunteer_id: int) -> dict[str, Any] | None:
     """The volunteer's row and channel preferences, JSON-ready."""
     row = await conn.fetchrow(
         """
@@ -51,7 +52,7 @@ async def profile(conn: Any, volunteer_id: int) -> dict[str, Any] | None:
     return {key: _plain(value) for key, value in dict(row).items() if key != "token_hash"}
 
 
-async def in_agency(conn: Any, agency_id: UUID, volunteer_id: int) -> bool:
+async def in_agency(conn: Conn, agency_id: UUID, volunteer_id: int) -> bool:
     found = await conn.fetchval(
         "SELECT true FROM volunteers WHERE id = $1 AND agency_id = $2 AND erased_at IS NULL",
         volunteer_id,
@@ -60,7 +61,7 @@ async def in_agency(conn: Any, agency_id: UUID, volunteer_id: int) -> bool:
     return bool(found)
 
 
-async def update_profile(conn: Any, volunteer_id: int, changes: Mapping[str, Any]) -> None:
+async def update_profile(conn: Conn, volunteer_id: int, changes: Mapping[str, Any]) -> None:
     assert set(changes) <= set(PROFILE_FIELDS)
     if not changes:
         return
@@ -81,7 +82,7 @@ _OPEN = """
 
 
 async def alerts_inbox(
-    conn: Any, volunteer_id: int, *, now: datetime, since: datetime
+    conn: Conn, volunteer_id: int, *, now: datetime, since: datetime
 ) -> list[dict[str, Any]]:
     """Open alerts first, then the others since ``since``, newest first."""
     rows = await conn.fetch(
@@ -123,12 +124,17 @@ _THEIRS = """
 """
 
 
-async def held_about(conn: Any, volunteer_id: int) -> dict[str, Any]:
+async def held_about(conn: Conn, volunteer_id: int) -> dict[str, Any]:
     """Devices, position, alerts with the timeline events about the volunteer, and their own
     timeline: the parts of an export that only this module reads."""
     devices = await conn.fetch(
         "SELECT id, platform, fcm_token, active, deactivated_reason, created_at, updated_at"
         " FROM devices WHERE volunteer_id = $1 ORDER BY id",
+        volunteer_id,
+    )
+    subscriptions = await conn.fetch(
+        "SELECT id, endpoint, active, deactivated_reason, created_at, updated_at"
+        " FROM webpush_subscriptions WHERE volunteer_id = $1 ORDER BY id",
         volunteer_id,
     )
     position = await conn.fetchrow(
@@ -160,6 +166,9 @@ async def held_about(conn: Any, volunteer_id: int) -> dict[str, Any]:
         )
     return {
         "devices": [{k: _plain(v) for k, v in dict(d).items()} for d in devices],
+        "web_push_subscriptions": [
+            {k: _plain(v) for k, v in dict(s).items()} for s in subscriptions
+        ],
         "position": {k: _plain(v) for k, v in dict(position).items()} if position else None,
         "alerts": [
             {
@@ -183,7 +192,7 @@ class Erased:
     pseudonym: str
 
 
-async def erase(conn: Any, volunteer_id: int, now: datetime) -> Erased | None:
+async def erase(conn: Conn, volunteer_id: int, now: datetime) -> Erased | None:
     """Replace the volunteer by a pseudonym in every fact kept, then delete them.
 
     Alerts and response-log rows move to a new row that holds nothing but a random name,

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
+
 
 @dataclass(frozen=True, slots=True)
 class VolunteerEvent:
@@ -18,7 +20,7 @@ class VolunteerEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-async def append(conn: Any, events: Sequence[VolunteerEvent]) -> None:
+async def append(conn: Conn, events: Sequence[VolunteerEvent]) -> None:
     if not events:
         return
     await conn.execute(
@@ -36,7 +38,7 @@ async def append(conn: Any, events: Sequence[VolunteerEvent]) -> None:
 
 
 async def newest(
-    conn: Any, agency_id: UUID, volunteer_id: int, *, limit: int, before_id: int
+    conn: Conn, agency_id: UUID, volunteer_id: int, *, limit: int, before_id: int
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """

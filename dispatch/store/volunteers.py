@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.domain.eligibility import Tier, VolunteerProfile
 from dispatch.domain.volunteer_settings import CERTIFICATE_VALIDITY
 from dispatch.domain.volunteer_settings import FIELDS as VOLUNTEER_FIELDS
@@ -36,7 +37,7 @@ class PositionRow:
 
 
 async def create_volunteer(
-    conn: Any,
+    conn: Conn,
     *,
     agency_id: UUID,
     display_name: str,
@@ -72,7 +73,7 @@ async def create_volunteer(
 
 
 async def update_settings(
-    conn: Any, agency_id: UUID, volunteer_id: int, changes: Mapping[str, Any]
+    conn: Conn, agency_id: UUID, volunteer_id: int, changes: Mapping[str, Any]
 ) -> bool:
     """Apply validated changes; False when the volunteer is not this agency's."""
     assert set(changes) <= set(VOLUNTEER_FIELDS)
@@ -86,7 +87,24 @@ async def update_settings(
     return status.endswith(" 1")
 
 
-async def settings_of(conn: Any, agency_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
+async def lock(conn: Conn, volunteer_id: int) -> None:
+    """Row-lock the volunteer until the transaction ends (serialises their own requests)."""
+    await conn.execute("SELECT 1 FROM volunteers WHERE id = $1 FOR NO KEY UPDATE", volunteer_id)
+
+
+async def ids_of_agency(conn: Conn, agency_id: UUID) -> list[int]:
+    rows = await conn.fetch("SELECT id FROM volunteers WHERE agency_id = $1 ORDER BY id", agency_id)
+    return [r["id"] for r in rows]
+
+
+async def certified_until(conn: Conn, volunteer_id: int) -> datetime | None:
+    until: datetime | None = await conn.fetchval(
+        "SELECT certified_until FROM volunteers WHERE id = $1", volunteer_id
+    )
+    return until
+
+
+async def settings_of(conn: Conn, agency_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT * FROM volunteers WHERE agency_id = $1 AND id = $2", agency_id, volunteer_id
     )
@@ -103,7 +121,7 @@ async def settings_of(conn: Any, agency_id: UUID, volunteer_id: int) -> dict[str
     return out
 
 
-async def authenticate(conn: Any, presented: str) -> VolunteerIdentity | None:
+async def authenticate(conn: Conn, presented: str) -> VolunteerIdentity | None:
     row = await conn.fetchrow(
         "SELECT id, agency_id, token_hash, verified AND available AS eligible, on_duty"
         " FROM volunteers WHERE token_hash = $1 AND erased_at IS NULL",
@@ -114,7 +132,7 @@ async def authenticate(conn: Any, presented: str) -> VolunteerIdentity | None:
     return VolunteerIdentity(row["id"], row["agency_id"], row["eligible"], row["on_duty"])
 
 
-async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
+async def upsert_positions(conn: Conn, rows: Sequence[PositionRow]) -> None:
     """Write a batch of last positions in one round trip; an older fix never overwrites a newer.
 
     A fix of a volunteer who is off duty, or gone, by the time it is written is dropped:
@@ -147,20 +165,20 @@ async def upsert_positions(conn: Any, rows: Sequence[PositionRow]) -> None:
     )
 
 
-async def delete_position(conn: Any, volunteer_id: int) -> bool:
+async def delete_position(conn: Conn, volunteer_id: int) -> bool:
     status: str = await conn.execute(
         "DELETE FROM volunteer_positions WHERE volunteer_id = $1", volunteer_id
     )
     return status.endswith(" 1")
 
 
-async def freshness_limits(conn: Any) -> dict[UUID, int]:
+async def freshness_limits(conn: Conn) -> dict[UUID, int]:
     """Each agency's position freshness limit in seconds."""
     rows = await conn.fetch("SELECT id, position_max_age_s FROM agencies")
     return {r["id"]: r["position_max_age_s"] for r in rows}
 
 
-async def purge_stale_positions(conn: Any, now: datetime) -> int:
+async def purge_stale_positions(conn: Conn, now: datetime) -> int:
     """Delete positions older than their agency's freshness limit (privacy: no old whereabouts)."""
     status: str = await conn.execute(
         """
@@ -173,7 +191,7 @@ async def purge_stale_positions(conn: Any, now: datetime) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def purge_off_duty_positions(conn: Any) -> int:
+async def purge_off_duty_positions(conn: Conn) -> int:
     """Positions of volunteers off duty (a fix written just as they went off duty)."""
     status: str = await conn.execute(
         """
@@ -185,7 +203,7 @@ async def purge_off_duty_positions(conn: Any) -> int:
 
 
 async def profiles(
-    conn: Any, agency_id: UUID, volunteer_ids: Sequence[int], *, incident_id: UUID, now: datetime
+    conn: Conn, agency_id: UUID, volunteer_ids: Sequence[int], *, incident_id: UUID, now: datetime
 ) -> dict[int, VolunteerProfile]:
     """Eligibility facts for candidates, in one query: profile, busy elsewhere, alerts in 24 h."""
     rows = await conn.fetch(
@@ -229,7 +247,7 @@ async def profiles(
     }
 
 
-async def position_of(conn: Any, volunteer_id: int) -> PositionRow | None:
+async def position_of(conn: Conn, volunteer_id: int) -> PositionRow | None:
     r = await conn.fetchrow(
         "SELECT volunteer_id, agency_id, lat, lon, accuracy_m, reported_at"
         " FROM volunteer_positions WHERE volunteer_id = $1",

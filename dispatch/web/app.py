@@ -34,6 +34,7 @@ from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.invalidation import Invalidations
+from dispatch.service.live import LiveHub
 from dispatch.service.position_follow import PositionFollower
 from dispatch.service.positions import PositionWriter
 from dispatch.service.providers import open_providers
@@ -50,6 +51,8 @@ from dispatch.web import (
     handlers_delivery,
     handlers_me,
     handlers_oversight,
+    handlers_pages,
+    handlers_webpush,
 )
 from dispatch.web.auth import THROTTLED_TYPE
 from dispatch.web.problems import Problem, from_http_exception, unavailable
@@ -170,7 +173,9 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     # Delivery providers (issue 4): FCM / Twilio when configured, else the log provider.
-    async with open_providers(app[keys.SETTINGS]) as providers:
+    async with open_providers(
+        app[keys.SETTINGS], pool=app[keys.POOL], live=app[keys.LIVE_HUB], now=app[keys.CLOCK].now()
+    ) as providers:
         app[keys.PROVIDERS] = providers
         primary = providers.push or providers.sms or providers.voice or providers.log
         assert primary is not None
@@ -375,10 +380,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[keys.ADDRESS_LIMITS] = AddressLimits()
     app[keys.LARGE_PARSE_SLOT] = asyncio.Semaphore(1)
+    app[keys.LIVE_HUB] = LiveHub()
+    # Open live streams would hold a graceful shutdown up until its timeout: end them first.
+    app.on_shutdown.append(app[keys.LIVE_HUB].shutdown)
     app.add_routes(handlers.routes)
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
-    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+    for part in (
+        handlers_accounts,
+        handlers_me,
+        handlers_credentials,
+        handlers_oversight,
+        handlers_webpush,
+    ):
         app.add_routes(part.routes)
+    app.add_routes(handlers_pages.routes)
+    handlers_pages.app_files()  # read once here, not on the event loop at the first request
     return app

@@ -16,6 +16,7 @@ from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
 from dispatch.service.invalidation import Invalidations
+from dispatch.service.live import LiveHub
 from dispatch.service.position_follow import PositionFollower
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.service.providers import Providers
@@ -48,3 +49,5 @@ LARGE_PARSE_SLOT = web.AppKey("large_parse_slot", asyncio.Semaphore)
 NOTICE_WORKER = web.AppKey("notice_worker", NoticeWorker)
 ADDRESS_LIMITS = web.AppKey("address_limits", AddressLimits)
 """Codes asked for and wrong codes tried, per client network (sign-up and sign-in)."""
+LIVE_HUB = web.AppKey("live_hub", LiveHub)
+"""The open ``/v1/me/stream`` streams of this process."""

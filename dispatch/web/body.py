@@ -106,6 +106,13 @@ def check(schema_name: str, document: Any, at: str = "") -> None:
 
 async def json_body(request: web.Request, schema_name: str) -> Any:
     """The request's JSON body, decoded strictly and checked against its schema."""
+    document = await json_document(request)
+    check(schema_name, document)
+    return document
+
+
+async def json_document(request: web.Request) -> Any:
+    """The request's JSON body, decoded strictly; the caller checks it (:func:`check`)."""
     if request.content_type != "application/json":
         raise Problem(
             415,
@@ -117,5 +124,4 @@ async def json_body(request: web.Request, schema_name: str) -> Any:
         document = decode_json(await request.read())
     except CadParseError as exc:
         raise refused_document(exc.pointer, exc.detail) from None
-    check(schema_name, document)
     return document

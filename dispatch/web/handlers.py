@@ -10,12 +10,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad_adapters.generic import schema
-from dispatch.db.pool import DATABASE_ERRORS
+from dispatch.db.pool import DATABASE_ERRORS, ping
+from dispatch.db.types import Conn
 from dispatch.domain.alert_states import AlertEvent, IllegalTransition
 from dispatch.domain.incident_metrics import compute
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
+from dispatch.store import alerts as alert_store
 from dispatch.store import delivery as delivery_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import response_log
@@ -68,7 +70,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
         async with request.app[keys.POOL].acquire(timeout=1.0) as conn:
-            await conn.fetchval("SELECT 1", timeout=1.0)
+            await ping(conn, limit_s=1.0)
         checks["database"] = "ok"
     except DATABASE_ERRORS as exc:
         # Whatever a restarting server makes asyncpg raise, readiness reports it: never a 500.
@@ -182,42 +184,10 @@ async def get_alert(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     volunteer = await _volunteer(request)
     async with request.app[keys.POOL].acquire() as conn:
-        row = await conn.fetchrow(
-            """
-            SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
-                   i.lat, i.lon, i.report #>> '{address,text}' AS address,
-                   aed.name AS aed_name, aed.lat AS aed_lat, aed.lon AS aed_lon,
-                   aed.indoor_description, aed.access_notes
-            FROM alerts a JOIN incidents i ON i.id = a.incident_id
-            LEFT JOIN aeds aed ON aed.id = a.aed_id
-            WHERE a.id = $1 AND a.volunteer_id = $2
-            """,
-            alert_id,
-            volunteer.volunteer_id,
-        )
-    if row is None:
+        found = await alert_store.volunteer_view(conn, alert_id, volunteer.volunteer_id)
+    if found is None:
         raise not_found("alert")
-    aed = None
-    if row["role"] == "aed" and row["aed_name"] is not None:
-        aed = {
-            "name": row["aed_name"],
-            "lat": row["aed_lat"],
-            "lon": row["aed_lon"],
-            "indoor_description": row["indoor_description"],
-            "access_notes": row["access_notes"],
-        }
-    return web.json_response(
-        {
-            "alert_id": str(row["id"]),
-            "incident_id": str(row["incident_id"]),
-            "state": row["state"],
-            "role": row["role"],
-            "expires_at": row["expires_at"].isoformat(),
-            "distance_m": round(row["distance_m"]),
-            "patient": {"lat": row["lat"], "lon": row["lon"], "address": row["address"]},
-            "aed": aed,
-        }
-    )
+    return web.json_response(found)
 
 
 @routes.post("/v1/alerts/{alert_id}/accept")
@@ -249,7 +219,7 @@ async def alert_cancel(request: web.Request) -> web.Response:
 # --- supervisors ----------------------------------------------------------------------------
 
 
-async def _readable_incident(request: web.Request, conn: Any) -> UUID:
+async def _readable_incident(request: web.Request, conn: Conn) -> UUID:
     """The incident in the path, if the caller's agency key or supervisor token covers it."""
     incident_id = _uuid(request, "incident_id")
     token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
@@ -278,16 +248,7 @@ async def incident_metrics(request: web.Request) -> web.Response:
     """Times from our receipt of the CAD call to first alert, accept, volunteer and EMS on scene."""
     async with request.app[keys.POOL].acquire() as conn:
         incident_id = await _readable_incident(request, conn)
-        received_at = await conn.fetchval(
-            "SELECT min(at) FROM response_log WHERE incident_id = $1"
-            " AND event = 'incident_received'",
-            incident_id,
-        )
-        state = await conn.fetchval("SELECT state FROM incidents WHERE id = $1", incident_id)
-        rows = await conn.fetch(
-            "SELECT event, at, details FROM response_log WHERE incident_id = $1"
-            " AND event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'unit_status')",
-            incident_id,
-        )
-    metrics = compute(received_at, ((r["event"], r["at"], r["details"]) for r in rows))
+        received_at, events = await response_log.metric_inputs(conn, incident_id)
+        state = await incident_store.state_of(conn, incident_id)
+    metrics = compute(received_at, events)
     return web.json_response({"incident_id": str(incident_id), "state": state, **metrics.to_json()})

@@ -25,8 +25,9 @@ from dispatch.store import audit
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.web import app_keys as keys
-from dispatch.web.body import json_body
+from dispatch.web.body import check, json_body, json_document
 from dispatch.web.handlers import _uuid, _volunteer
+from dispatch.web.handlers_webpush import put_web_push
 from dispatch.web.params import supervisor
 from dispatch.web.problems import Problem, invalid, not_found
 from notify import twilio_webhooks as twilio
@@ -45,8 +46,13 @@ _MAX_FORM_FIELDS: Final = 64
 
 @routes.put("/v1/me/devices")
 async def put_device(request: web.Request) -> web.Response:
+    """An FCM token, or a Web Push subscription (``"kind": "web_push"``)."""
     volunteer = await _volunteer(request)
-    data = await json_body(request, "Device")
+    data = await json_document(request)
+    if isinstance(data, dict) and data.get("kind") == "web_push":
+        check("WebPushDevice", data)
+        return await put_web_push(request, volunteer, data)
+    check("Device", data)
     token, platform = data["fcm_token"], data["platform"]
     try:
         device_id = await device_service.register_device(
@@ -98,12 +104,16 @@ async def put_channels(request: web.Request) -> web.Response:
 async def ack_alert(request: web.Request) -> web.Response:
     alert_id = _uuid(request, "alert_id")
     volunteer = await _volunteer(request)
+    channel = "push"
+    if request.can_read_body:
+        channel = (await json_body(request, "AckReceipt")).get("channel", channel)
     try:
         result = await delivery_service.acknowledge(
             request.app[keys.POOL],
             alert_id=alert_id,
             volunteer_id=volunteer.volunteer_id,
             now=request.app[keys.CLOCK].now(),
+            channel=channel,
         )
     except AlertNotFound:
         raise not_found("alert") from None

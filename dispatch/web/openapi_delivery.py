@@ -12,7 +12,7 @@ from dispatch.web.openapi_common import (
     path_uuid,
     problem,
 )
-from dispatch.web.schemas import ref
+from dispatch.web.schemas import component_schemas, ref
 
 _ALERT_QUERY = {
     "in": "query",
@@ -55,12 +55,56 @@ def delivery_paths() -> dict[str, Any]:
                     "409": problem("The token belongs to a volunteer of another agency"),
                 },
                 security="volunteerToken",
-                body=json_request("Device"),
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [ref("Device"), ref("WebPushDevice")],
+                                "examples": [
+                                    *component_schemas()["Device"]["examples"],
+                                    *component_schemas()["WebPushDevice"]["examples"],
+                                ],
+                            }
+                        }
+                    },
+                },
                 description=(
-                    "A device belongs to one volunteer. A token registered again by another "
-                    "volunteer of the same agency moves to them (recorded on both volunteers' "
-                    "timelines); one held by a volunteer of another agency is refused (409)."
+                    "An FCM token, or a Web Push subscription (`kind: web_push`, the browser's "
+                    "PushSubscription.toJSON(), made with the key from /v1/webpush/key). "
+                    "A device belongs to one volunteer. A token or subscription registered again "
+                    "by another volunteer of the same agency moves to them; one held by a "
+                    "volunteer of another agency is refused (409). A subscription's endpoint "
+                    "must be https and its keys a P-256 point and a 16-byte secret (422 naming "
+                    "the field); 404 when Web Push is switched off."
                 ),
+            )
+        },
+        "/v1/webpush/key": {
+            "get": operation(
+                "The VAPID public key browsers subscribe with (applicationServerKey)",
+                {
+                    "200": json_response("WebPushKey", "The key"),
+                    "404": problem("Web Push is switched off"),
+                },
+                security=None,
+            )
+        },
+        "/v1/me/stream": {
+            "get": operation(
+                "The live channel: alerts and stand-downs as Server-Sent Events",
+                {
+                    "200": {
+                        "description": (
+                            "An event stream: `ready`, then `alert`, `stand_down` and `test` "
+                            "events whose data is the Web Push payload JSON, and heartbeat "
+                            "comments. Acknowledge an alert with POST /v1/alerts/{id}/ack "
+                            '{"channel": "live"}.'
+                        ),
+                        "content": {"text/event-stream": {"schema": ref("LiveEvent")}},
+                    }
+                },
+                security="volunteerToken",
             )
         },
         "/v1/me/channels": {
@@ -80,6 +124,10 @@ def delivery_paths() -> dict[str, Any]:
                 },
                 security="volunteerToken",
                 parameters=[alert],
+                body={
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("AckReceipt")}},
+                },
             )
         },
         "/v1/agencies/{agency_id}/delivery-settings": {

@@ -267,6 +267,87 @@ def _request_schemas() -> dict[str, Any]:
             required=["fcm_token", "platform"],
             examples=[{"fcm_token": "dGVzdC10b2tlbi0xMjM0NTY3ODkw:APA91b", "platform": "android"}],
         ),
+        "WebPushDevice": _closed(
+            {
+                "kind": {"const": "web_push"},
+                "endpoint": {
+                    "type": "string",
+                    "minLength": 8,
+                    "maxLength": 2048,
+                    "pattern": "^https?://[!-~]+$",
+                    "description": (
+                        "The push service's URL for this browser (https; PushSubscription.endpoint)"
+                    ),
+                },
+                "keys": _closed(
+                    {
+                        "p256dh": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9_-]{87}=?$",
+                            "description": "base64url of the browser's P-256 point (65 bytes)",
+                        },
+                        "auth": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9_-]{22}(==)?$",
+                            "description": "base64url of the 16-byte auth secret",
+                        },
+                    },
+                    required=["p256dh", "auth"],
+                ),
+                "expirationTime": {
+                    "type": ["number", "null"],
+                    "description": "As PushSubscription.toJSON() gives it; not used",
+                },
+            },
+            required=["kind", "endpoint", "keys"],
+            description="A Web Push subscription: PushSubscription.toJSON() plus kind",
+            examples=[
+                {
+                    "kind": "web_push",
+                    "endpoint": "https://push.example.net/wpush/v2/gAAAAABk",
+                    "keys": {
+                        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-"
+                        "Ts1XbjhazAkj7I99e8QcYP7DkM",
+                        "auth": "tBHItJI5svbpez7KI4CCXg",
+                    },
+                }
+            ],
+        ),
+        "AckReceipt": _closed(
+            {"channel": {"enum": ["push", "web_push", "live"]}},
+            description="Which channel brought the alert (default push)",
+            examples=[{"channel": "live"}],
+        ),
+        "LiveEvent": {
+            "type": "object",
+            "description": "One Server-Sent Event of /v1/me/stream (heartbeats are comments)",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {
+                    "type": "string",
+                    "description": "ready, alert, stand_down or test; ignore unknown ones",
+                },
+                "data": {
+                    "type": "string",
+                    "description": (
+                        "One line of JSON: the Web Push payload (title, body, data) plus type"
+                    ),
+                },
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        },
+        "WebPushKey": {
+            "type": "object",
+            "required": ["public_key"],
+            "properties": {
+                "public_key": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{87}$",
+                    "description": "VAPID public key: base64url of the uncompressed P-256 point",
+                }
+            },
+        },
         "ChannelPreferences": _closed(
             {
                 "preferred": {"oneOf": [_CHANNEL, {"type": "null"}]},
@@ -411,11 +492,38 @@ def _response_schemas() -> dict[str, Any]:
                 "alert_id": _UUID,
                 "incident_id": _UUID,
                 "state": {"type": "string"},
-                "role": {"enum": ["cpr", "aed"]},
+                "role": {"enum": ["cpr", "aed", "test"]},
+                "test": {"type": "boolean"},
                 "expires_at": {"type": "string", "format": "date-time"},
                 "distance_m": {"type": "integer"},
-                "patient": {"type": "object"},
+                "incident_status": {"enum": ["active", "closed", "cancelled"]},
+                "ended_reason": {
+                    "type": ["string", "null"],
+                    "description": "Why the alert was stood down or released, e.g."
+                    " target_reached (enough responders) or incident_ended",
+                },
+                "patient": {
+                    "type": "object",
+                    "properties": {
+                        "lat": {"type": ["number", "null"]},
+                        "lon": {"type": ["number", "null"]},
+                        "address": {
+                            "type": ["string", "null"],
+                            "description": "Only while the volunteer is responding",
+                        },
+                    },
+                },
                 "aed": {"type": ["object", "null"]},
+                "aftercare": {
+                    "type": "object",
+                    "properties": {
+                        "asked": {
+                            "type": "boolean",
+                            "description": "The incident ended after they accepted",
+                        },
+                        "answered": {"type": "boolean"},
+                    },
+                },
             },
         },
         "Timeline": {
@@ -427,6 +535,8 @@ def _response_schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "device_id": {"type": "integer"},
+                "subscription_id": {"type": "integer", "description": "For a Web Push one"},
+                "kind": {"const": "web_push"},
                 "platform": {"enum": list(PLATFORMS)},
                 "active": {"type": "boolean"},
             },

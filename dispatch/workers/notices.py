@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 import structlog
 
+from dispatch.db.types import Conn
 from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import DEACTIVATE_DEVICE, Step
 from dispatch.domain.notice_texts import NoticeKind
@@ -133,7 +134,7 @@ class NoticeWorker:
         )
         return item
 
-    async def _record(self, conn: Any, item: _Sent, now: datetime) -> None:
+    async def _record(self, conn: Conn, item: _Sent, now: datetime) -> None:
         notice = item.notice
         wipe = notice.kind == NoticeKind.CODE.value
         result = item.result

@@ -51,17 +51,21 @@ from dispatch.domain.delivery_chain import Step
 from dispatch.domain.delivery_decisions import DueStep, StepDecision
 from dispatch.metrics import Metrics
 from dispatch.service.alert_messages import compose
+from dispatch.service.live import LiveNotifier
 from dispatch.service.providers import Providers, SharedPacer
 from dispatch.store import alerts as alert_store
-from dispatch.store.alerts import ClaimedDelivery, DeviceAddress
+from dispatch.store.alerts import ClaimedDelivery, DeviceAddress, WebPushAddress
 from dispatch.workers.outbox_records import Attempt, record_batch
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
 from notify.retry import UniformRng, next_attempt_delay
+from notify.webpush import Subscription, subscription_address
 
 log = structlog.get_logger(__name__)
 
 _CHANNELS: Final = {
     Step.PUSH: Channel.PUSH,
+    Step.WEB_PUSH: Channel.WEB_PUSH,
+    Step.LIVE: Channel.LIVE,
     Step.SMS: Channel.SMS,
     Step.VOICE: Channel.VOICE,
     Step.LOG: Channel.LOG,
@@ -69,6 +73,7 @@ _CHANNELS: Final = {
 _PUSH_CHUNK: Final = 50
 
 _PushJob = tuple[Attempt, DeviceAddress, AlertMessage]
+_WebPushJob = tuple[Attempt, WebPushAddress, AlertMessage]
 
 
 class OutboxWorker:
@@ -192,7 +197,9 @@ class OutboxWorker:
             log.exception("outbox_finish_failed", rows=len(attempts))
 
     def _prepare(self, delivery: ClaimedDelivery, now: datetime) -> Attempt:
-        plan = decisions.plan_step(_due(delivery), configured=self._providers.configured, now=now)
+        plan = decisions.plan_step(
+            _due(delivery, self._providers.live), configured=self._providers.configured, now=now
+        )
         attempt = Attempt(
             delivery,
             step=plan.step,
@@ -215,8 +222,61 @@ class OutboxWorker:
     async def _send_all(self, attempts: Sequence[Attempt]) -> None:
         todo = [a for a in attempts if a.result is None and a.skip_reason is None]
         push = [a for a in todo if a.step is Step.PUSH]
-        others = [a for a in todo if a.step is not Step.PUSH]
-        await asyncio.gather(self._send_push(push), *(self._send_one(a) for a in others))
+        web_push = [a for a in todo if a.step is Step.WEB_PUSH]
+        others = [a for a in todo if a.step not in (Step.PUSH, Step.WEB_PUSH)]
+        await asyncio.gather(
+            self._send_push(push),
+            self._send_web_push(web_push),
+            *(self._send_one(a) for a in others),
+        )
+        await self._notices_to_live([a for a in attempts if a.notice and a.skip_reason is None])
+
+    async def _notices_to_live(self, attempts: Sequence[Attempt]) -> None:
+        """Stand-down notices also go down an open live stream, whichever step carries them
+        (once: not again when the notice's own step is retried)."""
+        live = self._providers.live
+        if live is None:
+            return
+        for attempt in attempts:
+            d = attempt.delivery
+            if d.attempts > 1 or not live.hub.has_stream(d.alert.volunteer_id):
+                continue
+            message = compose(d, Step.LIVE, f"volunteer:{d.alert.volunteer_id}", ios=False)
+            attempt.live_notice = await live.send(message, timeout_s=self._send_timeout_s)
+
+    async def _send_web_push(self, attempts: Sequence[Attempt]) -> None:
+        web_push = self._providers.web_push
+        if not attempts or web_push is None:
+            return
+        jobs: list[_WebPushJob] = [
+            (
+                a,
+                sub,
+                compose(
+                    a.delivery,
+                    Step.WEB_PUSH,
+                    subscription_address(Subscription(sub.endpoint, sub.p256dh, sub.auth)),
+                    ios=False,
+                ),
+            )
+            for a in attempts
+            for sub in a.delivery.web_push
+        ]
+        size = self._push_chunk
+
+        async def chunk(part: list[_WebPushJob]) -> None:
+            async with self._push_chunks:
+                results = await self._bounded(
+                    web_push.send_many([m for _, _, m in part], timeout_s=self._send_timeout_s),
+                    [Channel.WEB_PUSH] * len(part),
+                )
+            for (attempt, sub, _), result in zip(part, results, strict=True):
+                attempt.per_subscription.append((sub, result))
+
+        await asyncio.gather(*(chunk(jobs[i : i + size]) for i in range(0, len(jobs), size)))
+        for attempt in attempts:
+            attempt.result = _best_of([r for _, r in attempt.per_subscription])
+            attempt.resent = attempt.delivery.reclaimed
 
     async def _send_push(self, attempts: Sequence[Attempt]) -> None:
         fcm = self._providers.push
@@ -271,7 +331,11 @@ class OutboxWorker:
         assert step is not None
         notifier = self._providers.notifier(step)
         assert notifier is not None
-        address = f"volunteer:{d.alert.volunteer_id}" if step is Step.LOG else d.phone_e164 or ""
+        address = (
+            f"volunteer:{d.alert.volunteer_id}"
+            if step in (Step.LOG, Step.LIVE)
+            else d.phone_e164 or ""
+        )
         message = compose(d, step, address, ios=False)
         # A reclaimed row may have been created at Twilio before the crash: look before sending.
         verify = step is Step.SMS and (d.verify_before_send or d.reclaimed)
@@ -340,7 +404,7 @@ class OutboxWorker:
         )
 
 
-def _due(delivery: ClaimedDelivery) -> DueStep:
+def _due(delivery: ClaimedDelivery, live: LiveNotifier | None) -> DueStep:
     return DueStep(
         channel=delivery.channel,
         state=delivery.alert.state,
@@ -352,6 +416,8 @@ def _due(delivery: ClaimedDelivery) -> DueStep:
             phone_invalid=delivery.phone_invalid,
             preferred=delivery.preferred,
             refused=delivery.refused,
+            has_web_push=bool(delivery.web_push),
+            has_live=live is not None and live.hub.has_stream(delivery.alert.volunteer_id),
         ),
         ack_timeout_s=delivery.ack_timeout_s,
         answer_timeout_s=delivery.answer_timeout_s,

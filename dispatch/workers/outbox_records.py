@@ -22,11 +22,12 @@ from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.store import outbox as outbox_store
 from dispatch.store import response_log
-from dispatch.store.alerts import ClaimedDelivery, DeviceAddress
+from dispatch.store import webpush as webpush_store
+from dispatch.store.alerts import ClaimedDelivery, DeviceAddress, WebPushAddress
 from dispatch.store.delivery import NewStep
 from dispatch.store.response_log import LogEvent
 from notify.fcm import alert_collapse_id
-from notify.ports import DeliveryResult
+from notify.ports import DeliveryOutcome, DeliveryResult
 
 
 @dataclass(slots=True)
@@ -39,6 +40,9 @@ class Attempt:
     result: DeliveryResult | None = None
     skip_reason: str | None = None
     per_device: list[tuple[DeviceAddress, DeliveryResult]] = field(default_factory=list)
+    per_subscription: list[tuple[WebPushAddress, DeliveryResult]] = field(default_factory=list)
+    live_notice: DeliveryResult | None = None
+    """A stand-down notice's copy down the volunteer's open live stream."""
     verify_next: bool = False
     found_existing: bool = False
     """An SMS lookup found the text already at the provider; nothing was sent."""
@@ -118,6 +122,13 @@ async def _record(rec: Recorder, attempt: Attempt, decision: StepDecision) -> No
             rec.event(
                 d, f"stand_down_{outcome}", channel=_step_value(step), error_code=result.error_code
             )
+        await _deactivate(rec, attempt)
+        live = attempt.live_notice
+        if live is not None:
+            outcome = "sent" if live.outcome is DeliveryOutcome.ACCEPTED else "failed"
+            rec.event(
+                d, f"stand_down_{outcome}", channel=Step.LIVE.value, error_code=live.error_code
+            )
         return
     details: dict[str, Any] = {
         "channel": _step_value(step),
@@ -162,6 +173,21 @@ async def _deactivate(rec: Recorder, attempt: Attempt) -> None:
                 platform=device.platform,
                 reason=reason,
             )
+    gone = [
+        (sub, result.error_code or "")
+        for sub, result in attempt.per_subscription
+        if result.error_code in chain.DEACTIVATE_DEVICE
+    ]
+    for sub, reason in gone:
+        if await webpush_store.deactivate_subscriptions(
+            rec.conn, [sub.subscription_id], reason=reason, now=rec.now
+        ):
+            rec.event(
+                attempt.delivery,
+                "web_push_deactivated",
+                subscription_id=sub.subscription_id,
+                reason=reason,
+            )
 
 
 async def _act_on_failure(
@@ -171,6 +197,11 @@ async def _act_on_failure(
     if flag is not None:
         await device_store.flag_volunteers(rec.conn, [d.alert.volunteer_id], flag=flag, now=rec.now)
     await rec.flush()
+    if step in chain.PUSH_TIER and await delivery_store.other_push_alive(
+        rec.conn, d.alert.alert_id, excluding=d.outbox_id, now=rec.now
+    ):
+        # FCM and Web Push share one ack window: the one still on its way keeps it.
+        return
     moved = await delivery_store.bring_forward(rec.conn, d.alert.alert_id, now=rec.now)
     if moved is not None:
         rec.event(d, "fallback_brought_forward", next=moved, cause=code)

@@ -77,9 +77,11 @@ class ServeProcess:
         self._log.close()
 
 
-def run_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
+async def run_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
     """Run a ``dispatch`` admin verb; returns its ``key: value`` output lines."""
-    done = subprocess.run(
+    # In a thread: the test's event loop stays free while the command runs.
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "dispatch", *args],
         env={**os.environ, **env},
         capture_output=True,

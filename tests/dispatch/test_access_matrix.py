@@ -40,8 +40,6 @@ from tests.dispatch import scan_files
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.test_cap_intake import cap
 
-pytestmark = pytest.mark.storage
-
 NONE, MALFORMED = "none", "malformed token"
 OWNER, PEER, STRANGER = "owner volunteer", "volunteer, same agency", "volunteer, other agency"
 SUPERVISOR, OTHER_SUPERVISOR = "agency's supervisor", "other agency's supervisor"
@@ -202,6 +200,8 @@ MATRIX: dict[str, Access] = {
     ),
     "GET /v1/agencies/{agency_id}/audit-log": supervised(200),
     "PUT /v1/me/devices": me(200, body=_device),
+    "GET /v1/webpush/key": PUBLIC,
+    "GET /v1/me/stream": me(200),
     "PUT /v1/me/channels": me(200, body=_json({"preferred": "push"})),
     "POST /v1/twilio/sms-status": TWILIO,
     "POST /v1/twilio/voice-status": TWILIO,
@@ -409,3 +409,38 @@ async def test_every_route_answers_each_principal_as_documented(
             failures.append(f"{name}: a refused call changed the database")
     assert not failures, "\n".join(failures)
     assert calls == len(operations) * len(PRINCIPALS)
+
+
+# Pages for people are not API operations (not in the OpenAPI document): public to every
+# caller, the same answer whatever the token, and nothing changes.
+PAGES: dict[str, int] = {
+    "GET /app": 308,
+    "GET /app/": 200,
+    "GET /app/{name}": 200,
+}
+PAGE_ARGS = {"name": "app.js"}
+
+
+async def test_every_page_answers_every_principal_the_same(
+    matrix_client: Any, db: asyncpg.Connection
+) -> None:
+    from dispatch.web.handlers_pages import PAGE_ROUTE_PREFIX
+
+    served = set()
+    for route in matrix_client.server.app.router.routes():
+        if route.method != "HEAD" and (route.name or "").startswith(PAGE_ROUTE_PREFIX):
+            info = route.resource.get_info() if route.resource else {}
+            path = info.get("path") or info.get("formatter")
+            served.add(f"{route.method} {path}".replace("{name:[a-z0-9_/-]+\\.[a-z]+}", "{name}"))
+    assert served == set(PAGES)
+    world = await _world(matrix_client, db)
+    before = await _snapshot(db)
+    for name, status in PAGES.items():
+        method, path = name.split(" ")
+        for who in PRINCIPALS:
+            url = path.format_map(PAGE_ARGS)
+            resp = await matrix_client.request(
+                method, url, headers=world.headers[who], allow_redirects=False
+            )
+            assert resp.status == status, (name, who)
+    assert await _snapshot(db) == before

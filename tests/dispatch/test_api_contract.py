@@ -22,7 +22,7 @@ import pytest
 
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.storage]
+pytestmark = pytest.mark.slow
 
 # (path, method, why a schema-valid body may still be refused with 400 or 422)
 _CROSS_FIELD = [
@@ -37,6 +37,7 @@ _CROSS_FIELD = [
     ("/v1/me", "PATCH", "the preferred channel cannot also be refused"),
     ("/v1/me/credentials", "POST", "the expiry date must be later than today"),
     ("/v1/me/credentials/{credential_id}/scan", "PUT", "the bytes must be the declared type"),
+    ("/v1/me/devices", "PUT", "a Web Push p256dh must be a point on P-256, the endpoint https"),
 ]
 # Erasing the volunteer would leave the rest of the volunteer run to answer 401; erasure
 # has its own round trip through the real server (test_erasure_e2e).
@@ -117,14 +118,14 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
     database_url: str, tmp_path: Path
 ) -> None:
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "Contract agency")
+    agency = await run_cli(env, "agency", "create", "--name", "Contract agency")
     agency_id, key = agency["agency_id"], agency["integration_key"]
-    supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
-    volunteer = run_cli(env, "volunteer", "create", "--agency", agency_id, "--name", "Vol")
+    supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
+    volunteer = await run_cli(env, "volunteer", "create", "--agency", agency_id, "--name", "Vol")
     assert volunteer["token"].startswith("dvt_")
     # Thousands of generated documents: the default 600/min would leave most of them at 429.
     limits = json.dumps({"intake_rate_per_min": 100_000})
-    run_cli(env, "agency", "configure", "--agency", agency_id, "--settings", limits)
+    await run_cli(env, "agency", "configure", "--agency", agency_id, "--settings", limits)
     # Thousands of probes without or with wrong credentials come from this one client: the
     # failed-auth throttle (tested in test_isolation) would answer them 429, not the 401
     # the contract says.
@@ -133,6 +134,8 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
             **env,
             "DISPATCH_AUTH_CLIENT_FAILURES": "1000000",
             "DISPATCH_AUTH_AGENCY_FAILURES": "1000000",
+            # The live stream ends after a second, so its checks see a whole response.
+            "DISPATCH_LIVE_STREAM_MAX_S": "1",
         },
         tmp_path / "serve.log",
     )

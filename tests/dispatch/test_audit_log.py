@@ -12,8 +12,6 @@ from tests.dispatch.accounts_helpers import bearer
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.serve_process import run_cli
 
-pytestmark = pytest.mark.storage
-
 
 async def _entries(client: Any, agency: AgencyFixture) -> list[dict[str, Any]]:
     resp = await client.get(
@@ -129,12 +127,12 @@ async def test_operator_actions_at_the_command_line_are_audited(
     database_url: str, db: asyncpg.Connection
 ) -> None:
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "CLI audit")["agency_id"]
-    key = run_cli(env, "agency", "key-add", "--agency", agency, "--label", "rotation")
-    run_cli(env, "agency", "key-revoke", "--agency", agency, "--key-id", key["key_id"])
-    run_cli(env, "supervisor", "create", "--agency", agency, "--name", "S")
-    volunteer = run_cli(env, "volunteer", "create", "--agency", agency, "--name", "Private")
-    run_cli(
+    agency = (await run_cli(env, "agency", "create", "--name", "CLI audit"))["agency_id"]
+    key = await run_cli(env, "agency", "key-add", "--agency", agency, "--label", "rotation")
+    await run_cli(env, "agency", "key-revoke", "--agency", agency, "--key-id", key["key_id"])
+    await run_cli(env, "supervisor", "create", "--agency", agency, "--name", "S")
+    volunteer = await run_cli(env, "volunteer", "create", "--agency", agency, "--name", "Private")
+    await run_cli(
         env,
         "volunteer",
         "set",

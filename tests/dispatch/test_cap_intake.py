@@ -3,6 +3,7 @@ EDXL-DE envelopes unwrapped, empty shapes read as absent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -247,25 +248,30 @@ async def test_cli_pins_the_certificate_from_a_file(
     """`dispatch agency configure --cap-signing-cert FILE` pins it; a file holding a private
     key is refused naming the field."""
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "CAP agency")["agency_id"]
+    agency = (await run_cli(env, "agency", "create", "--name", "CAP agency"))["agency_id"]
     pem = tmp_path / "sender.pem"
     pem.write_text(signer.pem)
-    done = _cli(env, "agency", "configure", "--agency", agency, "--cap-signing-cert", str(pem))
+    done = await _cli(
+        env, "agency", "configure", "--agency", agency, "--cap-signing-cert", str(pem)
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["cap_signing_cert"] == signer.pem
 
     pem.write_text(signer.pem + "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")
-    refused = _cli(env, "agency", "configure", "--agency", agency, "--cap-signing-cert", str(pem))
+    refused = await _cli(
+        env, "agency", "configure", "--agency", agency, "--cap-signing-cert", str(pem)
+    )
     assert refused.returncode == 1
     assert "/cap_signing_cert" in refused.stderr
-    unset = _cli(
+    unset = await _cli(
         env, "agency", "configure", "--agency", agency, "--settings", '{"cap_signing_cert": null}'
     )
     assert json.loads(unset.stdout)["cap_signing_cert"] is None
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+async def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "dispatch", *args],
         env={**os.environ, **env},
         capture_output=True,

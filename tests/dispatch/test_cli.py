@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -16,8 +17,9 @@ from tests.dispatch.serve_process import run_cli
 pytestmark = pytest.mark.slow
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+async def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "dispatch", *args],
         env={**os.environ, **env},
         capture_output=True,
@@ -31,25 +33,27 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
     """Agency, keys, policy, volunteer settings and AED import through the CLI; bad input
     exits 1 with the field named and changes nothing."""
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "CLI agency")["agency_id"]
-    second = run_cli(env, "agency", "key-add", "--agency", agency, "--label", "rotation")
+    agency = (await run_cli(env, "agency", "create", "--name", "CLI agency"))["agency_id"]
+    second = await run_cli(env, "agency", "key-add", "--agency", agency, "--label", "rotation")
     assert second["integration_key"].startswith("dak_")
-    third = _run(env, "agency", "key-add", "--agency", agency)
+    third = await _run(env, "agency", "key-add", "--agency", agency)
     assert third.returncode == 1
     assert "revoke one" in third.stderr
 
-    policy = _run(env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 2}')
+    policy = await _run(
+        env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 2}'
+    )
     assert policy.returncode == 0, policy.stderr
     assert '"target_accepted": 2' in policy.stdout
-    bad = _run(env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 0}')
+    bad = await _run(env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 0}')
     assert bad.returncode == 1
     assert "/target_accepted" in bad.stderr
 
-    volunteer = run_cli(
+    volunteer = await run_cli(
         env, "volunteer", "create", "--agency", agency, "--name", "Ann",
         "--settings", '{"tier": "professional"}',
     )  # fmt: skip
-    changed = _run(
+    changed = await _run(
         env, "volunteer", "set", "--agency", agency, "--id", volunteer["volunteer_id"],
         "--settings", '{"quiet_from": "23:00", "quiet_until": "07:00"}',
     )  # fmt: skip
@@ -63,10 +67,11 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
 
     registry = tmp_path / "aeds.csv"
     registry.write_text("id,name,lat,lon\nA1,Hall,52.37,4.89\nA2,Shop,52.38,4.90\n")
-    assert run_cli(env, "aed", "import", "--agency", agency, str(registry))["imported"] == "2"
+    imported = await run_cli(env, "aed", "import", "--agency", agency, str(registry))
+    assert imported["imported"] == "2"
     broken = tmp_path / "broken.csv"
     broken.write_text("id,name,lat,lon\nB1,Bad,95,4.89\n")
-    refused = _run(env, "aed", "import", "--agency", agency, str(broken))
+    refused = await _run(env, "aed", "import", "--agency", agency, str(broken))
     assert refused.returncode == 1
     assert "/line/2/lat" in refused.stderr
 

@@ -24,8 +24,6 @@ from tests.dispatch.accounts_helpers import bearer, sent, sign_up
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import CENTRE, incident, offset
 
-pytestmark = pytest.mark.storage
-
 ZONE = ZoneInfo("Europe/Amsterdam")
 
 

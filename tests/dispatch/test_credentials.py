@@ -15,8 +15,6 @@ from tests.dispatch import scan_files
 from tests.dispatch.accounts_helpers import bearer, sent_of_kind, sign_up
 from tests.dispatch.conftest import AgencyFixture
 
-pytestmark = pytest.mark.storage
-
 NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
 
 

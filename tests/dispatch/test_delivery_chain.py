@@ -117,7 +117,6 @@ async def _incident(db: asyncpg.Connection, agency_id: object, name: str) -> obj
     return incident_id
 
 
-@pytest.mark.storage
 async def test_leasing_shares_out_work_round_robin_by_incident(
     db: asyncpg.Connection, agency: AgencyFixture
 ) -> None:

@@ -70,9 +70,11 @@ class Scenario:
             return resp.status, json.loads(text) if text else None
 
     async def setup(self) -> None:
-        agency = run_cli(self.env, "agency", "create", "--name", "Scenario")
+        agency = await run_cli(self.env, "agency", "create", "--name", "Scenario")
         self.agency_id, self.key = agency["agency_id"], agency["integration_key"]
-        sup = run_cli(self.env, "supervisor", "create", "--agency", self.agency_id, "--name", "S")
+        sup = await run_cli(
+            self.env, "supervisor", "create", "--agency", self.agency_id, "--name", "S"
+        )
         self.sup = sup["token"]
         await self.start()
         status, _ = await self.call(

@@ -26,7 +26,7 @@ from tests.dispatch import scan_files
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.serve_process import ServeProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.storage]
+pytestmark = pytest.mark.slow
 
 NAME = "Zoë Erasmus-Vandenbroucke"
 PHONE = "+31687654321"

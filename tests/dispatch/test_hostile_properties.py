@@ -23,8 +23,6 @@ from hypothesis import strategies as st
 from dispatch.web.openapi import openapi_document
 from tests.dispatch.conftest import AgencyFixture
 
-pytestmark = pytest.mark.storage
-
 # Any code point, surrogates included, with the ones PostgreSQL refuses drawn often.
 _ANY_CHAR = st.sampled_from("\x00\ud800\udfff\x1f\u2028\ufeff") | st.characters(
     codec=None, exclude_categories=()

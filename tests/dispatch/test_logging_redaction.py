@@ -18,7 +18,20 @@ def _render(**event: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    "key", ["authorization", "token", "device_token", "phone", "phone_e164", "api_key", "secret"]
+    "key",
+    [
+        "authorization",
+        "token",
+        "device_token",
+        "phone",
+        "phone_e164",
+        "api_key",
+        "secret",
+        "endpoint",
+        "p256dh",
+        "auth",
+        "subscription",
+    ],
 )
 def test_secret_keys_are_masked(key: str) -> None:
     """Values under secret-looking keys are replaced whatever they look like."""

@@ -46,11 +46,15 @@ async def test_concurrent_migrate_applies_each_file_once(admin_dsn: str) -> None
 
 
 async def test_every_agency_owned_table_carries_agency_id(db: asyncpg.Connection) -> None:
-    """Tables that belong to one agency carry agency_id, so they can be partitioned later."""
+    """Tables that belong to one agency carry agency_id, so they can be partitioned later.
+
+    The VAPID key is the installation's, not an agency's: one app, one push identity.
+    """
     rows = await db.fetch(
         """
         SELECT table_name FROM information_schema.tables
-        WHERE table_schema = 'public' AND table_name NOT IN ('schema_migrations', 'agencies')
+        WHERE table_schema = 'public'
+          AND table_name NOT IN ('schema_migrations', 'agencies', 'webpush_vapid_key')
         """
     )
     for row in rows:

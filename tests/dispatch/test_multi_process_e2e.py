@@ -106,9 +106,9 @@ async def test_three_processes_alert_as_one_and_lose_nothing_when_one_is_killed(
     database_url: str, tmp_path: Path
 ) -> None:
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "Three-node agency")
+    agency = await run_cli(env, "agency", "create", "--name", "Three-node agency")
     agency_id, key = agency["agency_id"], agency["integration_key"]
-    supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
+    supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
     cluster = Cluster(UUID(agency_id), key, {"Authorization": f"Bearer {supervisor['token']}"})
     # A feed polled every second: whichever process claims it polls, never two at once.
     far = offset(*CENTRE, -50_000, 0)

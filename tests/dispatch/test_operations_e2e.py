@@ -130,11 +130,13 @@ async def _post(
         return resp.status, {k.lower(): v for k, v in resp.headers.items()}, body
 
 
+# Its own PostgreSQL (stopped and restarted mid-test), not the fixtures' server.
+@pytest.mark.storage
 async def test_cad_intake_during_a_database_outage_answers_503_with_retry_after(
     scratch: ScratchPostgres, tmp_path: Path
 ) -> None:
     env = {"DATABASE_URL": scratch.dsn, "DISPATCH_DB_ACQUIRE_TIMEOUT_S": "1"}
-    agency = run_cli(env, "agency", "create", "--name", "Outage drill")
+    agency = await run_cli(env, "agency", "create", "--name", "Outage drill")
     agency_id, key = agency["agency_id"], agency["integration_key"]
     server = ServeProcess(env, tmp_path / "serve.log")
     try:
@@ -143,7 +145,7 @@ async def test_cad_intake_during_a_database_outage_answers_503_with_retry_after(
             status, _, body = await _post(session, server.base, agency_id, key, "before")
             assert status == 202, body
 
-            scratch.stop()
+            await asyncio.to_thread(scratch.stop)
             for attempt in range(3):
                 status, headers, body = await _post(session, server.base, agency_id, key, "during")
                 assert status == 503, (attempt, body)
@@ -156,7 +158,7 @@ async def test_cad_intake_during_a_database_outage_answers_503_with_retry_after(
                 checks = (await resp.json())["checks"]
                 assert checks["database"].startswith("unreachable")
 
-            scratch.start()
+            await asyncio.to_thread(scratch.start)
             async with asyncio.timeout(30):
                 while True:
                     status, _, body = await _post(session, server.base, agency_id, key, "during")

@@ -13,8 +13,6 @@ import pytest
 from dispatch.service.positions import PositionCache
 from dispatch.store.position_arrays import fresh_position_arrays, parse_copy
 
-pytestmark = pytest.mark.storage
-
 
 async def _volunteer(db: asyncpg.Connection, agency: UUID, *, eligible: bool = True) -> int:
     volunteer_id: int = await db.fetchval(

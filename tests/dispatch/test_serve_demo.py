@@ -13,12 +13,12 @@ import pytest
 
 from tests.dispatch.serve_process import ServeProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.storage]
 
 
-def _curl(command: str) -> dict[str, object]:
-    done = subprocess.run(
-        ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False
+async def _curl(command: str) -> dict[str, object]:
+    done = await asyncio.to_thread(
+        subprocess.run, ["bash", "-c", command], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     parsed: dict[str, object] = json.loads(done.stdout)
@@ -37,18 +37,18 @@ async def test_demo_on_embedded_postgres_alerts_with_the_printed_curl(tmp_path: 
         output = server.output()
         post = next(line for line in output.splitlines() if line.startswith("curl -sS -X POST"))
         timeline = next(line for line in output.splitlines() if "/timeline" in line)
-        answer = _curl(post)
+        answer = await _curl(post)
         assert answer["status"] == "created"
         assert answer["alerts_queued"] == 7
         timeline = timeline.replace("INCIDENT_ID", str(answer["incident_id"]))
         async with asyncio.timeout(15):
             while True:
-                events = _curl(timeline)["events"]
+                events = (await _curl(timeline))["events"]
                 assert isinstance(events, list)
                 if sum(e["event"] == "alert_sent" for e in events) == 7:
                     break
                 await asyncio.sleep(0.1)
-        assert _curl(post)["status"] == "unchanged"
+        assert (await _curl(post))["status"] == "unchanged"
         assert re.search(r"dak_[A-Za-z0-9_\-]{20,}", output)
         assert "dak_" not in "".join(
             line for line in output.splitlines() if line.startswith("{")

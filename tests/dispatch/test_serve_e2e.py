@@ -58,9 +58,9 @@ async def test_incident_to_accept_through_the_real_process(
 ) -> None:
     """Alerts reach exactly the fresh volunteers inside the radius; accept moves the state."""
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "E2E agency")
+    agency = await run_cli(env, "agency", "create", "--name", "E2E agency")
     agency_id, key = agency["agency_id"], agency["integration_key"]
-    supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
+    supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
     sent_file = tmp_path / "sent.jsonl"
     server = ServeProcess({**env, "DISPATCH_LOG_PROVIDER_FILE": str(sent_file)}, tmp_path / "log")
     try:
@@ -148,7 +148,7 @@ async def test_crash_after_commit_sends_every_alert_exactly_once(
 ) -> None:
     """SIGKILL after the incident commits but before any send: after restart, each alert once."""
     env = {"DATABASE_URL": database_url}
-    agency = run_cli(env, "agency", "create", "--name", "Crash agency")
+    agency = await run_cli(env, "agency", "create", "--name", "Crash agency")
     agency_id, key = agency["agency_id"], agency["integration_key"]
     sent_file = tmp_path / "sent.jsonl"
     conn = await asyncpg.connect(database_url)

@@ -48,8 +48,6 @@ from geoindex import VolunteerIndex
 from tests.dispatch import pg
 from tests.dispatch.helpers import CENTRE, offset
 
-pytestmark = pytest.mark.storage
-
 T0 = datetime(2026, 3, 2, 17, 30, tzinfo=UTC)
 EVENTS = {"accept": AlertEvent.ACCEPT, "decline": AlertEvent.DECLINE, "cancel": AlertEvent.CANCEL}
 

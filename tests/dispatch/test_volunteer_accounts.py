@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import asyncpg
-import pytest
 
 from dispatch.secrets import hash_token
 from tests.dispatch.accounts_helpers import (
@@ -20,8 +19,6 @@ from tests.dispatch.accounts_helpers import (
     verify,
 )
 from tests.dispatch.conftest import AgencyFixture
-
-pytestmark = pytest.mark.storage
 
 
 async def _signin(client: Any, agency: AgencyFixture, phone: str) -> Any:
