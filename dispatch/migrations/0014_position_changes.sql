@@ -12,7 +12,10 @@
 -- locks). Position writers are short statements, so the lock costs little; a trigger
 -- takes it so that every writer, a cascade included, keeps the rule.
 --
--- Expand-only: the previous release writes positions through these triggers unchanged.
+-- Expand-only: the previous release writes positions through these triggers unchanged (its
+-- upsert does not set change_seq, so the row trigger numbers its updates). Adding the column
+-- with a sequence default rewrites volunteer_positions once (seconds for a million rows),
+-- holding position writes meanwhile; they are retried from memory afterwards.
 
 CREATE SEQUENCE position_change_seq;
 
