@@ -6,8 +6,14 @@ the in-memory index from PostgreSQL (``fresh_position_arrays`` + ``PositionCache
 Targets: ≥ 20,000 persisted updates/s sustained; rebuild of
 1,000,000 positions ≤ 10 s. Not a test: numbers only.
 
+With ``--follow``: the delay from a position reported to one process until it is
+matchable in another's index (``PositionFollower``), two processes, ``--rate``
+updates/s for ``--seconds``; and what the change feed costs the writer (the same
+flushes with its triggers, numbering and index switched off, in the same run).
+
     python bench/positions.py [--volunteers 1000000] [--updates 200000]
         [--database-url postgresql://127.0.0.1/postgres]
+    python bench/positions.py --follow [--volunteers 100000] [--rate 5000] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -130,13 +137,173 @@ async def run(args: argparse.Namespace) -> None:
         await admin.close()
 
 
+async def _scratch(args: argparse.Namespace, volunteers: int) -> tuple[str, str, UUID]:
+    """A migrated scratch database with ``volunteers`` eligible volunteers."""
+    name = f"dispatch_bench_follow_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(args.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
+    agency_id = uuid4()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute("INSERT INTO agencies (id, name) VALUES ($1, 'bench')", agency_id)
+        await conn.copy_records_to_table(
+            "volunteers",
+            records=((agency_id, "v", secrets.token_bytes(16)) for _ in range(volunteers)),
+            columns=["agency_id", "display_name", "token_hash"],
+        )
+    finally:
+        await conn.close()
+    return name, dsn, agency_id
+
+
+def _follower_process(dsn: str, seconds: float, ready: Any, out: Any) -> None:
+    """The second process: a follower as the service runs it, recording each fix's delay."""
+    from dispatch.db.listen import Listener
+    from dispatch.service import position_follow
+    from dispatch.store.position_changes import CHANNEL, PositionChange
+
+    delays: list[float] = []
+    apply = position_follow.apply_change
+
+    def timed(cache: PositionCache, change: PositionChange) -> None:
+        apply(cache, change)
+        if change.position is not None:
+            delays.append(time.time() - change.position[2].timestamp())
+
+    # Only here, in the benchmark's own process: the delay is taken as each change lands.
+    position_follow.apply_change = timed  # type: ignore[assignment]
+
+    async def follow() -> None:
+        settings = Settings(database_url=dsn, db_pool_max=4)
+        async with open_pool(dsn, settings) as pool:
+            upto, cache = await position_follow.load(pool)
+            follower = position_follow.PositionFollower(pool, cache, after=upto)
+            listener = Listener(dsn, {CHANNEL: follower.notified})
+            stop = asyncio.Event()
+            tasks = [
+                asyncio.create_task(follower.run(stop)),
+                asyncio.create_task(listener.run(stop)),
+            ]
+            ready.set()
+            await asyncio.sleep(seconds)
+            stop.set()
+            await asyncio.gather(*tasks)
+        out.put(delays)
+
+    asyncio.run(follow())
+
+
+async def run_follow(args: argparse.Namespace) -> None:
+    import multiprocessing
+
+    print(await calibration_line(args.database_url), flush=True)
+    name, dsn, agency_id = await _scratch(args, args.volunteers)
+    try:
+        settings = Settings(database_url=dsn, db_pool_max=4)
+        async with open_pool(dsn, settings) as pool:
+            ids = [r["id"] for r in await pool.fetch("SELECT id FROM volunteers ORDER BY id")]
+            rng = random.Random(7)
+
+            def fix(volunteer_id: int) -> PositionRow:
+                at = datetime.now(UTC)
+                lat, lon = rng.uniform(LAT0, LAT1), rng.uniform(LON0, LON1)
+                return PositionRow(volunteer_id, agency_id, lat, lon, 10.0, at)
+
+            # What the change feed costs the writer: the same flushes with it switched off
+            # (no triggers, no number drawn, no index on it) and on, alternately.
+            feed_off = (
+                "ALTER TABLE volunteer_positions DISABLE TRIGGER USER,"
+                " ALTER COLUMN change_seq SET DEFAULT 0;"
+                " DROP INDEX volunteer_positions_change"
+            )
+            feed_on = (
+                "ALTER TABLE volunteer_positions ENABLE TRIGGER USER,"
+                " ALTER COLUMN change_seq SET DEFAULT nextval('position_change_seq');"
+                " CREATE INDEX volunteer_positions_change ON volunteer_positions (change_seq)"
+            )
+            writer = PositionWriter(pool, flush_s=1.0, max_rows=1000)
+            costs = {"off": 0.0, "on": 0.0, "warm-up": 0.0}
+            for label in ["warm-up"] + ["off", "on"] * 3:
+                if label == "off":
+                    await pool.execute(feed_off)
+                started = time.perf_counter()
+                for _ in range(20):
+                    for volunteer_id in rng.sample(ids, 1000):
+                        writer.submit(fix(volunteer_id))
+                    await writer.flush()
+                costs[label] += time.perf_counter() - started
+                if label == "off":
+                    await pool.execute(feed_on)
+
+            context = multiprocessing.get_context("spawn")
+            ready, out = context.Event(), context.Queue()
+            seconds = args.seconds
+            follower = context.Process(
+                target=_follower_process, args=(dsn, seconds + 3.0, ready, out)
+            )
+            follower.start()
+            await asyncio.to_thread(ready.wait, 60)
+            # The service's own flush interval: positions are written every 0.2 s.
+            writer = PositionWriter(pool, flush_s=Settings().position_flush_s, max_rows=2000)
+            stop = asyncio.Event()
+            flushing = asyncio.create_task(writer.run(stop))
+            tick = 0.01
+            per_tick = max(1, round(args.rate * tick))
+            started = time.perf_counter()
+            sent = 0
+            while time.perf_counter() - started < seconds:
+                for volunteer_id in rng.sample(ids, per_tick):
+                    writer.submit(fix(volunteer_id))
+                sent += per_tick
+                await asyncio.sleep(max(0.0, started + sent / args.rate - time.perf_counter()))
+            stop.set()
+            await flushing
+            delays = sorted(await asyncio.to_thread(out.get, True, 60))
+            await asyncio.to_thread(follower.join, 30)
+    finally:
+        admin = await asyncpg.connect(args.database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+    def pct(q: float) -> float:
+        return delays[min(len(delays) - 1, int(q * len(delays)))] * 1000
+
+    achieved = sent / seconds
+    print(
+        f"follow: {args.volunteers:,} volunteers, {achieved:,.0f} updates/s reported to one"
+        f" process for {seconds:.0f} s, another process following"
+    )
+    print(
+        f"  fix reported -> matchable in the other process: p50 {pct(0.5):.0f} ms,"
+        f" p95 {pct(0.95):.0f} ms, p99 {pct(0.99):.0f} ms, max {delays[-1] * 1000:.0f} ms"
+        f" ({len(delays):,} fixes; target p99 <= 1000 ms)"
+    )
+    print(
+        f"  writer cost of the change feed: 60 flushes of 1,000 rows {costs['on']:.2f} s with it,"
+        f" {costs['off']:.2f} s without (no triggers, number or index; ratio"
+        f" {costs['on'] / costs['off']:.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--volunteers", type=int, default=1_000_000)
+    parser.add_argument("--follow", action="store_true")
+    parser.add_argument("--rate", type=float, default=5000.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--volunteers", type=int, default=None)
     parser.add_argument("--updates", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.follow:
+        args.volunteers = args.volunteers or 100_000
+        asyncio.run(run_follow(args))
+    else:
+        args.volunteers = args.volunteers or 1_000_000
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

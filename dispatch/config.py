@@ -38,6 +38,7 @@ class Settings:
     log_provider_file: Path | None = None
     position_flush_s: float = 0.2
     position_flush_rows: int = 2000
+    position_follow_s: float = 0.2
     shutdown_grace_s: float = 10.0
     feeds_enabled: bool = True
     feed_tick_s: float = 0.5
@@ -205,6 +206,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         position_flush_rows=_integer(
             env, "DISPATCH_POSITION_FLUSH_ROWS", d.position_flush_rows, minimum=1
+        ),
+        position_follow_s=_number(
+            env, "DISPATCH_POSITION_FOLLOW_S", d.position_follow_s, minimum=0.01
         ),
         shutdown_grace_s=_number(env, "DISPATCH_SHUTDOWN_GRACE_S", d.shutdown_grace_s, minimum=0.0),
         feeds_enabled=_flag(env, "DISPATCH_FEEDS_ENABLED", d.feeds_enabled),

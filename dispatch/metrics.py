@@ -55,6 +55,32 @@ class Metrics:
             "Volunteers with a position in the in-memory index",
             registry=self.registry,
         )
+        self.position_follow_lag = Gauge(
+            "dispatch_position_follow_lag_changes",
+            "Position changes written (by any process) that this process has not applied yet",
+            registry=self.registry,
+        )
+        self.position_follow_age = Gauge(
+            "dispatch_position_follow_age_seconds",
+            "Seconds since this process last caught up with every process's position writes",
+            registry=self.registry,
+        )
+        self.position_rebuilds = Counter(
+            "dispatch_position_rebuilds_total",
+            "Geo index rebuilds from the table after falling too far behind the change feed",
+            registry=self.registry,
+        )
+        self.outbox_oldest_due = Gauge(
+            "dispatch_outbox_oldest_due_seconds",
+            "How long the oldest due, unsent outbox step has waited (read at each scrape)",
+            registry=self.registry,
+        )
+        self.database_unavailable = Counter(
+            "dispatch_database_unavailable_total",
+            "Requests answered 503 because the database could not serve (down, failing over,"
+            " overloaded)",
+            registry=self.registry,
+        )
 
     def statement_counter(self, pool: str) -> Callable[[LoggedQuery], None]:
         """A query logger for asyncpg that counts each statement of ``pool``'s connections."""

@@ -3,7 +3,9 @@
 Keyed by the SHA-256 of the presented key, never the key. Only successes are
 cached, so a guessed key still costs a database look-up. A revoked key or a
 settings change made through this process's API takes effect at once
-(:meth:`forget`); one made by another process within ``ttl_s``.
+(:meth:`forget`); one made by another process, or the command line, as soon as its
+notification arrives (:mod:`dispatch.service.invalidation`), and within ``ttl_s`` even
+when the notification is lost.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class AgencyAuthCache:
             self._entries.clear()
         self._entries[(agency_id, hash_token(key))] = (self._clock() + self._ttl_s, auth)
 
-    def forget(self, agency_id: UUID) -> None:
+    def forget(self, agency_id: UUID | None) -> None:
+        """Drop the agency's entries (None: every agency's)."""
+        if agency_id is None:
+            self._entries.clear()
+            return
         for cached in [k for k in self._entries if k[0] == agency_id]:
             del self._entries[cached]

@@ -67,6 +67,19 @@ class PositionCache:
                 purged += 1
         return purged
 
+    def reported_at(self, volunteer_id: int) -> datetime | None:
+        """When the volunteer's indexed fix was taken, or None when not indexed."""
+        agency = self._agency_of.get(volunteer_id)
+        if agency is None:
+            return None
+        found = self._indexes[agency].position(volunteer_id)
+        return found[2] if found is not None else None
+
+    def replace_with(self, other: PositionCache) -> None:
+        """Take over ``other``'s contents (a rebuild), keeping this object shared by everyone."""
+        self._indexes = other._indexes
+        self._agency_of = other._agency_of
+
     def position(self, volunteer_id: int) -> tuple[float, float] | None:
         """The volunteer's last indexed (lat, lon), or None when not indexed."""
         agency = self._agency_of.get(volunteer_id)

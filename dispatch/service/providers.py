@@ -1,7 +1,8 @@
 """The delivery providers of this process, built from settings and closed on exit.
 
 The workers and receipts see them through the ``notify.ports`` protocols only,
-and a :class:`Pacer` per sender keeps texts and calls to the sender's rate.
+and a :class:`SharedPacer` per sender keeps texts and calls to the sender's rate across
+every process.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import asyncpg
 import structlog
 
 from dispatch.config import Settings
+from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.domain.delivery_chain import Step
 from dispatch.service import webpush as webpush_service
 from dispatch.service.live import LiveHub, LiveNotifier
+from dispatch.store import pacing as pacing_store
 from notify.fcm import FcmNotifier
 from notify.log import LogNotifier
 from notify.ports import BatchNotifier, LookupNotifier, Notifier
@@ -160,8 +163,7 @@ async def open_providers(
 class Pacer:
     """Spaces sends from one sender at a steady rate (Twilio queues, then drops, the excess).
 
-    In-process only: several processes sharing one number should each get a
-    share of its rate (documented in the README).
+    In-process only; :class:`SharedPacer` spaces them across processes.
     """
 
     def __init__(self, rate_per_s: float) -> None:
@@ -177,3 +179,30 @@ class Pacer:
             return None
         self._next = slot + self._interval
         return wait
+
+
+class SharedPacer:
+    """Spaces sends from one sending number across every process (a slot row in PostgreSQL).
+
+    One round trip per SMS or call, which are paced at a few per second anyway. While the
+    database cannot answer, this process's own pacer keeps its sends spaced.
+    """
+
+    def __init__(self, pool: asyncpg.Pool | None, sender: str, rate_per_s: float) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._interval = 1.0 / rate_per_s
+        self._local = Pacer(rate_per_s)
+
+    async def reserve(self, max_wait_s: float) -> float | None:
+        """Seconds to wait for the next slot, which is now taken; None if that is too long."""
+        if self._pool is None:
+            return self._local.reserve(max_wait_s)
+        try:
+            async with self._pool.acquire() as conn:
+                return await pacing_store.reserve_slot(
+                    conn, self._sender, interval_s=self._interval, max_wait_s=max_wait_s
+                )
+        except DATABASE_ERRORS as exc:
+            log.warning("shared_pacing_unavailable", error=type(exc).__name__)
+            return self._local.reserve(max_wait_s)

@@ -242,3 +242,12 @@ async def set_agency_windows(
         critical_alerts,
     )
     return None if row is None else dict(row)
+
+
+async def oldest_due_age_s(conn: Conn) -> float:
+    """Seconds the oldest due, unfinished outbox row has been waiting (0 when none is)."""
+    age: float = await conn.fetchval(
+        "SELECT coalesce(extract(epoch FROM now() - min(available_at))::float8, 0)"
+        " FROM outbox WHERE done_at IS NULL AND available_at <= now()"
+    )
+    return max(0.0, age)

@@ -42,7 +42,7 @@ _ROW: Final = np.dtype(
 # PostgreSQL counts timestamps from 2000-01-01; numpy (and we) from 1970-01-01.
 _PG_EPOCH_US: Final = 946_684_800_000_000
 
-_QUERY: Final = """
+QUERY: Final = """
     SELECT p.volunteer_id, p.agency_id, p.lat, p.lon, p.reported_at, coalesce(p.cell, 0)
     FROM volunteer_positions p JOIN volunteers v ON v.id = p.volunteer_id
     WHERE v.verified AND v.available
@@ -66,7 +66,7 @@ class PositionArrays:
 
 
 def parse_copy(data: bytes) -> PositionArrays:
-    """The columns of a binary COPY of ``_QUERY``'s six columns."""
+    """The columns of a binary COPY of ``QUERY``'s six columns."""
     if not data.startswith(_SIGNATURE) or not data.endswith(_TRAILER):
         raise ValueError("not a PostgreSQL binary COPY stream")
     extension = int.from_bytes(data[15:19], "big")
@@ -100,5 +100,5 @@ def parse_copy(data: bytes) -> PositionArrays:
 async def fresh_position_arrays(conn: Conn) -> PositionArrays:
     """Positions of eligible volunteers (verified, available), as columns."""
     buffer = io.BytesIO()
-    await conn.copy_from_query(_QUERY, output=buffer, format="binary")
+    await conn.copy_from_query(QUERY, output=buffer, format="binary")
     return parse_copy(buffer.getvalue())

@@ -201,6 +201,10 @@ async def erase(conn: Conn, volunteer_id: int, now: datetime) -> Erased | None:
     scans, feedback, notices and their own timeline with it (foreign keys cascade).
     Call inside a transaction.
     """
+    # The position goes first: writing positions takes the position change lock and then
+    # checks the volunteer row, so locking the row first and then deleting the position
+    # (by cascade) could deadlock with another process's position flush.
+    await conn.execute("DELETE FROM volunteer_positions WHERE volunteer_id = $1", volunteer_id)
     row = await conn.fetchrow(
         "SELECT agency_id, phone_e164 FROM volunteers WHERE id = $1 AND erased_at IS NULL"
         " FOR UPDATE",

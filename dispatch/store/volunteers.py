@@ -137,6 +137,8 @@ async def upsert_positions(conn: Conn, rows: Sequence[PositionRow]) -> None:
 
     A fix of a volunteer who is off duty, or gone, by the time it is written is dropped:
     going off duty deletes the position, and a fix still queued must not bring it back.
+    An update keeps the change number its row drew (the followers' feed; see
+    :mod:`dispatch.store.position_changes`).
     """
     await conn.execute(
         """
@@ -148,7 +150,8 @@ async def upsert_positions(conn: Conn, rows: Sequence[PositionRow]) -> None:
         JOIN volunteers v ON v.id = u.volunteer_id AND v.on_duty AND v.erased_at IS NULL
         ON CONFLICT (volunteer_id) DO UPDATE
             SET lat = EXCLUDED.lat, lon = EXCLUDED.lon, accuracy_m = EXCLUDED.accuracy_m,
-                reported_at = EXCLUDED.reported_at, cell = EXCLUDED.cell
+                reported_at = EXCLUDED.reported_at, cell = EXCLUDED.cell,
+                change_seq = EXCLUDED.change_seq
             WHERE p.reported_at <= EXCLUDED.reported_at
         """,
         [r.volunteer_id for r in rows],

@@ -14,7 +14,7 @@ import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -23,6 +23,7 @@ from aiohttp import web, web_response
 
 from dispatch.config import Settings
 from dispatch.db.embedded import embedded_postgres
+from dispatch.db.listen import Listener
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import is_unavailable, open_pool
 from dispatch.domain.clock import Clock, SystemClock
@@ -30,14 +31,17 @@ from dispatch.domain.rate_limit import RateLimiter
 from dispatch.drill_clock import OffsetFileClock
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
+from dispatch.service import position_follow
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.invalidation import Invalidations
 from dispatch.service.live import LiveHub
-from dispatch.service.positions import PositionCache, PositionWriter
+from dispatch.service.position_follow import PositionFollower
+from dispatch.service.positions import PositionWriter
 from dispatch.service.providers import open_providers
+from dispatch.store import position_changes as change_store
 from dispatch.store import volunteers as volunteer_store
-from dispatch.store.position_arrays import fresh_position_arrays
 from dispatch.web import app_keys as keys
 from dispatch.web import (
     app_volunteers,
@@ -107,6 +111,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if is_unavailable(exc):
             # Overload or an outage, not a bug: the client can tell and knows when to retry.
             status = 503
+            request.app[keys.METRICS].database_unavailable.inc()
             log.warning("database_unavailable", route=route_name, error=type(exc).__name__)
             busy = unavailable(RETRY_AFTER_S)
             return web.Response(
@@ -157,6 +162,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         log.info("database_ready", embedded=settings.database_url is None, migrated=applied)
         app[keys.POOL] = pool
+        app[keys.DSN] = dsn
         yield
 
 
@@ -206,30 +212,41 @@ async def _owned_task(
 async def _positions_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     pool = app[keys.POOL]
-    cache = PositionCache()
     started = time.perf_counter()
     async with pool.acquire() as conn:
         purged = await volunteer_store.purge_stale_positions(conn, app[keys.CLOCK].now())
-        columns = await fresh_position_arrays(conn)
-    fetched = time.perf_counter()
-    cache.load_arrays(columns)
+    upto, cache = await position_follow.load(pool)
     log.info(
         "position_index_rebuilt",
         volunteers=len(cache),
         purged_stale=purged,
-        fetch_s=round(fetched - started, 3),
-        index_s=round(time.perf_counter() - fetched, 3),
+        seconds=round(time.perf_counter() - started, 3),
     )
     app[keys.METRICS].indexed_volunteers.set_function(lambda: len(cache))
     writer = PositionWriter(
         pool, flush_s=settings.position_flush_s, max_rows=settings.position_flush_rows
     )
+    follower = PositionFollower(
+        pool, cache, after=upto, poll_s=settings.position_follow_s, metrics=app[keys.METRICS]
+    )
     app[keys.POSITIONS] = cache
     app[keys.POSITION_WRITER] = writer
+    app[keys.POSITION_FOLLOWER] = follower
+    listener = Listener(
+        app[keys.DSN],
+        {change_store.CHANNEL: follower.notified, **app[keys.INVALIDATIONS].callbacks()},
+        connect_timeout_s=settings.db_acquire_timeout_s,
+    )
     # Matching is correct at once; warming only spares first queries ~15 us per new cell.
     warming = asyncio.create_task(cache.warm(), name="geoindex_warm")
     try:
-        async for _ in _owned_task(app, "position_writer", writer.run):
+        async with AsyncExitStack() as tasks:
+            for name, work in (
+                ("position_writer", writer.run),
+                ("position_follower", follower.run),
+                ("listener", listener.run),
+            ):
+                await tasks.enter_async_context(asynccontextmanager(_owned_task)(app, name, work))
             yield
     finally:
         warming.cancel()
@@ -251,6 +268,8 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_cap_s=settings.retry_cap_s,
         sms_rate_per_s=settings.sms_rate_per_s,
         voice_rate_per_s=settings.voice_rate_per_s,
+        sms_sender=settings.twilio_messaging_service_sid or settings.twilio_from_number,
+        voice_sender=settings.twilio_voice_from_number,
         max_in_flight=settings.provider_max_in_flight,
         pipeline=settings.notifier_pipeline,
     )
@@ -351,6 +370,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
+    app[keys.INVALIDATIONS] = Invalidations()
+    app[keys.INVALIDATIONS].on_agency_change(app[keys.AUTH_CACHE].forget)
     app[keys.AUTH_GUARD] = AuthGuard(
         per_client=(settings.auth_client_failures, float(settings.auth_client_failures)),
         per_agency=(settings.auth_agency_failures, float(settings.auth_agency_failures)),

@@ -15,7 +15,9 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.invalidation import Invalidations
 from dispatch.service.live import LiveHub
+from dispatch.service.position_follow import PositionFollower
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.service.providers import Providers
 from dispatch.workers.notices import NoticeWorker
@@ -30,6 +32,10 @@ DELIVERY_POOL = web.AppKey("delivery_pool", asyncpg.Pool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 POSITIONS = web.AppKey("positions", PositionCache)
 POSITION_WRITER = web.AppKey("position_writer", PositionWriter)
+POSITION_FOLLOWER = web.AppKey("position_follower", PositionFollower)
+DSN = web.AppKey("dsn", str)
+"""The database the pool connects to (the listener opens its own connection there)."""
+INVALIDATIONS = web.AppKey("invalidations", Invalidations)
 OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 AUTH_CACHE = web.AppKey("auth_cache", AgencyAuthCache)
 AUTH_GUARD = web.AppKey("auth_guard", AuthGuard)

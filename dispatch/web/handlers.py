@@ -18,6 +18,7 @@ from dispatch.secrets import TokenKind, bearer_token
 from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
 from dispatch.store import alerts as alert_store
+from dispatch.store import delivery as delivery_store
 from dispatch.store import incidents as incident_store
 from dispatch.store import response_log
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
@@ -74,7 +75,7 @@ async def readyz(request: web.Request) -> web.Response:
     except DATABASE_ERRORS as exc:
         # Whatever a restarting server makes asyncpg raise, readiness reports it: never a 500.
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    expected = {"position_writer", "housekeeping"}
+    expected = {"position_writer", "position_follower", "listener", "housekeeping"}
     if request.app[keys.SETTINGS].notifier_enabled:
         expected.update(("outbox_worker", "notice_worker"))
     if request.app[keys.SETTINGS].feeds_enabled:
@@ -92,7 +93,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    payload = generate_latest(request.app[keys.METRICS].registry)
+    registry = request.app[keys.METRICS]
+    try:
+        async with request.app[keys.POOL].acquire() as conn:
+            registry.outbox_oldest_due.set(await delivery_store.oldest_due_age_s(conn))
+    except DATABASE_ERRORS:
+        # The scrape still answers; the database's own trouble shows in /readyz and `up`.
+        pass
+    payload = generate_latest(registry.registry)
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -52,7 +52,7 @@ from dispatch.domain.delivery_decisions import DueStep, StepDecision
 from dispatch.metrics import Metrics
 from dispatch.service.alert_messages import compose
 from dispatch.service.live import LiveNotifier
-from dispatch.service.providers import Pacer, Providers
+from dispatch.service.providers import Providers, SharedPacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import ClaimedDelivery, DeviceAddress, WebPushAddress
 from dispatch.workers.outbox_records import Attempt, record_batch
@@ -92,6 +92,8 @@ class OutboxWorker:
         retry_cap_s: float = 30.0,
         sms_rate_per_s: float = 1.0,
         voice_rate_per_s: float = 1.0,
+        sms_sender: str | None = None,
+        voice_sender: str | None = None,
         max_in_flight: int = 100,
         pipeline: int = 1,
         rng: UniformRng | None = None,
@@ -114,8 +116,14 @@ class OutboxWorker:
             cap_s=retry_cap_s,
             rng=rng or random.Random(),  # noqa: S311 - jitter, not security
         )
-        self._sms_pacer = Pacer(sms_rate_per_s)
-        self._voice_pacer = Pacer(voice_rate_per_s)
+        # A named sender (number or messaging service) is paced across every process
+        # sharing the database; an unnamed one (tests, the log provider) in this process.
+        self._sms_pacer = SharedPacer(
+            pool if sms_sender else None, f"sms:{sms_sender}", sms_rate_per_s
+        )
+        self._voice_pacer = SharedPacer(
+            pool if voice_sender else None, f"voice:{voice_sender}", voice_rate_per_s
+        )
         # Waiting for a pacing slot must end well inside the lease.
         self._max_pace_wait_s = max(0.0, self._lease.total_seconds() / 2 - send_timeout_s)
         # The in-flight cap holds per provider: push goes out in chunks, one batch send each,
@@ -358,7 +366,7 @@ class OutboxWorker:
     async def _paced(self, attempt: Attempt, step: Step) -> bool:
         """Wait for the sender's next slot; False (a retry is set) when it is too far off."""
         pacer = self._sms_pacer if step is Step.SMS else self._voice_pacer
-        wait = pacer.reserve(self._max_pace_wait_s)
+        wait = await pacer.reserve(self._max_pace_wait_s)
         if wait is None:
             attempt.result = DeliveryResult(
                 channel=_CHANNELS[step],

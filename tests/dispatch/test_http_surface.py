@@ -24,6 +24,8 @@ async def test_health_and_readiness(client: Any) -> None:
         "database": "ok",
         "outbox_worker": "ok",
         "position_writer": "ok",
+        "position_follower": "ok",
+        "listener": "ok",
         "feed_poller": "ok",
         "deadline_ticker": "ok",
         "notice_worker": "ok",
