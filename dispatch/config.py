@@ -67,6 +67,10 @@ class Settings:
     provider_max_in_flight: int = 100
     retry_base_s: float = 1.0
     retry_cap_s: float = 30.0
+    # --- web console ---
+    console_idle_s: float = 30 * 60.0
+    console_max_age_s: float = 12 * 3600.0
+    board_tick_s: float = 0.25
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -159,6 +163,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth_agency_failures=_integer(env, "DISPATCH_AUTH_AGENCY_FAILURES", 60, minimum=1),
         notice_tick_s=_number(env, "DISPATCH_NOTICE_TICK_S", 1.0, minimum=0.05),
         housekeeping_s=_number(env, "DISPATCH_HOUSEKEEPING_S", 30.0, minimum=0.1),
+        console_idle_s=_number(env, "DISPATCH_CONSOLE_IDLE_S", 30 * 60.0, minimum=1.0),
+        console_max_age_s=_number(env, "DISPATCH_CONSOLE_MAX_AGE_S", 12 * 3600.0, minimum=1.0),
+        board_tick_s=_number(env, "DISPATCH_BOARD_TICK_S", 0.25, minimum=0.02),
         **_delivery_settings(env),
     )
 

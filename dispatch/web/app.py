@@ -31,6 +31,7 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.board_hub import BoardHub
 from dispatch.service.delivery import open_providers
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.store import volunteers as volunteer_store
@@ -41,7 +42,9 @@ from dispatch.web import (
     handlers,
     handlers_accounts,
     handlers_admin,
+    handlers_board,
     handlers_cad,
+    handlers_console,
     handlers_credentials,
     handlers_delivery,
     handlers_me,
@@ -284,6 +287,19 @@ async def _ticker_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _board_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = BoardHub(app[keys.POOL], app[keys.CLOCK], tick_s=app[keys.SETTINGS].board_tick_s)
+    app[keys.BOARD_HUB] = hub
+    async for _ in _owned_task(app, "board_hub", hub.run):
+        yield
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Before aiohttp waits for running handlers: an open event stream would hold it.
+    if keys.BOARD_HUB in app:
+        app[keys.BOARD_HUB].close()
+
+
 async def freeze_startup_heap(app: web.Application) -> None:
     """Exempt everything loaded at start-up from the garbage collector's full passes.
 
@@ -334,8 +350,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             app_volunteers.housekeeping_ctx,
             _feeds_ctx,
             _ticker_ctx,
+            _board_ctx,
         ]
     )
+    app.on_shutdown.append(_end_streams)
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
     app[keys.AUTH_GUARD] = AuthGuard(
@@ -349,6 +367,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
-    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+    for part in (
+        handlers_accounts,
+        handlers_me,
+        handlers_credentials,
+        handlers_oversight,
+        handlers_board,
+        handlers_console,
+    ):
         app.add_routes(part.routes)
     return app

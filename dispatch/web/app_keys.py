@@ -15,6 +15,7 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.board_hub import BoardHub
 from dispatch.service.delivery import Providers
 from dispatch.service.positions import PositionCache, PositionWriter
 from dispatch.workers.notices import NoticeWorker
@@ -42,3 +43,5 @@ LARGE_PARSE_SLOT = web.AppKey("large_parse_slot", asyncio.Semaphore)
 NOTICE_WORKER = web.AppKey("notice_worker", NoticeWorker)
 ADDRESS_LIMITS = web.AppKey("address_limits", AddressLimits)
 """Codes asked for and wrong codes tried, per client network (sign-up and sign-in)."""
+BOARD_HUB = web.AppKey("board_hub", BoardHub)
+"""Fans the live board out to the console's event streams."""

@@ -16,6 +16,7 @@ from dispatch.web.openapi_common import (
     path_uuid,
     problem,
 )
+from dispatch.web.openapi_console import CONSOLE_SECURITY, console_paths, console_schemas
 from dispatch.web.openapi_delivery import delivery_paths
 from dispatch.web.openapi_feeds import feed_paths, feed_schemas
 from dispatch.web.openapi_volunteers import volunteer_paths
@@ -309,6 +310,7 @@ def openapi_document() -> dict[str, Any]:
             **delivery_paths(),
             **feed_paths(),
             **volunteer_paths(),
+            **console_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -319,6 +321,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "dva_… (a session's access token) or dvt_… (supervisor-issued)",
                 },
                 "supervisorToken": {"type": "http", "scheme": "bearer", "description": "dsv_…"},
+                "consoleSession": CONSOLE_SECURITY,
                 "twilioSignature": {
                     "type": "apiKey",
                     "in": "header",
@@ -331,6 +334,7 @@ def openapi_document() -> dict[str, Any]:
                 **feed_schemas(),
                 **cap_schemas(),
                 **volunteer_schemas(),
+                **console_schemas(),
                 "GenericIncident": incident,
             },
         },

@@ -19,6 +19,7 @@ from dispatch.domain.clock import Clock
 from dispatch.domain.phone_codes import CODE_KEEP
 from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
+from dispatch.store import console_sessions
 from dispatch.store import notices as notice_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.workers.loop import run_rounds
@@ -54,6 +55,7 @@ class Housekeeper:
                 "off_duty_positions": await volunteer_store.purge_off_duty_positions(conn),
                 "codes": await account_store.purge_codes(conn, now - CODE_KEEP),
                 "sessions": await account_store.purge_sessions(conn, now - SESSION_KEEP),
+                "console_sessions": await console_sessions.purge(conn, now - SESSION_KEEP),
                 "notices": await notice_store.purge_done(conn, now - NOTICE_KEEP),
             }
         done["indexed_positions"] = self._positions.purge_stale(limits, now)
