@@ -135,7 +135,7 @@ async def scene(conn: Conn, incident_id: UUID) -> dict[str, Any]:
         LEFT JOIN volunteer_positions p
                ON p.volunteer_id = a.volunteer_id AND $2 AND a.state = ANY($3::text[])
         WHERE a.incident_id = $1
-        ORDER BY a.created_at, a.id
+        ORDER BY a.created_at, a.distance_m, a.id
         """,
         incident_id,
         active,

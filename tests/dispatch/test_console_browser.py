@@ -1,0 +1,325 @@
+"""The console in headless Chromium against a real ``dispatch serve`` process.
+
+One server, one agency and one browser for the module (each test opens its own browser
+context); every request the browser makes is recorded and must go to the server under test.
+Screenshots go to ``$DISPATCH_TEST_ARTIFACTS`` (default ``test-artifacts/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from tests.dispatch import pg
+from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.serve_process import ServeProcess, run_cli
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.storage,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def artifacts() -> Path:
+    folder = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS") or "test-artifacts") / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class Stack:
+    base: str
+    database_url: str
+    agency_id: str
+    key: str
+    supervisor: str
+    volunteers: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def key_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def supervisor_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.supervisor}"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(admin_dsn: str, template_name: str, tmp_path_factory: Any) -> AsyncIterator[Stack]:
+    name = await pg.create_test_database(admin_dsn, template_name)
+    url = pg.with_database(admin_dsn, name)
+    folder = tmp_path_factory.mktemp("console")
+    env = {"DATABASE_URL": url}
+    agency = run_cli(env, "agency", "create", "--name", "Console agency")
+    agency_id = agency["agency_id"]
+    supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sam")
+    server = ServeProcess(env, folder / "serve.log")
+    try:
+        await server.wait_ready()
+        yield Stack(
+            server.base, url, agency["agency_id"], agency["integration_key"], supervisor["token"]
+        )
+    finally:
+        await server.terminate()
+        await pg.drop_test_database(admin_dsn, name)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@dataclass
+class Tab:
+    page: Any
+    requests: list[str]
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def tab(browser: Any, stack: Stack) -> AsyncIterator[Tab]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    try:
+        yield Tab(page, requests)
+    finally:
+        await context.close()
+    foreign = [url for url in requests if not url.startswith(stack.base + "/")]
+    assert not foreign, f"requests to other origins: {foreign}"
+    # A refused call (401 before sign-in) is logged by the browser as a failed resource load.
+    real = [e for e in errors if "status of 401" not in e and "status of 422" not in e]
+    assert not real, f"errors in the page: {real}"
+
+
+async def _sign_in(tab: Tab, stack: Stack) -> None:
+    page = tab.page
+    await page.goto(f"{stack.base}/console/")
+    await page.fill("#token", stack.supervisor)
+    await page.click("#signin-form button[type=submit]")
+    await page.wait_for_selector("#board-status.live")
+
+
+async def _api(
+    method: str, url: str, headers: dict[str, str], body: Any = None, status: int = 200
+) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, json=body, headers=headers) as resp,
+    ):
+        text = await resp.text()
+        assert resp.status == status, text
+        return json.loads(text) if text else None
+
+
+async def _volunteers(stack: Stack, distances: list[float]) -> None:
+    """Volunteers with fresh positions ``distances`` metres north of the patient."""
+    for north in distances:
+        made = await _api(
+            "POST",
+            f"{stack.base}/v1/agencies/{stack.agency_id}/volunteers",
+            stack.supervisor_auth,
+            {"display_name": "V"},
+            status=201,
+        )
+        auth = {"Authorization": f"Bearer {made['token']}"}
+        lat, lon = offset(*CENTRE, north, 0)
+        await _api("PUT", f"{stack.base}/v1/me/location", auth, {"lat": lat, "lon": lon}, 204)
+        stack.volunteers.append((made["volunteer_id"], made["token"]))
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async with asyncio.timeout(10):
+            while await conn.fetchval("SELECT count(*) FROM volunteer_positions") < len(
+                stack.volunteers
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def _alert_of(stack: Stack, volunteer_id: int, incident_id: str) -> str:
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        found = await conn.fetchval(
+            "SELECT id FROM alerts WHERE volunteer_id = $1 AND incident_id = $2",
+            volunteer_id,
+            incident_id,
+        )
+    finally:
+        await conn.close()
+    return str(found)
+
+
+async def _count(page: Any, incident_id: str, name: str) -> str:
+    cell = page.locator(f'tr[data-incident="{incident_id}"] td[data-count="{name}"]')
+    text: str = await cell.inner_text()
+    return text
+
+
+async def test_board_follows_intake_and_answers_and_the_incident_page_draws_them(
+    tab: Tab, stack: Stack
+) -> None:
+    page = tab.page
+    await _sign_in(tab, stack)
+    await _volunteers(stack, [120, 260, 380])
+    # Marks this document: a reload would lose it.
+    await page.evaluate("window.__notReloaded = true")
+
+    posted_at = time.perf_counter()
+    posted = await _api(
+        "POST",
+        f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
+        stack.key_auth,
+        incident("browser-1", address="Dam 1, Amsterdam", version=1),
+        status=202,
+    )
+    incident_id = posted["incident_id"]
+    row = page.locator(f'tr[data-incident="{incident_id}"]')
+    await row.wait_for(timeout=5000)
+    shown_s = time.perf_counter() - posted_at
+    await page.wait_for_function(
+        'id => document.querySelector(`tr[data-incident="${id}"] td[data-count=alerted]`)'
+        "?.textContent === '3'",
+        arg=incident_id,
+        timeout=5000,
+    )
+    assert await page.evaluate("window.__notReloaded") is True
+    assert "Dam 1, Amsterdam" in await row.inner_text()
+
+    volunteer_id, token = stack.volunteers[0]
+    alert_id = await _alert_of(stack, volunteer_id, incident_id)
+    answered_at = time.perf_counter()
+    await _api(
+        "POST", f"{stack.base}/v1/alerts/{alert_id}/accept", {"Authorization": f"Bearer {token}"}
+    )
+    await page.wait_for_function(
+        'id => document.querySelector(`tr[data-incident="${id}"] td[data-count=accepted]`)'
+        "?.textContent === '1'",
+        arg=incident_id,
+        timeout=5000,
+    )
+    answer_s = time.perf_counter() - answered_at
+    update = incident(
+        "browser-1",
+        address="Dam 1, Amsterdam",
+        version=2,
+        units=[{"unit_id": "M12", "status": "en_route"}],
+    )
+    await _api(
+        "POST", f"{stack.base}/v1/cad/{stack.agency_id}/incidents", stack.key_auth, update, 202
+    )
+    await row.get_by_text("M12: en_route").wait_for(timeout=5000)
+    assert await page.evaluate("window.__notReloaded") is True
+    assert await _count(page, incident_id, "alerted") == "3"
+    await page.screenshot(path=str(artifacts() / "board.png"), full_page=True)
+    # Printed, not asserted: how long a change took to reach the page (-s shows it).
+    print(f"board latency: intake {shown_s:.3f} s, answer {answer_s:.3f} s")
+
+    await row.locator("a").click()
+    await page.wait_for_selector("#scene-map")
+    markers = page.locator("#scene-map g.responder")
+    assert await markers.count() == 3
+    states = sorted([await markers.nth(i).get_attribute("data-state") or "" for i in range(3)])
+    assert states.count("accepted") == 1
+    # The responder on the way is drawn where they are; the others only at their distance.
+    assert await page.locator("#scene-map g.responder.moving").count() == 1
+    assert await page.locator("#scene-map g.wave-ring").count() >= 1
+    lanes = page.locator("#timeline-chart g.lane")
+    labels = [await lanes.nth(i).get_attribute("data-lane") for i in range(await lanes.count())]
+    assert labels[0] == "Incident"
+    assert {"V1", "V2", "V3", "EMS M12"} <= set(labels)
+    rows = page.locator("#timeline tbody tr")
+    assert await rows.count() >= 5
+    first = await rows.first.inner_text()
+    assert first.startswith("+0:00")
+    assert await page.locator("#metrics").is_visible()
+    await page.screenshot(path=str(artifacts() / "incident.png"), full_page=True)
+
+
+async def test_settings_refusals_are_shown_next_to_the_field(tab: Tab, stack: Stack) -> None:
+    page = tab.page
+    await _sign_in(tab, stack)
+    await page.goto(f"{stack.base}/console/#/settings")
+    await page.wait_for_selector("#policy-form")
+    await page.fill("#policy-form [name=target_accepted]", "99")
+    await page.click("#policy-form button[type=submit]")
+    message = page.locator('#policy-form .field-error[data-for="target_accepted"]')
+    await message.wait_for()
+    await page.wait_for_function(
+        "() => document.querySelector("
+        "'#policy-form .field-error[data-for=target_accepted]').textContent.length > 0"
+    )
+    assert "/target_accepted" in await message.inner_text()
+    await page.fill("#settings-form [name=alert_limit]", "9")
+    await page.click("#settings-form button[type=submit]")
+    await page.wait_for_function(
+        "() => document.querySelector('#settings-form [role=status]').textContent === 'Saved.'"
+    )
+    current = await _api(
+        "GET", f"{stack.base}/v1/agencies/{stack.agency_id}/settings", stack.supervisor_auth
+    )
+    assert current["alert_limit"] == 9
+
+
+async def test_sign_out_ends_the_session(tab: Tab, stack: Stack) -> None:
+    page = tab.page
+    await _sign_in(tab, stack)
+    cookies = await page.context.cookies()
+    (cookie,) = [c for c in cookies if c["name"] == "dispatch_console"]
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    await page.click("#signout")
+    await page.wait_for_selector("#signin-form")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{stack.base}/console/session",
+            headers={"Cookie": f"dispatch_console={cookie['value']}"},
+        ) as resp,
+    ):
+        assert resp.status == 401
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
