@@ -46,6 +46,7 @@ from dispatch.web import (
     handlers_delivery,
     handlers_me,
     handlers_oversight,
+    handlers_review,
 )
 from dispatch.web.auth import THROTTLED_TYPE
 from dispatch.web.problems import Problem, from_http_exception, unavailable
@@ -349,6 +350,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(handlers_cad.routes)
     app.add_routes(handlers_delivery.routes)
     app.add_routes(handlers_admin.routes)
-    for part in (handlers_accounts, handlers_me, handlers_credentials, handlers_oversight):
+    for part in (
+        handlers_accounts,
+        handlers_me,
+        handlers_credentials,
+        handlers_oversight,
+        handlers_review,
+    ):
         app.add_routes(part.routes)
     return app

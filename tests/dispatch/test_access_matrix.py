@@ -201,6 +201,8 @@ MATRIX: dict[str, Access] = {
         200, body=_json({})
     ),
     "GET /v1/agencies/{agency_id}/audit-log": supervised(200),
+    "GET /v1/agencies/{agency_id}/incidents": supervised(200),
+    "GET /v1/agencies/{agency_id}/volunteers": supervised(200),
     "PUT /v1/me/devices": me(200, body=_device),
     "PUT /v1/me/channels": me(200, body=_json({"preferred": "push"})),
     "POST /v1/twilio/sms-status": TWILIO,
