@@ -146,6 +146,25 @@ def review_paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/agencies/{agency_id}/reports/activations": {
+            "get": operation(
+                "Activations, answers, arrival times, exclusions and alert burden over a range",
+                {
+                    "200": {
+                        "description": "The whole range, each month and each hour of day "
+                        "(agency time zone); CSV: one row per group",
+                        "content": {
+                            "application/json": {"schema": ref("ActivationsReport")},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_BAD,
+                },
+                security=_SUP,
+                parameters=[AGENCY, *_range(True), _FORMAT],
+                description="Definitions of every number: docs/review.md.",
+            )
+        },
     }
 
 
@@ -213,6 +232,53 @@ def review_schemas() -> dict[str, Any]:
         },
     }
     return {
+        **_report_schemas(),
         "IncidentPage": _page("incidents", incident),
         "VolunteerPage": _page("volunteers", volunteer),
+    }
+
+
+def _report_schemas() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    rate = _nullable("number", minimum=0, maximum=1)
+    seconds = _nullable("number")
+    metrics: dict[str, Any] = {
+        "activations": count,
+        "activations_without_alert": count,
+        "alerts_sent": count,
+        "alerts_accepted": count,
+        "acceptance_rate": rate,
+        "with_volunteer_on_scene": count,
+        "volunteer_on_scene_rate": rate,
+        "volunteer_and_ems_on_scene": count,
+        "volunteer_before_ems": count,
+        "volunteer_before_ems_rate": rate,
+        "median_lead_s": seconds,
+        "median_s_to_first_alert": seconds,
+        "median_s_to_first_accept": seconds,
+        "median_s_to_first_volunteer_on_scene": seconds,
+        "median_s_to_first_ems_on_scene": seconds,
+        "excluded": count,
+        "exclusions": {"type": "object", "additionalProperties": count},
+        "volunteers_alerted": count,
+        "alerts_per_volunteer_median": seconds,
+        "alerts_per_volunteer_p90": seconds,
+    }
+    group = {"type": "object", "required": sorted(metrics), "properties": metrics}
+    month = {**group, "properties": {**metrics, "month": {"type": "string"}}}
+    hour = {**group, "properties": {**metrics, "hour": {"type": "integer"}}}
+    return {
+        "ReportGroup": group,
+        "ActivationsReport": {
+            "type": "object",
+            "required": ["from", "to", "time_zone", "total", "by_month", "by_hour"],
+            "properties": {
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time"},
+                "time_zone": {"type": "string"},
+                "total": ref("ReportGroup"),
+                "by_month": {"type": "array", "items": month},
+                "by_hour": {"type": "array", "items": hour, "minItems": 24, "maxItems": 24},
+            },
+        },
     }

@@ -146,6 +146,17 @@ def date_range(
     return start, stop
 
 
+def required_range(
+    request: web.Request, tz: ZoneInfo, *, max_days: int
+) -> tuple[datetime, datetime]:
+    start, stop = date_range(request, tz, required=True)
+    if start is None or stop is None:
+        raise bad_param("from", "required")
+    if stop - start > timedelta(days=max_days):
+        raise bad_param("to", f"at most {max_days} days after from")
+    return start, stop
+
+
 def output_format(request: web.Request) -> str:
     """``json`` or ``csv``: ``?format=`` first, else the Accept header (JSON by default)."""
     chosen = _single(request, "format")
