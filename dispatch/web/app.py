@@ -49,6 +49,7 @@ from dispatch.web import (
     handlers_delivery,
     handlers_me,
     handlers_oversight,
+    handlers_review,
 )
 from dispatch.web.auth import THROTTLED_TYPE
 from dispatch.web.problems import Problem, from_http_exception, unavailable
@@ -374,6 +375,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         handlers_oversight,
         handlers_board,
         handlers_console,
+        handlers_review,
     ):
         app.add_routes(part.routes)
     return app

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 import aiohttp
@@ -94,6 +95,7 @@ class Access:
     prepare: Callable[[Any, World], Awaitable[None]] | None = None
     again: int | None = None
     """What the allowed principals after the first get, when the first's call used it up."""
+    query: dict[str, str] = field(default_factory=dict)
 
     def allowed_for(self, method: str) -> tuple[str, ...]:
         """A console session needs its CSRF token only for what changes anything."""
@@ -139,6 +141,7 @@ async def _accept(client: Any, world: World) -> None:
     assert resp.status == 200
 
 
+_YEAR = {"from": "2026-01-01", "to": "2026-12-31"}
 PUBLIC = Access(PRINCIPALS, 200)
 TWILIO = Access((), 0, default_refusal=403, body=_form)
 CAD = Access((KEY,), 202)
@@ -234,6 +237,9 @@ MATRIX: dict[str, Access] = {
         200, again=409, body=_json({})
     ),
     "GET /v1/agencies/{agency_id}/audit-log": supervised(200),
+    "GET /v1/agencies/{agency_id}/incidents": supervised(200),
+    "GET /v1/agencies/{agency_id}/volunteers": supervised(200),
+    "GET /v1/agencies/{agency_id}/reports/activations": supervised(200, query=_YEAR),
     "PUT /v1/me/devices": me(200, body=_device),
     "PUT /v1/me/channels": me(200, body=_json({"preferred": "push"})),
     "POST /v1/twilio/sms-status": TWILIO,
@@ -461,6 +467,8 @@ async def test_every_route_answers_each_principal_as_documented(
         if rule.prepare is not None:
             await rule.prepare(matrix_client, world)
         url = path.format_map(world.ids)
+        if rule.query:
+            url += "?" + urlencode(rule.query)
         allowed = rule.allowed_for(method)
         refused = [p for p in PRINCIPALS if p not in allowed]
         before = await _snapshot(db)
