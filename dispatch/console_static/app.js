@@ -2,7 +2,7 @@
 import { sceneMap, timelineChart } from "./charts.js";
 import { ApiError, api, clear, errorBox, fmtSeconds, fmtTime, h, session } from "./dom.js";
 import { feedsPage, rejectedPage, settingsPage, volunteersPage } from "./pages.js";
-import { reportsPage } from "./reports.js";
+import { incidentsPage, reportsPage } from "./reports.js";
 
 const main = document.getElementById("main");
 let stopPage = () => {};
@@ -287,6 +287,7 @@ function describe(details) {
 const PAGES = {
   board: () => boardPage(),
   incident: (arg) => incidentPage(arg),
+  incidents: () => incidentsPage(main),
   reports: () => reportsPage(main),
   volunteers: () => volunteersPage(main),
   feeds: () => feedsPage(main),

@@ -198,3 +198,47 @@ export function barChart(categories, series, { id, width = 640, height = 220, ma
   });
   return svg;
 }
+
+// Coverage cells (H3 resolution 8, ~460 m across) around their common centre, shaded by how
+// many volunteers stand in each; suppressed cells are not in the answer at all.
+export function coverageMap(found, size = 560) {
+  const cells = found.cells || [];
+  const svg = s("svg", { viewBox: `0 0 ${size} ${size}`, width: size, height: size, role: "img", id: "coverage-map" });
+  svg.append(s("rect", { x: 0, y: 0, width: size, height: size, fill: "#fbfbfc" }));
+  if (!cells.length) {
+    svg.append(s("text", { x: 20, y: 30 }, "No cell with enough volunteers to show at this hour"));
+    return svg;
+  }
+  const points = cells.flatMap((c) => (c.boundary && c.boundary.length ? c.boundary : [[c.lat, c.lon]]));
+  const origin = {
+    lat: points.reduce((a, p) => a + p[0], 0) / points.length,
+    lon: points.reduce((a, p) => a + p[1], 0) / points.length,
+  };
+  let reach = 400;
+  for (const [lat, lon] of points) {
+    const p = project(origin, lat, lon);
+    reach = Math.max(reach, Math.abs(p.east), Math.abs(p.north));
+  }
+  reach *= 1.1;
+  const half = size / 2;
+  const scale = (half - 10) / reach;
+  const at = (lat, lon) => {
+    const p = project(origin, lat, lon);
+    return [half + p.east * scale, half - p.north * scale];
+  };
+  const top = Math.max(...cells.map((c) => c.volunteers));
+  for (const c of cells) {
+    const shade = 0.25 + 0.75 * (c.volunteers / top);
+    const g = s("g", { class: "coverage-cell", "data-volunteers": c.volunteers });
+    const title = s("title", {}, `${c.volunteers} volunteers`);
+    if (c.boundary && c.boundary.length) {
+      const d = c.boundary.map(([lat, lon], i) => `${i ? "L" : "M"}${at(lat, lon).join(" ")}`).join("") + "Z";
+      g.append(s("path", { d, class: "cell bar", "fill-opacity": shade.toFixed(2) }, title));
+    } else {
+      const [x, y] = at(c.lat, c.lon);
+      g.append(s("circle", { cx: x, cy: y, r: Math.max(3, 230 * scale), class: "cell bar", "fill-opacity": shade.toFixed(2) }, title));
+    }
+    svg.append(g);
+  }
+  return svg;
+}

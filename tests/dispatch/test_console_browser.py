@@ -321,5 +321,66 @@ async def test_sign_out_ends_the_session(tab: Tab, stack: Stack) -> None:
         assert resp.status == 401
 
 
-def _csv_rows(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
+def _cell(text: str) -> Any:
+    """A CSV cell read back as the JSON value it stands for."""
+    if text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _json_rows(report: dict[str, Any], columns: list[str]) -> list[dict[str, Any]]:
+    """The JSON report flattened as the CSV's rows: the total, each month, each hour."""
+    groups = [("total", None, report["total"])]
+    groups += [("month", m["month"], m) for m in report["by_month"]]
+    groups += [("hour", h["hour"], h) for h in report["by_hour"]]
+    rows = []
+    for group, key, values in groups:
+        row: dict[str, Any] = {"group": group, "key": key}
+        for column in columns[2:]:
+            if column.startswith("excluded_"):
+                row[column] = values["exclusions"][column.removeprefix("excluded_")]
+            else:
+                row[column] = values[column]
+        rows.append(row)
+    return rows
+
+
+async def test_report_csv_export_matches_the_json_report_cell_by_cell(
+    tab: Tab, stack: Stack
+) -> None:
+    page = tab.page
+    await _api(
+        "POST",
+        f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
+        stack.key_auth,
+        incident("report-1"),
+        status=202,
+    )
+    await _sign_in(tab, stack)
+    await page.goto(f"{stack.base}/console/#/reports")
+    await page.wait_for_selector("#chart-months")
+    await page.wait_for_selector("#chart-hours rect")
+    async with page.expect_download() as waiting:
+        await page.click("#export-activations-csv")
+    download = await waiting.value
+    text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8")
+    reader = csv.reader(io.StringIO(text))
+    columns = next(reader)
+    from_csv = [dict(zip(columns, map(_cell, row), strict=True)) for row in reader]
+    href = await page.get_attribute("#export-activations-json", "href")
+    assert href is not None
+    report = await _api("GET", f"{stack.base}{href}", stack.supervisor_auth)
+    expected = _json_rows(report, columns)
+    assert len(from_csv) == len(expected) == 1 + len(report["by_month"]) + 24
+    for got, want in zip(from_csv, expected, strict=True):
+        for column in columns:
+            assert got[column] == want[column], (got["group"], got["key"], column)
+    assert report["total"]["activations"] >= 1
+    shown = await page.locator("#report-totals dd").first.inner_text()
+    assert shown == str(report["total"]["activations"])
+    await page.screenshot(path=str(artifacts() / "reports.png"), full_page=True)
