@@ -20,6 +20,7 @@ from dispatch.domain.phone_codes import CODE_KEEP
 from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
 from dispatch.store import notices as notice_store
+from dispatch.store import review as review_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.workers.loop import run_rounds
 
@@ -55,6 +56,9 @@ class Housekeeper:
                 "codes": await account_store.purge_codes(conn, now - CODE_KEEP),
                 "sessions": await account_store.purge_sessions(conn, now - SESSION_KEEP),
                 "notices": await notice_store.purge_done(conn, now - NOTICE_KEEP),
+                "coverage_presence": await review_store.purge_presence(
+                    conn, now - review_store.COVERAGE_WINDOW
+                ),
             }
         done["indexed_positions"] = self._positions.purge_stale(limits, now)
         if any(done.values()):
