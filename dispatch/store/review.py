@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
 
@@ -375,3 +375,69 @@ async def activations(
             continue
         values.update({k: v for k, v in row.items() if k not in _KEYS})
     return groups
+
+
+# --- coverage ----------------------------------------------------------------------------------
+
+
+# The coverage report looks this far back; presence older than this is purged.
+COVERAGE_WINDOW = timedelta(days=28)
+# A cell with fewer volunteers than this is never shown: nobody can be located from it.
+COVERAGE_MINIMUM = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageCells:
+    cells: list[tuple[int, int]]
+    """(resolution-8 cell, volunteers) of the cells shown, by cell."""
+    suppressed: int
+    """How many cells had volunteers but fewer than the minimum."""
+
+
+async def coverage(
+    conn: Conn,
+    agency_id: UUID,
+    *,
+    utc_hour_of_week: int,
+    since: datetime,
+    minimum: int,
+    after_cell: int,
+    limit: int,
+) -> CoverageCells:
+    """Verified, available volunteers seen on duty in each cell in that hour of the week
+    since ``since``; cells with fewer than ``minimum`` are only counted, never listed."""
+    rows = await conn.fetch(
+        """
+        WITH per_cell AS (
+            SELECT p.cell, count(DISTINCT p.volunteer_id) AS volunteers
+            FROM coverage_presence p
+            JOIN volunteers v ON v.id = p.volunteer_id
+            WHERE p.agency_id = $1 AND p.hour_of_week = $2 AND p.last_seen_at >= $3
+              AND v.verified AND v.available AND v.erased_at IS NULL
+            GROUP BY p.cell
+        )
+        SELECT cell, volunteers, false AS hidden FROM (
+            SELECT cell, volunteers FROM per_cell
+            WHERE volunteers >= $4 AND cell > $5 ORDER BY cell LIMIT $6
+        ) shown
+        UNION ALL
+        SELECT NULL, count(*), true FROM per_cell WHERE volunteers < $4
+        """,
+        agency_id,
+        utc_hour_of_week,
+        since,
+        minimum,
+        after_cell,
+        limit,
+    )
+    cells = [(r["cell"], r["volunteers"]) for r in rows if not r["hidden"]]
+    suppressed = next(r["volunteers"] for r in rows if r["hidden"])
+    return CoverageCells(cells, suppressed)
+
+
+async def purge_presence(conn: Conn, before: datetime) -> int:
+    """Forget presence not seen since ``before`` (the coverage window's retention)."""
+    status: str = await conn.execute(
+        "DELETE FROM coverage_presence WHERE last_seen_at < $1", before
+    )
+    return int(status.split()[-1])

@@ -21,6 +21,7 @@ from dispatch.web import review_params as qp
 from dispatch.web.params import supervisor
 from dispatch.web.problems import not_found
 from dispatch.web.review_format import csv_response, csv_text, page_cursor, plain
+from geoindex import cell_to_boundary, cell_to_latlng
 
 routes = web.RouteTableDef()
 
@@ -244,3 +245,61 @@ async def activations_report(request: web.Request) -> web.Response:
             csv_text(REPORT_COLUMNS, report_rows(report)), filename="activations.csv"
         )
     return web.json_response(report)
+
+
+# --- coverage ----------------------------------------------------------------------------------
+
+
+def utc_hour_of_week(local_hour_of_week: int, tz: ZoneInfo, now: datetime) -> int:
+    """The UTC hour of the week that is ``local_hour_of_week`` in ``tz`` at today's offset
+    (a zone 30 minutes off the hour maps to the UTC hour its local hour starts in)."""
+    offset = now.astimezone(tz).utcoffset()
+    offset_s = int(offset.total_seconds()) if offset is not None else 0
+    return (local_hour_of_week - offset_s // 3600) % 168
+
+
+@routes.get("/v1/agencies/{agency_id}/reports/coverage")
+async def coverage_report(request: web.Request) -> web.Response:
+    agency_id, tz = await _agency(request)
+    hour = qp.required_integer(request, "hour", low=0, high=167)
+    limit = qp.integer(request, "limit", default=1000, low=1, high=5000)
+    after = qp.int_cursor(request)
+    now = request.app[keys.CLOCK].now()
+    utc_hour = utc_hour_of_week(hour, tz, now)
+    since = now - review_store.COVERAGE_WINDOW
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await review_store.coverage(
+            conn,
+            agency_id,
+            utc_hour_of_week=utc_hour,
+            since=since,
+            minimum=review_store.COVERAGE_MINIMUM,
+            after_cell=after,
+            limit=limit,
+        )
+    cells = []
+    for cell, volunteers in found.cells:
+        lat, lon = cell_to_latlng(cell)
+        cells.append(
+            {
+                "cell": f"{cell:x}",
+                "volunteers": volunteers,
+                "lat": round(lat, 6),
+                "lon": round(lon, 6),
+                "boundary": [[round(a, 6), round(b, 6)] for a, b in cell_to_boundary(cell)],
+            }
+        )
+    next_cursor = qp.encode_cursor([found.cells[-1][0]]) if len(found.cells) == limit else None
+    return web.json_response(
+        {
+            "hour_of_week": hour,
+            "utc_hour_of_week": utc_hour,
+            "time_zone": tz.key,
+            "since": since.isoformat(),
+            "resolution": 8,
+            "minimum_volunteers": review_store.COVERAGE_MINIMUM,
+            "suppressed_cells": found.suppressed,
+            "cells": cells,
+            "next_cursor": next_cursor,
+        }
+    )

@@ -165,7 +165,31 @@ def review_paths() -> dict[str, Any]:
                 description="Definitions of every number: docs/review.md.",
             )
         },
+        "/v1/agencies/{agency_id}/reports/coverage": {
+            "get": operation(
+                "Verified, available volunteers per H3 cell (resolution 8) in an hour of the "
+                "week, from the last 28 days of positions reported on duty",
+                {"200": _json_ok("CoverageReport", "Cells with at least 3 volunteers"), **_BAD},
+                security=_SUP,
+                parameters=[
+                    AGENCY,
+                    {
+                        **query_int(
+                            "hour", 0, 167, "Hour of the week in the agency's zone, 0 = Monday 0h"
+                        ),
+                        "required": True,
+                    },
+                    query_int("limit", 1, 5000, "Cells per page", default=1000),
+                    _CURSOR,
+                ],
+                description="Cells with fewer than 3 volunteers are counted, never listed.",
+            )
+        },
     }
+
+
+def _json_ok(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
 
 
 def _nullable(kind: str, **more: Any) -> dict[str, Any]:
@@ -267,7 +291,37 @@ def _report_schemas() -> dict[str, Any]:
     group = {"type": "object", "required": sorted(metrics), "properties": metrics}
     month = {**group, "properties": {**metrics, "month": {"type": "string"}}}
     hour = {**group, "properties": {**metrics, "hour": {"type": "integer"}}}
+    cell = {
+        "type": "object",
+        "required": ["cell", "volunteers", "lat", "lon", "boundary"],
+        "properties": {
+            "cell": {"type": "string", "description": "H3 index, hexadecimal"},
+            "volunteers": {"type": "integer", "minimum": 3},
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "boundary": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}, "minItems": 2},
+            },
+        },
+    }
+    coverage = {
+        "type": "object",
+        "required": ["hour_of_week", "since", "suppressed_cells", "cells", "next_cursor"],
+        "properties": {
+            "hour_of_week": {"type": "integer"},
+            "utc_hour_of_week": {"type": "integer"},
+            "time_zone": {"type": "string"},
+            "since": {"type": "string", "format": "date-time"},
+            "resolution": {"type": "integer"},
+            "minimum_volunteers": {"type": "integer"},
+            "suppressed_cells": count,
+            "cells": {"type": "array", "items": cell},
+            "next_cursor": _nullable("string"),
+        },
+    }
     return {
+        "CoverageReport": coverage,
         "ReportGroup": group,
         "ActivationsReport": {
             "type": "object",

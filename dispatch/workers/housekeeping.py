@@ -21,6 +21,7 @@ from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
 from dispatch.store import console_sessions
 from dispatch.store import notices as notice_store
+from dispatch.store import review as review_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.workers.loop import run_rounds
 
@@ -57,6 +58,9 @@ class Housekeeper:
                 "sessions": await account_store.purge_sessions(conn, now - SESSION_KEEP),
                 "console_sessions": await console_sessions.purge(conn, now - SESSION_KEEP),
                 "notices": await notice_store.purge_done(conn, now - NOTICE_KEEP),
+                "coverage_presence": await review_store.purge_presence(
+                    conn, now - review_store.COVERAGE_WINDOW
+                ),
             }
         done["indexed_positions"] = self._positions.purge_stale(limits, now)
         if any(done.values()):
