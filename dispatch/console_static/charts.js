@@ -214,7 +214,8 @@ export function coverageMap(found, size = 560) {
     lat: points.reduce((a, p) => a + p[0], 0) / points.length,
     lon: points.reduce((a, p) => a + p[1], 0) / points.length,
   };
-  let reach = 400;
+  // At least a few kilometres across, so that one cell is seen in its surroundings.
+  let reach = 1500;
   for (const [lat, lon] of points) {
     const p = project(origin, lat, lon);
     reach = Math.max(reach, Math.abs(p.east), Math.abs(p.north));
@@ -234,6 +235,8 @@ export function coverageMap(found, size = 560) {
     if (c.boundary && c.boundary.length) {
       const d = c.boundary.map(([lat, lon], i) => `${i ? "L" : "M"}${at(lat, lon).join(" ")}`).join("") + "Z";
       g.append(s("path", { d, class: "cell bar", "fill-opacity": shade.toFixed(2) }, title));
+      const [x, y] = at(c.lat, c.lon);
+      g.append(s("text", { x: x - 4, y: y + 4 }, c.volunteers));
     } else {
       const [x, y] = at(c.lat, c.lon);
       g.append(s("circle", { cx: x, cy: y, r: Math.max(3, 230 * scale), class: "cell bar", "fill-opacity": shade.toFixed(2) }, title));

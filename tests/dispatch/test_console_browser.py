@@ -384,3 +384,33 @@ async def test_report_csv_export_matches_the_json_report_cell_by_cell(
     shown = await page.locator("#report-totals dd").first.inner_text()
     assert shown == str(report["total"]["activations"])
     await page.screenshot(path=str(artifacts() / "reports.png"), full_page=True)
+
+
+async def test_every_page_renders_from_our_own_origin_only(tab: Tab, stack: Stack) -> None:
+    """Incidents, roster (filtered), feeds, rejected documents: drawn from the API, with no
+    error in the page and no request elsewhere (the fixture checks both)."""
+    page = tab.page
+    await _sign_in(tab, stack)
+    await _api(
+        "POST",
+        f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
+        {**stack.key_auth, "Content-Type": "application/json"},
+        {"incident_id": "broken"},
+        status=422,
+    )
+    await page.goto(f"{stack.base}/console/#/incidents")
+    await page.wait_for_selector("#incidents tbody tr")
+    await page.goto(f"{stack.base}/console/#/volunteers")
+    await page.wait_for_selector("#roster-table")
+    everyone = await page.locator("#roster-table tbody tr[data-volunteer]").count()
+    await page.select_option("#roster-filters [name=tier]", "professional")
+    await page.click("#roster-filters button[type=submit]")
+    await page.wait_for_function(
+        "() => !document.querySelector('#roster-table tbody tr[data-volunteer]')"
+    )
+    assert everyone == len(stack.volunteers)
+    await page.goto(f"{stack.base}/console/#/feeds")
+    await page.wait_for_selector("#feeds")
+    await page.goto(f"{stack.base}/console/#/rejected")
+    await page.wait_for_selector("#rejected tbody tr[data-document]")
+    assert "invalid-field" in await page.locator("#rejected tbody tr").first.inner_text()
