@@ -3,7 +3,7 @@
 Every change a board shows (an incident received or closed, an alert answered, a unit's
 status) appends to the response log, so the watcher polls the log's newest id and count
 every ``tick_s`` while anyone listens, and then rebuilds the boards of the agencies being
-watched, sending each only when it differs from what its listeners last got. Polling the
+watched, giving each listener a board only when it differs from the one it last got. Polling the
 shared table, not a signal inside the process, means a change made by any process sharing
 the database reaches every process's listeners; a full rebuild every ``refresh_s``
 catches anything the mark could miss.
@@ -39,17 +39,23 @@ async def board(pool: asyncpg.Pool, clock: Clock, agency_id: UUID) -> dict[str, 
     return {"agency_id": str(agency_id), "now": clock.now().isoformat(), "incidents": incidents}
 
 
-def _body(found: dict[str, Any]) -> str:
-    # The time stamp changes on every build; only the rest decides whether to send.
+def fingerprint(found: dict[str, Any]) -> str:
+    """What decides whether a board is news: all but the time stamp of its build."""
     return json.dumps(found["incidents"], separators=(",", ":"), sort_keys=True)
 
 
 class _Listener:
     def __init__(self) -> None:
         self.latest: str | None = None
+        self.seen: str | None = None
+        """The fingerprint of the last board this listener was given."""
         self.ready = asyncio.Event()
 
-    def offer(self, text: str) -> None:
+    def offer(self, text: str, key: str | None = None) -> None:
+        if key is not None:
+            if key == self.seen:
+                return
+            self.seen = key
         # Only the newest board matters: a slow reader skips the ones it missed.
         self.latest = text
         self.ready.set()
@@ -74,7 +80,6 @@ class BoardHub:
         self._tick_s = tick_s
         self._refresh_s = refresh_s
         self._listeners: dict[UUID, set[_Listener]] = {}
-        self._sent: dict[UUID, str] = {}
         self._joined = asyncio.Event()
         self._closed = False
 
@@ -96,7 +101,6 @@ class BoardHub:
             group.discard(listener)
             if not group:
                 self._listeners.pop(agency_id, None)
-                self._sent.pop(agency_id, None)
 
     def close(self) -> None:
         """End every stream (the server is stopping; browsers reconnect elsewhere)."""
@@ -128,7 +132,7 @@ class BoardHub:
                     now_mark = await board_store.change_mark(conn, since)
                 due = loop.time() - refreshed >= self._refresh_s
                 if now_mark != mark or due:
-                    await self._rebuild(force=mark is None)
+                    await self._rebuild()
                     refreshed = loop.time()
                     since = max(0, now_mark[0] - _WINDOW)
                     async with self._pool.acquire() as conn:
@@ -137,16 +141,13 @@ class BoardHub:
                 log.warning("board_watch_failed", error=type(exc).__name__)
             await _sleep_or_stop(stop, self._tick_s)
 
-    async def _rebuild(self, *, force: bool) -> None:
+    async def _rebuild(self) -> None:
         for agency_id in list(self._listeners):
             found = await board(self._pool, self._clock, agency_id)
-            body = _body(found)
-            if not force and self._sent.get(agency_id) == body:
-                continue
-            self._sent[agency_id] = body
+            key = fingerprint(found)
             text = json.dumps(found, separators=(",", ":"))
             for listener in self._listeners.get(agency_id, ()):
-                listener.offer(text)
+                listener.offer(text, key)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

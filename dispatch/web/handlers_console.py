@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from dispatch.service.board_hub import CLOSED, board
+from dispatch.service.board_hub import CLOSED, board, fingerprint
 from dispatch.store import agencies as agency_store
 from dispatch.store import console_sessions
 from dispatch.store.console_sessions import ConsoleSession
@@ -196,6 +196,7 @@ async def _stream(
     async with hub.listen(session.agency_id) as listener:
         await response.prepare(request)
         first = await board(request.app[keys.POOL], request.app[keys.CLOCK], session.agency_id)
+        listener.seen = fingerprint(first)
         await response.write(_event("board", json.dumps(first, separators=(",", ":"))))
         started = request.app[keys.CLOCK].now()
         while True:
