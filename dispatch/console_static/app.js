@@ -19,6 +19,8 @@ async function loadSession() {
     session.csrf = me.csrf_token;
     session.agencyId = me.agency_id;
     session.name = me.supervisor_name;
+    const settings = await api(`/v1/agencies/${me.agency_id}/settings`);
+    session.tileUrl = settings.map_tile_url || null;
     return true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return false;
@@ -49,13 +51,11 @@ function signInPage() {
     ev.preventDefault();
     error.textContent = "";
     try {
-      const me = await api("/console/session", { method: "POST", body: { token: input.value } });
-      session.csrf = me.csrf_token;
-      session.agencyId = me.agency_id;
-      session.name = me.supervisor_name;
+      await api("/console/session", { method: "POST", body: { token: input.value } });
       input.value = "";
+      // Loaded again with the cookie: the page's policy then names the agency's tile server.
       location.hash = "#/board";
-      route();
+      location.reload();
     } catch (err) {
       error.textContent = err.message;
     }
@@ -247,7 +247,7 @@ async function incidentPage(incidentId) {
     h(
       "div",
       { class: "grid2" },
-      h("div", { class: "panel" }, h("h2", {}, "Map"), sceneMap(scene)),
+      h("div", { class: "panel" }, h("h2", {}, "Map"), sceneMap(scene, 560, session.tileUrl)),
       h(
         "div",
         { class: "panel" },

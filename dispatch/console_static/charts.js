@@ -23,7 +23,42 @@ function spreadBearing(i, n) {
   return (2 * Math.PI * (i + 0.5)) / Math.max(n, 1) - Math.PI / 2;
 }
 
-export function sceneMap(scene, size = 560) {
+// An agency's tile server under a map, when it has one: Web Mercator tiles at the zoom
+// closest to the map's scale, placed around the map's origin (near enough to our local
+// projection across a few kilometres).
+function tileLayer(template, origin, scale, size) {
+  const g = s("g", { class: "tiles" });
+  if (!template) return g;
+  const phi = (origin.lat * Math.PI) / 180;
+  const z = Math.max(0, Math.min(19, Math.round(Math.log2(156543.03392 * Math.cos(phi) * scale))));
+  const n = 256 * 2 ** z;
+  const ox = ((origin.lon + 180) / 360) * n;
+  const oy = ((1 - Math.log(Math.tan(phi) + 1 / Math.cos(phi)) / Math.PI) / 2) * n;
+  const k = ((156543.03392 * Math.cos(phi)) / 2 ** z) * scale;
+  const half = size / 2;
+  const span = half / k;
+  const last = 2 ** z - 1;
+  for (let tx = Math.floor((ox - span) / 256); tx <= Math.floor((ox + span) / 256); tx++) {
+    for (let ty = Math.floor((oy - span) / 256); ty <= Math.floor((oy + span) / 256); ty++) {
+      if (tx < 0 || ty < 0 || tx > last || ty > last) continue;
+      const href = template.replace("{z}", z).replace("{x}", tx).replace("{y}", ty);
+      g.append(
+        s("image", {
+          href,
+          class: "tile",
+          x: half + (tx * 256 - ox) * k,
+          y: half + (ty * 256 - oy) * k,
+          width: 256 * k,
+          height: 256 * k,
+          preserveAspectRatio: "none",
+        }),
+      );
+    }
+  }
+  return g;
+}
+
+export function sceneMap(scene, size = 560, tileUrl = null) {
   const svg = s("svg", {
     viewBox: `0 0 ${size} ${size}`,
     width: size,
@@ -49,6 +84,7 @@ export function sceneMap(scene, size = 560) {
   const half = size / 2;
   const scale = (half - 16) / reach;
   const at = (east, north) => [half + east * scale, half - north * scale];
+  svg.append(tileLayer(tileUrl, origin, scale, size));
 
   const step = niceStep(reach, 3);
   for (let r = step; r < reach; r += step) {
@@ -143,7 +179,10 @@ export function timelineChart(lanes, width = 900) {
     const g = s("g", { class: "lane", "data-lane": lane.label });
     g.append(s("text", { x: 6, y: y + 4, class: "lane-label" }, lane.label));
     g.append(s("line", { x1: left, y1: y, x2: width - 20, y2: y, class: "gridline" }));
-    lane.events.forEach((e, j) => {
+    // Events closer together than a label's width share the first one's label; each dot
+    // keeps its own tooltip.
+    let labelled = -Infinity;
+    lane.events.forEach((e) => {
       const cx = x(e.t);
       g.append(
         s(
@@ -152,7 +191,10 @@ export function timelineChart(lanes, width = 900) {
           s("title", {}, `+${fmtSeconds(e.t)} ${e.label}`),
         ),
       );
-      g.append(s("text", { x: cx + 6, y: y - 5 + (j % 2) * 14, class: "tick" }, e.label));
+      if (cx - labelled < 70) return;
+      labelled = cx;
+      const more = lane.events.filter((o) => x(o.t) >= cx && x(o.t) - cx < 70).length - 1;
+      g.append(s("text", { x: cx + 7, y: y - 4, class: "tick" }, more > 0 ? `${e.label} +${more}` : e.label));
     });
     svg.append(g);
   });
@@ -201,7 +243,7 @@ export function barChart(categories, series, { id, width = 640, height = 220, ma
 
 // Coverage cells (H3 resolution 8, ~460 m across) around their common centre, shaded by how
 // many volunteers stand in each; suppressed cells are not in the answer at all.
-export function coverageMap(found, size = 560) {
+export function coverageMap(found, size = 560, tileUrl = null) {
   const cells = found.cells || [];
   const svg = s("svg", { viewBox: `0 0 ${size} ${size}`, width: size, height: size, role: "img", id: "coverage-map" });
   svg.append(s("rect", { x: 0, y: 0, width: size, height: size, fill: "#fbfbfc" }));
@@ -227,6 +269,7 @@ export function coverageMap(found, size = 560) {
     const p = project(origin, lat, lon);
     return [half + p.east * scale, half - p.north * scale];
   };
+  svg.append(tileLayer(tileUrl, origin, scale, size));
   const top = Math.max(...cells.map((c) => c.volunteers));
   for (const c of cells) {
     const shade = 0.25 + 0.75 * (c.volunteers / top);

@@ -42,7 +42,7 @@ export class ApiError extends Error {
   }
 }
 
-export const session = { csrf: null, agencyId: null, name: null };
+export const session = { csrf: null, agencyId: null, name: null, tileUrl: null };
 
 // Every call goes to our own origin; the cookie rides along, the CSRF token is added to
 // anything that changes data.

@@ -1,7 +1,7 @@
 // Reports: activation rates by month, times by hour of day, the coverage map, exports; the
 // incident list with its filters.
 import { barChart, coverageMap } from "./charts.js";
-import { ApiError, agencyPath, api, clear, errorBox, fmtPct, fmtSeconds, fmtTime, h } from "./dom.js";
+import { ApiError, agencyPath, api, clear, errorBox, fmtPct, fmtSeconds, fmtTime, h, session } from "./dom.js";
 
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
@@ -147,7 +147,7 @@ function activations(report, params) {
 async function showCoverage(hour, out) {
   try {
     const found = await api(agencyPath(`/reports/coverage?hour=${encodeURIComponent(hour)}`));
-    clear(out).append(coverageMap(found));
+    clear(out).append(coverageMap(found, 560, session.tileUrl));
   } catch (err) {
     clear(out).append(errorBox(err));
   }

@@ -18,3 +18,8 @@ CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
 -- The live board reads the agency's active incidents on every change.
 CREATE INDEX incidents_agency_active ON incidents (agency_id, received_at DESC)
     WHERE status = 'active';
+
+-- An optional map background for the console: a tile URL template with {z}, {x} and {y}.
+-- Unset, maps are drawn on a plain background and no page loads anything from elsewhere.
+ALTER TABLE agencies ADD COLUMN map_tile_url text
+    CHECK (map_tile_url IS NULL OR (length(map_tile_url) <= 500 AND map_tile_url ~ '^https?://'));

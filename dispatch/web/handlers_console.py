@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from dispatch.domain.agency_settings import tile_origin
 from dispatch.service.board_hub import CLOSED, board, fingerprint
 from dispatch.store import agencies as agency_store
 from dispatch.store import console_sessions
@@ -30,12 +31,14 @@ from dispatch.web.problems import not_found
 
 routes = web.RouteTableDef()
 
-# Nothing but our own origin: no inline script or style, no frames, no plugins.
-CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+# Nothing but our own origin: no inline script or style, no frames, no plugins. The one
+# exception is an agency's own map tile server, for images only, named by its setting.
+_POLICY: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+CONTENT_SECURITY_POLICY: Final = _POLICY.format(images="'self'")
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -76,7 +79,29 @@ def _static(name: str) -> web.Response:
 
 @routes.get("/console/")
 async def console_index(request: web.Request) -> web.Response:
-    return _static("index.html")
+    response = _static("index.html")
+    origin = await _tile_origin(request)
+    if origin is not None:
+        response.headers["Content-Security-Policy"] = _POLICY.format(images=f"'self' {origin}")
+    return response
+
+
+async def _tile_origin(request: web.Request) -> str | None:
+    """The tile server of the signed-in supervisor's agency, if it has one. Only widens
+    what the page may load as images; grants nothing, so the look-up is not throttled."""
+    secret = request.cookies.get(CONSOLE_COOKIE)
+    if secret is None or len(secret) > 512:
+        return None
+    settings = request.app[keys.SETTINGS]
+    now = request.app[keys.CLOCK].now()
+    async with request.app[keys.POOL].acquire() as conn:
+        session = await console_sessions.find(
+            conn, secret, now, timedelta(seconds=settings.console_idle_s)
+        )
+        if session is None or session.ended:
+            return None
+        template = await agency_store.map_tile_url(conn, session.agency_id)
+    return tile_origin(template) if template else None
 
 
 @routes.get("/console/{asset}")

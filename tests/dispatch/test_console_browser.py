@@ -26,6 +26,7 @@ import pytest_asyncio
 from tests.dispatch import pg
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.serve_process import ServeProcess, run_cli
+from tests.fakes.tile_server import tile_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -108,6 +109,8 @@ async def browser() -> AsyncIterator[Any]:
 class Tab:
     page: Any
     requests: list[str]
+    elsewhere: list[str] = field(default_factory=list)
+    """Origins besides the server under test the page may load from (a tile server)."""
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -122,11 +125,13 @@ async def tab(browser: Any, stack: Stack) -> AsyncIterator[Tab]:
         "console",
         lambda message: errors.append(message.text) if message.type == "error" else None,
     )
+    opened = Tab(page, requests)
     try:
-        yield Tab(page, requests)
+        yield opened
     finally:
         await context.close()
-    foreign = [url for url in requests if not url.startswith(stack.base + "/")]
+    allowed = (stack.base + "/", *(origin + "/" for origin in opened.elsewhere))
+    foreign = [url for url in requests if not url.startswith(allowed)]
     assert not foreign, f"requests to other origins: {foreign}"
     # A refused call (401 before sign-in) is logged by the browser as a failed resource load.
     real = [e for e in errors if "status of 401" not in e and "status of 422" not in e]
@@ -414,3 +419,44 @@ async def test_every_page_renders_from_our_own_origin_only(tab: Tab, stack: Stac
     await page.goto(f"{stack.base}/console/#/rejected")
     await page.wait_for_selector("#rejected tbody tr[data-document]")
     assert "invalid-field" in await page.locator("#rejected tbody tr").first.inner_text()
+
+
+async def test_an_agency_tile_server_is_the_only_other_origin_and_only_when_set(
+    tab: Tab, stack: Stack
+) -> None:
+    page = tab.page
+    settings_url = f"{stack.base}/v1/agencies/{stack.agency_id}/settings"
+    async with tile_server() as tiles:
+        template = tiles.base + "/{z}/{x}/{y}.png"
+        await _api("PATCH", settings_url, stack.supervisor_auth, {"map_tile_url": template})
+        try:
+            tab.elsewhere.append(tiles.base)
+            posted = await _api(
+                "POST",
+                f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
+                stack.key_auth,
+                incident("tiles-1"),
+                status=202,
+            )
+            await _sign_in(tab, stack)
+            policy = await page.evaluate(
+                "fetch('/console/').then(r => r.headers.get('Content-Security-Policy'))"
+            )
+            assert f"img-src 'self' {tiles.base};" in policy
+            await page.goto(f"{stack.base}/console/#/incident/{posted['incident_id']}")
+            await page.wait_for_selector("#scene-map image.tile")
+            await page.wait_for_function(
+                "() => [...document.querySelectorAll('#scene-map image.tile')]"
+                ".some(i => i.getBBox().width > 0)"
+            )
+            async with asyncio.timeout(5):
+                while not tiles.tiles:
+                    await asyncio.sleep(0.05)
+            zooms = {z for z, _, _ in tiles.tiles}
+            assert len(zooms) == 1
+            assert 12 <= zooms.pop() <= 19
+        finally:
+            await _api("PATCH", settings_url, stack.supervisor_auth, {"map_tile_url": None})
+    await page.reload()
+    await page.wait_for_selector("#scene-map")
+    assert await page.locator("#scene-map image").count() == 0
