@@ -323,3 +323,52 @@ async def test_a_change_made_by_another_process_reaches_the_stream(
         assert [i["source_incident_id"] for i in board["incidents"]] == ["elsewhere"]
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "javascript:alert(1)",
+        "https://tiles.example.org/{z}/{x}.png",
+        "https://tiles.example.org/{z}/{x}/{y}.png' img-src *",
+        "ftp://tiles.example.org/{z}/{x}/{y}.png",
+        "https://" + "a" * 500 + "/{z}/{x}/{y}.png",
+    ],
+)
+async def test_a_bad_tile_url_is_refused_naming_the_field(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection, value: str
+) -> None:
+    resp = await client.patch(
+        f"/v1/agencies/{agency.agency_id}/settings",
+        json={"map_tile_url": value},
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 422
+    assert (await resp.json())["pointer"] == "/map_tile_url"
+    assert await db.fetchval("SELECT map_tile_url FROM agencies") is None
+
+
+async def test_the_page_policy_allows_the_agencys_tile_server_only_once_signed_in(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    template = "https://tiles.example.org:8443/osm/{z}/{x}/{y}.png?key=k"
+    resp = await client.patch(
+        f"/v1/agencies/{agency.agency_id}/settings",
+        json={"map_tile_url": template},
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 200
+    assert (await resp.json())["map_tile_url"] == template
+    anonymous = await client.get("/console/")
+    assert anonymous.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    cookie, _ = await _sign_in(client, agency.supervisor_token)
+    signed_in = await client.get("/console/", headers=cookie)
+    policy = signed_in.headers["Content-Security-Policy"]
+    assert "img-src 'self' https://tiles.example.org:8443;" in policy
+    assert policy.replace(" https://tiles.example.org:8443", "") == CONTENT_SECURITY_POLICY
+    # Another agency's session gets its own (plain) policy.
+    other_id, _ = await agency_store.create_agency(db, name="Other")
+    _, other_token = await agency_store.create_supervisor(db, agency_id=other_id, name="O")
+    other_cookie, _ = await _sign_in(client, other_token)
+    other = await client.get("/console/", headers=other_cookie)
+    assert other.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
