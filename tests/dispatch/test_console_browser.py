@@ -208,6 +208,16 @@ async def test_board_follows_intake_and_answers_and_the_incident_page_draws_them
     page = tab.page
     await _sign_in(tab, stack)
     await _volunteers(stack, [120, 260, 380])
+    lat, lon = offset(*CENTRE, -150, 80)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{stack.base}/v1/agencies/{stack.agency_id}/aeds",
+            data=f"id,name,lat,lon\nA1,Station hall,{lat},{lon}\n",
+            headers={**stack.supervisor_auth, "Content-Type": "text/csv"},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
     # Marks this document: a reload would lose it.
     await page.evaluate("window.__notReloaded = true")
 
@@ -270,6 +280,9 @@ async def test_board_follows_intake_and_answers_and_the_incident_page_draws_them
     # The responder on the way is drawn where they are; the others only at their distance.
     assert await page.locator("#scene-map g.responder.moving").count() == 1
     assert await page.locator("#scene-map g.wave-ring").count() >= 1
+    aed = page.locator("#scene-map g.aed-marker title")
+    assert await aed.count() == 1
+    assert "Station hall" in (await aed.text_content() or "")
     lanes = page.locator("#timeline-chart g.lane")
     labels = [await lanes.nth(i).get_attribute("data-lane") for i in range(await lanes.count())]
     assert labels[0] == "Incident"
