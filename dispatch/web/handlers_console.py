@@ -14,6 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from dispatch.domain.agency_settings import tile_origin
+from dispatch.secrets import TokenKind
 from dispatch.service.board_hub import CLOSED, board, fingerprint
 from dispatch.store import agencies as agency_store
 from dispatch.store import console_sessions
@@ -27,7 +28,7 @@ from dispatch.web.auth import (
     record_use,
 )
 from dispatch.web.body import json_body
-from dispatch.web.problems import not_found
+from dispatch.web.problems import not_found, unauthorized
 
 routes = web.RouteTableDef()
 
@@ -130,17 +131,15 @@ async def sign_in(request: web.Request) -> web.Response:
     """A supervisor token exchanged for a session cookie (the token is not kept)."""
     data = await json_body(request, "ConsoleSignIn")
     token = str(data["token"])
-    if not token.startswith("dsv_"):
-        token_or_none: str | None = None
-    else:
-        token_or_none = token
+    if not token.startswith(f"{TokenKind.SUPERVISOR.value}_"):
+        raise unauthorized("the supervisor token is not valid")
 
     async def look_up(secret: str) -> tuple[int, Any] | None:
         async with request.app[keys.POOL].acquire() as conn:
             return await agency_store.supervisor_identity(conn, secret)
 
     supervisor_id, agency_id = await checked(
-        request, None, token_or_none, look_up, refused="the supervisor token is not valid"
+        request, None, token, look_up, refused="the supervisor token is not valid"
     )
     settings = request.app[keys.SETTINGS]
     now = request.app[keys.CLOCK].now()

@@ -7,6 +7,7 @@ from typing import Any
 
 from dispatch.web.openapi_common import (
     AGENCY,
+    AUTH_ERRORS,
     json_request,
     json_response,
     operation,
@@ -56,7 +57,7 @@ def console_paths() -> dict[str, Any]:
         "/console/session": {
             "post": operation(
                 "Sign in to the console with a supervisor token (sets the session cookie)",
-                {"201": json_response("ConsoleSession", "Signed in")},
+                {"201": json_response("ConsoleSession", "Signed in"), **AUTH_ERRORS},
                 body=json_request("ConsoleSignIn"),
                 description=(
                     "The cookie is HttpOnly, SameSite=Strict, and Secure when the service's "
