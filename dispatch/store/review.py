@@ -118,8 +118,8 @@ async def incidents(
 ) -> list[IncidentRow]:
     """One page of the agency's incidents, newest first, with their volunteer counts.
 
-    The counts come from the alerts and the response log of the page's incidents only:
-    alerted = alerts created, accepted / on scene = alerts that ever reached that answer.
+    The counts come from the response log of the page's incidents only: alerts that were
+    sent (on any channel), that were accepted, and whose volunteer reported arrival.
     """
     w = _incident_where(agency_id, f)
     limit_param = w.param(limit)
@@ -128,16 +128,17 @@ async def incidents(
         SELECT i.id, i.source_incident_id, i.source, i.received_at, i.state, i.status,
                i.call_type_code, i.is_cardiac_arrest, i.is_test,
                i.report #>> '{{address,text}}' AS address, i.first_ems_on_scene_at,
-               (SELECT count(*) FROM alerts a WHERE a.incident_id = i.id) AS alerted,
-               c.accepted, c.on_scene
+               c.alerted, c.accepted, c.on_scene
         FROM incidents i
         CROSS JOIN LATERAL (
-            SELECT count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_accepted')
+            SELECT count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_sent') AS alerted,
+                   count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_accepted')
                        AS accepted,
                    count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_on_scene')
                        AS on_scene
             FROM response_log r
-            WHERE r.incident_id = i.id AND r.event IN ('alert_accepted', 'alert_on_scene')
+            WHERE r.incident_id = i.id
+              AND r.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene')
         ) c
         WHERE {w.sql()}
         ORDER BY i.received_at DESC, i.id DESC
@@ -441,3 +442,102 @@ async def purge_presence(conn: Conn, before: datetime) -> int:
         "DELETE FROM coverage_presence WHERE last_seen_at < $1", before
     )
     return int(status.split()[-1])
+
+
+# --- Utstein rows --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UtsteinRow:
+    incident_id: UUID
+    incident_number: str
+    received_at: datetime
+    receipt_at: datetime
+    activated: bool
+    excluded_reason: str | None
+    s_to_first_alert: float | None
+    s_to_first_accept: float | None
+    s_to_first_volunteer_arrival: float | None
+    s_to_first_ems_arrival: float | None
+    volunteers_alerted: int
+    volunteers_accepted: int
+    volunteers_arrived: int
+    aed_fetched: bool
+    volunteer_before_ems: bool | None
+
+
+async def utstein(
+    conn: Conn,
+    agency_id: UUID,
+    start: datetime,
+    stop: datetime,
+    *,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[UtsteinRow]:
+    """One row per real (not test) cardiac arrest received in [start, stop), oldest first."""
+    after_at, after_id = after if after is not None else (None, None)
+    rows = await conn.fetch(
+        """
+        SELECT i.id, i.source_incident_id, i.received_at, i.created_at AS receipt,
+               i.alerting_started_at IS NOT NULL AS activated, i.alert_blocked,
+               i.first_ems_on_scene_at AS ems_at, f.*
+        FROM incidents i
+        CROSS JOIN LATERAL (
+            SELECT count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_sent') AS sent,
+                   count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_accepted')
+                       AS accepted,
+                   count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_on_scene')
+                       AS arrived,
+                   min(r.at) FILTER (WHERE r.event = 'alert_sent') AS first_sent,
+                   min(r.at) FILTER (WHERE r.event = 'alert_accepted') AS first_accept,
+                   min(r.at) FILTER (WHERE r.event = 'alert_on_scene') AS first_arrival,
+                   bool_or(a.role = 'aed') FILTER (WHERE r.event = 'alert_on_scene') AS aed,
+                   (array_agg(r.details ->> 'reason' ORDER BY r.id)
+                       FILTER (WHERE r.event = 'not_alertable'))[1] AS reason
+            FROM response_log r LEFT JOIN alerts a ON a.id = r.alert_id
+            WHERE r.incident_id = i.id
+              AND r.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'not_alertable')
+        ) f
+        WHERE i.agency_id = $1 AND i.received_at >= $2 AND i.received_at < $3
+          AND i.is_cardiac_arrest AND NOT i.is_test
+          AND ($4::timestamptz IS NULL OR (i.received_at, i.id) > ($4, $5::uuid))
+        ORDER BY i.received_at, i.id
+        LIMIT $6
+        """,
+        agency_id,
+        start,
+        stop,
+        after_at,
+        after_id,
+        limit,
+    )
+
+    def since(receipt: datetime, at: datetime | None) -> float | None:
+        return None if at is None else round((at - receipt).total_seconds(), 1)
+
+    out = []
+    for r in rows:
+        arrival, ems = r["first_arrival"], r["ems_at"]
+        out.append(
+            UtsteinRow(
+                incident_id=r["id"],
+                incident_number=r["source_incident_id"],
+                received_at=r["received_at"],
+                receipt_at=r["receipt"],
+                activated=r["activated"],
+                excluded_reason=None
+                if r["activated"]
+                else (r["reason"] or r["alert_blocked"] or "other"),
+                s_to_first_alert=since(r["receipt"], r["first_sent"]),
+                s_to_first_accept=since(r["receipt"], r["first_accept"]),
+                s_to_first_volunteer_arrival=since(r["receipt"], arrival),
+                s_to_first_ems_arrival=since(r["receipt"], ems),
+                volunteers_alerted=r["sent"],
+                volunteers_accepted=r["accepted"],
+                volunteers_arrived=r["arrived"],
+                aed_fetched=bool(r["aed"]),
+                volunteer_before_ems=None if arrival is None or ems is None else arrival < ems,
+            )
+        )
+    return out
