@@ -2,6 +2,26 @@
 -- received time, newest first, a keyset page at a time.
 CREATE INDEX incidents_agency_received ON incidents (agency_id, received_at DESC, id DESC);
 
+-- Text search in the incident list (`q`: address or incident number, ILIKE '%…%') uses
+-- trigram indexes when pg_trgm can be installed (it is a trusted extension: the database
+-- owner may); without it the same query scans the agency's incidents, newest first.
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN insufficient_privilege OR undefined_file OR feature_not_supported THEN
+    RAISE NOTICE 'pg_trgm is not available: incident text search will scan';
+END
+$$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX incidents_number_trgm ON incidents USING gin (source_incident_id gin_trgm_ops);
+        CREATE INDEX incidents_address_trgm ON incidents
+            USING gin ((report #>> '{address,text}') gin_trgm_ops);
+    END IF;
+END
+$$;
+
 -- The roster is paged by id within the agency; erased accounts are never listed.
 CREATE INDEX volunteers_agency_roster ON volunteers (agency_id, id) WHERE erased_at IS NULL;
 

@@ -1,7 +1,7 @@
 """Query parameters of the review routes: filters, opaque cursors, dates, output format.
 
-Every refusal is a 400 problem naming the parameter in ``invalid-params``; nothing is
-read from the database before the whole query string has been checked.
+Every refusal is a 400 problem naming the parameter in ``invalid-params``; the review
+routes only read, so a refused request changes nothing.
 """
 
 from __future__ import annotations
