@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -195,3 +196,22 @@ async def test_counts_through_the_engine_match_the_incident_metrics(
         ("median_s_to_first_volunteer_on_scene", "seconds_to_first_volunteer_on_scene"),
     ):
         assert total[mine] == round(metrics[theirs], 1), mine
+
+
+async def test_migration_backfill_sums_an_existing_log(
+    db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    """The migration's own statements, run over a log written before the summary existed."""
+    a = agency.agency_id
+    one = await seed(db, a, Seeded(T0, alerting=True))
+    two = await seed(db, a, Seeded(T0, alerting=False, not_alertable="no_location"))
+    x = await _alert(db, a, one, "aed")
+    at = T0 + timedelta(seconds=30)
+    await _log(db, [(a, one, x, "alert_sent", at, {}), (a, one, x, "alert_sent", at, {})])
+    await _log(db, [(a, one, x, "alert_on_scene", at + timedelta(seconds=99), {})])
+    await _log(db, [(a, two, None, "not_alertable", at, {"reason": "too_old"})])
+    await db.execute("DELETE FROM incident_review; DELETE FROM alert_firsts")
+    sql = (files("dispatch.migrations") / "0013_review.sql").read_text()
+    await db.execute(sql[sql.index("-- What the log already holds") :])
+    rows = await _same(db)
+    assert [r["not_alertable"] for r in rows if r["incident_id"] == two] == ["no_location"]
