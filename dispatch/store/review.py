@@ -118,8 +118,8 @@ async def incidents(
 ) -> list[IncidentRow]:
     """One page of the agency's incidents, newest first, with their volunteer counts.
 
-    The counts come from the alerts and the response log of the page's incidents only:
-    alerted = alerts created, accepted / on scene = alerts that ever reached that answer.
+    The counts are the response log's, summed per incident in ``incident_review``: alerts
+    that were sent (on any channel), that were accepted, and whose volunteer arrived.
     """
     w = _incident_where(agency_id, f)
     limit_param = w.param(limit)
@@ -128,17 +128,10 @@ async def incidents(
         SELECT i.id, i.source_incident_id, i.source, i.received_at, i.state, i.status,
                i.call_type_code, i.is_cardiac_arrest, i.is_test,
                i.report #>> '{{address,text}}' AS address, i.first_ems_on_scene_at,
-               (SELECT count(*) FROM alerts a WHERE a.incident_id = i.id) AS alerted,
-               c.accepted, c.on_scene
-        FROM incidents i
-        CROSS JOIN LATERAL (
-            SELECT count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_accepted')
-                       AS accepted,
-                   count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_on_scene')
-                       AS on_scene
-            FROM response_log r
-            WHERE r.incident_id = i.id AND r.event IN ('alert_accepted', 'alert_on_scene')
-        ) c
+               coalesce(r.alerts_sent, 0) AS alerted,
+               coalesce(r.alerts_accepted, 0) AS accepted,
+               coalesce(r.alerts_on_scene, 0) AS on_scene
+        FROM incidents i LEFT JOIN incident_review r ON r.incident_id = i.id
         WHERE {w.sql()}
         ORDER BY i.received_at DESC, i.id DESC
         LIMIT {limit_param}
@@ -238,7 +231,8 @@ async def volunteers(
 
 # --- the activations report ------------------------------------------------------------------
 
-# Per incident of the range: its local month and hour, and its firsts and counts from the log.
+# Per incident of the range: its local month and hour, and its firsts and counts (the log's,
+# summed per incident in incident_review).
 _FACTS = """
     inc AS (
         SELECT i.id, i.created_at AS receipt, i.is_test, i.alert_blocked,
@@ -250,22 +244,15 @@ _FACTS = """
         WHERE i.agency_id = $1 AND i.received_at >= $2 AND i.received_at < $3
     ),
     facts AS MATERIALIZED (
-        SELECT inc.*, f.*
-        FROM inc CROSS JOIN LATERAL (
-            SELECT count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_sent') AS sent,
-                   count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_accepted')
-                       AS accepted,
-                   count(DISTINCT r.alert_id) FILTER (WHERE r.event = 'alert_on_scene')
-                       AS arrived,
-                   min(r.at) FILTER (WHERE r.event = 'alert_sent') AS first_sent,
-                   min(r.at) FILTER (WHERE r.event = 'alert_accepted') AS first_accept,
-                   min(r.at) FILTER (WHERE r.event = 'alert_on_scene') AS first_arrival,
-                   (array_agg(r.details ->> 'reason' ORDER BY r.id)
-                       FILTER (WHERE r.event = 'not_alertable'))[1] AS reason
-            FROM response_log r
-            WHERE r.incident_id = inc.id
-              AND r.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'not_alertable')
-        ) f
+        SELECT inc.*,
+               coalesce(r.alerts_sent, 0) AS sent,
+               coalesce(r.alerts_accepted, 0) AS accepted,
+               coalesce(r.alerts_on_scene, 0) AS arrived,
+               r.first_sent_at AS first_sent,
+               r.first_accept_at AS first_accept,
+               r.first_on_scene_at AS first_arrival,
+               r.not_alertable AS reason
+        FROM inc LEFT JOIN incident_review r ON r.incident_id = inc.id
     )
 """
 
@@ -320,9 +307,11 @@ _ACTIVATIONS = f"""
         GROUP BY GROUPING SETS ((excluded), (month, excluded), (hour, excluded))
     ),
     sent AS (
-        SELECT DISTINCT r.alert_id, r.volunteer_id, c.month, c.hour
-        FROM counted c JOIN response_log r ON r.incident_id = c.id
-        WHERE c.act AND r.event = 'alert_sent' AND r.volunteer_id IS NOT NULL
+        SELECT a.volunteer_id, c.month, c.hour
+        FROM counted c
+        JOIN alert_firsts f ON f.incident_id = c.id AND f.event = 'alert_sent'
+        JOIN alerts a ON a.id = f.alert_id
+        WHERE c.act
     ),
     per_volunteer AS (
         SELECT grouping(month) AS all_months, grouping(hour) AS all_hours, month, hour,
@@ -441,3 +430,91 @@ async def purge_presence(conn: Conn, before: datetime) -> int:
         "DELETE FROM coverage_presence WHERE last_seen_at < $1", before
     )
     return int(status.split()[-1])
+
+
+# --- Utstein rows --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UtsteinRow:
+    incident_id: UUID
+    incident_number: str
+    received_at: datetime
+    receipt_at: datetime
+    activated: bool
+    excluded_reason: str | None
+    s_to_first_alert: float | None
+    s_to_first_accept: float | None
+    s_to_first_volunteer_arrival: float | None
+    s_to_first_ems_arrival: float | None
+    volunteers_alerted: int
+    volunteers_accepted: int
+    volunteers_arrived: int
+    aed_fetched: bool
+    volunteer_before_ems: bool | None
+
+
+async def utstein(
+    conn: Conn,
+    agency_id: UUID,
+    start: datetime,
+    stop: datetime,
+    *,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[UtsteinRow]:
+    """One row per real (not test) cardiac arrest received in [start, stop), oldest first."""
+    after_at, after_id = after if after is not None else (None, None)
+    rows = await conn.fetch(
+        """
+        SELECT i.id, i.source_incident_id, i.received_at, i.created_at AS receipt,
+               i.alerting_started_at IS NOT NULL AS activated, i.alert_blocked,
+               i.first_ems_on_scene_at AS ems_at,
+               coalesce(f.alerts_sent, 0) AS sent, coalesce(f.alerts_accepted, 0) AS accepted,
+               coalesce(f.alerts_on_scene, 0) AS arrived, f.first_sent_at AS first_sent,
+               f.first_accept_at AS first_accept, f.first_on_scene_at AS first_arrival,
+               coalesce(f.aed_on_scene, false) AS aed, f.not_alertable AS reason
+        FROM incidents i
+        LEFT JOIN incident_review f ON f.incident_id = i.id
+        WHERE i.agency_id = $1 AND i.received_at >= $2 AND i.received_at < $3
+          AND i.is_cardiac_arrest AND NOT i.is_test
+          AND ($4::timestamptz IS NULL OR (i.received_at, i.id) > ($4, $5::uuid))
+        ORDER BY i.received_at, i.id
+        LIMIT $6
+        """,
+        agency_id,
+        start,
+        stop,
+        after_at,
+        after_id,
+        limit,
+    )
+
+    def since(receipt: datetime, at: datetime | None) -> float | None:
+        return None if at is None else round((at - receipt).total_seconds(), 1)
+
+    out = []
+    for r in rows:
+        arrival, ems = r["first_arrival"], r["ems_at"]
+        out.append(
+            UtsteinRow(
+                incident_id=r["id"],
+                incident_number=r["source_incident_id"],
+                received_at=r["received_at"],
+                receipt_at=r["receipt"],
+                activated=r["activated"],
+                excluded_reason=None
+                if r["activated"]
+                else (r["reason"] or r["alert_blocked"] or "other"),
+                s_to_first_alert=since(r["receipt"], r["first_sent"]),
+                s_to_first_accept=since(r["receipt"], r["first_accept"]),
+                s_to_first_volunteer_arrival=since(r["receipt"], arrival),
+                s_to_first_ems_arrival=since(r["receipt"], ems),
+                volunteers_alerted=r["sent"],
+                volunteers_accepted=r["accepted"],
+                volunteers_arrived=r["arrived"],
+                aed_fetched=bool(r["aed"]),
+                volunteer_before_ems=None if arrival is None or ems is None else arrival < ems,
+            )
+        )
+    return out

@@ -153,6 +153,11 @@ async def held_about(conn: Any, volunteer_id: int) -> dict[str, Any]:
         "SELECT event, at, details FROM volunteer_events WHERE volunteer_id = $1 ORDER BY id",
         volunteer_id,
     )
+    presence = await conn.fetch(
+        "SELECT hour_of_week, cell, last_seen_at FROM coverage_presence WHERE volunteer_id = $1"
+        " ORDER BY hour_of_week, cell",
+        volunteer_id,
+    )
     by_alert: dict[Any, list[dict[str, Any]]] = {}
     for e in events:
         by_alert.setdefault(e["alert_id"], []).append(
@@ -171,6 +176,15 @@ async def held_about(conn: Any, volunteer_id: int) -> dict[str, Any]:
         ],
         "timeline": [
             {"event": e["event"], "at": e["at"].isoformat(), "details": e["details"]} for e in own
+        ],
+        # The coverage report's coarse record: hour of the week (UTC), H3 cell, last seen.
+        "coverage_presence": [
+            {
+                "hour_of_week": p["hour_of_week"],
+                "cell": f"{p['cell']:x}",
+                "last_seen_at": p["last_seen_at"].isoformat(),
+            }
+            for p in presence
         ],
     }
 

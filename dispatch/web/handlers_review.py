@@ -6,7 +6,7 @@ opaque ``cursor``; every table answers JSON or CSV with the same cells.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -303,3 +303,21 @@ async def coverage_report(request: web.Request) -> web.Response:
             "next_cursor": next_cursor,
         }
     )
+
+
+# --- Utstein export ----------------------------------------------------------------------------
+
+UTSTEIN_COLUMNS = tuple(f.name for f in fields(review_store.UtsteinRow))
+
+
+@routes.get("/v1/agencies/{agency_id}/reports/utstein.csv")
+async def utstein_export(request: web.Request) -> web.Response:
+    agency_id, tz = await _agency(request)
+    start, stop = qp.required_range(request, tz, max_days=MAX_RANGE_DAYS)
+    after = qp.time_id_cursor(request)
+    limit = qp.integer(request, "limit", default=1000, low=1, high=10000)
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await review_store.utstein(conn, agency_id, start, stop, after=after, limit=limit)
+    rows = [asdict(r) for r in found]
+    cursor = page_cursor(rows, limit, ("received_at", "incident_id"))
+    return csv_response(csv_text(UTSTEIN_COLUMNS, rows), filename="utstein.csv", next_cursor=cursor)

@@ -185,6 +185,32 @@ def review_paths() -> dict[str, Any]:
                 description="Cells with fewer than 3 volunteers are counted, never listed.",
             )
         },
+        "/v1/agencies/{agency_id}/reports/utstein.csv": {
+            "get": operation(
+                "One Utstein-style CSV row per real cardiac arrest received in the range, "
+                "oldest first, for registry submission",
+                {
+                    "200": {
+                        "description": "Times in seconds from receipt; counts of volunteers",
+                        "headers": {
+                            "Next-Cursor": {
+                                "schema": {"type": "string"},
+                                "description": "The cursor of the next page, when there is one",
+                            }
+                        },
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **_BAD,
+                },
+                security=_SUP,
+                parameters=[
+                    AGENCY,
+                    *_range(True),
+                    query_int("limit", 1, 10000, "Rows per page", default=1000),
+                    _CURSOR,
+                ],
+            )
+        },
     }
 
 

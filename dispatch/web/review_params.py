@@ -1,7 +1,7 @@
 """Query parameters of the review routes: filters, opaque cursors, dates, output format.
 
-Every refusal is a 400 problem naming the parameter in ``invalid-params``; nothing is
-read from the database before the whole query string has been checked.
+Every refusal is a 400 problem naming the parameter in ``invalid-params``; the review
+routes only read, so a refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -173,6 +174,8 @@ def output_format(request: web.Request) -> str:
 
 # --- cursors ----------------------------------------------------------------------------------
 
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
+
 
 def encode_cursor(values: Sequence[Any]) -> str:
     raw = json.dumps(list(values), separators=(",", ":")).encode()
@@ -184,7 +187,7 @@ def _cursor_values(request: web.Request) -> list[Any] | None:
     if raw is None or raw == "":
         return None
     try:
-        if len(raw) > 200:
+        if len(raw) > 200 or _CURSOR_TEXT.fullmatch(raw) is None:
             raise ValueError(raw)
         decoded = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):

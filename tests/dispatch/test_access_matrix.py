@@ -241,6 +241,7 @@ MATRIX: dict[str, Access] = {
     "GET /v1/agencies/{agency_id}/volunteers": supervised(200),
     "GET /v1/agencies/{agency_id}/reports/activations": supervised(200, query=_YEAR),
     "GET /v1/agencies/{agency_id}/reports/coverage": supervised(200, query={"hour": "9"}),
+    "GET /v1/agencies/{agency_id}/reports/utstein.csv": supervised(200, query=_YEAR),
     "PUT /v1/me/devices": me(200, body=_device),
     "PUT /v1/me/channels": me(200, body=_json({"preferred": "push"})),
     "POST /v1/twilio/sms-status": TWILIO,

@@ -139,6 +139,21 @@ async def test_cells_count_people_and_hide_small_cells(
     purged = await review_store.purge_presence(db, now - review_store.COVERAGE_WINDOW)
     assert purged == 1
 
+    # The volunteer's export shows their presence rows; erasure takes them away.
+    auth = {"Authorization": f"Bearer {token}"}
+    exported = await (await client.get("/v1/me/export", headers=auth)).json()
+    assert exported["coverage_presence"] == [
+        {
+            "hour_of_week": _hour_of_week(fixed_at),
+            "cell": f"{latlng_to_cell(lat, lon, 8):x}",
+            "last_seen_at": fixed_at.isoformat(),
+        }
+    ]
+    assert (await client.delete("/v1/me", headers=auth)).status == 204
+    assert not await db.fetchval(
+        "SELECT count(*) FROM coverage_presence WHERE volunteer_id = $1", reporter
+    )
+
 
 @pytest.mark.parametrize(
     ("zone", "day", "local", "utc"),

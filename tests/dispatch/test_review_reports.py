@@ -182,3 +182,50 @@ async def test_bad_report_ranges_are_problems_naming_the_parameter(
     assert resp.status == 400
     assert resp.content_type == "application/problem+json"
     assert [p["name"] for p in (await resp.json())["invalid-params"]] == [name]
+
+
+async def test_utstein_rows_one_per_real_cardiac_arrest(
+    client: Any, db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    await _history(db, agency)
+    url = f"/v1/agencies/{agency.agency_id}/reports/utstein.csv"
+    rows: list[dict[str, str]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {**RANGE, "limit": "2", **({"cursor": cursor} if cursor else {})}
+        resp = await client.get(url, params=params, headers=agency.supervisor_auth)
+        assert resp.status == 200, await resp.text()
+        assert resp.content_type == "text/csv"
+        header, page = csv_rows(await resp.text())
+        rows += [dict(zip(header, r, strict=True)) for r in page]
+        pages += 1
+        cursor = resp.headers.get("Next-Cursor")
+        if cursor is None:
+            break
+    assert pages == 3
+    assert [r["incident_number"] for r in rows] == ["I0", "I1", "I2", "I3", "I6"]
+    by = {r["incident_number"]: r for r in rows}
+    columns = (
+        "activated",
+        "excluded_reason",
+        "s_to_first_alert",
+        "s_to_first_accept",
+        "s_to_first_volunteer_arrival",
+        "s_to_first_ems_arrival",
+        "volunteers_alerted",
+        "volunteers_accepted",
+        "volunteers_arrived",
+        "aed_fetched",
+        "volunteer_before_ems",
+    )
+    expected = {
+        "I0": ("false", "too_old", "", "", "", "", "0", "0", "0", "false", ""),
+        "I1": ("true", "", "5.0", "20.0", "200.0", "400.0", "2", "1", "1", "false", "true"),
+        "I2": ("true", "", "10.0", "30.0", "500.0", "300.0", "1", "1", "1", "true", "false"),
+        "I3": ("true", "", "7.0", "", "", "", "1", "0", "0", "false", ""),
+        "I6": ("true", "", "", "", "", "", "0", "0", "0", "false", ""),
+    }
+    assert {n: tuple(by[n][c] for c in columns) for n in by} == expected
+    assert by["I1"]["received_at"] == "2026-03-10T08:00:00+00:00"
+    assert by["I1"]["receipt_at"] == "2026-03-10T08:00:02+00:00"
