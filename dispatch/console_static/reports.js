@@ -113,6 +113,8 @@ function activations(report, params) {
         h("a", { href: agencyPath(`/reports/activations?${params}`), id: "export-activations-json", target: "_blank" }, "activations JSON"),
         " · ",
         h("a", { href: agencyPath(`/incidents?${incidentsCsv}`), download: "incidents.csv", id: "export-incidents-csv" }, "incidents CSV"),
+        " · ",
+        h("a", { href: agencyPath(`/reports/utstein.csv?${params}`), download: "utstein.csv", id: "export-utstein-csv" }, "Utstein CSV (registry)"),
       ),
     ),
     h(

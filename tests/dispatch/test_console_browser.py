@@ -399,6 +399,12 @@ async def test_report_csv_export_matches_the_json_report_cell_by_cell(
         for column in columns:
             assert got[column] == want[column], (got["group"], got["key"], column)
     assert report["total"]["activations"] >= 1
+    async with page.expect_download() as waiting:
+        await page.click("#export-utstein-csv")
+    utstein = await waiting.value
+    rows = (await asyncio.to_thread(Path(await utstein.path()).read_text)).splitlines()
+    assert rows[0].startswith("incident_id,")
+    assert any(",report-1," in row for row in rows[1:])
     shown = await page.locator("#report-totals dd").first.inner_text()
     assert shown == str(report["total"]["activations"])
     await page.screenshot(path=str(artifacts() / "reports.png"), full_page=True)
