@@ -63,15 +63,18 @@ _STREAM_MAX_S: Final = 600.0
 
 
 @cache
-def _asset(name: str) -> bytes | None:
-    entry = resources.files("dispatch").joinpath("console_static", name)
-    return entry.read_bytes() if entry.is_file() else None
+def _assets() -> dict[str, bytes]:
+    """Every file the console ships, read once (a few tens of kB)."""
+    folder = resources.files("dispatch").joinpath("console_static")
+    return {
+        entry.name: entry.read_bytes()
+        for entry in folder.iterdir()
+        if entry.is_file() and _ASSET_RE.match(entry.name)
+    }
 
 
 def _static(name: str) -> web.Response:
-    if not _ASSET_RE.match(name):
-        raise not_found("asset")
-    body = _asset(name)
+    body = _assets().get(name)
     if body is None:
         raise not_found("asset")
     suffix = name[name.rindex(".") :]
