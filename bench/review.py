@@ -287,9 +287,12 @@ async def run(args: argparse.Namespace) -> None:
             await conn.close()
         await _measure(dsn, agency_id, token, volunteer_id, args)
     finally:
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        if args.keep:
+            print(f"kept: {dsn} (agency {agency_id})")
+        else:
+            admin = await asyncpg.connect(args.database_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 async def _measure(
@@ -377,6 +380,7 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=3.0)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--report-runs", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     asyncio.run(run(parser.parse_args()))
 
 
