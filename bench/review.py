@@ -286,10 +286,14 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             await conn.close()
         await _measure(dsn, agency_id, token, volunteer_id, args)
+        await _write_cost(dsn, args)
     finally:
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        if args.keep:
+            print(f"kept: {dsn} (agency {agency_id})")
+        else:
+            admin = await asyncpg.connect(args.database_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 async def _measure(
@@ -369,6 +373,48 @@ async def _measure(
         )
 
 
+async def _write_cost(dsn: str, args: argparse.Namespace) -> None:
+    """What the summary trigger adds to the write path: one statement logging an alert's
+    sent, accepted and on-scene events (new alerts each time), with and without it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        picks = await conn.fetch(
+            "SELECT id, incident_id, agency_id FROM alerts ORDER BY random() LIMIT $1",
+            2 * args.runs,
+        )
+        await conn.execute(
+            "DELETE FROM alert_firsts WHERE alert_id = ANY($1::uuid[])", [p["id"] for p in picks]
+        )
+        insert = """
+            INSERT INTO response_log (agency_id, incident_id, alert_id, event, at)
+            SELECT $1, $2, $3, e, now() FROM unnest(
+                ARRAY['alert_sent', 'alert_accepted', 'alert_on_scene']) AS e
+        """
+        timings: dict[str, list[float]] = {"with": [], "without": []}
+        for n, pick in enumerate(picks):
+            label = "with" if n % 2 == 0 else "without"
+            async with conn.transaction():
+                if label == "without":
+                    await conn.execute(
+                        "ALTER TABLE response_log DISABLE TRIGGER incident_review_record"
+                    )
+                started = time.perf_counter()
+                await conn.execute(insert, pick["agency_id"], pick["incident_id"], pick["id"])
+                timings[label].append((time.perf_counter() - started) * 1000)
+                if label == "without":
+                    await conn.execute(
+                        "ALTER TABLE response_log ENABLE TRIGGER incident_review_record"
+                    )
+    finally:
+        await conn.close()
+    with_ms, without_ms = (statistics.median(timings[k]) for k in ("with", "without"))
+    print(
+        f"write path: logging three answers of an alert in one statement, p50"
+        f" {with_ms:.3f} ms with the summary trigger, {without_ms:.3f} ms without"
+        f" (+{with_ms - without_ms:.3f} ms, {args.runs} each)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
@@ -377,6 +423,7 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=3.0)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--report-runs", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     asyncio.run(run(parser.parse_args()))
 
 

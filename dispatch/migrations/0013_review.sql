@@ -77,12 +77,15 @@ CREATE TRIGGER coverage_presence_record
 -- alert_firsts: the first time each alert was sent, accepted and reported on scene. Its
 -- key makes "counted once" exact even when two transactions log the same alert's event
 -- (an alert sent by push and then by SMS is one alert sent).
+-- volunteer_id is the alert's (copied so that the burden per volunteer needs no join;
+-- erasure moves it to the pseudonym with the alerts).
 CREATE TABLE alert_firsts (
-    alert_id     uuid NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
-    event        text NOT NULL,
-    incident_id  uuid NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
-    agency_id    uuid NOT NULL REFERENCES agencies (id) ON DELETE CASCADE,
-    at           timestamptz NOT NULL,
+    alert_id      uuid NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    event         text NOT NULL,
+    incident_id   uuid NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    agency_id     uuid NOT NULL REFERENCES agencies (id) ON DELETE CASCADE,
+    volunteer_id  bigint NOT NULL,
+    at            timestamptz NOT NULL,
     PRIMARY KEY (alert_id, event)
 );
 CREATE INDEX alert_firsts_incident ON alert_firsts (incident_id, event);
@@ -113,10 +116,10 @@ BEGIN
     -- Rows are locked in key order (alerts, then incidents) so that two statements
     -- covering the same incidents cannot deadlock on each other.
     WITH firsts AS (
-        INSERT INTO alert_firsts AS f (alert_id, event, incident_id, agency_id, at)
+        INSERT INTO alert_firsts AS f (alert_id, event, incident_id, agency_id, volunteer_id, at)
         SELECT DISTINCT ON (n.alert_id, n.event)
-               n.alert_id, n.event, n.incident_id, n.agency_id, n.at
-        FROM new_rows n
+               n.alert_id, n.event, n.incident_id, n.agency_id, a.volunteer_id, n.at
+        FROM new_rows n JOIN alerts a ON a.id = n.alert_id
         WHERE n.alert_id IS NOT NULL
           AND n.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene')
         ORDER BY n.alert_id, n.event, n.at
@@ -160,11 +163,11 @@ CREATE TRIGGER incident_review_record
     FOR EACH STATEMENT EXECUTE FUNCTION incident_review_record();
 
 -- What the log already holds when this migration runs.
-INSERT INTO alert_firsts (alert_id, event, incident_id, agency_id, at)
-SELECT alert_id, event, incident_id, agency_id, min(at)
-FROM response_log
-WHERE alert_id IS NOT NULL AND event IN ('alert_sent', 'alert_accepted', 'alert_on_scene')
-GROUP BY alert_id, event, incident_id, agency_id;
+INSERT INTO alert_firsts (alert_id, event, incident_id, agency_id, volunteer_id, at)
+SELECT r.alert_id, r.event, r.incident_id, r.agency_id, a.volunteer_id, min(r.at)
+FROM response_log r JOIN alerts a ON a.id = r.alert_id
+WHERE r.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene')
+GROUP BY r.alert_id, r.event, r.incident_id, r.agency_id, a.volunteer_id;
 
 INSERT INTO incident_review (incident_id, agency_id, alerts_sent, alerts_accepted,
     alerts_on_scene, aed_on_scene, first_sent_at, first_accept_at, first_on_scene_at)

@@ -233,6 +233,12 @@ async def erase(conn: Any, volunteer_id: int, now: datetime) -> Erased | None:
     await conn.execute(
         "UPDATE alerts SET volunteer_id = $2 WHERE volunteer_id = $1", volunteer_id, pseudonym_id
     )
+    # The review summary's copy of who was alerted (the burden per volunteer) follows.
+    await conn.execute(
+        "UPDATE alert_firsts SET volunteer_id = $1"
+        " WHERE alert_id IN (SELECT id FROM alerts WHERE volunteer_id = $1)",
+        pseudonym_id,
+    )
     # Nothing more goes out to someone who is gone.
     await conn.execute(
         """

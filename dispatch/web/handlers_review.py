@@ -223,10 +223,17 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _report_range(request: web.Request, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    now = request.app[keys.CLOCK].now()
+    return qp.report_range(request, tz, now, max_days=MAX_RANGE_DAYS)
+
+
 @routes.get("/v1/agencies/{agency_id}/reports/activations")
 async def activations_report(request: web.Request) -> web.Response:
     agency_id, tz = await _agency(request)
-    start, stop = qp.required_range(request, tz, max_days=MAX_RANGE_DAYS)
+    start, stop = qp.report_range(
+        request, tz, request.app[keys.CLOCK].now(), max_days=MAX_RANGE_DAYS
+    )
     fmt = qp.output_format(request)
     async with request.app[keys.POOL].acquire() as conn:
         groups = await review_store.activations(conn, agency_id, start, stop, tz.key)
@@ -313,7 +320,9 @@ UTSTEIN_COLUMNS = tuple(f.name for f in fields(review_store.UtsteinRow))
 @routes.get("/v1/agencies/{agency_id}/reports/utstein.csv")
 async def utstein_export(request: web.Request) -> web.Response:
     agency_id, tz = await _agency(request)
-    start, stop = qp.required_range(request, tz, max_days=MAX_RANGE_DAYS)
+    start, stop = qp.report_range(
+        request, tz, request.app[keys.CLOCK].now(), max_days=MAX_RANGE_DAYS
+    )
     after = qp.time_id_cursor(request)
     limit = qp.integer(request, "limit", default=1000, low=1, high=10000)
     async with request.app[keys.POOL].acquire() as conn:

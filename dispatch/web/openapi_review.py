@@ -47,28 +47,17 @@ def _many(name: str, values: list[str] | None, description: str) -> dict[str, An
     return param
 
 
-def _range(required: bool) -> list[dict[str, Any]]:
+def _range(report: bool) -> list[dict[str, Any]]:
     schema = {"type": "string", "pattern": _DATE_OR_TIME}
-    return [
-        {
-            **_query(
-                "from",
-                schema,
-                "Received at or after: a date (00:00 in the agency's time zone) or an "
-                "RFC 3339 time",
-            ),
-            "required": required,
-        },
-        {
-            **_query(
-                "to",
-                schema,
-                "Received before: a date (its whole day included) or an RFC 3339 time "
-                "(exclusive); later than `from`",
-            ),
-            "required": required,
-        },
-    ]
+    start = "Received at or after: a date (00:00 in the agency's time zone) or an RFC 3339 time"
+    stop = (
+        "Received before: a date (its whole day included) or an RFC 3339 time (exclusive); "
+        "later than `from`"
+    )
+    if report:
+        start += "; default: the start of the twelfth month back from `to`"
+        stop += "; default: the end of the current month"
+    return [_query("from", schema, start), _query("to", schema, stop)]
 
 
 _CURSOR = _query(

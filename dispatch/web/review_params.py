@@ -147,12 +147,22 @@ def date_range(
     return start, stop
 
 
-def required_range(
-    request: web.Request, tz: ZoneInfo, *, max_days: int
+def report_range(
+    request: web.Request, tz: ZoneInfo, now: datetime, *, max_days: int
 ) -> tuple[datetime, datetime]:
-    start, stop = date_range(request, tz, required=True)
-    if start is None or stop is None:
-        raise bad_param("from", "required")
+    """``from``/``to``; without ``to``, the end of this month, and without ``from``, the
+    start of the twelfth month back from ``to`` (twelve calendar months in all)."""
+    start, stop = date_range(request, tz, required=False)
+    if stop is None:
+        local = now.astimezone(tz)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        stop = datetime(year, month, 1, tzinfo=tz).astimezone(UTC)
+    if start is None:
+        last = (stop - timedelta(microseconds=1)).astimezone(tz)
+        months = last.year * 12 + last.month - 1 - 11
+        start = datetime(months // 12, months % 12 + 1, 1, tzinfo=tz).astimezone(UTC)
+    if stop <= start:
+        raise bad_param("to", "must be after from")
     if stop - start > timedelta(days=max_days):
         raise bad_param("to", f"at most {max_days} days after from")
     return start, stop

@@ -58,11 +58,12 @@ class Housekeeper:
                 "sessions": await account_store.purge_sessions(conn, now - SESSION_KEEP),
                 "console_sessions": await console_sessions.purge(conn, now - SESSION_KEEP),
                 "notices": await notice_store.purge_done(conn, now - NOTICE_KEEP),
-                "coverage_presence": await review_store.purge_presence(
-                    conn, now - review_store.COVERAGE_WINDOW
-                ),
             }
         done["indexed_positions"] = self._positions.purge_stale(limits, now)
+        async with self._pool.acquire() as conn:
+            done["coverage_presence"] = await review_store.purge_presence(
+                conn, now - review_store.COVERAGE_WINDOW
+            )
         if any(done.values()):
             log.info("housekeeping", **done)
         return done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -163,8 +164,7 @@ async def test_activations_csv_has_the_json_cells(
 @pytest.mark.parametrize(
     ("params", "name"),
     [
-        ({"to": "2026-04-30"}, "from"),
-        ({"from": "2026-03-01"}, "to"),
+        ({"from": "2100-03-01"}, "to"),
         ({"from": "2026-03-01", "to": "2026-02-01"}, "to"),
         ({"from": "2000-01-01", "to": "2026-02-01"}, "to"),
         ({"from": "2026-02-30", "to": "2026-03-01"}, "from"),
@@ -229,3 +229,27 @@ async def test_utstein_rows_one_per_real_cardiac_arrest(
     assert {n: tuple(by[n][c] for c in columns) for n in by} == expected
     assert by["I1"]["received_at"] == "2026-03-10T08:00:00+00:00"
     assert by["I1"]["receipt_at"] == "2026-03-10T08:00:02+00:00"
+
+
+async def test_report_range_defaults_to_twelve_calendar_months(
+    client: Any, agency: AgencyFixture, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "UPDATE agencies SET time_zone = 'Europe/Amsterdam' WHERE id = $1", agency.agency_id
+    )
+    resp = await client.get(
+        f"/v1/agencies/{agency.agency_id}/reports/activations", headers=agency.supervisor_auth
+    )
+    assert resp.status == 200
+    report = await resp.json()
+    months = [m["month"] for m in report["by_month"]]
+    assert len(months) == 12
+    assert months[-1] == datetime.now(ZoneInfo("Europe/Amsterdam")).strftime("%Y-%m")
+    start = datetime.fromisoformat(report["from"]).astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert (start.day, start.hour, start.strftime("%Y-%m")) == (1, 0, months[0])
+    resp = await client.get(
+        f"/v1/agencies/{agency.agency_id}/reports/activations",
+        params={"to": "2026-06-30"},
+        headers=agency.supervisor_auth,
+    )
+    assert (await resp.json())["by_month"][0]["month"] == "2025-07"

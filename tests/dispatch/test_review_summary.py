@@ -52,6 +52,10 @@ _SUMMARY = """
 async def _same(db: asyncpg.Connection) -> list[dict[str, Any]]:
     expected = [dict(r) for r in await db.fetch(_FROM_LOG)]
     assert [dict(r) for r in await db.fetch(_SUMMARY)] == expected
+    assert not await db.fetchval(
+        "SELECT count(*) FROM alert_firsts f JOIN alerts a ON a.id = f.alert_id"
+        " WHERE f.volunteer_id <> a.volunteer_id"
+    )
     return expected
 
 
@@ -185,9 +189,8 @@ async def test_counts_through_the_engine_match_the_incident_metrics(
     ).json()
     today = datetime.now(UTC).date()
     span = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
-    report = await (
-        await client.get(f"{base}/reports/activations", params=span, headers=sup)
-    ).json()
+    url = f"{base}/reports/activations"
+    report = await (await client.get(url, params=span, headers=sup)).json()
     total = report["total"]
     assert total["activations"] == 1
     for mine, theirs in (
@@ -196,6 +199,16 @@ async def test_counts_through_the_engine_match_the_incident_metrics(
         ("median_s_to_first_volunteer_on_scene", "seconds_to_first_volunteer_on_scene"),
     ):
         assert total[mine] == round(metrics[theirs], 1), mine
+    assert total["volunteers_alerted"] == 1
+
+    # Erasure moves the facts to a pseudonym: the report does not change.
+    assert (await client.delete("/v1/me", headers=auth)).status == 204
+    await _same(db)
+    again = await (await client.get(url, params=span, headers=sup)).json()
+    assert again == report
+    assert not await db.fetchval(
+        "SELECT count(*) FROM alert_firsts WHERE volunteer_id = $1", volunteer_id
+    )
 
 
 async def test_migration_backfill_sums_an_existing_log(
