@@ -382,7 +382,7 @@ async def test_report_csv_export_matches_the_json_report_cell_by_cell(
     await _sign_in(tab, stack)
     await page.goto(f"{stack.base}/console/#/reports")
     await page.wait_for_selector("#chart-months")
-    await page.wait_for_selector("#chart-hours rect")
+    await page.wait_for_selector("#chart-hours rect", state="attached")
     async with page.expect_download() as waiting:
         await page.click("#export-activations-csv")
     download = await waiting.value
