@@ -312,6 +312,12 @@ async function route() {
     const stop = await page(arg && decodeURIComponent(arg));
     if (typeof stop === "function") stopPage = stop;
   } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      // Signed out elsewhere, or idle too long: back to the sign-in form.
+      session.agencyId = null;
+      signInPage();
+      return;
+    }
     clear(main).append(errorBox(err));
   }
 }

@@ -320,6 +320,26 @@ async def test_settings_refusals_are_shown_next_to_the_field(tab: Tab, stack: St
     assert current["alert_limit"] == 9
 
 
+async def test_a_wrong_token_is_told_and_an_idle_session_returns_to_sign_in(
+    tab: Tab, stack: Stack
+) -> None:
+    page = tab.page
+    await page.goto(f"{stack.base}/console/")
+    await page.fill("#token", "dsv_not-a-token")
+    await page.click("#signin-form button[type=submit]")
+    await page.wait_for_function("() => document.querySelector('#token-error').textContent")
+    assert "not valid" in await page.locator("#token-error").inner_text()
+    await _sign_in(tab, stack)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        await conn.execute("UPDATE console_sessions SET last_seen_at = now() - interval '2 hours'")
+    finally:
+        await conn.close()
+    await page.click("#nav a[href='#/feeds']")
+    await page.wait_for_selector("#signin-form")
+    assert await page.locator("#nav").is_hidden()
+
+
 async def test_sign_out_ends_the_session(tab: Tab, stack: Stack) -> None:
     page = tab.page
     await _sign_in(tab, stack)
