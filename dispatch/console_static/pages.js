@@ -152,8 +152,11 @@ function fieldFor(name, value) {
   } else if (value !== null && typeof value === "object") {
     input = h("textarea", { name, id: `f-${name}`, "data-kind": "json" });
     input.value = JSON.stringify(value, null, 2);
+  } else if (name.endsWith("_cert") || (typeof value === "string" && value.includes("\n"))) {
+    input = h("textarea", { name, id: `f-${name}`, "data-kind": "text" });
+    input.value = value ?? "";
   } else {
-    input = h("textarea", { name, id: `f-${name}`, "data-kind": "text", rows: 1 });
+    input = h("input", { type: "text", name, id: `f-${name}`, "data-kind": "text" });
     input.value = value ?? "";
   }
   return h("div", { class: "field" }, h("label", { for: `f-${name}` }, name), input, err);

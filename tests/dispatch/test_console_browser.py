@@ -309,6 +309,7 @@ async def test_settings_refusals_are_shown_next_to_the_field(tab: Tab, stack: St
         "'#policy-form .field-error[data-for=target_accepted]').textContent.length > 0"
     )
     assert "/target_accepted" in await message.inner_text()
+    await page.screenshot(path=str(artifacts() / "settings.png"), full_page=True)
     await page.fill("#settings-form [name=alert_limit]", "9")
     await page.click("#settings-form button[type=submit]")
     await page.wait_for_function(
