@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 from uuid import UUID
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
-Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
-"""A connection of its own or one lent by the pool."""
+from dispatch.db.types import Conn
 
 # Accepted at some point: still responding, or released after responding.
 _ANSWERED_YES = ("accepted", "en_route", "on_scene", "released")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
-from dispatch.store.board import Conn
 
 
 @dataclass(frozen=True, slots=True)

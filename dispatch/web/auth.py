@@ -12,12 +12,12 @@ from uuid import UUID
 
 from aiohttp import web
 
+from dispatch.db.types import Conn
 from dispatch.secrets import TokenKind, bearer_token, hash_token
 from dispatch.store import accounts as account_store
 from dispatch.store import agencies as agency_store
 from dispatch.store import console_sessions
 from dispatch.store import volunteers as volunteer_store
-from dispatch.store.board import Conn
 from dispatch.store.console_sessions import ConsoleSession
 from dispatch.store.volunteers import VolunteerIdentity
 from dispatch.web import app_keys as keys
