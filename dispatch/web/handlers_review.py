@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -58,7 +59,7 @@ STATES = tuple(s.value for s in IncidentState)
 TIERS = ("lay", "professional")
 
 
-async def _agency(request: web.Request) -> tuple[Any, ZoneInfo]:
+async def _agency(request: web.Request) -> tuple[UUID, ZoneInfo]:
     agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
         name = await review_store.agency_zone(conn, agency_id)
@@ -68,7 +69,6 @@ async def _agency(request: web.Request) -> tuple[Any, ZoneInfo]:
 
 
 def _table(
-    request: web.Request,
     key: str,
     columns: tuple[str, ...],
     rows: list[dict[str, Any]],
@@ -102,7 +102,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         found = await review_store.incidents(conn, agency_id, f, limit=limit)
     rows = [asdict(r) for r in found]
     cursor = page_cursor(rows, limit, ("received_at", "incident_id"))
-    return _table(request, "incidents", INCIDENT_COLUMNS, rows, cursor, fmt)
+    return _table("incidents", INCIDENT_COLUMNS, rows, cursor, fmt)
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers")
@@ -121,7 +121,7 @@ async def list_volunteers(request: web.Request) -> web.Response:
         found = await review_store.volunteers(conn, agency_id, f, limit=limit)
     rows = [asdict(r) for r in found]
     cursor = page_cursor(rows, limit, ("volunteer_id",))
-    return _table(request, "volunteers", VOLUNTEER_COLUMNS, rows, cursor, fmt)
+    return _table("volunteers", VOLUNTEER_COLUMNS, rows, cursor, fmt)
 
 
 # --- activations report ------------------------------------------------------------------------

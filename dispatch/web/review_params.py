@@ -114,7 +114,7 @@ def instant(request: web.Request, name: str, tz: ZoneInfo, *, end: bool) -> date
     As the end of a range a date includes its whole day; a time is exclusive.
     """
     raw = _single(request, name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         if len(raw) == 10:

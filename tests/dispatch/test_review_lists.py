@@ -119,6 +119,7 @@ async def test_pages_cover_every_incident_once_in_order(
         ({"from": "2026-13-01"}, "from"),
         ({"from": "2026-03-01T10:00:00"}, "from"),
         ({"to": "yesterday"}, "to"),
+        ({"from": ""}, "from"),
         ({"from": "2026-03-02", "to": "2026-03-01"}, "to"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "WzEsMl0"}, "cursor"),

@@ -165,6 +165,7 @@ async def test_activations_csv_has_the_json_cells(
     ("params", "name"),
     [
         ({"from": "2100-03-01"}, "to"),
+        ({"to": ""}, "to"),
         ({"from": "2026-03-01", "to": "2026-02-01"}, "to"),
         ({"from": "2000-01-01", "to": "2026-02-01"}, "to"),
         ({"from": "2026-02-30", "to": "2026-03-01"}, "from"),
