@@ -80,6 +80,11 @@ class Settings:
     live_stream_max_s: float = 300.0
     """A live stream ends after this long: the app reconnects with a fresh access token."""
 
+    # --- web console ---
+    console_idle_s: float = 30 * 60.0
+    console_max_age_s: float = 12 * 3600.0
+    board_tick_s: float = 0.25
+
     def __post_init__(self) -> None:
         _check_pairs(self)
 
@@ -266,6 +271,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         live_stream_max_s=_number(
             env, "DISPATCH_LIVE_STREAM_MAX_S", d.live_stream_max_s, minimum=1.0
         ),
+        console_idle_s=_number(env, "DISPATCH_CONSOLE_IDLE_S", d.console_idle_s, minimum=1.0),
+        console_max_age_s=_number(
+            env, "DISPATCH_CONSOLE_MAX_AGE_S", d.console_max_age_s, minimum=1.0
+        ),
+        board_tick_s=_number(env, "DISPATCH_BOARD_TICK_S", d.board_tick_s, minimum=0.02),
     )
 
 

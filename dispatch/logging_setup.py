@@ -51,7 +51,7 @@ _COORDINATE_KEYS: Final = frozenset({"lat", "lon", "lng", "latitude", "longitude
 _PHONE_RE: Final = re.compile(r"(?<![\w.+])(\+\d[\d ()\-]{5,18}\d|\d{9,15})(?![\w.])")
 _BEARER_RE: Final = re.compile(r"(?i)\b(bearer|basic)\s+[^\s,;]+")
 # Our own secrets carry recognisable prefixes (see dispatch.secrets).
-_OWN_TOKEN_RE: Final = re.compile(r"\b(dak|dvt|dsv|dva|dvr)_[A-Za-z0-9_\-]{8,}")
+_OWN_TOKEN_RE: Final = re.compile(r"\b(dak|dvt|dsv|dva|dvr|dcs)_[A-Za-z0-9_\-]{8,}")
 # "52.370216, 4.895168" style pairs with enough decimals to pinpoint a door.
 _COORD_PAIR_RE: Final = re.compile(r"-?\d{1,3}\.\d{3,}\s*[,; ]\s*-?\d{1,3}\.\d{3,}")
 _MAX_DEPTH: Final = 6

@@ -23,6 +23,8 @@ class TokenKind(StrEnum):
     """A device session's short-lived access token."""
     VOLUNTEER_REFRESH = "dvr"
     """A device session's refresh token: used once, then replaced."""
+    CONSOLE_SESSION = "dcs"
+    """A supervisor's web console session (the cookie's value)."""
 
 
 def new_token(kind: TokenKind) -> str:

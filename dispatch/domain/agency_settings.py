@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from cad_adapters.cap_signature import load_certificate
 from dispatch.domain.field_error import FieldError
@@ -22,6 +24,7 @@ FIELDS: Final = (
     "max_clock_skew_s",
     "max_location_uncertainty_m",
     "cap_signing_cert",
+    "map_tile_url",
 )
 """The agency settings an administrator may change (each is an ``agencies`` column)."""
 MOVED_TO_POLICY: Final = ("alert_radius_m", "alert_limit")
@@ -77,6 +80,30 @@ def _signing_cert(value: Any) -> str | None:
     return value.strip() + "\n"
 
 
+# Scheme, host (and port), then a path holding {z}, {x} and {y}; nothing that could break
+# out of a Content-Security-Policy source or an attribute.
+_TILE_URL: Final = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/{}?=&%\-]*$")
+
+
+def _tile_url(value: Any) -> str | None:
+    """A map tile URL template for the console's maps, or None for a plain background."""
+    if value is None:
+        return None
+    ok = isinstance(value, str) and len(value) <= 500 and _TILE_URL.match(value) is not None
+    if not ok or not all(f"{{{p}}}" in value for p in "zxy"):
+        raise SettingsError(
+            "/map_tile_url",
+            "must be an http(s) URL template like https://tiles.example.org/{z}/{x}/{y}.png",
+        )
+    return str(value)
+
+
+def tile_origin(template: str) -> str:
+    """The origin a tile URL template loads from (what the console's policy must allow)."""
+    parts = urlsplit(template)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def validate_settings(data: Any) -> dict[str, Any]:
     """Check a partial settings document; returns column name → value to store.
 
@@ -84,7 +111,8 @@ def validate_settings(data: Any) -> dict[str, Any]:
     ``alert_ttl_s``, ``time_zone``, ``call_type_rules``, ``place_rules``,
     ``require_signature``, ``intake_rate_per_min``, ``max_incident_age_s``,
     ``max_clock_skew_s``, ``max_location_uncertainty_m``, ``cap_signing_cert`` (a PEM
-    certificate CAP alerts must be signed with, or null).
+    certificate CAP alerts must be signed with, or null), ``map_tile_url`` (the console's
+    map background, or null).
     """
     if isinstance(data, dict):
         for name in MOVED_TO_POLICY:
@@ -136,6 +164,8 @@ def validate_settings(data: Any) -> dict[str, Any]:
         }
     if "cap_signing_cert" in body:
         out["cap_signing_cert"] = _signing_cert(body["cap_signing_cert"])
+    if "map_tile_url" in body:
+        out["map_tile_url"] = _tile_url(body["map_tile_url"])
     if not out:
         raise SettingsError("", "name at least one setting to change")
     return out

@@ -270,6 +270,13 @@ async def settings(conn: Conn, agency_id: UUID) -> dict[str, Any] | None:
     return {"agency_id": str(row["id"]), "name": row["name"]} | {c: row[c] for c in SETTINGS_FIELDS}
 
 
+async def map_tile_url(conn: Conn, agency_id: UUID) -> str | None:
+    found: str | None = await conn.fetchval(
+        "SELECT map_tile_url FROM agencies WHERE id = $1", agency_id
+    )
+    return found
+
+
 async def update_settings(conn: Conn, agency_id: UUID, changes: Mapping[str, Any]) -> None:
     """Apply validated changes (see ``dispatch.domain.agency_settings``)."""
     unknown = set(changes) - set(SETTINGS_FIELDS)

@@ -159,6 +159,11 @@ async def held_about(conn: Conn, volunteer_id: int) -> dict[str, Any]:
         "SELECT event, at, details FROM volunteer_events WHERE volunteer_id = $1 ORDER BY id",
         volunteer_id,
     )
+    presence = await conn.fetch(
+        "SELECT hour_of_week, cell, last_seen_at FROM coverage_presence WHERE volunteer_id = $1"
+        " ORDER BY hour_of_week, cell",
+        volunteer_id,
+    )
     by_alert: dict[Any, list[dict[str, Any]]] = {}
     for e in events:
         by_alert.setdefault(e["alert_id"], []).append(
@@ -180,6 +185,15 @@ async def held_about(conn: Conn, volunteer_id: int) -> dict[str, Any]:
         ],
         "timeline": [
             {"event": e["event"], "at": e["at"].isoformat(), "details": e["details"]} for e in own
+        ],
+        # The coverage report's coarse record: hour of the week (UTC), H3 cell, last seen.
+        "coverage_presence": [
+            {
+                "hour_of_week": p["hour_of_week"],
+                "cell": f"{p['cell']:x}",
+                "last_seen_at": p["last_seen_at"].isoformat(),
+            }
+            for p in presence
         ],
     }
 
@@ -231,6 +245,12 @@ async def erase(conn: Conn, volunteer_id: int, now: datetime) -> Erased | None:
     )
     await conn.execute(
         "UPDATE alerts SET volunteer_id = $2 WHERE volunteer_id = $1", volunteer_id, pseudonym_id
+    )
+    # The review summary's copy of who was alerted (the burden per volunteer) follows.
+    await conn.execute(
+        "UPDATE alert_firsts SET volunteer_id = $1"
+        " WHERE alert_id IN (SELECT id FROM alerts WHERE volunteer_id = $1)",
+        pseudonym_id,
     )
     # Nothing more goes out to someone who is gone.
     await conn.execute(

@@ -35,6 +35,7 @@ from dispatch.service import position_follow
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.board_hub import BoardHub
 from dispatch.service.invalidation import Invalidations
 from dispatch.service.live import LiveHub
 from dispatch.service.position_follow import PositionFollower
@@ -48,12 +49,15 @@ from dispatch.web import (
     handlers,
     handlers_accounts,
     handlers_admin,
+    handlers_board,
     handlers_cad,
+    handlers_console,
     handlers_credentials,
     handlers_delivery,
     handlers_me,
     handlers_oversight,
     handlers_pages,
+    handlers_review,
     handlers_webpush,
 )
 from dispatch.web.auth import THROTTLED_TYPE
@@ -316,6 +320,19 @@ async def _ticker_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _board_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = BoardHub(app[keys.POOL], app[keys.CLOCK], tick_s=app[keys.SETTINGS].board_tick_s)
+    app[keys.BOARD_HUB] = hub
+    async for _ in _owned_task(app, "board_hub", hub.run):
+        yield
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Before aiohttp waits for running handlers: an open event stream would hold it.
+    if keys.BOARD_HUB in app:
+        app[keys.BOARD_HUB].close()
+
+
 async def freeze_startup_heap(app: web.Application) -> None:
     """Exempt everything loaded at start-up from the garbage collector's full passes.
 
@@ -366,8 +383,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             app_volunteers.housekeeping_ctx,
             _feeds_ctx,
             _ticker_ctx,
+            _board_ctx,
         ]
     )
+    app.on_shutdown.append(_end_streams)
     app[keys.INTAKE_LIMITER] = RateLimiter()
     app[keys.AUTH_CACHE] = AgencyAuthCache()
     app[keys.INVALIDATIONS] = Invalidations()
@@ -392,6 +411,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         handlers_credentials,
         handlers_oversight,
         handlers_webpush,
+        handlers_board,
+        handlers_console,
+        handlers_review,
     ):
         app.add_routes(part.routes)
     app.add_routes(handlers_pages.routes)

@@ -15,6 +15,7 @@ from dispatch.metrics import Metrics
 from dispatch.service.accounts import AddressLimits
 from dispatch.service.auth_cache import AgencyAuthCache
 from dispatch.service.auth_guard import AuthGuard
+from dispatch.service.board_hub import BoardHub
 from dispatch.service.invalidation import Invalidations
 from dispatch.service.live import LiveHub
 from dispatch.service.position_follow import PositionFollower
@@ -49,3 +50,5 @@ ADDRESS_LIMITS = web.AppKey("address_limits", AddressLimits)
 """Codes asked for and wrong codes tried, per client network (sign-up and sign-in)."""
 LIVE_HUB = web.AppKey("live_hub", LiveHub)
 """The open ``/v1/me/stream`` streams of this process."""
+BOARD_HUB = web.AppKey("board_hub", BoardHub)
+"""Fans the live board out to the console's event streams."""

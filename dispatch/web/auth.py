@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from datetime import timedelta
+from typing import Final, TypeVar
 from uuid import UUID
 
 from aiohttp import web
 
+from dispatch.db.types import Conn
 from dispatch.secrets import TokenKind, bearer_token, hash_token
 from dispatch.store import accounts as account_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import console_sessions
 from dispatch.store import volunteers as volunteer_store
+from dispatch.store.console_sessions import ConsoleSession
 from dispatch.store.volunteers import VolunteerIdentity
 from dispatch.web import app_keys as keys
 from dispatch.web.problems import Problem, unauthorized
@@ -75,9 +81,103 @@ async def checked(
     return found
 
 
+CONSOLE_COOKIE: Final = "dispatch_console"
+CSRF_HEADER: Final = "X-CSRF-Token"
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# Writing last_seen_at on every call would cost a row update per page fetch; a minute of
+# slack in the idle limit costs nothing.
+_TOUCH_AFTER: Final = timedelta(seconds=60)
+
+
+def csrf_token(session_secret: str) -> str:
+    """The synchronizer token of a console session: derived from the cookie's secret, which
+    another origin can neither read nor guess, so nothing more needs storing."""
+    return hmac.new(session_secret.encode(), b"console-csrf", hashlib.sha256).hexdigest()
+
+
+def uses_console_cookie(request: web.Request) -> bool:
+    """A request speaks for a console session when it carries the cookie and no bearer."""
+    return "Authorization" not in request.headers and CONSOLE_COOKIE in request.cookies
+
+
+def session_expired() -> Problem:
+    return Problem(
+        401,
+        "session-expired",
+        "Console session ended",
+        "the console session was signed out or expired; sign in again",
+    )
+
+
+def csrf_refused() -> Problem:
+    return Problem(
+        403,
+        "csrf-token-missing",
+        "CSRF token missing or wrong",
+        f"a console request that changes anything needs the session's {CSRF_HEADER} header",
+    )
+
+
+async def console_session(request: web.Request) -> ConsoleSession:
+    """The live console session named by the cookie; 401 when there is none or it ended,
+    403 when a state-changing request lacks the session's CSRF token. Use is recorded
+    (idle expiry) by :func:`record_use`, once the caller's own checks passed, so that a
+    refused request changes nothing."""
+    secret = request.cookies.get(CONSOLE_COOKIE)
+    if secret is not None and (
+        len(secret) > 512 or not secret.startswith(f"{TokenKind.CONSOLE_SESSION.value}_")
+    ):
+        secret = None
+    settings = request.app[keys.SETTINGS]
+    now = request.app[keys.CLOCK].now()
+    idle = timedelta(seconds=settings.console_idle_s)
+
+    async def look_up(presented: str) -> ConsoleSession | None:
+        async with request.app[keys.POOL].acquire() as conn:
+            found = await console_sessions.find(conn, presented, now, idle)
+        if found is not None and found.ended:
+            raise session_expired()
+        return found
+
+    session = await checked(
+        request, None, secret, look_up, refused="the console session is not valid"
+    )
+    assert secret is not None
+    if request.method not in _SAFE_METHODS:
+        presented = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(presented.encode(), csrf_token(secret).encode()):
+            raise csrf_refused()
+    return session
+
+
+async def record_use(
+    request: web.Request, session: ConsoleSession, conn: Conn | None = None
+) -> None:
+    """Push the session's idle expiry back (on ``conn`` when the caller holds one)."""
+    now = request.app[keys.CLOCK].now()
+    if now - session.last_seen_at < _TOUCH_AFTER:
+        return
+    if conn is not None:
+        await console_sessions.touch(conn, session.session_id, now)
+        return
+    async with request.app[keys.POOL].acquire() as own:
+        await console_sessions.touch(own, session.session_id, now)
+
+
+async def console_supervisor_of(request: web.Request, agency_id: UUID) -> int:
+    session = await console_session(request)
+    if session.agency_id != agency_id:
+        raise unauthorized("the console session is not for this agency")
+    await record_use(request, session)
+    return session.supervisor_id
+
+
 async def supervisor_of(request: web.Request, agency_id: UUID) -> int:
-    """The supervisor's id when the bearer is a supervisor token of ``agency_id``; 401 or
-    429 otherwise."""
+    """The supervisor's id when the bearer is a supervisor token of ``agency_id``, or the
+    request carries a console session of ``agency_id`` (see :func:`console_session`);
+    401, 403 or 429 otherwise."""
+    if uses_console_cookie(request):
+        return await console_supervisor_of(request, agency_id)
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None and not token.startswith(f"{TokenKind.SUPERVISOR.value}_"):
         token = None

@@ -23,7 +23,7 @@ from dispatch.store import incidents as incident_store
 from dispatch.store import response_log
 from dispatch.store.volunteers import PositionRow, VolunteerIdentity
 from dispatch.web import app_keys as keys
-from dispatch.web.auth import volunteer_of
+from dispatch.web.auth import console_session, record_use, uses_console_cookie, volunteer_of
 from dispatch.web.body import json_body
 from dispatch.web.openapi import openapi_document
 from dispatch.web.problems import (
@@ -219,9 +219,15 @@ async def alert_cancel(request: web.Request) -> web.Response:
 # --- supervisors ----------------------------------------------------------------------------
 
 
-async def _readable_incident(request: web.Request, conn: Conn) -> UUID:
+async def readable_incident(request: web.Request, conn: Conn) -> UUID:
     """The incident in the path, if the caller's agency key or supervisor token covers it."""
     incident_id = _uuid(request, "incident_id")
+    if uses_console_cookie(request):
+        session = await console_session(request)
+        if await incident_store.agency_of(conn, incident_id) != session.agency_id:
+            raise not_found("incident")
+        await record_use(request, session, conn)
+        return incident_id
     token = _token(request, TokenKind.AGENCY_KEY, TokenKind.SUPERVISOR)
     if token.startswith(TokenKind.SUPERVISOR.value):
         caller = await agency_store.supervisor_agency(conn, token)
@@ -238,7 +244,7 @@ async def _readable_incident(request: web.Request, conn: Conn) -> UUID:
 @routes.get("/v1/incidents/{incident_id}/timeline")
 async def timeline(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
-        incident_id = await _readable_incident(request, conn)
+        incident_id = await readable_incident(request, conn)
         events = await response_log.timeline(conn, incident_id)
     return web.json_response({"incident_id": str(incident_id), "events": events})
 
@@ -247,7 +253,7 @@ async def timeline(request: web.Request) -> web.Response:
 async def incident_metrics(request: web.Request) -> web.Response:
     """Times from our receipt of the CAD call to first alert, accept, volunteer and EMS on scene."""
     async with request.app[keys.POOL].acquire() as conn:
-        incident_id = await _readable_incident(request, conn)
+        incident_id = await readable_incident(request, conn)
         received_at, events = await response_log.metric_inputs(conn, incident_id)
         state = await incident_store.state_of(conn, incident_id)
     metrics = compute(received_at, events)

@@ -21,8 +21,10 @@ from dispatch.web.openapi_common import (
     problem,
     supervised_resource,
 )
+from dispatch.web.openapi_console import CONSOLE_SECURITY, console_paths, console_schemas
 from dispatch.web.openapi_delivery import delivery_paths
 from dispatch.web.openapi_feeds import feed_paths, feed_schemas
+from dispatch.web.openapi_review import review_paths, review_schemas
 from dispatch.web.openapi_volunteers import volunteer_paths
 from dispatch.web.schemas import component_schemas
 from dispatch.web.schemas_volunteers import volunteer_schemas
@@ -268,6 +270,15 @@ def _supervisor_paths() -> dict[str, Any]:
     }
 
 
+def _merged(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Path items of several parts; methods on the same path from different parts combine."""
+    paths: dict[str, Any] = {}
+    for part in parts:
+        for path, item in part.items():
+            paths[path] = {**paths.get(path, {}), **item}
+    return paths
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     incident = {k: v for k, v in generic_schema().items() if not k.startswith("$")}
@@ -282,16 +293,18 @@ def openapi_document() -> dict[str, Any]:
                 "422 naming the field. Dates are accepted from 1900 to 2200."
             ),
         },
-        "paths": {
-            **_health_paths(),
-            **_cad_paths(),
-            **_volunteer_paths(),
-            **_incident_paths(),
-            **_supervisor_paths(),
-            **delivery_paths(),
-            **feed_paths(),
-            **volunteer_paths(),
-        },
+        "paths": _merged(
+            _health_paths(),
+            _cad_paths(),
+            _volunteer_paths(),
+            _incident_paths(),
+            _supervisor_paths(),
+            delivery_paths(),
+            feed_paths(),
+            volunteer_paths(),
+            review_paths(),
+            console_paths(),
+        ),
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "http", "scheme": "bearer", "description": "dak_… key"},
@@ -301,6 +314,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "dva_… (a session's access token) or dvt_… (supervisor-issued)",
                 },
                 "supervisorToken": {"type": "http", "scheme": "bearer", "description": "dsv_…"},
+                "consoleSession": CONSOLE_SECURITY,
                 "twilioSignature": {
                     "type": "apiKey",
                     "in": "header",
@@ -313,6 +327,8 @@ def openapi_document() -> dict[str, Any]:
                 **feed_schemas(),
                 **cap_schemas(),
                 **volunteer_schemas(),
+                **console_schemas(),
+                **review_schemas(),
                 "GenericIncident": incident,
             },
         },

@@ -74,6 +74,16 @@ _AGENCY_SETTINGS: Final[dict[str, Any]] = {
             "(enveloped ds:Signature); null: signatures are not checked"
         ),
     },
+    "map_tile_url": {
+        "type": ["string", "null"],
+        "maxLength": 500,
+        "pattern": "^https?://[A-Za-z0-9.\\-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/{}?=&%\\-]*$",
+        "description": (
+            "Map background of the console: an http(s) tile URL template with {z}, {x} and "
+            "{y}; the console's pages may then load images from that origin. null: a plain "
+            "background, nothing loaded from elsewhere"
+        ),
+    },
     "call_type_rules": _closed(
         {
             **{

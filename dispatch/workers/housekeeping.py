@@ -20,8 +20,10 @@ from dispatch.domain.clock import Clock
 from dispatch.domain.phone_codes import CODE_KEEP
 from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
+from dispatch.store import console_sessions
 from dispatch.store import notices as notice_store
 from dispatch.store import position_changes as change_store
+from dispatch.store import review as review_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.workers.loop import run_rounds
 
@@ -62,6 +64,7 @@ class Housekeeper:
                         "off_duty_positions": await volunteer_store.purge_off_duty_positions(conn),
                         "codes": await account_store.purge_codes(conn, now - CODE_KEEP),
                         "sessions": await account_store.purge_sessions(conn, now - SESSION_KEEP),
+                        "console_sessions": await console_sessions.purge(conn, now - SESSION_KEEP),
                         "notices": await notice_store.purge_done(conn, now - NOTICE_KEEP),
                         "position_tombstones": await change_store.prune_tombstones(
                             conn, TOMBSTONE_KEEP
@@ -70,6 +73,10 @@ class Housekeeper:
         # Every process forgets stale positions in its own memory (the deletes above reach
         # the others through the change feed too, but only once a follower reads them).
         done["indexed_positions"] = self._positions.purge_stale(limits, now)
+        async with self._pool.acquire() as conn:
+            done["coverage_presence"] = await review_store.purge_presence(
+                conn, now - review_store.COVERAGE_WINDOW
+            )
         if any(done.values()):
             log.info("housekeeping", **done)
         return done

@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -31,10 +33,12 @@ from dispatch.service.auth_guard import AuthGuard
 from dispatch.store import accounts as account_store
 from dispatch.store import aftercare as aftercare_store
 from dispatch.store import agencies as agency_store
+from dispatch.store import console_sessions
 from dispatch.store import credentials as credential_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
+from dispatch.web.auth import CONSOLE_COOKIE, CSRF_HEADER, csrf_token
 from tests.dispatch import scan_files
 from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.test_cap_intake import cap
@@ -44,6 +48,8 @@ OWNER, PEER, STRANGER = "owner volunteer", "volunteer, same agency", "volunteer,
 SUPERVISOR, OTHER_SUPERVISOR = "agency's supervisor", "other agency's supervisor"
 KEY, OTHER_KEY = "agency's key", "other agency's key"
 REVOKED, EXPIRED = "revoked session", "expired session"
+CONSOLE, CONSOLE_NO_CSRF = "agency's console session", "console session without CSRF token"
+OTHER_CONSOLE, CONSOLE_EXPIRED = "other agency's console session", "expired console session"
 PRINCIPALS = (
     NONE,
     MALFORMED,
@@ -56,6 +62,10 @@ PRINCIPALS = (
     OTHER_KEY,
     REVOKED,
     EXPIRED,
+    CONSOLE,
+    CONSOLE_NO_CSRF,
+    OTHER_CONSOLE,
+    CONSOLE_EXPIRED,
 )
 VOLUNTEERS = (OWNER, PEER, STRANGER)
 EIDO = Path(__file__).parents[1] / "cad_adapters" / "fixtures" / "eido_cardiac_arrest.json"
@@ -80,10 +90,23 @@ class Access:
     default_refusal: int = 401
     body: Callable[[str, World], tuple[Any, str | None]] | None = None
     prepare: Callable[[Any, World], Awaitable[None]] | None = None
+    again: int | None = None
+    """What the allowed principals after the first get, when the first's call used it up."""
+    query: dict[str, str] = field(default_factory=dict)
 
-    def expected(self, principal: str) -> int:
-        if principal in self.allowed:
+    def allowed_for(self, method: str) -> tuple[str, ...]:
+        """A console session needs its CSRF token only for what changes anything."""
+        if method == "GET" and CONSOLE in self.allowed:
+            return (*self.allowed, CONSOLE_NO_CSRF)
+        return self.allowed
+
+    def expected(self, principal: str, method: str) -> int:
+        if principal in self.allowed_for(method):
+            if self.again is not None and principal != self.allowed[0]:
+                return self.again
             return self.ok
+        if principal == CONSOLE_NO_CSRF and CONSOLE in self.allowed:
+            return 403
         return self.refusals.get(principal, self.default_refusal)
 
 
@@ -115,10 +138,13 @@ async def _accept(client: Any, world: World) -> None:
     assert resp.status == 200
 
 
+_YEAR = {"from": "2026-01-01", "to": "2026-12-31"}
 PUBLIC = Access(PRINCIPALS, 200)
 TWILIO = Access((), 0, default_refusal=403, body=_form)
 CAD = Access((KEY,), 202)
-INCIDENT = Access((KEY, SUPERVISOR), 200, {OTHER_KEY: 404, OTHER_SUPERVISOR: 404})
+INCIDENT = Access(
+    (KEY, SUPERVISOR, CONSOLE), 200, {OTHER_KEY: 404, OTHER_SUPERVISOR: 404, OTHER_CONSOLE: 404}
+)
 
 
 def me(ok: int, **more: Any) -> Access:
@@ -132,7 +158,17 @@ def owned(ok: int, **more: Any) -> Access:
 
 
 def supervised(ok: int, **more: Any) -> Access:
-    return Access((SUPERVISOR,), ok, **more)
+    """The agency's supervisor, by token or console session."""
+    return Access((SUPERVISOR, CONSOLE), ok, **more)
+
+
+def own_console(ok: int) -> Access:
+    """Routes of the console session itself: whichever agency's, it speaks for itself."""
+    return Access((CONSOLE, OTHER_CONSOLE), ok)
+
+
+def _sign_in(who: str, world: World) -> tuple[Any, str | None]:
+    return json.dumps({"token": world.ids["supervisor_token"]}), "application/json"
 
 
 def public(ok: int, body: Callable[[str, World], tuple[Any, str | None]]) -> Access:
@@ -189,15 +225,20 @@ MATRIX: dict[str, Access] = {
     ),
     "GET /v1/agencies/{agency_id}/credentials": supervised(200),
     "GET /v1/agencies/{agency_id}/credentials/{credential_id}/scan": supervised(200),
-    "POST /v1/agencies/{agency_id}/credentials/{credential_id}/approve": supervised(200),
+    "POST /v1/agencies/{agency_id}/credentials/{credential_id}/approve": supervised(200, again=409),
     "POST /v1/agencies/{agency_id}/credentials/{credential_id}/reject": supervised(
-        200, body=_json({"reason": "Unreadable"})
+        200, again=409, body=_json({"reason": "Unreadable"})
     ),
     "GET /v1/agencies/{agency_id}/debrief-requests": supervised(200),
     "POST /v1/agencies/{agency_id}/debrief-requests/{request_id}/handled": supervised(
-        200, body=_json({})
+        200, again=409, body=_json({})
     ),
     "GET /v1/agencies/{agency_id}/audit-log": supervised(200),
+    "GET /v1/agencies/{agency_id}/incidents": supervised(200),
+    "GET /v1/agencies/{agency_id}/volunteers": supervised(200),
+    "GET /v1/agencies/{agency_id}/reports/activations": supervised(200, query=_YEAR),
+    "GET /v1/agencies/{agency_id}/reports/coverage": supervised(200, query={"hour": "9"}),
+    "GET /v1/agencies/{agency_id}/reports/utstein.csv": supervised(200, query=_YEAR),
     "PUT /v1/me/devices": me(200, body=_device),
     "GET /v1/webpush/key": PUBLIC,
     "GET /v1/me/stream": me(200),
@@ -222,6 +263,14 @@ MATRIX: dict[str, Access] = {
     "POST /v1/me/credentials": me(
         201, body=_json({"kind": "cpr_bls", "issuer": "NRR", "expires_on": "2150-01-01"})
     ),
+    "GET /v1/agencies/{agency_id}/board": supervised(200),
+    "GET /v1/incidents/{incident_id}/scene": INCIDENT,
+    "POST /console/session": public(201, _sign_in),
+    "GET /console/session": own_console(200),
+    "DELETE /console/session": own_console(204),
+    "GET /console/events": own_console(200),
+    "GET /console/": PUBLIC,
+    "GET /console/{asset}": PUBLIC,
     "PUT /v1/me/credentials/{credential_id}/scan": owned(
         200, body=lambda who, world: (io.BytesIO(scan_files.pdf()), "application/pdf")
     ),
@@ -242,12 +291,31 @@ async def matrix_client(
         per_client=(10**9, 10**9), per_agency=(10**9, 10**9), tarpit_s=0
     )
     app[keys.ADDRESS_LIMITS] = AddressLimits(codes=(10**9, 10**9), failures=(10**9, 10**9))
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+    # No cookie jar: each principal's cookie is in its headers, never left from a sign-in.
+    jarless = aiohttp.DummyCookieJar()
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(app, cookie_jar=jarless)
     return client
 
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def _console(db: asyncpg.Connection, agency_id: UUID, at: datetime) -> str:
+    """A console session signed in at ``at`` (two hours ago: idle past its limit)."""
+    supervisor_id = await db.fetchval(
+        "SELECT id FROM supervisors WHERE agency_id = $1 ORDER BY id LIMIT 1", agency_id
+    )
+    return await console_sessions.create(
+        db, agency_id=agency_id, supervisor_id=supervisor_id, now=at, max_age=timedelta(hours=12)
+    )
+
+
+def _cookie(secret: str, *, csrf: bool) -> dict[str, str]:
+    headers = {"Cookie": f"{CONSOLE_COOKIE}={secret}"}
+    if csrf:
+        headers[CSRF_HEADER] = csrf_token(secret)
+    return headers
 
 
 async def _session(db: asyncpg.Connection, agency_id: UUID, volunteer_id: int) -> Any:
@@ -287,6 +355,9 @@ async def _world(client: Any, db: asyncpg.Connection) -> World:
         now - timedelta(minutes=1),
     )
     peer = await _session(db, agency_id, await _volunteer(db, agency_id, "Peer"))
+    console = await _console(db, agency_id, now)
+    other_console = await _console(db, other_id, now)
+    expired_console = await _console(db, agency_id, now - timedelta(hours=2))
     stranger = await _session(db, other_id, await _volunteer(db, other_id, "Stranger"))
     headers = {
         NONE: {},
@@ -300,6 +371,10 @@ async def _world(client: Any, db: asyncpg.Connection) -> World:
         OTHER_KEY: _bearer(other_key),
         REVOKED: _bearer(revoked.access_token),
         EXPIRED: _bearer(expired.access_token),
+        CONSOLE: _cookie(console, csrf=True),
+        CONSOLE_NO_CSRF: _cookie(console, csrf=False),
+        OTHER_CONSOLE: _cookie(other_console, csrf=True),
+        CONSOLE_EXPIRED: _cookie(expired_console, csrf=True),
     }
     lat, lon = offset(*CENTRE, 40, 0)
     fix = await client.put("/v1/me/location", json={"lat": lat, "lon": lon}, headers=headers[OWNER])
@@ -350,6 +425,8 @@ async def _world(client: Any, db: asyncpg.Connection) -> World:
         "credential_id": credential["credential_id"],
         "session_id": second.session_id,
         "request_id": request_id,
+        "supervisor_token": supervisor,
+        "asset": "app.js",
     }
     return World(agency_id, headers, ids, owner_id)
 
@@ -395,20 +472,28 @@ async def test_every_route_answers_each_principal_as_documented(
         if rule.prepare is not None:
             await rule.prepare(matrix_client, world)
         url = path.format_map(world.ids)
-        refused = [p for p in PRINCIPALS if p not in rule.allowed]
+        if rule.query:
+            url += "?" + urlencode(rule.query)
+        allowed = rule.allowed_for(method)
+        refused = [p for p in PRINCIPALS if p not in allowed]
         before = await _snapshot(db)
-        for who in refused + [p for p in PRINCIPALS if p in rule.allowed]:
-            first_allowed = who in rule.allowed and who == rule.allowed[0]
+        for who in refused + [p for p in PRINCIPALS if p in allowed]:
+            first_allowed = who in allowed and who == allowed[0]
             if first_allowed and refused and await _snapshot(db) != before:
                 failures.append(f"{name}: a refused call changed the database")
             resp = await _call(matrix_client, method, url, rule, who, world)
             calls += 1
-            if resp.status != rule.expected(who):
+            expected = rule.expected(who, method)
+            if resp.content_type == "text/event-stream":
+                resp.close()  # the live board's stream runs until the browser leaves
+            elif resp.status != expected:
                 failures.append(
-                    f"{name} as {who}: {resp.status}, expected {rule.expected(who)}:"
+                    f"{name} as {who}: {resp.status}, expected {expected}:"
                     f" {(await resp.text())[:160]}"
                 )
-        if not rule.allowed and await _snapshot(db) != before:
+            if resp.status != expected and resp.content_type == "text/event-stream":
+                failures.append(f"{name} as {who}: {resp.status}, expected {expected}")
+        if not allowed and await _snapshot(db) != before:
             failures.append(f"{name}: a refused call changed the database")
     assert not failures, "\n".join(failures)
     assert calls == len(operations) * len(PRINCIPALS)

@@ -43,6 +43,13 @@ _CROSS_FIELD = [
     ("/v1/me/credentials", "POST", "the expiry date must be later than today"),
     ("/v1/me/credentials/{credential_id}/scan", "PUT", "the bytes must be the declared type"),
     ("/v1/me/devices", "PUT", "a Web Push p256dh must be a point on P-256, the endpoint https"),
+    # A date must exist (no 30 February), `to` must follow `from`, and a cursor must be one
+    # the API gave out: no pattern can say so.
+    ("/v1/agencies/{agency_id}/incidents", "GET", "real dates, to after from, a cursor we issued"),
+    ("/v1/agencies/{agency_id}/volunteers", "GET", "a real date, a cursor we issued"),
+    ("/v1/agencies/{agency_id}/reports/activations", "GET", "real dates, to after from"),
+    ("/v1/agencies/{agency_id}/reports/coverage", "GET", "a cursor we issued"),
+    ("/v1/agencies/{agency_id}/reports/utstein.csv", "GET", "real dates, a cursor we issued"),
 ]
 # Erasing the volunteer would leave the rest of the volunteer run to answer 401; erasure
 # has its own round trip through the real server (test_erasure_e2e).

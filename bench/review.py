@@ -1,0 +1,431 @@
+"""Supervisors' review routes against a long history, as ratios to a primary-key lookup.
+
+Bulk-loads (COPY) one agency's history into a scratch database: ``--incidents`` incidents
+(default 100,000) received over ``--years`` years up to now, their alerts, exactly
+``--events`` response-log events (default 2,000,000), 4,000 volunteers and four weeks of
+coverage presence. Then serves the real application in this process (background workers
+off) and measures the *server time* of each request (from a middleware placed first, so
+it includes authentication, the query and JSON or CSV encoding) for:
+
+- the unit: ``GET /v1/agencies/{id}/volunteers/{volunteer_id}`` (supervisor token, one
+  row by primary key),
+- the incident list, first page, with each of several filters,
+- the activations report for the last full year,
+- the coverage report for a random hour of the week.
+
+Prints the calibration line first, then p50 and p99 of each and p99 as a multiple of the
+unit's p99 (the target is at most 5). Numbers only, not a test.
+
+    python bench/review.py [--database-url postgresql://127.0.0.1/postgres]
+        [--incidents 100000] [--events 2000000] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID, uuid4
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+# Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.calibration import calibration_line
+from dispatch.config import Settings
+from dispatch.db.migrate import migrate
+from dispatch.store import agencies as agency_store
+from dispatch.web.app import create_app
+from geoindex import latlng_to_cell
+
+CENTRE = (52.3731, 4.8926)
+VOLUNTEERS = 4000
+CALL_TYPES = ("09-E-01", "09-E-02", "09-D-01", "10-D-04", "26-A-01", "31-D-02")
+STREETS = ("Damrak", "Rokin", "Kalverstraat", "Prinsengracht", "Overtoom", "Ferdinand Bolstraat")
+Row = tuple[Any, ...]
+
+
+def _incidents(
+    agency_id: UUID, volunteers: list[int], args: argparse.Namespace, rng: random.Random
+) -> tuple[list[Row], list[Row], list[Row]]:
+    now = datetime.now(UTC)
+    span = timedelta(days=365 * args.years).total_seconds()
+    incidents, alerts, events = [], [], []
+    for n in range(args.incidents):
+        incident = uuid4()
+        received = now - timedelta(seconds=rng.random() * span)
+        receipt = received + timedelta(seconds=rng.uniform(1, 20))
+        test = rng.random() < 0.02
+        cardiac = rng.random() < 0.85
+        blocked = cardiac and rng.random() < 0.03
+        activated = cardiac and not blocked
+        ems_s = rng.uniform(300, 1200) if rng.random() < 0.9 else None
+        ems_at = receipt + timedelta(seconds=ems_s) if ems_s is not None else None
+        state = "closed" if rng.random() < 0.97 else rng.choice(("alerting", "cancelled"))
+        street = rng.choice(STREETS)
+        report = f'{{"address": {{"text": "{street} {rng.randint(1, 400)}, Amsterdam"}}}}'
+        incidents.append(
+            (
+                incident,
+                agency_id,
+                "generic",
+                f"AMS-{n:07d}",
+                receipt,
+                1,
+                secrets.token_bytes(8),
+                "cancelled" if state == "cancelled" else "closed",
+                test,
+                cardiac,
+                rng.choice(CALL_TYPES[:4]) if cardiac else rng.choice(CALL_TYPES[4:]),
+                CENTRE[0] + rng.uniform(-0.05, 0.05),
+                CENTRE[1] + rng.uniform(-0.08, 0.08),
+                "public",
+                received,
+                report,
+                state,
+                receipt,
+                receipt if activated else None,
+                ems_at,
+                "too_old" if blocked else None,
+            )
+        )
+        events.append((agency_id, incident, None, None, "incident_received", receipt, "{}"))
+        if not activated:
+            reason = "too_old" if blocked else "not_cardiac_arrest"
+            events.append(
+                (
+                    agency_id,
+                    incident,
+                    None,
+                    None,
+                    "not_alertable",
+                    receipt,
+                    f'{{"reason": "{reason}"}}',
+                )
+            )
+        else:
+            events.append((agency_id, incident, None, None, "alerting_started", receipt, "{}"))
+            for volunteer in rng.sample(volunteers, rng.randint(3, 6)):
+                alert = uuid4()
+                sent = receipt + timedelta(seconds=rng.uniform(2, 15))
+                role = "aed" if rng.random() < 0.2 else "cpr"
+                alerts.append((alert, agency_id, incident, volunteer, role, "sent", 300.0, sent))
+                steps = [("alert_queued", receipt), ("alert_sent", sent)]
+                steps.append(("alert_delivered", sent + timedelta(seconds=1)))
+                answer = rng.random()
+                if answer < 0.3:
+                    accept = sent + timedelta(seconds=rng.uniform(10, 90))
+                    steps.append(("alert_accepted", accept))
+                    steps.append(("alert_en_route", accept + timedelta(seconds=5)))
+                    if rng.random() < 0.7:
+                        arrive = accept + timedelta(seconds=rng.uniform(60, 600))
+                        steps.append(("alert_on_scene", arrive))
+                elif answer < 0.6:
+                    steps.append(("alert_declined", sent + timedelta(seconds=rng.uniform(5, 60))))
+                else:
+                    steps.append(("alert_timed_out", sent + timedelta(seconds=45)))
+                events += [(agency_id, incident, alert, volunteer, e, at, "{}") for e, at in steps]
+        if ems_at is not None:
+            details = '{"status": "on_scene", "unit_id": "A1"}'
+            events.append((agency_id, incident, None, None, "unit_status", ems_at, details))
+    # Exactly the number asked for: trim, or pad with unit status updates.
+    del events[args.events :]
+    while len(events) < args.events:
+        row = rng.choice(incidents)
+        at = row[17] + timedelta(seconds=rng.uniform(30, 900))
+        details = '{"status": "en_route", "unit_id": "A2"}'
+        events.append((agency_id, row[0], None, None, "unit_status", at, details))
+    return incidents, alerts, events
+
+
+def _presence(agency_id: UUID, volunteers: list[int], rng: random.Random) -> list[Row]:
+    now = datetime.now(UTC)
+    home = {v: (CENTRE[0] + rng.gauss(0, 0.03), CENTRE[1] + rng.gauss(0, 0.05)) for v in volunteers}
+    rows = {}
+    for v in volunteers:
+        for _ in range(rng.randint(20, 80)):
+            lat, lon = home[v]
+            if rng.random() < 0.3:
+                lat, lon = lat + rng.gauss(0, 0.02), lon + rng.gauss(0, 0.03)
+            hour = rng.randrange(168)
+            cell = latlng_to_cell(lat, lon, 8)
+            seen = now - timedelta(days=rng.uniform(0, 35))
+            rows[(v, hour, cell)] = (v, agency_id, hour, cell, seen)
+    return list(rows.values())
+
+
+async def _fill(conn: asyncpg.Connection, args: argparse.Namespace) -> tuple[UUID, str, int]:
+    rng = random.Random(14)
+    agency_id, _ = await agency_store.create_agency(conn, name="Bench")
+    await conn.execute(
+        "UPDATE agencies SET time_zone = 'Europe/Amsterdam' WHERE id = $1", agency_id
+    )
+    _, token = await agency_store.create_supervisor(conn, agency_id=agency_id, name="Sup")
+    await conn.copy_records_to_table(
+        "volunteers",
+        records=[
+            (agency_id, f"V{i}", secrets.token_bytes(32), rng.random() < 0.9, "lay")
+            for i in range(VOLUNTEERS)
+        ],
+        columns=["agency_id", "display_name", "token_hash", "verified", "tier"],
+    )
+    volunteers = [r["id"] for r in await conn.fetch("SELECT id FROM volunteers ORDER BY id")]
+    started = time.perf_counter()
+    incidents, alerts, events = _incidents(agency_id, volunteers, args, rng)
+    built = time.perf_counter()
+    await conn.copy_records_to_table(
+        "incidents",
+        records=incidents,
+        columns=[
+            "id",
+            "agency_id",
+            "source",
+            "source_incident_id",
+            "version_at",
+            "version_seq",
+            "content_hash",
+            "status",
+            "is_test",
+            "is_cardiac_arrest",
+            "call_type_code",
+            "lat",
+            "lon",
+            "place_type",
+            "received_at",
+            "report",
+            "state",
+            "created_at",
+            "alerting_started_at",
+            "first_ems_on_scene_at",
+            "alert_blocked",
+        ],
+    )
+    await conn.copy_records_to_table(
+        "alerts",
+        records=alerts,
+        columns=[
+            "id",
+            "agency_id",
+            "incident_id",
+            "volunteer_id",
+            "role",
+            "state",
+            "distance_m",
+            "expires_at",
+        ],
+    )
+    await conn.copy_records_to_table(
+        "response_log",
+        records=events,
+        columns=["agency_id", "incident_id", "alert_id", "volunteer_id", "event", "at", "details"],
+    )
+    presence = _presence(agency_id, volunteers, rng)
+    await conn.copy_records_to_table(
+        "coverage_presence",
+        records=presence,
+        columns=["volunteer_id", "agency_id", "hour_of_week", "cell", "last_seen_at"],
+    )
+    await conn.execute("VACUUM ANALYZE")
+    print(
+        f"loaded: {len(incidents):,} incidents, {len(alerts):,} alerts, {len(events):,}"
+        f" response-log events, {len(volunteers):,} volunteers, {len(presence):,} presence rows"
+        f" (built {built - started:.0f} s, copied and analysed {time.perf_counter() - built:.0f} s)"
+    )
+    return agency_id, token, volunteers[len(volunteers) // 2]
+
+
+def _timed(samples: dict[str, list[float]]) -> Any:
+    @web.middleware
+    async def timing(request: web.Request, handler: Any) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            label = request.headers.get("X-Bench", "")
+            samples.setdefault(label, []).append((time.perf_counter() - started) * 1000)
+
+    return timing
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+async def run(args: argparse.Namespace) -> None:
+    name = f"dispatch_bench_review_{secrets.token_hex(4)}"
+    print(await calibration_line(args.database_url))
+    admin = await asyncpg.connect(args.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            # Binary COPY needs jsonb's binary form: a version byte, then the text.
+            await conn.set_type_codec(
+                "jsonb",
+                encoder=lambda v: b"\x01" + v.encode(),
+                decoder=lambda v: v[1:].decode(),
+                schema="pg_catalog",
+                format="binary",
+            )
+            await migrate(conn)
+            agency_id, token, volunteer_id = await _fill(conn, args)
+        finally:
+            await conn.close()
+        await _measure(dsn, agency_id, token, volunteer_id, args)
+        await _write_cost(dsn, args)
+    finally:
+        if args.keep:
+            print(f"kept: {dsn} (agency {agency_id})")
+        else:
+            admin = await asyncpg.connect(args.database_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+
+
+async def _measure(
+    dsn: str, agency_id: UUID, token: str, volunteer_id: int, args: argparse.Namespace
+) -> None:
+    settings = Settings(
+        database_url=dsn,
+        notifier_enabled=False,
+        ticker_enabled=False,
+        feeds_enabled=False,
+        db_command_timeout_s=300,
+    )
+    app = create_app(settings)
+    samples: dict[str, list[float]] = {}
+    app.middlewares.insert(0, _timed(samples))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}/v1/agencies/{agency_id}"
+    rng = random.Random(3)
+    now = datetime.now(UTC)
+    year = {"from": f"{now.year - 1}-01-01", "to": f"{now.year - 1}-12-31"}
+    month_ago = (now - timedelta(days=30)).date().isoformat()
+    lists = {
+        "list: no filter": {},
+        "list: cardiac arrests, not test": {"cardiac_arrest": "true", "test": "false"},
+        "list: closed, last 30 days": {"state": "closed", "from": month_ago},
+        "list: call type 26-A-01": {"call_type": "26-A-01"},
+        "list: state cancelled": {"state": "cancelled"},
+        "list: text 'kalverstraat 12'": {"q": "kalverstraat 12"},
+        "list: CSV, cardiac arrests": {"cardiac_arrest": "true", "format": "csv"},
+    }
+    cases: dict[str, Callable[[], tuple[str, dict[str, str]]]] = {
+        "unit: volunteer by primary key": lambda: (f"{base}/volunteers/{volunteer_id}", {}),
+        **{label: (lambda p=params: (f"{base}/incidents", p)) for label, params in lists.items()},
+        "activations report, one year": lambda: (f"{base}/reports/activations", year),
+        "coverage report, random hour": lambda: (
+            f"{base}/reports/coverage",
+            {"hour": str(rng.randrange(168))},
+        ),
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def call(label: str) -> None:
+                url, params = cases[label]()
+                async with session.get(
+                    url, params=params, headers={**headers, "X-Bench": label}
+                ) as resp:
+                    await resp.read()
+                    assert resp.status == 200, (label, resp.status, await resp.text())
+
+            for label in cases:  # warm every plan and cache once
+                await call(label)
+            samples.clear()
+            heavy = {"activations report, one year"}
+            for _ in range(args.runs):
+                for label in cases:
+                    if label not in heavy:
+                        await call(label)
+            for _ in range(args.report_runs):
+                for label in heavy:
+                    await call(label)
+    finally:
+        await runner.cleanup()
+    unit = _p99(samples["unit: volunteer by primary key"])
+    print(f"server time, {args.runs} requests each ({args.report_runs} for the yearly report):")
+    for label in cases:
+        values = samples[label]
+        p99 = _p99(values)
+        print(
+            f"  {label:40s} p50 {statistics.median(values):8.2f} ms  p99 {p99:8.2f} ms"
+            f"  = {p99 / unit:6.1f}x the unit's p99"
+        )
+
+
+async def _write_cost(dsn: str, args: argparse.Namespace) -> None:
+    """What the summary trigger adds to the write path: one statement logging an alert's
+    sent, accepted and on-scene events (new alerts each time), with and without it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        picks = await conn.fetch(
+            "SELECT id, incident_id, agency_id FROM alerts ORDER BY random() LIMIT $1",
+            2 * args.runs,
+        )
+        await conn.execute(
+            "DELETE FROM alert_firsts WHERE alert_id = ANY($1::uuid[])", [p["id"] for p in picks]
+        )
+        insert = """
+            INSERT INTO response_log (agency_id, incident_id, alert_id, event, at)
+            SELECT $1, $2, $3, e, now() FROM unnest(
+                ARRAY['alert_sent', 'alert_accepted', 'alert_on_scene']) AS e
+        """
+        timings: dict[str, list[float]] = {"with": [], "without": []}
+        for n, pick in enumerate(picks):
+            label = "with" if n % 2 == 0 else "without"
+            async with conn.transaction():
+                if label == "without":
+                    await conn.execute(
+                        "ALTER TABLE response_log DISABLE TRIGGER incident_review_record"
+                    )
+                started = time.perf_counter()
+                await conn.execute(insert, pick["agency_id"], pick["incident_id"], pick["id"])
+                timings[label].append((time.perf_counter() - started) * 1000)
+                if label == "without":
+                    await conn.execute(
+                        "ALTER TABLE response_log ENABLE TRIGGER incident_review_record"
+                    )
+    finally:
+        await conn.close()
+    with_ms, without_ms = (statistics.median(timings[k]) for k in ("with", "without"))
+    print(
+        f"write path: logging three answers of an alert in one statement, p50"
+        f" {with_ms:.3f} ms with the summary trigger, {without_ms:.3f} ms without"
+        f" (+{with_ms - without_ms:.3f} ms, {args.runs} each)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--years", type=float, default=3.0)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--report-runs", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
