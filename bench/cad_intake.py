@@ -103,7 +103,7 @@ async def run(args: argparse.Namespace) -> None:
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log"
     server = None
     try:
-        agency = run_cli(env, "agency", "create", "--name", "Bench")
+        agency = await run_cli(env, "agency", "create", "--name", "Bench")
         await _seed(dsn, agency["agency_id"])
         server = ServeProcess(env, log_path)
         await server.wait_ready()

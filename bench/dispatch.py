@@ -159,7 +159,7 @@ async def run(args: argparse.Namespace) -> None:
     }
     server = None
     try:
-        agency = run_cli(env, "agency", "create", "--name", "Bench")
+        agency = await run_cli(env, "agency", "create", "--name", "Bench")
         await _load(dsn, UUID(agency["agency_id"]), args.volunteers)
         server = ServeProcess(env, Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log")
         startup = await server.wait_ready(timeout_s=120)

@@ -258,9 +258,11 @@ async def run(args: argparse.Namespace) -> None:
     }
     server = None
     try:
-        agency = run_cli(env, "agency", "create", "--name", "Soak")
+        agency = await run_cli(env, "agency", "create", "--name", "Soak")
         agency_id, key = agency["agency_id"], agency["integration_key"]
-        supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "S")
+        supervisor = await run_cli(
+            env, "supervisor", "create", "--agency", agency_id, "--name", "S"
+        )
         server = ServeProcess(env, tmp / f"{name}.log")
         await server.wait_ready(timeout_s=120)
         pid = server.proc.pid

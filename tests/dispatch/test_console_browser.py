@@ -77,9 +77,9 @@ async def stack(admin_dsn: str, template_name: str, tmp_path_factory: Any) -> As
     url = pg.with_database(admin_dsn, name)
     folder = tmp_path_factory.mktemp("console")
     env = {"DATABASE_URL": url}
-    agency = run_cli(env, "agency", "create", "--name", "Console agency")
+    agency = await run_cli(env, "agency", "create", "--name", "Console agency")
     agency_id = agency["agency_id"]
-    supervisor = run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sam")
+    supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sam")
     server = ServeProcess(env, folder / "serve.log")
     try:
         await server.wait_ready()
@@ -310,7 +310,7 @@ async def test_settings_refusals_are_shown_next_to_the_field(tab: Tab, stack: St
     )
     assert "/target_accepted" in await message.inner_text()
     await page.screenshot(path=str(artifacts() / "settings.png"), full_page=True)
-    await page.fill("#settings-form [name=alert_limit]", "9")
+    await page.fill("#settings-form [name=intake_rate_per_min]", "99")
     await page.click("#settings-form button[type=submit]")
     await page.wait_for_function(
         "() => document.querySelector('#settings-form [role=status]').textContent === 'Saved.'"
@@ -318,7 +318,7 @@ async def test_settings_refusals_are_shown_next_to_the_field(tab: Tab, stack: St
     current = await _api(
         "GET", f"{stack.base}/v1/agencies/{stack.agency_id}/settings", stack.supervisor_auth
     )
-    assert current["alert_limit"] == 9
+    assert current["intake_rate_per_min"] == 99
 
 
 async def test_a_wrong_token_is_told_and_an_idle_session_returns_to_sign_in(

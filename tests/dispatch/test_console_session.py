@@ -83,17 +83,18 @@ async def test_the_cookie_reads_the_api_and_changes_need_the_csrf_token(
     settings_url = f"/v1/agencies/{agency.agency_id}/settings"
     resp = await client.get(settings_url, headers=cookie)
     assert resp.status == 200
-    before = await db.fetchval("SELECT alert_limit FROM agencies")
-    resp = await client.patch(settings_url, json={"alert_limit": 5}, headers=cookie)
+    before = await db.fetchval("SELECT intake_rate_per_min FROM agencies")
+    resp = await client.patch(settings_url, json={"intake_rate_per_min": 5}, headers=cookie)
     assert resp.status == 403
     assert (await resp.json())["type"].endswith("csrf-token-missing")
     wrong = {**cookie, CSRF_HEADER: csrf[:-1] + ("0" if csrf[-1] != "0" else "1")}
-    assert (await client.patch(settings_url, json={"alert_limit": 5}, headers=wrong)).status == 403
-    assert await db.fetchval("SELECT alert_limit FROM agencies") == before
+    refused = await client.patch(settings_url, json={"intake_rate_per_min": 5}, headers=wrong)
+    assert refused.status == 403
+    assert await db.fetchval("SELECT intake_rate_per_min FROM agencies") == before
     ok = {**cookie, CSRF_HEADER: csrf}
-    resp = await client.patch(settings_url, json={"alert_limit": 5}, headers=ok)
+    resp = await client.patch(settings_url, json={"intake_rate_per_min": 5}, headers=ok)
     assert resp.status == 200, await resp.text()
-    assert await db.fetchval("SELECT alert_limit FROM agencies") == 5
+    assert await db.fetchval("SELECT intake_rate_per_min FROM agencies") == 5
 
 
 async def test_validation_problems_name_the_field_for_the_console(
