@@ -21,34 +21,27 @@ import argparse
 import asyncio
 import json
 import math
-import secrets
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
-from aiohttp import web
 
 # Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibration import calibration_line
+from bench.common import p99_line, percentile, scratch_database, serve_locally
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 
 CENTRE = (52.3731, 4.8926)
-
-
-def _p(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 async def _boards(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
@@ -85,13 +78,8 @@ class Watcher:
 
 
 async def run(args: argparse.Namespace) -> None:
-    name = f"dispatch_bench_board_{secrets.token_hex(4)}"
     print(await calibration_line(args.database_url))
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
-    try:
+    async with scratch_database(args.database_url, "dispatch_bench_board") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
@@ -102,10 +90,6 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             await conn.close()
         await _measure(dsn, str(agency_id), key, supervisor, args)
-    finally:
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _measure(
@@ -113,12 +97,7 @@ async def _measure(
 ) -> None:
     settings = Settings(database_url=dsn, log_level="warning", notifier_poll_s=0.05)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
+    runner, base = await serve_locally(app)
     as_key = {"Authorization": f"Bearer {key}"}
     as_supervisor = {"Authorization": f"Bearer {supervisor}"}
     intake_ms: list[float] = []
@@ -207,7 +186,7 @@ async def _measure(
             w.resp.close()
         await db.close()
         await runner.cleanup()
-    unit = _p(intake_ms, 99)
+    unit = percentile(intake_ms, 99)
     print(
         f"{args.runs} incidents, {args.listeners} console streams,"
         f" board tick {settings.board_tick_s} s:"
@@ -217,11 +196,7 @@ async def _measure(
         ("intake -> on every board, with alerts", shown_ms),
         ("accept -> on every board", accepted_ms),
     ):
-        p99 = _p(values, 99)
-        print(
-            f"  {label:40s} p50 {statistics.median(values):8.1f} ms  p99 {p99:8.1f} ms"
-            f"  = {p99 / unit:6.1f}x the unit's p99"
-        )
+        print(p99_line(label, values, unit, decimals=1))
     worst = max(max(shown_ms), max(accepted_ms))
     print(f"  slowest change to reach every board: {math.ceil(worst)} ms")
 

@@ -24,12 +24,11 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import aiohttp
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.calibration import calibration_line  # noqa: E402
+from bench.common import scratch_database  # noqa: E402
 from dispatch.db.migrate import migrate  # noqa: E402
 from tests.dispatch.isolation_load import (  # noqa: E402
     Agency,
@@ -50,10 +50,6 @@ from tests.dispatch.isolation_load import (  # noqa: E402
     wrong_key_flood,
 )
 from tests.dispatch.serve_process import ServeProcess  # noqa: E402
-
-
-def _with_db(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 
 
 def _line(name: str, samples: IntakeSamples) -> str:
@@ -98,11 +94,12 @@ async def _idle(
 
 async def run(args: argparse.Namespace) -> None:
     print(await calibration_line(args.database_url), flush=True)
-    name = f"dispatch_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = _with_db(args.database_url, name)
+    async with scratch_database(args.database_url, "dispatch_bench") as dsn:
+        await _measure(dsn, args)
+
+
+async def _measure(dsn: str, args: argparse.Namespace) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log"
     server = None
     try:
@@ -169,9 +166,6 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         if server is not None:
             await server.terminate()
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _flood_only(argv: list[str]) -> None:

@@ -33,7 +33,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID, uuid4
 
 import aiohttp
@@ -44,6 +43,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibration import calibration_line
+from bench.common import p99_line, percentile, scratch_database, serve_locally
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.store import agencies as agency_store
@@ -259,18 +259,9 @@ def _timed(samples: dict[str, list[float]]) -> Any:
     return timing
 
 
-def _p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[98]
-
-
 async def run(args: argparse.Namespace) -> None:
-    name = f"dispatch_bench_review_{secrets.token_hex(4)}"
     print(await calibration_line(args.database_url))
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
-    try:
+    async with scratch_database(args.database_url, "dispatch_bench_review", keep=args.keep) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             # Binary COPY needs jsonb's binary form: a version byte, then the text.
@@ -285,15 +276,12 @@ async def run(args: argparse.Namespace) -> None:
             agency_id, token, volunteer_id = await _fill(conn, args)
         finally:
             await conn.close()
-        await _measure(dsn, agency_id, token, volunteer_id, args)
-        await _write_cost(dsn, args)
-    finally:
-        if args.keep:
-            print(f"kept: {dsn} (agency {agency_id})")
-        else:
-            admin = await asyncpg.connect(args.database_url)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+        try:
+            await _measure(dsn, agency_id, token, volunteer_id, args)
+            await _write_cost(dsn, args)
+        finally:
+            if args.keep:
+                print(f"kept: {dsn} (agency {agency_id})")
 
 
 async def _measure(
@@ -309,12 +297,8 @@ async def _measure(
     app = create_app(settings)
     samples: dict[str, list[float]] = {}
     app.middlewares.insert(0, _timed(samples))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}/v1/agencies/{agency_id}"
+    runner, root = await serve_locally(app)
+    base = f"{root}/v1/agencies/{agency_id}"
     rng = random.Random(3)
     now = datetime.now(UTC)
     year = {"from": f"{now.year - 1}-01-01", "to": f"{now.year - 1}-12-31"}
@@ -362,15 +346,10 @@ async def _measure(
                     await call(label)
     finally:
         await runner.cleanup()
-    unit = _p99(samples["unit: volunteer by primary key"])
+    unit = percentile(samples["unit: volunteer by primary key"], 99)
     print(f"server time, {args.runs} requests each ({args.report_runs} for the yearly report):")
     for label in cases:
-        values = samples[label]
-        p99 = _p99(values)
-        print(
-            f"  {label:40s} p50 {statistics.median(values):8.2f} ms  p99 {p99:8.2f} ms"
-            f"  = {p99 / unit:6.1f}x the unit's p99"
-        )
+        print(p99_line(label, samples[label], unit))
 
 
 async def _write_cost(dsn: str, args: argparse.Namespace) -> None:

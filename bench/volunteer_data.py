@@ -24,14 +24,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
-
-import asyncpg
 
 # Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import scratch_database
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
@@ -135,13 +133,8 @@ async def _median_ms(runs: int, work: Callable[[], Awaitable[object]]) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
-    name = f"dispatch_bench_vd_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
     rng = random.Random(7)
-    try:
+    async with scratch_database(args.database_url, "dispatch_bench_vd") as dsn:
         settings = Settings(database_url=dsn, db_pool_max=4, db_command_timeout_s=300)
         async with open_pool(dsn, settings) as pool:
             async with pool.acquire() as conn:
@@ -169,10 +162,6 @@ async def run(args: argparse.Namespace) -> None:
                     "SELECT count(*) FROM response_log WHERE volunteer_id = $1", next(picks)
                 ),
             )
-    finally:
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     print(f"calibration: primary-key lookup median {unit:.3f} ms")
     for label, ms in (("export", export), ("erasure", erase), ("log scan by volunteer", scan)):
         print(f"{label}: median {ms:.1f} ms = {ms / unit:.0f}x the lookup")

@@ -1,0 +1,66 @@
+"""Helpers the benchmarks share: a scratch database, the app on a local port, percentiles.
+
+Imported as ``bench.common`` after a benchmark has put the repository root on
+``sys.path`` (the way ``bench.calibration`` is).
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from aiohttp import web
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server address, naming another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+@asynccontextmanager
+async def scratch_database(
+    admin_dsn: str, prefix: str, *, keep: bool = False
+) -> AsyncIterator[str]:
+    """A new, empty database named ``prefix`` plus a random suffix; yields its address and
+    drops it afterwards (forcing out any connection still open) unless ``keep``."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        if not keep:
+            admin = await asyncpg.connect(admin_dsn)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (1 to 99), interpolated between the samples."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def p99_line(label: str, values: list[float], unit_p99: float, *, decimals: int = 2) -> str:
+    """One row of a latency table: p50 and p99 of ``values`` in ms, and the p99 as a
+    multiple of the unit's p99 measured in the same run."""
+    p99 = percentile(values, 99)
+    return (
+        f"  {label:40s} p50 {statistics.median(values):8.{decimals}f} ms"
+        f"  p99 {p99:8.{decimals}f} ms  = {p99 / unit_p99:6.1f}x the unit's p99"
+    )
+
+
+async def serve_locally(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Runs ``app`` on a free port of 127.0.0.1 (no access log); returns its runner, which
+    the caller cleans up, and its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
