@@ -11,7 +11,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,20 +23,11 @@ import pytest
 import pytest_asyncio
 
 from tests.dispatch import pg
+from tests.dispatch.browser import CHROMIUM, launch_chromium
+from tests.dispatch.browser import artifacts as browser_artifacts
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.serve_process import ServeProcess, run_cli
 from tests.fakes.tile_server import tile_server
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,9 +38,7 @@ pytestmark = [
 
 
 def artifacts() -> Path:
-    folder = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS") or "test-artifacts") / "console"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return browser_artifacts("console")
 
 
 @dataclass
@@ -93,16 +81,8 @@ async def stack(admin_dsn: str, template_name: str, tmp_path_factory: Any) -> As
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launch_chromium() as chromium:
+        yield chromium
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,21 +27,13 @@ from aiohttp import web
 
 from dispatch.store import agencies as agency_store
 from tests.dispatch import pg
+from tests.dispatch.browser import CHROMIUM, launch_chromium
+from tests.dispatch.browser import artifacts as browser_artifacts
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.serve_process import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PREFIX = "/dispatch"
 AED_NORTH_M, HELPER_NORTH_M, APP_NORTH_M = 150, 40, 250
 ACCESS_NOTES = "Code 1234 at the side door"
@@ -71,9 +62,7 @@ OscillatorNode.prototype.start = function (...args) {
 
 
 def artifacts() -> Path:
-    folder = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS", "test-artifacts")) / "volunteer-app"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return browser_artifacts("volunteer-app")
 
 
 @dataclass
@@ -171,14 +160,8 @@ async def _eventually(probe: Any, timeout_s: float = 10.0) -> Any:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as play:
-        chromium = await play.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launch_chromium() as chromium:
+        yield chromium
 
 
 async def _app_context(
