@@ -39,6 +39,7 @@ from notify.errors import (
     redact,
 )
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify.results import accepted, failed
 
 TWILIO_API_URL = "https://api.twilio.com"
 
@@ -144,14 +145,7 @@ async def call_twilio(
         detail: str,
         retry_after_s: float | None = None,
     ) -> DeliveryResult:
-        return DeliveryResult(
-            channel=channel,
-            outcome=outcome,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            error_code=code,
-            detail=detail,
-            retry_after_s=retry_after_s,
-        )
+        return failed(channel, started, outcome, code, detail, retry_after_s)
 
     try:
         async with asyncio.timeout(timeout_s):
@@ -192,15 +186,6 @@ async def call_twilio(
     finally:
         _trace.reset(token)
     return instance, None
-
-
-def success(channel: Channel, started: float, provider_message_id: str | None) -> DeliveryResult:
-    return DeliveryResult(
-        channel=channel,
-        outcome=DeliveryOutcome.ACCEPTED,
-        latency_ms=(time.perf_counter() - started) * 1000.0,
-        provider_message_id=provider_message_id,
-    )
 
 
 def utcnow() -> datetime:
@@ -290,4 +275,4 @@ class TwilioNotifier:
         instance, failure = await call_twilio(self.CHANNEL, operation, timeout_s=timeout_s)
         if failure is not None:
             return failure
-        return success(self.CHANNEL, started, getattr(instance, "sid", None))
+        return accepted(self.CHANNEL, started, getattr(instance, "sid", None))

@@ -46,6 +46,7 @@ from firebase_admin import _http_client, _retry, credentials, messaging
 from notify.errors import ConfigurationError, ErrorCode, redact
 from notify.fcm_errors import classify_auth_failure, classify_fcm_error
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify.results import accepted, failed, unreached
 
 MAX_BATCH = 500
 """``send_each_async`` accepts at most 500 messages per call."""
@@ -234,15 +235,23 @@ class FcmNotifier:
         for index, alert in enumerate(messages):
             remaining = (alert.expires_at - now).total_seconds()
             if remaining < 1:
-                results[index] = self._result(
-                    started, DeliveryOutcome.PERMANENT, ErrorCode.EXPIRED, "alert expired"
+                results[index] = failed(
+                    Channel.PUSH,
+                    started,
+                    DeliveryOutcome.PERMANENT,
+                    ErrorCode.EXPIRED,
+                    "alert expired",
                 )
                 continue
             try:
                 built = self.build_message(alert, min(MAX_TTL_S, int(remaining)))
             except (ValueError, TypeError) as exc:
-                results[index] = self._result(
-                    started, DeliveryOutcome.PERMANENT, ErrorCode.INVALID_MESSAGE, redact(str(exc))
+                results[index] = failed(
+                    Channel.PUSH,
+                    started,
+                    DeliveryOutcome.PERMANENT,
+                    ErrorCode.INVALID_MESSAGE,
+                    redact(str(exc)),
                 )
                 continue
             pending.append((index, built))
@@ -264,7 +273,8 @@ class FcmNotifier:
             except TimeoutError:
                 for index, _ in pending:
                     if results[index] is None:
-                        results[index] = self._result(
+                        results[index] = failed(
+                            Channel.PUSH,
                             started,
                             DeliveryOutcome.RETRYABLE,
                             ErrorCode.TIMEOUT,
@@ -284,7 +294,7 @@ class FcmNotifier:
             _log.error("unexpected error while sending FCM messages", exc_info=exc)
         detail = redact(f"{type(exc).__name__}: {exc}")
         for index, _ in chunk:
-            results[index] = self._result(started, outcome, code, detail)
+            results[index] = failed(Channel.PUSH, started, outcome, code, detail)
 
     async def _send_chunk(
         self, chunk: list[tuple[int, Any]], results: list[DeliveryResult | None], started: float
@@ -302,16 +312,12 @@ class FcmNotifier:
             return
         for (index, _), response in zip(chunk, batch.responses, strict=True):
             if response.success:
-                results[index] = DeliveryResult(
-                    channel=Channel.PUSH,
-                    outcome=DeliveryOutcome.ACCEPTED,
-                    latency_ms=(time.perf_counter() - started) * 1000.0,
-                    provider_message_id=response.message_id,
-                )
+                results[index] = accepted(Channel.PUSH, started, response.message_id)
                 continue
             error = response.exception
             outcome, code, retry_after = classify_fcm_error(error)
-            results[index] = self._result(
+            results[index] = failed(
+                Channel.PUSH,
                 started,
                 outcome,
                 code,
@@ -352,27 +358,15 @@ class FcmNotifier:
             async with self._http_session().post(url, data=body, headers=self._headers()) as resp:
                 status, content = resp.status, await resp.read()
                 resp_headers = None if status == 200 else dict(resp.headers)
-        except TimeoutError:
-            results[index] = self._result(
-                started, DeliveryOutcome.RETRYABLE, ErrorCode.TIMEOUT, "no answer in time"
-            )
-            return
-        except (aiohttp.ClientError, OSError) as exc:
-            results[index] = self._result(
-                started, DeliveryOutcome.RETRYABLE, ErrorCode.NETWORK_ERROR, type(exc).__name__
-            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            results[index] = unreached(Channel.PUSH, started, exc)
             return
         if status == 200:
             try:
                 name = json.loads(content).get("name")
             except ValueError:
                 name = None
-            results[index] = DeliveryResult(
-                channel=Channel.PUSH,
-                outcome=DeliveryOutcome.ACCEPTED,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-                provider_message_id=name,
-            )
+            results[index] = accepted(Channel.PUSH, started, name)
             return
         request = httpx.Request("POST", url)
         response = httpx.Response(status, headers=resp_headers, content=content, request=request)
@@ -385,25 +379,13 @@ class FcmNotifier:
             # we refresh before the caller's retry instead of failing for good.
             self._app.credential.get_credential().token = None
             outcome, code = DeliveryOutcome.RETRYABLE, ErrorCode.AUTH_UNAVAILABLE
-        results[index] = self._result(
-            started, outcome, code, redact(f"{getattr(error, 'code', '')}: {error}"), retry_after
-        )
-
-    @staticmethod
-    def _result(
-        started: float,
-        outcome: DeliveryOutcome,
-        code: ErrorCode,
-        detail: str,
-        retry_after_s: float | None = None,
-    ) -> DeliveryResult:
-        return DeliveryResult(
-            channel=Channel.PUSH,
-            outcome=outcome,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            error_code=code,
-            detail=detail,
-            retry_after_s=retry_after_s,
+        results[index] = failed(
+            Channel.PUSH,
+            started,
+            outcome,
+            code,
+            redact(f"{getattr(error, 'code', '')}: {error}"),
+            retry_after,
         )
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import structlog
 
-from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify.ports import AlertMessage, Channel, DeliveryResult
+from notify.results import accepted
 
 log = structlog.get_logger(__name__)
 
@@ -67,12 +68,7 @@ class LogNotifier:
                 await asyncio.to_thread(_append_line, self._path, json.dumps(delivered))
         self.sent.append(message)
         log.info("log_provider_alert", **record)
-        return DeliveryResult(
-            channel=Channel.LOG,
-            outcome=DeliveryOutcome.ACCEPTED,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            provider_message_id=f"log-{message.alert_id}",
-        )
+        return accepted(Channel.LOG, started, f"log-{message.alert_id}")
 
     async def aclose(self) -> None:
         return None

@@ -40,7 +40,8 @@ from notify._twilio_http import (
     utcnow,
 )
 from notify.errors import ConfigurationError
-from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify.ports import AlertMessage, Channel, DeliveryResult
+from notify.results import accepted
 
 MAX_BODY_CHARS = 1600
 MIN_VALIDITY_S = 1
@@ -187,11 +188,10 @@ class TwilioSmsNotifier(TwilioNotifier):
             body = getattr(record, "body", None) or ""
             status = str(getattr(record, "status", "") or "")
             if marker in body and status not in _ABSENT_STATUSES:
-                return DeliveryResult(
-                    channel=Channel.SMS,
-                    outcome=DeliveryOutcome.ACCEPTED,
-                    latency_ms=(time.perf_counter() - started) * 1000.0,
-                    provider_message_id=getattr(record, "sid", None),
+                return accepted(
+                    Channel.SMS,
+                    started,
+                    getattr(record, "sid", None),
                     detail=f"found existing message (status {status})",
                 )
         return None

@@ -44,6 +44,7 @@ from py_vapid import Vapid02
 from notify.errors import ConfigurationError, ErrorCode, parse_retry_after, redact
 from notify.payload import push_data
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify.results import accepted, failed, unreached
 
 MAX_TTL_S: Final = 2_419_200
 """The longest TTL we ask for (push services cap it themselves, 4 weeks at most)."""
@@ -356,7 +357,13 @@ class WebPushNotifier:
         started = time.perf_counter()
         remaining = (message.expires_at - self._clock()).total_seconds()
         if remaining < 1:
-            return _result(started, DeliveryOutcome.PERMANENT, ErrorCode.EXPIRED, "alert expired")
+            return failed(
+                Channel.WEB_PUSH,
+                started,
+                DeliveryOutcome.PERMANENT,
+                ErrorCode.EXPIRED,
+                "alert expired",
+            )
         try:
             sub = _address_subscription(message.address)
             body = encrypt(payload_for(message), sub)
@@ -364,7 +371,8 @@ class WebPushNotifier:
             # ValueError covers InvalidSubscription and malformed JSON alike; the
             # message names the field only, never the address.
             where = exc.field if isinstance(exc, InvalidSubscription) else "address"
-            return _result(
+            return failed(
+                Channel.WEB_PUSH,
                 started,
                 DeliveryOutcome.PERMANENT,
                 ErrorCode.INVALID_MESSAGE,
@@ -387,23 +395,13 @@ class WebPushNotifier:
                     location = resp.headers.get("Location")
                     retry_after = parse_retry_after(resp.headers)
                     text = (await resp.content.read(300)).decode("utf-8", "replace")
-        except TimeoutError:
-            return _result(
-                started, DeliveryOutcome.RETRYABLE, ErrorCode.TIMEOUT, "no answer in time"
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            return _result(
-                started, DeliveryOutcome.RETRYABLE, ErrorCode.NETWORK_ERROR, type(exc).__name__
-            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return unreached(Channel.WEB_PUSH, started, exc)
         if 200 <= status < 300:
-            return DeliveryResult(
-                channel=Channel.WEB_PUSH,
-                outcome=DeliveryOutcome.ACCEPTED,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-                provider_message_id=location[:300] if location else None,
-            )
+            return accepted(Channel.WEB_PUSH, started, location[:300] if location else None)
         outcome, code = classify_status(status)
-        return _result(
+        return failed(
+            Channel.WEB_PUSH,
             started,
             outcome,
             code,
@@ -431,23 +429,6 @@ def classify_status(status: int) -> tuple[DeliveryOutcome, ErrorCode]:
     if status == 413:
         return DeliveryOutcome.PERMANENT, ErrorCode.INVALID_MESSAGE
     return DeliveryOutcome.PERMANENT, ErrorCode.PROVIDER_ERROR
-
-
-def _result(
-    started: float,
-    outcome: DeliveryOutcome,
-    code: ErrorCode,
-    detail: str,
-    retry_after_s: float | None = None,
-) -> DeliveryResult:
-    return DeliveryResult(
-        channel=Channel.WEB_PUSH,
-        outcome=outcome,
-        latency_ms=(time.perf_counter() - started) * 1000.0,
-        error_code=code,
-        detail=detail,
-        retry_after_s=retry_after_s,
-    )
 
 
 __all__ = [
