@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -84,3 +84,38 @@ def form_to_lists(form: Any) -> dict[str, list[str]]:
         if key not in out:
             out[key] = [str(v) for v in form.getall(key)]
     return out
+
+
+class ServedFake:
+    """A fake whose :meth:`app` runs on a :class:`ThreadedServer` from :meth:`start` to
+    :meth:`stop`. Subclasses (dataclasses) declare ``server: ThreadedServer | None = None``."""
+
+    server: ThreadedServer | None
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url
+
+    def start(self) -> Self:
+        self.server = ThreadedServer(self.app()).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+Reply = TypeVar("Reply")
+
+
+def next_reply(replies: dict[str, Reply | list[Reply]], key: str, default: Reply) -> Reply:
+    """The answer scripted for ``key``: one reply for every request, or a list consumed in
+    order whose last entry repeats; ``default`` when nothing is scripted."""
+    scripted = replies.get(key, default)
+    if not isinstance(scripted, list):
+        return scripted
+    return scripted.pop(0) if len(scripted) > 1 else scripted[0]

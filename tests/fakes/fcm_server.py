@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from tests.fakes import ThreadedServer
+from tests.fakes import ServedFake, ThreadedServer, next_reply
 
 _HTTP_STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -66,7 +66,7 @@ class TokenEndpointReply:
 
 
 @dataclass
-class FakeFcm:
+class FakeFcm(ServedFake):
     public_key_pem: bytes
     replies: dict[str, FcmReply | list[FcmReply]] = field(default_factory=dict)
     """Per address: one reply for every send, or a script consumed in order (the last repeats)."""
@@ -78,11 +78,6 @@ class FakeFcm:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url
-
-    @property
     def token_uri(self) -> str:
         return f"{self.url}/token"
 
@@ -92,14 +87,6 @@ class FakeFcm:
         app.router.add_post("/v1/projects/{project}/messages:send", self._send)
         app.router.add_get("/_journal", self._journal)
         return app
-
-    def start(self) -> FakeFcm:
-        self.server = ThreadedServer(self.app()).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
@@ -137,7 +124,7 @@ class FakeFcm:
             return self._error(FcmReply(status=401, message="Request had invalid credentials."))
         message = body.get("message", {})
         address = message.get("token") or message.get("fid") or ""
-        reply = self._next_reply(address)
+        reply = next_reply(self.replies, address, FcmReply())
         if reply.delay_s:
             assert self.server is not None
             await self.server.stall(reply.delay_s)
@@ -150,12 +137,6 @@ class FakeFcm:
         """``[[address, arrival time], …]`` for a fake running in another process (the bench)."""
         rows = [[r.message.get("token") or r.message.get("fid"), r.at] for r in list(self.sends)]
         return web.json_response(rows)
-
-    def _next_reply(self, address: str) -> FcmReply:
-        scripted = self.replies.get(address, FcmReply())
-        if isinstance(scripted, FcmReply):
-            return scripted
-        return scripted.pop(0) if len(scripted) > 1 else scripted[0]
 
     def sends_to(self, address: str) -> list[FcmRecord]:
         return [

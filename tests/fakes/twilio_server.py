@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from tests.fakes import ThreadedServer, form_to_lists
+from tests.fakes import ServedFake, ThreadedServer, form_to_lists
 
 
 @dataclass
@@ -58,7 +58,7 @@ class TwilioRecord:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(ServedFake):
     account_sid: str
     auth_token: str
     replies: dict[str, TwilioReply] = field(default_factory=dict)
@@ -71,11 +71,6 @@ class FakeTwilio:
     """(url, params, HTTP status of our app's answer) for every callback posted."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url
 
     def posts(self, suffix: str) -> list[TwilioRecord]:
         return [r for r in list(self.requests) if r.method == "POST" and r.path.endswith(suffix)]
@@ -134,14 +129,6 @@ class FakeTwilio:
         app.router.add_get(base + "/Messages.json", self._list_messages)
         app.router.add_post(base + "/Calls.json", self._create_call)
         return app
-
-    def start(self) -> FakeTwilio:
-        self.server = ThreadedServer(self.app()).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     def add_message(self, to: str, body: str, status: str = "queued") -> str:
         sid = f"SM{next(self._ids):032x}"

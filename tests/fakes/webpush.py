@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from tests.fakes import ThreadedServer
+from tests.fakes import ServedFake, ThreadedServer, next_reply
 
 
 def _b64(raw: bytes) -> str:
@@ -96,7 +96,7 @@ class Rejection:
 
 
 @dataclass
-class FakeWebPush:
+class FakeWebPush(ServedFake):
     subscriptions: dict[str, BrowserSubscription] = field(default_factory=dict)
     replies: dict[str, PushReply | list[PushReply]] = field(default_factory=dict)
     """Per subscription id: one reply for every push, or a script consumed in order."""
@@ -106,20 +106,10 @@ class FakeWebPush:
     server: ThreadedServer | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url
-
-    def start(self) -> FakeWebPush:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/push/{sub_id}", self._push)
-        self.server = ThreadedServer(app).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
+        return app
 
     def reset(self) -> None:
         self.subscriptions.clear()
@@ -142,12 +132,6 @@ class FakeWebPush:
 
     def received_by(self, sub: BrowserSubscription) -> list[ReceivedPush]:
         return [r for r in list(self.received) if r.sub_id == sub.sub_id]
-
-    def _next_reply(self, sub_id: str) -> PushReply:
-        scripted = self.replies.get(sub_id, PushReply())
-        if isinstance(scripted, PushReply):
-            return scripted
-        return scripted.pop(0) if len(scripted) > 1 else scripted[0]
 
     def _refuse(self, sub_id: str, status: int, reason: str) -> web.Response:
         self.rejections.append(Rejection(sub_id, status, reason))
@@ -223,7 +207,7 @@ class FakeWebPush:
         except Exception as exc:  # noqa: BLE001 - any failure to decrypt is a refusal
             return self._refuse(sub_id, 400, f"body does not decrypt: {type(exc).__name__}")
         self.received.append(ReceivedPush(sub_id, dict(request.headers), payload, claims))
-        reply = self._next_reply(sub_id)
+        reply = next_reply(self.replies, sub_id, PushReply())
         if reply.status == 201:
             return web.Response(
                 status=201, headers={"Location": f"{self.url}/message/{next(self._ids)}"}
