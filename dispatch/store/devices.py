@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from dispatch.db.types import Conn
+from dispatch.store.push_addresses import AddressTable, HeldElsewhere, deactivate, previous_holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +19,7 @@ class ChannelPrefs:
     phone_invalid: bool
 
 
-class DeviceHeldElsewhere(Exception):
+class DeviceHeldElsewhere(HeldElsewhere):
     """The push token is registered to a volunteer of another agency."""
 
 
@@ -29,9 +30,7 @@ class Registration:
     """The volunteer (same agency) who held the device until now, if it moved."""
 
 
-# Advisory-lock namespace for device tokens (the two-integer form, so it never meets the
-# single-bigint lock that migrations take).
-_DEVICE_LOCK_SPACE = 0x44455600
+_DEVICES = AddressTable("devices", "fcm_token", 0x44455600, DeviceHeldElsewhere)
 
 
 async def register_device(
@@ -52,14 +51,9 @@ async def register_device(
     :class:`DeviceHeldElsewhere`: moving it would silently cut that agency's volunteer
     off from push.
     """
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", _DEVICE_LOCK_SPACE, fcm_token
+    moved_from = await previous_holder(
+        conn, _DEVICES, fcm_token, agency_id=agency_id, volunteer_id=volunteer_id
     )
-    held = await conn.fetchrow(
-        "SELECT agency_id, volunteer_id FROM devices WHERE fcm_token = $1", fcm_token
-    )
-    if held is not None and held["agency_id"] != agency_id:
-        raise DeviceHeldElsewhere
     device_id: int = await conn.fetchval(
         """
         INSERT INTO devices (agency_id, volunteer_id, platform, fcm_token, created_at, updated_at,
@@ -78,24 +72,14 @@ async def register_device(
         now,
         session_id,
     )
-    moved_from = held["volunteer_id"] if held is not None else None
-    return Registration(device_id, moved_from if moved_from != volunteer_id else None)
+    return Registration(device_id, moved_from)
 
 
 async def deactivate_devices(
     conn: Conn, device_ids: Sequence[int], *, reason: str, now: datetime
 ) -> list[tuple[int, int]]:
     """Deactivate devices; returns ``(device_id, volunteer_id)`` of those that were active."""
-    rows = await conn.fetch(
-        """
-        UPDATE devices SET active = false, deactivated_reason = $2, updated_at = $3
-        WHERE id = ANY($1::bigint[]) AND active RETURNING id, volunteer_id
-        """,
-        list(device_ids),
-        reason,
-        now,
-    )
-    return [(r["id"], r["volunteer_id"]) for r in rows]
+    return await deactivate(conn, _DEVICES, device_ids, reason=reason, now=now)
 
 
 async def set_preferences(

@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from dispatch.db.types import Conn
+from dispatch.store.push_addresses import AddressTable, HeldElsewhere, deactivate, previous_holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ async def seal_vapid_key(conn: Conn, sealed_private_key: bytes) -> None:
     )
 
 
-class SubscriptionHeldElsewhere(Exception):
+class SubscriptionHeldElsewhere(HeldElsewhere):
     """The endpoint is registered to a volunteer of another agency."""
 
 
@@ -67,8 +68,9 @@ class SubscriptionRegistration:
     """The volunteer (same agency) who held the subscription until now, if it moved."""
 
 
-# Advisory-lock namespace for push endpoints (two-integer form, apart from devices' one).
-_ENDPOINT_LOCK_SPACE = 0x57505553
+_SUBSCRIPTIONS = AddressTable(
+    "webpush_subscriptions", "endpoint", 0x57505553, SubscriptionHeldElsewhere
+)
 
 
 async def register_subscription(
@@ -88,14 +90,9 @@ async def register_subscription(
     Like a push device: within an agency it follows whoever registers it last; one
     held in another agency is refused with :class:`SubscriptionHeldElsewhere`.
     """
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", _ENDPOINT_LOCK_SPACE, endpoint
+    moved_from = await previous_holder(
+        conn, _SUBSCRIPTIONS, endpoint, agency_id=agency_id, volunteer_id=volunteer_id
     )
-    held = await conn.fetchrow(
-        "SELECT agency_id, volunteer_id FROM webpush_subscriptions WHERE endpoint = $1", endpoint
-    )
-    if held is not None and held["agency_id"] != agency_id:
-        raise SubscriptionHeldElsewhere
     subscription_id: int = await conn.fetchval(
         """
         INSERT INTO webpush_subscriptions (agency_id, volunteer_id, session_id, endpoint, p256dh,
@@ -117,26 +114,14 @@ async def register_subscription(
         vapid_public_key,
         now,
     )
-    moved_from = held["volunteer_id"] if held is not None else None
-    return SubscriptionRegistration(
-        subscription_id, moved_from if moved_from != volunteer_id else None
-    )
+    return SubscriptionRegistration(subscription_id, moved_from)
 
 
 async def deactivate_subscriptions(
     conn: Conn, subscription_ids: Sequence[int], *, reason: str, now: datetime
 ) -> list[tuple[int, int]]:
     """Deactivate subscriptions; ``(subscription_id, volunteer_id)`` of those that were active."""
-    rows = await conn.fetch(
-        """
-        UPDATE webpush_subscriptions SET active = false, deactivated_reason = $2, updated_at = $3
-        WHERE id = ANY($1::bigint[]) AND active RETURNING id, volunteer_id
-        """,
-        list(subscription_ids),
-        reason,
-        now,
-    )
-    return [(r["id"], r["volunteer_id"]) for r in rows]
+    return await deactivate(conn, _SUBSCRIPTIONS, subscription_ids, reason=reason, now=now)
 
 
 async def deactivate_for_sessions(conn: Conn, session_ids: Sequence[int], *, now: datetime) -> None:
