@@ -29,14 +29,19 @@ def uuid_param(request: web.Request, name: str) -> UUID:
         raise not_found(name.removesuffix("_id")) from None
 
 
-def _invalid_query(name: str, reason: str) -> Problem:
+def invalid_query(name: str, reason: str, detail: str) -> Problem:
+    """A 400 problem naming the query parameter ``name`` and why in ``invalid-params``."""
     return Problem(
         400,
         "invalid-parameter",
         "A query parameter is invalid",
-        f"{name} must be {reason}",
+        detail,
         extra={"invalid-params": [{"name": name, "reason": reason}]},
     )
+
+
+def _invalid_query(name: str, reason: str) -> Problem:
+    return invalid_query(name, reason, f"{name} must be {reason}")
 
 
 def query_choice(

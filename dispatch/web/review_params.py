@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
+from dispatch.web.params import invalid_query
 from dispatch.web.problems import Problem
 
 MAX_TEXT = 200
@@ -27,13 +28,7 @@ _FIRST_YEAR, _LAST_YEAR = 1900, 2200
 
 
 def bad_param(name: str, reason: str) -> Problem:
-    return Problem(
-        400,
-        "invalid-parameter",
-        "A query parameter is invalid",
-        f"{name}: {reason}",
-        extra={"invalid-params": [{"name": name, "reason": reason}]},
-    )
+    return invalid_query(name, reason, f"{name}: {reason}")
 
 
 def _clean(value: str) -> bool:
