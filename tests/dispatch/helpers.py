@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
+
+from dispatch.config import Settings
+from tests.fakes.twilio_server import FakeTwilio
 
 # Dam Square, Amsterdam.
 CENTRE = (52.3731, 4.8926)
@@ -21,6 +25,18 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
     return (
         lat + north_m / _M_PER_DEG_LAT,
         lon + east_m / (_M_PER_DEG_LAT * math.cos(math.radians(lat))),
+    )
+
+
+def sms_through(settings: Settings, twilio: FakeTwilio) -> Settings:
+    """``settings`` sending SMS through the fake Twilio, with a rate limit tests never meet."""
+    return dataclasses.replace(
+        settings,
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_from_number="+15550000000",
+        twilio_base_url=twilio.url,
+        sms_rate_per_s=50.0,
     )
 
 

@@ -6,7 +6,6 @@ the service believes it is reached on.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -22,7 +21,7 @@ from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from notify.twilio_webhooks import SMS_INBOUND_PATH
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, wait_until
+from tests.dispatch.helpers import CENTRE, incident, sms_through, wait_until
 from tests.fakes.twilio_server import FakeTwilio
 
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
@@ -41,14 +40,7 @@ def twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def twilio_settings(settings: Settings, twilio: FakeTwilio) -> Settings:
-    return dataclasses.replace(
-        settings,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number="+15550000000",
-        twilio_base_url=twilio.url,
-        sms_rate_per_s=50.0,
-    )
+    return sms_through(settings, twilio)
 
 
 @pytest.fixture

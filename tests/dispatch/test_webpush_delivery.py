@@ -22,7 +22,7 @@ from dispatch.config import Settings
 from dispatch.web.app import create_app
 from tests.dispatch.accounts_helpers import MovableClock
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident
+from tests.dispatch.helpers import CENTRE, incident, sms_through
 from tests.fakes.twilio_server import FakeTwilio
 from tests.fakes.webpush import BrowserSubscription, FakeWebPush, PushReply
 
@@ -77,15 +77,9 @@ def twilio() -> Iterator[FakeTwilio]:
 async def sms_client(
     wp_settings: Settings, twilio: FakeTwilio, aiohttp_client: Any
 ) -> TestClient[web.Request, web.Application]:
-    settings = dataclasses.replace(
-        wp_settings,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number="+15550000000",
-        twilio_base_url=twilio.url,
-        sms_rate_per_s=50.0,
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(
+        create_app(sms_through(wp_settings, twilio))
     )
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
     return client
 
 
