@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from dispatch.config import Settings
+from dispatch.domain.delivery_chain import Reach, Step, plan
 from tests.fakes.twilio_server import FakeTwilio
 
 # Dam Square, Amsterdam.
@@ -38,6 +39,31 @@ def sms_through(settings: Settings, twilio: FakeTwilio) -> Settings:
         twilio_base_url=twilio.url,
         sms_rate_per_s=50.0,
     )
+
+
+async def new_volunteer(client: Any, agency: Any, name: str = "V") -> tuple[int, str]:
+    """A volunteer made by ``agency``'s supervisor over the API: ``(volunteer id, token)``."""
+    resp = await client.post(
+        f"/v1/agencies/{agency.agency_id}/volunteers",
+        json={"display_name": name},
+        headers=agency.supervisor_auth,
+    )
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    return body["volunteer_id"], body["token"]
+
+
+def chain_offsets(
+    reach: Reach, configured: frozenset[Step], now: datetime
+) -> list[tuple[str, float]]:
+    """The delivery chain ``plan`` makes (15 s ack window, next channel 45 s later), as
+    ``(step, seconds after now)``."""
+    return [
+        (s.step.value, (s.at - now).total_seconds())
+        for s in plan(
+            reach, configured=configured, now=now, ack_timeout_s=15, next_channel_after_s=45
+        )
+    ]
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")

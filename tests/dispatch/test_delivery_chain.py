@@ -19,6 +19,7 @@ from dispatch.service.providers import Pacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert
 from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import chain_offsets
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 ALL = frozenset({Step.PUSH, Step.SMS, Step.VOICE})
@@ -33,15 +34,6 @@ def _reach(**overrides: object) -> Reach:
     }
     values.update(overrides)
     return Reach(**values)  # type: ignore[arg-type]
-
-
-def _steps(reach: Reach, configured: frozenset[Step] = ALL) -> list[tuple[str, float]]:
-    return [
-        (s.step.value, (s.at - NOW).total_seconds())
-        for s in plan(
-            reach, configured=configured, now=NOW, ack_timeout_s=15, next_channel_after_s=45
-        )
-    ]
 
 
 @pytest.mark.parametrize(
@@ -60,13 +52,13 @@ def test_plan_orders_channels_and_spaces_them_by_the_agency_windows(
     reach: Reach, expected: list[tuple[str, float]]
 ) -> None:
     """push → SMS after the ack window → call after the answer window; gaps close up."""
-    assert _steps(reach) == expected
+    assert chain_offsets(reach, ALL, NOW) == expected
 
 
 def test_plan_without_real_providers_is_the_log_step() -> None:
     """Development and demos: one log step, whatever the volunteer's reach."""
-    assert _steps(_reach(), frozenset({Step.LOG})) == [("log", 0)]
-    assert _steps(_reach(has_device=False), frozenset({Step.SMS})) == [("sms", 0)]
+    assert chain_offsets(_reach(), frozenset({Step.LOG}), NOW) == [("log", 0)]
+    assert chain_offsets(_reach(has_device=False), frozenset({Step.SMS}), NOW) == [("sms", 0)]
 
 
 @pytest.mark.parametrize(

@@ -12,18 +12,7 @@ import asyncpg
 import pytest
 
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, drained, incident, offset, snapshot
-
-
-async def _volunteer(client: Any, agency: AgencyFixture, name: str = "V") -> tuple[int, str]:
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": name},
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 201, await resp.text()
-    body = await resp.json()
-    return body["volunteer_id"], body["token"]
+from tests.dispatch.helpers import CENTRE, drained, incident, new_volunteer, offset, snapshot
 
 
 async def _place(client: Any, token: str, lat: float, lon: float, **extra: Any) -> None:
@@ -174,7 +163,7 @@ async def test_replay_is_unchanged_and_older_version_is_stale(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """Same document twice: same id, "unchanged", no new alerts; an older version: "stale"."""
-    _, token = await _volunteer(client, agency)
+    _, token = await new_volunteer(client, agency)
     await _place(client, token, *offset(*CENTRE, 100, 0))
     t0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     v2 = incident("replay-1", version=2, updated_at=(t0 + timedelta(minutes=1)).isoformat())
@@ -215,7 +204,7 @@ async def test_concurrent_identical_posts_create_one_incident(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """Duplicate webhooks arriving together create one incident and one set of alerts."""
-    _, token = await _volunteer(client, agency)
+    _, token = await new_volunteer(client, agency)
     await _place(client, token, *offset(*CENTRE, 50, 50))
     doc = incident("dup-1")
     answers = await asyncio.gather(*(_post(client, agency, doc) for _ in range(5)))
@@ -232,15 +221,15 @@ async def test_matching_alerts_only_fresh_volunteers_inside_radius(
     """Alerts go to the nearest fresh volunteers within the agency radius (500 m), nobody else."""
     inside = []
     for north in (0, 120, 250, 490):
-        vid, token = await _volunteer(client, agency)
+        vid, token = await new_volunteer(client, agency)
         await _place(client, token, *offset(*CENTRE, north, 0))
         inside.append(vid)
-    outside, token = await _volunteer(client, agency)
+    outside, token = await new_volunteer(client, agency)
     await _place(client, token, *offset(*CENTRE, 0, 520))
-    stale, token = await _volunteer(client, agency)
+    stale, token = await new_volunteer(client, agency)
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     await _place(client, token, *offset(*CENTRE, 10, 10), at=old)
-    unplaced, _ = await _volunteer(client, agency)
+    unplaced, _ = await new_volunteer(client, agency)
 
     body = await (await _post(client, agency, incident("m-1"))).json()
     assert body["alerts_queued"] == 4
@@ -254,7 +243,7 @@ async def test_not_alertable_incidents_are_recorded_without_alerts(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """Unknown call types, tests and closed incidents never wake volunteers; the log says why."""
-    _, token = await _volunteer(client, agency)
+    _, token = await new_volunteer(client, agency)
     await _place(client, token, *CENTRE)
     cases = {
         "u-1": ({"is_cardiac_arrest": None, "call_type": {"code": "FALL"}}, "unknown_call_type"),
@@ -279,7 +268,7 @@ async def test_test_incidents_alert_only_testers(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     """An is_test incident alerts volunteers enrolled as testers and nobody else."""
-    _, token = await _volunteer(client, agency)
+    _, token = await new_volunteer(client, agency)
     await _place(client, token, *CENTRE)
     resp = await client.post(
         f"/v1/agencies/{agency.agency_id}/volunteers",

@@ -26,6 +26,7 @@ from dispatch.store.volunteers import PositionRow
 from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
 from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import new_volunteer
 
 pytestmark = pytest.mark.storage
 
@@ -40,24 +41,13 @@ async def _eventually(check: Callable[[], bool], what: str, timeout_s: float = 1
     assert check(), what
 
 
-async def _volunteer(client: Client, agency: AgencyFixture, name: str) -> tuple[int, str]:
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": name},
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 201, await resp.text()
-    body = await resp.json()
-    return body["volunteer_id"], body["token"]
-
-
 async def test_a_fix_reported_to_one_process_is_matched_by_the_other(
     settings: Settings, aiohttp_client: Any, agency: AgencyFixture
 ) -> None:
     a: Client = await aiohttp_client(create_app(settings))
     b: Client = await aiohttp_client(create_app(settings))
     cache_a, cache_b = a.app[keys.POSITIONS], b.app[keys.POSITIONS]
-    volunteer_id, token = await _volunteer(a, agency, "V")
+    volunteer_id, token = await new_volunteer(a, agency, "V")
     resp = await a.put(
         "/v1/me/location",
         json={"lat": 52.37, "lon": 4.89},

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from dispatch.domain.alert_states import AlertState
-from dispatch.domain.delivery_chain import STAND_DOWN, START, Reach, Step, plan, stand_down_step
+from dispatch.domain.delivery_chain import STAND_DOWN, START, Reach, Step, stand_down_step
 from dispatch.domain.delivery_decisions import DueStep, plan_step
+from tests.dispatch.helpers import chain_offsets
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 VENDORS = frozenset({Step.PUSH, Step.SMS, Step.VOICE})
@@ -26,15 +27,6 @@ def _reach(**overrides: object) -> Reach:
     }
     values.update(overrides)
     return Reach(**values)  # type: ignore[arg-type]
-
-
-def _steps(reach: Reach, configured: frozenset[Step] = EVERYTHING) -> list[tuple[str, float]]:
-    return [
-        (s.step.value, (s.at - NOW).total_seconds())
-        for s in plan(
-            reach, configured=configured, now=NOW, ack_timeout_s=15, next_channel_after_s=45
-        )
-    ]
 
 
 @pytest.mark.parametrize(
@@ -84,7 +76,7 @@ def _steps(reach: Reach, configured: frozenset[Step] = EVERYTHING) -> list[tuple
 def test_web_push_and_live_in_the_chain(
     reach: Reach, configured: frozenset[Step], expected: list[tuple[str, float]]
 ) -> None:
-    assert _steps(reach, configured) == expected
+    assert chain_offsets(reach, configured, NOW) == expected
 
 
 @pytest.mark.parametrize(
