@@ -34,7 +34,6 @@ def compose(delivery: ClaimedDelivery, step: Step, address: str, *, ios: bool) -
 def alert_message(
     delivery: ClaimedDelivery, step: Step, address: str, *, critical: bool
 ) -> AlertMessage:
-    alert = delivery.alert
     where = f" at {delivery.address_text}" if delivery.address_text else ""
     how = _HOW_TO_ANSWER.get(step, _ANSWER_IN_APP)
     data = {"call_type": delivery.call_type_code}
@@ -51,44 +50,53 @@ def alert_message(
             "aed_lon": f"{delivery.aed.lon:.6f}",
             "aed_access": delivery.aed.access or "",
         }
-    return AlertMessage(
-        alert_id=str(alert.alert_id),
-        incident_id=str(alert.incident_id),
-        volunteer_id=alert.volunteer_id,
-        role=delivery.role,
-        address=address,
+    return _message(
+        delivery,
+        address,
         title="Cardiac arrest nearby: CPR needed",
         body=f"Suspected cardiac arrest {round(delivery.distance_m)} m from you{where}. {how}",
-        expires_at=delivery.expires_at,
-        language=delivery.language,
         data=data,
         critical=critical,
     )
 
 
 def stand_down_message(delivery: ClaimedDelivery, address: str) -> AlertMessage:
-    alert = delivery.alert
-    released = alert.state is AlertState.RELEASED
-    return AlertMessage(
-        alert_id=str(alert.alert_id),
-        incident_id=str(alert.incident_id),
-        volunteer_id=alert.volunteer_id,
-        role=delivery.role,
-        address=address,
+    state = delivery.alert.state
+    return _message(
+        delivery,
+        address,
         title="Stand down: you are no longer needed",
         body=(
             "The incident is over. Thank you for going."
-            if released
+            if state is AlertState.RELEASED
             else "Enough responders are on the way. Thank you."
         ),
-        expires_at=delivery.expires_at,
-        language=delivery.language,
-        data={"type": "stand_down", "state": alert.state.value},
+        data={"type": "stand_down", "state": state.value},
     )
 
 
 def self_test_message(delivery: ClaimedDelivery, address: str, *, critical: bool) -> AlertMessage:
     """A volunteer's self-test: rings like an alert, says it is a test, sends nobody anywhere."""
+    return _message(
+        delivery,
+        address,
+        title="TEST alert: no action needed",
+        body="This is the test you asked for. If it rang through, real alerts will too.",
+        data={"type": "test", "test": "true"},
+        critical=critical,
+    )
+
+
+def _message(
+    delivery: ClaimedDelivery,
+    address: str,
+    *,
+    title: str,
+    body: str,
+    data: dict[str, str],
+    critical: bool = False,
+) -> AlertMessage:
+    """The words given, addressed and timed as the claimed delivery says."""
     alert = delivery.alert
     return AlertMessage(
         alert_id=str(alert.alert_id),
@@ -96,10 +104,10 @@ def self_test_message(delivery: ClaimedDelivery, address: str, *, critical: bool
         volunteer_id=alert.volunteer_id,
         role=delivery.role,
         address=address,
-        title="TEST alert: no action needed",
-        body="This is the test you asked for. If it rang through, real alerts will too.",
+        title=title,
+        body=body,
         expires_at=delivery.expires_at,
         language=delivery.language,
-        data={"type": "test", "test": "true"},
+        data=data,
         critical=critical,
     )
