@@ -56,6 +56,11 @@ def query_int(
     schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
     if default is not None:
         schema["default"] = default
+    return query(name, schema, description)
+
+
+def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An optional query parameter."""
     return {
         "name": name,
         "in": "query",

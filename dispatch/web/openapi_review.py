@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.domain.incident_states import IncidentState
-from dispatch.web.openapi_common import AGENCY, operation, problem, query_int
+from dispatch.web.openapi_common import AGENCY, operation, problem, query, query_int
 from dispatch.web.schemas import ref
 
 _SUP = "supervisorToken"
@@ -17,18 +17,8 @@ _DATE_OR_TIME = (
 _BAD = {"400": problem("A query parameter is invalid; `invalid-params` names it")}
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
 def _flag(name: str, description: str) -> dict[str, Any]:
-    return _query(name, {"type": "string", "enum": ["true", "false"]}, description)
+    return query(name, {"type": "string", "enum": ["true", "false"]}, description)
 
 
 def _many(name: str, values: list[str] | None, description: str) -> dict[str, Any]:
@@ -42,7 +32,7 @@ def _many(name: str, values: list[str] | None, description: str) -> dict[str, An
             "pattern": "^[^\\x00-\\x1f\\x7f,]*[^\\x00-\\x1f\\x7f, ][^\\x00-\\x1f\\x7f,]*$",
         }
     )
-    param = _query(name, {"type": "array", "items": item, "maxItems": 20}, description)
+    param = query(name, {"type": "array", "items": item, "maxItems": 20}, description)
     param["style"], param["explode"] = "form", True
     return param
 
@@ -57,15 +47,15 @@ def _range(report: bool) -> list[dict[str, Any]]:
     if report:
         start += "; default: the start of the twelfth month back from `to`"
         stop += "; default: the end of the current month"
-    return [_query("from", schema, start), _query("to", schema, stop)]
+    return [query("from", schema, start), query("to", schema, stop)]
 
 
-_CURSOR = _query(
+_CURSOR = query(
     "cursor",
     {"type": "string", "maxLength": 200, "pattern": "^[A-Za-z0-9_-]*$"},
     "`next_cursor` of the previous page (opaque)",
 )
-_FORMAT = _query(
+_FORMAT = query(
     "format",
     {"type": "string", "enum": ["json", "csv"]},
     "Output format; without it `Accept: text/csv` chooses CSV",
@@ -103,7 +93,7 @@ def review_paths() -> dict[str, Any]:
                     _flag("cardiac_arrest", "true: cardiac arrests only; false: all others"),
                     _flag("test", "true: test incidents only; false: real ones only"),
                     _many("call_type", None, "Only these CAD call type codes"),
-                    _query(
+                    query(
                         "q",
                         {"type": "string", "maxLength": 200, "pattern": _TEXT_PATTERN},
                         "Text in the address or the incident number (case-insensitive)",
@@ -123,7 +113,7 @@ def review_paths() -> dict[str, Any]:
                     AGENCY,
                     _many("tier", ["lay", "professional"], "Only these tiers"),
                     _flag("verified", "Only verified (true) or unverified (false) volunteers"),
-                    _query(
+                    query(
                         "certificate_expires_before",
                         {"type": "string", "pattern": _DATE_OR_TIME},
                         "Only volunteers whose certificate runs out before this date or time",
