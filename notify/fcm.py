@@ -316,14 +316,7 @@ class FcmNotifier:
                 continue
             error = response.exception
             outcome, code, retry_after = classify_fcm_error(error)
-            results[index] = failed(
-                Channel.PUSH,
-                started,
-                outcome,
-                code,
-                redact(f"{getattr(error, 'code', '')}: {error}"),
-                retry_after,
-            )
+            results[index] = _refused(started, error, outcome, code, retry_after)
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -379,14 +372,19 @@ class FcmNotifier:
             # we refresh before the caller's retry instead of failing for good.
             self._app.credential.get_credential().token = None
             outcome, code = DeliveryOutcome.RETRYABLE, ErrorCode.AUTH_UNAVAILABLE
-        results[index] = failed(
-            Channel.PUSH,
-            started,
-            outcome,
-            code,
-            redact(f"{getattr(error, 'code', '')}: {error}"),
-            retry_after,
-        )
+        results[index] = _refused(started, error, outcome, code, retry_after)
+
+
+def _refused(
+    started: float,
+    error: Exception | None,
+    outcome: DeliveryOutcome,
+    code: str,
+    retry_after_s: float | None,
+) -> DeliveryResult:
+    """FCM refused the message: ``error`` as the SDK raised it, classified."""
+    detail = redact(f"{getattr(error, 'code', '')}: {error}")
+    return failed(Channel.PUSH, started, outcome, code, detail, retry_after_s)
 
 
 __all__ = ["FcmNotifier", "alert_collapse_id", "collapse_key_for"]
