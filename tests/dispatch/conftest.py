@@ -14,6 +14,10 @@ from dispatch.web.app import create_app
 from geoindex import VolunteerIndex
 from tests.dispatch import pg
 from tests.dispatch.accounts_helpers import MovableClock
+from tests.fakes.twilio_server import FakeTwilio
+
+TWILIO_ACCOUNT_SID = "AC" + "0a1b2c3d4e5f6789" * 2
+TWILIO_AUTH_TOKEN = "test-auth-token"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,6 +80,16 @@ async def client(
 ) -> TestClient[web.Request, web.Application]:
     client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
     return client
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A fake Twilio for one test; ``helpers.sms_through`` points settings at it."""
+    fake = FakeTwilio(account_sid=TWILIO_ACCOUNT_SID, auth_token=TWILIO_AUTH_TOKEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ the service believes it is reached on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -20,22 +19,11 @@ from dispatch.service.providers import public_base_url
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from notify.twilio_webhooks import SMS_INBOUND_PATH
-from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.conftest import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, AgencyFixture
 from tests.dispatch.helpers import CENTRE, incident, sms_through, wait_until
 from tests.fakes.twilio_server import FakeTwilio
 
-ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
-AUTH_TOKEN = "cross-agency-auth-token"
 PHONE = "+15550107777"
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    fake = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
@@ -218,7 +206,7 @@ async def _texted_alert(
 async def _text_in(client: Any, settings: Settings, body: str, sid: str) -> str:
     params = {"From": PHONE, "To": "+15550000000", "Body": body, "MessageSid": sid}
     url = public_base_url(settings) + SMS_INBOUND_PATH
-    signature = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN).sign(url, params)
+    signature = FakeTwilio(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).sign(url, params)
     resp = await client.post(
         SMS_INBOUND_PATH, data=params, headers={"X-Twilio-Signature": signature}
     )

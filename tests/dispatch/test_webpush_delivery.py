@@ -28,8 +28,6 @@ from tests.fakes.webpush import BrowserSubscription, FakeWebPush, PushReply
 
 pytestmark = pytest.mark.storage
 
-ACCOUNT_SID = "AC" + "0a1b2c3d4e5f6789" * 2
-AUTH_TOKEN = "webpush-auth-token"
 PHONE = "+15550104242"
 PUSH_KEYS = {"alert_id", "incident_id", "role", "expires_at", "call_type"}
 
@@ -62,15 +60,6 @@ async def wp_client(
         create_app(wp_settings, clock=clock)
     )
     return client
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    fake = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
