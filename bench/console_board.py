@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,18 +38,7 @@ from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
-
-CENTRE = (52.3731, 4.8926)
-
-
-async def _boards(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
-    event = None
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: ") and event == "board":
-            yield json.loads(line.removeprefix("data: "))
+from tests.dispatch.helpers import CENTRE, boards
 
 
 class Watcher:
@@ -64,7 +51,7 @@ class Watcher:
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        async for board in _boards(self.resp):
+        async for board in boards(self.resp):
             self.latest = board
             self.changed.set()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -64,6 +65,18 @@ def chain_offsets(
             reach, configured=configured, now=now, ack_timeout_s=15, next_channel_after_s=45
         )
     ]
+
+
+async def boards(resp: Any) -> AsyncIterator[dict[str, Any]]:
+    """The ``board`` events of a console event stream (an aiohttp response), as sent."""
+    event = None
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event == "board":
+            board: dict[str, Any] = json.loads(line.removeprefix("data: "))
+            yield board
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import aclosing
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from dispatch.web.auth import CONSOLE_COOKIE, CSRF_HEADER
 from dispatch.web.handlers_console import CONTENT_SECURITY_POLICY
 from tests.dispatch.accounts_helpers import MovableClock
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, boards, incident, offset
 
 pytestmark = pytest.mark.storage
 
@@ -193,14 +194,9 @@ async def test_pages_are_served_with_a_same_origin_policy(client: Any) -> None:
 
 
 async def _next_board(stream: Any) -> dict[str, Any]:
-    event = None
-    async for raw in stream.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: ") and event == "board":
-            found: dict[str, Any] = json.loads(line.removeprefix("data: "))
-            return found
+    async with aclosing(boards(stream)) as sent:
+        async for board in sent:
+            return board
     raise AssertionError("stream ended")
 
 
