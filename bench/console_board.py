@@ -22,7 +22,6 @@ import asyncio
 import math
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from dispatch.db.migrate import migrate
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from tests.dispatch.helpers import CENTRE, boards
+from tests.dispatch.helpers import incident as new_incident
 
 
 class Watcher:
@@ -127,14 +127,7 @@ async def _measure(
                 watchers.append(Watcher(stream))
             for run_no in range(args.runs):
                 incident = f"bench-{run_no}"
-                document = {
-                    "incident_id": incident,
-                    "call_type": {"code": "09-E-01", "text": "Cardiac arrest"},
-                    "is_cardiac_arrest": True,
-                    "received_at": datetime.now(UTC).isoformat(),
-                    "location": {"lat": CENTRE[0], "lon": CENTRE[1]},
-                    "place_type": "public",
-                }
+                document = new_incident(incident)
                 started = time.perf_counter()
                 async with session.post(
                     f"{base}/v1/cad/{agency_id}/incidents", json=document, headers=as_key

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, new_volunteer, offset
 
 ADDRESS = "Damrak 1, Amsterdam"
 
@@ -16,12 +16,8 @@ ADDRESS = "Damrak 1, Amsterdam"
 async def test_the_address_follows_the_answer_and_the_end_is_explained(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": "V"},
-        headers=agency.supervisor_auth,
-    )
-    auth = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    _, token = await new_volunteer(client, agency)
+    auth = {"Authorization": f"Bearer {token}"}
     lat, lon = offset(*CENTRE, 60, 0)
     await client.put("/v1/me/location", json={"lat": lat, "lon": lon}, headers=auth)
     doc = incident("view-1", address=ADDRESS)

@@ -22,7 +22,7 @@ from dispatch.web.auth import CONSOLE_COOKIE, CSRF_HEADER
 from dispatch.web.handlers_console import CONTENT_SECURITY_POLICY
 from tests.dispatch.accounts_helpers import MovableClock
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, boards, incident, offset
+from tests.dispatch.helpers import CENTRE, boards, incident, new_volunteer, offset
 
 pytestmark = pytest.mark.storage
 
@@ -204,12 +204,8 @@ async def test_the_event_stream_follows_intake_and_answers(
     client: TestClient[web.Request, web.Application], agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     cookie, _ = await _sign_in(client, agency.supervisor_token)
-    made = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": "V"},
-        headers=agency.supervisor_auth,
-    )
-    volunteer = {"Authorization": f"Bearer {(await made.json())['token']}"}
+    _, token = await new_volunteer(client, agency)
+    volunteer = {"Authorization": f"Bearer {token}"}
     lat, lon = offset(*CENTRE, 100, 0)
     assert (
         await client.put("/v1/me/location", json={"lat": lat, "lon": lon}, headers=volunteer)
