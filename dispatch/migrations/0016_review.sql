@@ -1,6 +1,13 @@
 -- Supervisors' review: the incident list and the reports read the agency's incidents by
 -- received time, newest first, a keyset page at a time.
 CREATE INDEX incidents_agency_received ON incidents (agency_id, received_at DESC, id DESC);
+-- The selective filters get the same order under their own key, so a page of a rare state,
+-- call type or of test incidents reads its own rows rather than filtering everyone's.
+CREATE INDEX incidents_agency_state ON incidents (agency_id, state, received_at DESC, id DESC);
+CREATE INDEX incidents_agency_call_type
+    ON incidents (agency_id, call_type_code, received_at DESC, id DESC);
+CREATE INDEX incidents_agency_test ON incidents (agency_id, received_at DESC, id DESC)
+    WHERE is_test;
 
 -- Text search in the incident list (`q`: address or incident number, ILIKE '%…%') uses
 -- trigram indexes when pg_trgm can be installed (it is a trusted extension: the database
