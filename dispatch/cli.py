@@ -106,7 +106,7 @@ async def _agency_key_revoke(settings: Settings, args: argparse.Namespace) -> No
 
 
 async def _agency_configure(settings: Settings, args: argparse.Namespace) -> None:
-    data = _document("--settings", args.settings, "AgencySettingsChange")
+    data = _json("--settings", args.settings)
     if args.cap_signing_cert is not None and isinstance(data, dict):
         try:
             data["cap_signing_cert"] = await asyncio.to_thread(
@@ -114,6 +114,8 @@ async def _agency_configure(settings: Settings, args: argparse.Namespace) -> Non
             )
         except (OSError, UnicodeDecodeError) as exc:
             raise CliError(f"--cap-signing-cert cannot be read: {exc}") from None
+    # Checked with the certificate in: --cap-signing-cert alone is a whole change.
+    data = _document("--settings", None, "AgencySettingsChange", given=data)
     async with _admin(settings, "--settings") as (conn, now):
         current = await admin.change_settings(
             conn, args.agency, data, actor=audit.CLI, now=now, followers=admin.NO_FOLLOWERS

@@ -1,6 +1,13 @@
 -- Supervisors' review: the incident list and the reports read the agency's incidents by
 -- received time, newest first, a keyset page at a time.
 CREATE INDEX incidents_agency_received ON incidents (agency_id, received_at DESC, id DESC);
+-- The selective filters get the same order under their own key, so a page of a rare state,
+-- call type or of test incidents reads its own rows rather than filtering everyone's.
+CREATE INDEX incidents_agency_state ON incidents (agency_id, state, received_at DESC, id DESC);
+CREATE INDEX incidents_agency_call_type
+    ON incidents (agency_id, call_type_code, received_at DESC, id DESC);
+CREATE INDEX incidents_agency_test ON incidents (agency_id, received_at DESC, id DESC)
+    WHERE is_test;
 
 -- Text search in the incident list (`q`: address or incident number, ILIKE '%…%') uses
 -- trigram indexes when pg_trgm can be installed (it is a trusted extension: the database
@@ -44,31 +51,65 @@ CREATE INDEX coverage_presence_seen ON coverage_presence (last_seen_at);
 
 -- UTC, not the agency's zone: a trigger on the position write path must never fail, and a
 -- zone name PostgreSQL does not know would fail it. The report maps local hours to UTC.
-CREATE FUNCTION coverage_presence_record() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    utc timestamp := NEW.reported_at AT TIME ZONE 'UTC';
-BEGIN
-    IF NEW.cell IS NULL THEN
-        RETURN NULL;
-    END IF;
+CREATE FUNCTION coverage_hour(at timestamptz) RETURNS smallint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN ((extract(isodow FROM at AT TIME ZONE 'UTC')::int - 1) * 24
+            + extract(hour FROM at AT TIME ZONE 'UTC')::int)::smallint;
+
+-- The resolution-8 parent of a stored cell: resolution field set to 8, the digits of
+-- resolutions 9 to 15 set to 7 ("unused"), as H3 lays out a cell index.
+CREATE FUNCTION coverage_cell(cell bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (cell & ~(15::bigint << 52)) | (8::bigint << 52) | 2097151;
+
+-- Set-based, once per statement (the position writer stores a batch of fixes in one
+-- statement), and only for fixes that enter another hour or resolution-8 cell than the
+-- volunteer's previous one: a row-level upsert for every fix halved the writer's
+-- throughput (20,000 vs 44,000 fixes/s). last_seen_at is then the first fix of that hour
+-- in that cell (or an hour-old mark), fresh enough for "seen in the last 28 days".
+CREATE FUNCTION coverage_presence_upsert(
+    volunteer_ids bigint[], agency_ids uuid[], cells bigint[], seen timestamptz[]
+) RETURNS void LANGUAGE sql AS $$
     INSERT INTO coverage_presence (volunteer_id, agency_id, hour_of_week, cell, last_seen_at)
-    VALUES (
-        NEW.volunteer_id,
-        NEW.agency_id,
-        (extract(isodow FROM utc)::int - 1) * 24 + extract(hour FROM utc)::int,
-        -- The resolution-8 parent of the stored cell: resolution field set to 8, the digits
-        -- of resolutions 9 to 15 set to 7 ("unused"), as H3 lays out a cell index.
-        (NEW.cell & ~(15::bigint << 52)) | (8::bigint << 52) | 2097151,
-        NEW.reported_at
-    )
+    SELECT DISTINCT ON (f.volunteer_id, coverage_hour(f.at), coverage_cell(f.cell))
+           f.volunteer_id, f.agency_id, coverage_hour(f.at), coverage_cell(f.cell), f.at
+    FROM unnest(volunteer_ids, agency_ids, cells, seen) AS f(volunteer_id, agency_id, cell, at)
+    ORDER BY f.volunteer_id, coverage_hour(f.at), coverage_cell(f.cell), f.at DESC
     ON CONFLICT (volunteer_id, hour_of_week, cell) DO UPDATE
-        SET last_seen_at = greatest(coverage_presence.last_seen_at, EXCLUDED.last_seen_at);
+        SET last_seen_at = EXCLUDED.last_seen_at
+        WHERE coverage_presence.last_seen_at < EXCLUDED.last_seen_at - interval '1 hour'
+$$;
+
+CREATE FUNCTION coverage_presence_record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM coverage_presence_upsert(
+            array_agg(c.volunteer_id), array_agg(c.agency_id), array_agg(c.cell),
+            array_agg(c.reported_at))
+        FROM changed c WHERE c.cell IS NOT NULL;
+    ELSE
+        PERFORM coverage_presence_upsert(
+            array_agg(c.volunteer_id), array_agg(c.agency_id), array_agg(c.cell),
+            array_agg(c.reported_at))
+        FROM changed c
+        WHERE c.cell IS NOT NULL
+          AND NOT EXISTS (
+              SELECT 1 FROM before b
+              WHERE b.volunteer_id = c.volunteer_id AND b.cell IS NOT NULL
+                AND coverage_cell(b.cell) = coverage_cell(c.cell)
+                AND coverage_hour(b.reported_at) = coverage_hour(c.reported_at)
+                AND b.reported_at > c.reported_at - interval '1 hour');
+    END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER coverage_presence_record
-    AFTER INSERT OR UPDATE OF reported_at, cell ON volunteer_positions
-    FOR EACH ROW EXECUTE FUNCTION coverage_presence_record();
+-- Transition tables need one trigger per event.
+CREATE TRIGGER coverage_presence_inserted
+    AFTER INSERT ON volunteer_positions REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION coverage_presence_record();
+CREATE TRIGGER coverage_presence_updated
+    AFTER UPDATE ON volunteer_positions REFERENCING OLD TABLE AS before NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION coverage_presence_record();
 
 -- What the lists and reports count per incident, kept up to date by the trigger below so
 -- that a report reads one row per incident instead of every event of its timeline. The

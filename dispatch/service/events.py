@@ -41,6 +41,11 @@ class EventBuffer:
             )
         )
 
+    def take(self) -> list[LogEvent]:
+        """The events gathered so far, handed to a store call that writes them itself."""
+        rows, self.rows = self.rows, []
+        return rows
+
     async def flush(self, conn: Conn) -> None:
         await response_log.append(conn, self.rows)
         self.rows = []

@@ -212,6 +212,7 @@ async def _save_state(
         alerting_started_at=started,
         policy_version=version,
         next_check_at=next_check_at,
+        events=events.take(),
     )
 
 

@@ -33,6 +33,13 @@ async def append(conn: Conn, events: Sequence[LogEvent]) -> None:
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
                              $6::timestamptz[], $7::jsonb[])
         """,
+        *columns(events),
+    )
+
+
+def columns(events: Sequence[LogEvent]) -> tuple[list[Any], ...]:
+    """The events as the seven arrays an ``unnest`` insert into response_log takes."""
+    return (
         [e.agency_id for e in events],
         [e.incident_id for e in events],
         [e.alert_id for e in events],

@@ -50,6 +50,13 @@ class _Where:
     def add(self, condition: str) -> None:
         self.parts.append(condition)
 
+    def one_of(self, column: str, values: Sequence[str]) -> str:
+        # One value as "=": the planner then reads that value's index in received order
+        # (with "= ANY" it cannot know the rows come out in order, and sorts them all).
+        if len(values) == 1:
+            return f"{column} = {self.param(values[0])}"
+        return f"{column} = ANY({self.param(list(values))}::text[])"
+
     def sql(self) -> str:
         return " AND ".join(self.parts) if self.parts else "true"
 
@@ -74,7 +81,7 @@ def _incident_where(agency_id: UUID, f: IncidentFilter) -> _Where:
     if f.received_to is not None:
         w.add(f"i.received_at < {w.param(f.received_to)}")
     if f.states:
-        w.add(f"i.state = ANY({w.param(list(f.states))}::text[])")
+        w.add(w.one_of("i.state", f.states))
     if f.cardiac_arrest is True:
         w.add("i.is_cardiac_arrest")
     elif f.cardiac_arrest is False:
@@ -82,7 +89,7 @@ def _incident_where(agency_id: UUID, f: IncidentFilter) -> _Where:
     if f.is_test is not None:
         w.add(f"i.is_test = {w.param(f.is_test)}")
     if f.call_types:
-        w.add(f"i.call_type_code = ANY({w.param(list(f.call_types))}::text[])")
+        w.add(w.one_of("i.call_type_code", f.call_types))
     if f.text:
         pattern = w.param(like_pattern(f.text))
         w.add(

@@ -246,6 +246,7 @@ def console_schemas() -> dict[str, Any]:
             "properties": {
                 "token": {"type": "string", "minLength": 1, "maxLength": 512},
             },
+            "examples": [{"token": "dsv_3q2-7wXbYcZ0a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTu"}],
         },
         "ConsoleSession": {
             "type": "object",

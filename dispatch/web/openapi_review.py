@@ -6,6 +6,7 @@ from typing import Any
 
 from dispatch.domain.incident_states import IncidentState
 from dispatch.web.openapi_common import AGENCY, operation, problem, query, query_int
+from dispatch.web.review_params import MAX_CODE, MAX_TEXT, MAX_VALUES
 from dispatch.web.schemas import ref
 
 _SUP = "supervisorToken"
@@ -28,11 +29,11 @@ def _many(name: str, values: list[str] | None, description: str) -> dict[str, An
         else {
             "type": "string",
             "minLength": 1,
-            "maxLength": 200,
+            "maxLength": MAX_CODE,
             "pattern": "^[^\\x00-\\x1f\\x7f,]*[^\\x00-\\x1f\\x7f, ][^\\x00-\\x1f\\x7f,]*$",
         }
     )
-    param = query(name, {"type": "array", "items": item, "maxItems": 20}, description)
+    param = query(name, {"type": "array", "items": item, "maxItems": MAX_VALUES}, description)
     param["style"], param["explode"] = "form", True
     return param
 
@@ -95,7 +96,7 @@ def review_paths() -> dict[str, Any]:
                     _many("call_type", None, "Only these CAD call type codes"),
                     query(
                         "q",
-                        {"type": "string", "maxLength": 200, "pattern": _TEXT_PATTERN},
+                        {"type": "string", "maxLength": MAX_TEXT, "pattern": _TEXT_PATTERN},
                         "Text in the address or the incident number (case-insensitive)",
                     ),
                     query_int("limit", 1, 1000, "Page size", default=50),

@@ -21,8 +21,11 @@ from aiohttp import web
 from dispatch.web.params import invalid_query
 from dispatch.web.problems import Problem
 
-MAX_TEXT = 200
-MAX_VALUES = 20
+# Bounds that keep the longest query a client can send (every parameter at its limit, each
+# character percent-encoded UTF-8) under aiohttp's 8,190-byte request line.
+MAX_TEXT = 100
+MAX_CODE = 32
+MAX_VALUES = 10
 # Years outside this range are typos, and far-off dates overflow time zone arithmetic.
 _FIRST_YEAR, _LAST_YEAR = 1900, 2200
 
@@ -66,8 +69,8 @@ def texts(request: web.Request, name: str) -> list[str]:
     if len(values) > MAX_VALUES:
         raise bad_param(name, f"at most {MAX_VALUES} values")
     for value in values:
-        if not value or len(value) > MAX_TEXT or not _clean(value):
-            raise bad_param(name, f"each value 1 to {MAX_TEXT} characters, no control characters")
+        if not value or len(value) > MAX_CODE or not _clean(value):
+            raise bad_param(name, f"each value 1 to {MAX_CODE} characters, no control characters")
     return sorted(set(values))
 
 

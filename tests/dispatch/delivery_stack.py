@@ -20,7 +20,7 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dispatch.domain.policy import AlertPolicy
+from dispatch.domain.policy import AlertPolicy, last_step_due_s
 from dispatch.store import agencies as agency_store
 from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.serve_process import ServeProcess
@@ -159,11 +159,12 @@ async def new_scenario(
         await conn.close()
     scenario = Scenario(base, session, agency_id, key, supervisor)
     sup = {"Authorization": f"Bearer {supervisor}"}
-    if ack_s + answer_s >= AlertPolicy().not_coming_after_s:
+    last_step_s = last_step_due_s(push_ack_timeout_s=ack_s, next_channel_after_s=answer_s)
+    if last_step_s >= AlertPolicy().not_coming_after_s:
         # Nobody counts as not coming while the chain still has a step due (refused else).
         async with session.put(
             f"{base}/v1/agencies/{agency_id}/policy",
-            json={"not_coming_after_s": ack_s + answer_s + 60},
+            json={"not_coming_after_s": last_step_s + 60},
             headers=sup,
         ) as resp:
             assert resp.status == 200, await resp.text()

@@ -185,3 +185,44 @@ async def test_bad_coverage_parameters_are_named(
     assert resp.status == 400
     name = (await resp.json())["invalid-params"][0]["name"]
     assert name == ("limit" if "limit" in params else "hour")
+
+
+async def test_presence_is_written_when_a_fix_enters_another_hour_or_cell(
+    db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    """Fixes that stay in the volunteer's hour and cell write nothing; a new cell, a new
+    hour of the week, or a mark over an hour old does (set-based, once per statement)."""
+    start = datetime(2026, 11, 30, 10, 5, tzinfo=UTC)
+    volunteer_id = await _at(db, agency.agency_id, A, start)
+
+    async def move(point: tuple[float, float], at: datetime) -> None:
+        await db.execute(
+            "UPDATE volunteer_positions SET lat = $2, lon = $3, cell = $4, reported_at = $5"
+            " WHERE volunteer_id = $1",
+            volunteer_id,
+            *point,
+            point_cell(*point),
+            at,
+        )
+
+    async def presence() -> dict[tuple[int, int], datetime]:
+        rows = await db.fetch(
+            "SELECT hour_of_week, cell, last_seen_at FROM coverage_presence"
+            " WHERE volunteer_id = $1",
+            volunteer_id,
+        )
+        return {(r["hour_of_week"], r["cell"]): r["last_seen_at"] for r in rows}
+
+    hour = _hour_of_week(start)
+    cell_a, cell_b = latlng_to_cell(*A, 8), latlng_to_cell(*B, 8)
+    assert await presence() == {(hour, cell_a): start}
+    await move(offset(*A, 20, 20), start + timedelta(minutes=30))  # same hour, same cell
+    assert await presence() == {(hour, cell_a): start}
+    await move(B, start + timedelta(minutes=40))  # another cell
+    assert await presence() == {
+        (hour, cell_a): start,
+        (hour, cell_b): start + timedelta(minutes=40),
+    }
+    later = start + timedelta(hours=1)  # the next hour of the week, back in A
+    await move(A, later)
+    assert (await presence())[(hour + 1, cell_a)] == later
