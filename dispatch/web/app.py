@@ -111,6 +111,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if status < 500:
             _client_error(request, route_name, status, exc.reason)
         return from_http_exception(exc)
+    except aiohttp.ClientConnectionResetError:
+        # The client hung up (a console or app stream closed): not the database's doing,
+        # though it is an OSError like a refused database connection. Nobody reads the
+        # answer; aiohttp drops it on the closed connection, as it did the 503 before.
+        status = 499
+        log.debug("client_gone", route=route_name)
+        return web.Response(status=499)
     except Exception as exc:
         if is_unavailable(exc):
             # Overload or an outage, not a bug: the client can tell and knows when to retry.
