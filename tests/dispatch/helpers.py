@@ -42,16 +42,37 @@ def sms_through(settings: Settings, twilio: FakeTwilio) -> Settings:
     )
 
 
-async def new_volunteer(client: Any, agency: Any, name: str = "V") -> tuple[int, str]:
+async def new_volunteer(
+    client: Any, agency: Any, name: str = "V", **fields: Any
+) -> tuple[int, str]:
     """A volunteer made by ``agency``'s supervisor over the API: ``(volunteer id, token)``."""
     resp = await client.post(
         f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": name},
+        json={"display_name": name, **fields},
         headers=agency.supervisor_auth,
     )
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     return body["volunteer_id"], body["token"]
+
+
+async def volunteers_near(
+    client: Any, agency: Any, point: tuple[float, float], n: int, *, step_m: float
+) -> dict[int, str]:
+    """``n`` professional volunteers, the i-th reporting a position (i + 1) × ``step_m``
+    north of ``point``: ``{volunteer id: token}``."""
+    tokens = {}
+    for i in range(n):
+        volunteer_id, token = await new_volunteer(client, agency, f"V{i}", tier="professional")
+        lat, lon = offset(*point, step_m * (i + 1), 0)
+        resp = await client.put(
+            "/v1/me/location",
+            json={"lat": lat, "lon": lon},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status == 204
+        tokens[volunteer_id] = token
+    return tokens
 
 
 def chain_offsets(

@@ -20,7 +20,13 @@ from dispatch.secrets import sign_body
 from dispatch.store.rejected import KEEP_BYTES, KEEP_PER_AGENCY, RejectedDocument
 from dispatch.store.rejected import keep as keep_rejected
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import drained, incident, offset, shift_stamps, snapshot
+from tests.dispatch.helpers import (
+    drained,
+    incident,
+    shift_stamps,
+    snapshot,
+    volunteers_near,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "cad_adapters" / "fixtures"
 LIBRARY = (52.370216, 4.895168)  # the EIDO fixture's incident location
@@ -67,23 +73,7 @@ def cap(
 
 
 async def _volunteers_near(client: Any, agency: AgencyFixture, n: int) -> dict[int, str]:
-    tokens = {}
-    for i in range(n):
-        resp = await client.post(
-            f"/v1/agencies/{agency.agency_id}/volunteers",
-            json={"display_name": f"V{i}", "tier": "professional"},
-            headers=agency.supervisor_auth,
-        )
-        body = await resp.json()
-        lat, lon = offset(*LIBRARY, 40 * (i + 1), 0)
-        resp = await client.put(
-            "/v1/me/location",
-            json={"lat": lat, "lon": lon},
-            headers={"Authorization": f"Bearer {body['token']}"},
-        )
-        assert resp.status == 204
-        tokens[body["volunteer_id"]] = body["token"]
-    return tokens
+    return await volunteers_near(client, agency, LIBRARY, n, step_m=40)
 
 
 async def _events(db: asyncpg.Connection, incident_id: str) -> list[asyncpg.Record]:

@@ -23,7 +23,7 @@ from dispatch.domain.intake import NotAlertable, location_imprecise, timing_bloc
 from dispatch.store import feeds
 from dispatch.web.app import create_app
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
+from tests.dispatch.helpers import CENTRE, incident, offset, volunteers_near, wait_until
 
 
 class ManualClock:
@@ -47,23 +47,7 @@ async def client(settings: Settings, aiohttp_client: Any, clock: ManualClock) ->
 
 
 async def _volunteers(client: Any, agency: AgencyFixture, n: int = 3) -> dict[int, str]:
-    tokens = {}
-    for i in range(n):
-        resp = await client.post(
-            f"/v1/agencies/{agency.agency_id}/volunteers",
-            json={"display_name": f"V{i}", "tier": "professional"},
-            headers=agency.supervisor_auth,
-        )
-        body = await resp.json()
-        lat, lon = offset(*CENTRE, 50 * (i + 1), 0)
-        resp = await client.put(
-            "/v1/me/location",
-            json={"lat": lat, "lon": lon},
-            headers={"Authorization": f"Bearer {body['token']}"},
-        )
-        assert resp.status == 204
-        tokens[body["volunteer_id"]] = body["token"]
-    return tokens
+    return await volunteers_near(client, agency, CENTRE, n, step_m=50)
 
 
 async def _post(client: Any, agency: AgencyFixture, doc: dict[str, Any]) -> dict[str, Any]:
