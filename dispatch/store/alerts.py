@@ -407,15 +407,8 @@ async def queue_notices(
     )
 
 
-_RESPONDING_STATES = ("accepted", "en_route", "on_scene")
-
-
 async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[str, Any] | None:
-    """The volunteer's own alert as the app shows it; None when it is not theirs.
-
-    The patient's address is given only while they are responding: a volunteer who has not
-    accepted (or has stood down) needs the direction and distance, not the door.
-    """
+    """The facts of the volunteer's own alert the app shows; None when it is not theirs."""
     row = await conn.fetchrow(
         """
         SELECT a.id, a.incident_id, a.state, a.role, a.expires_at, a.distance_m,
@@ -440,37 +433,4 @@ async def volunteer_view(conn: Conn, alert_id: UUID, volunteer_id: int) -> dict[
         alert_id,
         volunteer_id,
     )
-    if row is None:
-        return None
-    aed = None
-    if row["role"] == "aed" and row["aed_name"] is not None:
-        aed = {
-            "name": row["aed_name"],
-            "lat": row["aed_lat"],
-            "lon": row["aed_lon"],
-            "indoor_description": row["indoor_description"],
-            "access_notes": row["access_notes"],
-        }
-    responding = row["state"] in _RESPONDING_STATES
-    ended = row["incident_status"] != "active"
-    return {
-        "alert_id": str(row["id"]),
-        "incident_id": str(row["incident_id"]),
-        "state": row["state"],
-        "role": row["role"],
-        "test": row["role"] == "test" or row["is_test"],
-        "expires_at": row["expires_at"].isoformat(),
-        "distance_m": round(row["distance_m"]),
-        "incident_status": row["incident_status"],
-        "ended_reason": row["ended_reason"],
-        "patient": {
-            "lat": row["lat"],
-            "lon": row["lon"],
-            "address": row["address"] if responding else None,
-        },
-        "aed": aed,
-        "aftercare": {
-            "asked": ended and row["was_accepted"] and row["role"] != "test",
-            "answered": row["feedback_given"],
-        },
-    }
+    return None if row is None else dict(row)

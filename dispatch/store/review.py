@@ -10,16 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 from uuid import UUID
 
-import asyncpg
-
-if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-# A connection of its own or one lent by the pool (a proxy the stubs do not relate to it).
-Conn: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]"
+from dispatch.db.types import Conn
 
 
 def like_pattern(text: str) -> str:

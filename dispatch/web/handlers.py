@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -12,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cad_adapters.generic import schema
 from dispatch.db.pool import DATABASE_ERRORS, ping
 from dispatch.db.types import Conn
-from dispatch.domain.alert_states import AlertEvent, IllegalTransition
+from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition
 from dispatch.domain.incident_metrics import compute
+from dispatch.domain.waves import RESPONDING
 from dispatch.secrets import TokenKind, bearer_token
 from dispatch.service.responses import AlertNotFound, respond
 from dispatch.store import agencies as agency_store
@@ -178,6 +180,44 @@ async def _answer(request: web.Request, event: AlertEvent) -> web.Response:
     )
 
 
+def _alert_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert as the app shows it. The patient's address only while the volunteer is
+    responding: one who has not accepted (or has stood down) needs the direction and
+    distance, not the door."""
+    aed = None
+    if row["role"] == "aed" and row["aed_name"] is not None:
+        aed = {
+            "name": row["aed_name"],
+            "lat": row["aed_lat"],
+            "lon": row["aed_lon"],
+            "indoor_description": row["indoor_description"],
+            "access_notes": row["access_notes"],
+        }
+    responding = AlertState(row["state"]) in RESPONDING
+    ended = row["incident_status"] != "active"
+    return {
+        "alert_id": str(row["id"]),
+        "incident_id": str(row["incident_id"]),
+        "state": row["state"],
+        "role": row["role"],
+        "test": row["role"] == "test" or row["is_test"],
+        "expires_at": row["expires_at"].isoformat(),
+        "distance_m": round(row["distance_m"]),
+        "incident_status": row["incident_status"],
+        "ended_reason": row["ended_reason"],
+        "patient": {
+            "lat": row["lat"],
+            "lon": row["lon"],
+            "address": row["address"] if responding else None,
+        },
+        "aed": aed,
+        "aftercare": {
+            "asked": ended and row["was_accepted"] and row["role"] != "test",
+            "answered": row["feedback_given"],
+        },
+    }
+
+
 @routes.get("/v1/alerts/{alert_id}")
 async def get_alert(request: web.Request) -> web.Response:
     """The volunteer's own alert as it stands now: state, role, where to go, which AED."""
@@ -187,7 +227,7 @@ async def get_alert(request: web.Request) -> web.Response:
         found = await alert_store.volunteer_view(conn, alert_id, volunteer.volunteer_id)
     if found is None:
         raise not_found("alert")
-    return web.json_response(found)
+    return web.json_response(_alert_view(found))
 
 
 @routes.post("/v1/alerts/{alert_id}/accept")

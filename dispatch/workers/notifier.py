@@ -109,7 +109,11 @@ class OutboxWorker:
         self._pipeline = max(1, pipeline)
         self._send_timeout_s = send_timeout_s
         # The lease must outlive the send timeout, or a slow send could be taken twice.
-        self._lease = timedelta(seconds=max(lease_s, send_timeout_s * 2))
+        # Settings refuses such a pair at start; a caller building the worker itself is
+        # told too, rather than given a longer lease than it asked for.
+        if lease_s < 2 * send_timeout_s:
+            raise ValueError("lease_s must be at least twice send_timeout_s")
+        self._lease = timedelta(seconds=lease_s)
         self._backoff = partial(
             next_attempt_delay,
             base_s=retry_base_s,
