@@ -22,6 +22,7 @@ from dispatch.cli_support import CliError
 from dispatch.cli_support import connection as _connection
 from dispatch.cli_support import out as _out
 from dispatch.config import ConfigError, Settings, load_settings
+from dispatch.db.types import Conn
 from dispatch.domain.aed_import import parse_csv as parse_aed_csv
 from dispatch.domain.aed_import import parse_geojson as parse_aed_geojson
 from dispatch.domain.field_error import FieldError
@@ -52,7 +53,7 @@ def _document(option: str, raw: str | None, schema: str, *, given: Any = None) -
 
 
 @asynccontextmanager
-async def _admin(settings: Settings, option: str) -> AsyncIterator[tuple[Any, datetime]]:
+async def _admin(settings: Settings, option: str) -> AsyncIterator[tuple[Conn, datetime]]:
     """A connection and the time for one admin use case; its refusals as CLI errors."""
     async with _connection(settings) as conn:
         try:

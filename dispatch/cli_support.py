@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from dispatch.config import Settings
 from dispatch.db.embedded import embedded_postgres
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
+from dispatch.db.types import Conn
 
 
 class CliError(Exception):
@@ -22,7 +22,7 @@ def out(text: str) -> None:
 
 
 @asynccontextmanager
-async def connection(settings: Settings) -> AsyncIterator[Any]:
+async def connection(settings: Settings) -> AsyncIterator[Conn]:
     """A migrated database connection, starting the embedded server when needed."""
     async with AsyncExitStack() as stack:
         dsn = settings.database_url

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
+from dispatch.db.types import Conn
 from dispatch.domain.agency_settings import (
     SettingsError,
     validate_delivery_settings,
@@ -64,7 +65,7 @@ NO_FOLLOWERS: Final = Followers()
 
 
 async def _audit(
-    conn: Any,
+    conn: Conn,
     action: str,
     target: tuple[str, object],
     *,
@@ -102,7 +103,7 @@ def policy_view(policy: AlertPolicy) -> dict[str, Any]:
 
 
 async def create_agency(
-    conn: Any, *, name: str, radius_m: float | None = None, limit: int | None = None
+    conn: Conn, *, name: str, radius_m: float | None = None, limit: int | None = None
 ) -> tuple[UUID, str]:
     """A new agency with its key and first alert policy: radius and count go there only."""
     first = first_alert_policy(
@@ -112,7 +113,7 @@ async def create_agency(
 
 
 async def change_settings(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     document: Any,
     *,
@@ -144,7 +145,7 @@ async def change_settings(
 
 
 async def change_delivery_settings(
-    conn: Any, agency_id: UUID, document: Any, *, actor: Actor, now: datetime
+    conn: Conn, agency_id: UUID, document: Any, *, actor: Actor, now: datetime
 ) -> dict[str, Any]:
     """Change the delivery chain's windows; refused when the policy would give up first."""
     changes = validate_delivery_settings(document)
@@ -188,7 +189,7 @@ async def change_delivery_settings(
     return _delivery_view(stored)
 
 
-async def current_policy(conn: Any, agency_id: UUID) -> AlertPolicy:
+async def current_policy(conn: Conn, agency_id: UUID) -> AlertPolicy:
     agency = await agency_store.policy(conn, agency_id)
     if agency is None:
         raise NotFound("agency", f"no agency {agency_id}")
@@ -196,7 +197,7 @@ async def current_policy(conn: Any, agency_id: UUID) -> AlertPolicy:
 
 
 async def store_policy(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     document: Any,
     *,
@@ -235,7 +236,7 @@ async def store_policy(
 
 
 async def create_volunteer(
-    conn: Any, agency_id: UUID, document: Any, *, actor: Actor, now: datetime
+    conn: Conn, agency_id: UUID, document: Any, *, actor: Actor, now: datetime
 ) -> tuple[int, str]:
     """Register a volunteer: (id, bearer token), the token unstored."""
     if not isinstance(document, Mapping):
@@ -278,7 +279,7 @@ async def create_volunteer(
 
 
 async def change_volunteer(
-    conn: Any,
+    conn: Conn,
     agency_id: UUID,
     volunteer_id: int,
     document: Any,
@@ -327,7 +328,7 @@ async def change_volunteer(
 
 
 async def add_key(
-    conn: Any, agency_id: UUID, *, label: str | None, actor: Actor, now: datetime
+    conn: Conn, agency_id: UUID, *, label: str | None, actor: Actor, now: datetime
 ) -> tuple[int, str]:
     """A second live integration key for rotation (shown once); refused while two are live."""
     async with conn.transaction():
@@ -345,7 +346,7 @@ async def add_key(
 
 
 async def revoke_key(
-    conn: Any, agency_id: UUID, key_id: int, *, actor: Actor, now: datetime, followers: Followers
+    conn: Conn, agency_id: UUID, key_id: int, *, actor: Actor, now: datetime, followers: Followers
 ) -> None:
     """Revoke a live key; this process stops accepting it at once (others: see above)."""
     async with conn.transaction():
@@ -363,7 +364,7 @@ async def revoke_key(
 
 
 async def create_supervisor(
-    conn: Any, agency_id: UUID, *, name: str, actor: Actor, now: datetime
+    conn: Conn, agency_id: UUID, *, name: str, actor: Actor, now: datetime
 ) -> tuple[int, str]:
     async with conn.transaction():
         supervisor_id, token = await agency_store.create_supervisor(
