@@ -19,14 +19,12 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import secrets
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -35,14 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.calibration import calibration_line  # noqa: E402
+from bench.common import bench_parser, scratch_database, served, service_env  # noqa: E402
 from tests.dispatch.helpers import shift_stamps  # noqa: E402
-from tests.dispatch.serve_process import ServeProcess, run_cli  # noqa: E402
+from tests.dispatch.serve_process import run_cli  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "cad_adapters" / "fixtures" / "eido_cardiac_arrest.json"
-
-
-def _with_db(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 
 
 def _documents(n: int) -> list[bytes]:
@@ -90,79 +85,62 @@ async def _seed(dsn: str, agency_id: str) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     print(await calibration_line(args.database_url), flush=True)
-    name = f"dispatch_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = _with_db(args.database_url, name)
-    env = {
-        "DATABASE_URL": dsn,
-        "DISPATCH_LOG_LEVEL": "warning",
-        "DISPATCH_NOTIFIER_ENABLED": "true" if args.notifier else "false",
-    }
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log"
-    server = None
-    try:
+    async with scratch_database(args.database_url, "dispatch_bench") as dsn:
+        env = service_env(dsn, DISPATCH_NOTIFIER_ENABLED="true" if args.notifier else "false")
         agency = await run_cli(env, "agency", "create", "--name", "Bench")
         await _seed(dsn, agency["agency_id"])
-        server = ServeProcess(env, log_path)
-        await server.wait_ready()
-        url = f"{server.base}/v1/cad/{agency['agency_id']}/eido"
-        headers = {
-            "Authorization": f"Bearer {agency['integration_key']}",
-            "Content-Type": "application/json",
-        }
-        docs = _documents(args.documents)
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
-        for doc in docs:
-            queue.put_nowait(doc)
+        async with served(env) as (server, _):
+            await _measure(args, server.base, agency)
 
-        async def worker(session: aiohttp.ClientSession) -> None:
-            while not queue.empty():
-                doc = queue.get_nowait()
-                started = time.perf_counter()
-                async with session.post(url, data=doc, headers=headers) as resp:
-                    await resp.read()
-                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
-                latencies.append((time.perf_counter() - started) * 1000)
 
-        connector = aiohttp.TCPConnector(limit=args.concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            for doc in docs[:20]:  # warm-up: connections, prepared statements
-                async with session.post(url, data=doc, headers=headers) as resp:
-                    await resp.read()
+async def _measure(args: argparse.Namespace, base: str, agency: dict[str, str]) -> None:
+    url = f"{base}/v1/cad/{agency['agency_id']}/eido"
+    headers = {
+        "Authorization": f"Bearer {agency['integration_key']}",
+        "Content-Type": "application/json",
+    }
+    docs = _documents(args.documents)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for doc in docs:
+        queue.put_nowait(doc)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            doc = queue.get_nowait()
             started = time.perf_counter()
-            await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
-            elapsed = time.perf_counter() - started
-        latencies.sort()
-        p50 = statistics.median(latencies)
-        p99 = latencies[int(len(latencies) * 0.99) - 1]
-        rate = len(latencies) / elapsed
-        print(
-            f"EIDO documents over HTTP: {len(latencies)} in {elapsed:.2f} s,"
-            f" concurrency {args.concurrency}, notifier {'on' if args.notifier else 'off'}"
-        )
-        print(f"  statuses: {dict(sorted(statuses.items()))}")
-        verdict = "met" if rate >= 500 else "NOT met"
-        print(f"  throughput  {rate:8.0f} documents/s   (target >= 500: {verdict})")
-        print(f"  latency p50 {p50:8.2f} ms")
-        verdict = "met" if p99 <= 20 else "NOT met"
-        print(f"  latency p99 {p99:8.2f} ms          (target <= 20 ms: {verdict})")
-    finally:
-        if server is not None:
-            await server.terminate()
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            async with session.post(url, data=doc, headers=headers) as resp:
+                await resp.read()
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    connector = aiohttp.TCPConnector(limit=args.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for doc in docs[:20]:  # warm-up: connections, prepared statements
+            async with session.post(url, data=doc, headers=headers) as resp:
+                await resp.read()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(args.concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    rate = len(latencies) / elapsed
+    print(
+        f"EIDO documents over HTTP: {len(latencies)} in {elapsed:.2f} s,"
+        f" concurrency {args.concurrency}, notifier {'on' if args.notifier else 'off'}"
+    )
+    print(f"  statuses: {dict(sorted(statuses.items()))}")
+    verdict = "met" if rate >= 500 else "NOT met"
+    print(f"  throughput  {rate:8.0f} documents/s   (target >= 500: {verdict})")
+    print(f"  latency p50 {p50:8.2f} ms")
+    verdict = "met" if p99 <= 20 else "NOT met"
+    print(f"  latency p99 {p99:8.2f} ms          (target <= 20 ms: {verdict})")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--documents", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=6)
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
+    parser = bench_parser(__doc__, documents=5000, concurrency=6)
     parser.add_argument(
         "--no-notifier",
         dest="notifier",

@@ -6,14 +6,32 @@ Imported as ``bench.common`` after a benchmark has put the repository root on
 
 from __future__ import annotations
 
+import argparse
+import os
 import secrets
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
+
+from bench.calibration import DEFAULT_DSN
+from tests.dispatch.serve_process import ServeProcess
+
+
+def bench_parser(doc: str | None, **defaults: float | str) -> argparse.ArgumentParser:
+    """A benchmark's options: ``--database-url`` and one option a default, spelled as the
+    keyword with dashes (``sample_s=30.0`` is ``--sample-s``) and typed as its default."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=DEFAULT_DSN)
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    return parser
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -38,6 +56,32 @@ async def scratch_database(
             admin = await asyncpg.connect(admin_dsn)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+
+
+def scratch_file(dsn: str, suffix: str) -> Path:
+    """A file in ``$TMPDIR`` (else /tmp) named after the run's database, for its logs and
+    outputs."""
+    return Path(os.environ.get("TMPDIR", "/tmp")) / (urlsplit(dsn).path.lstrip("/") + suffix)
+
+
+def service_env(dsn: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``dispatch`` child process on ``dsn``: warnings only, plus
+    ``extra`` (``DISPATCH_…`` names)."""
+    return {"DATABASE_URL": dsn, "DISPATCH_LOG_LEVEL": "warning", **extra}
+
+
+@asynccontextmanager
+async def served(
+    env: Mapping[str, str], *, timeout_s: float = 30.0
+) -> AsyncIterator[tuple[ServeProcess, float]]:
+    """``dispatch serve`` in a child process, logging to a scratch file named after its
+    database; yields it once ready with the seconds that took, and stops it afterwards."""
+    server = ServeProcess(env, scratch_file(env["DATABASE_URL"], ".log"))
+    try:
+        startup = await server.wait_ready(timeout_s=timeout_s)
+        yield server, startup
+    finally:
+        await server.terminate()
 
 
 def percentile(values: list[float], q: int) -> float:

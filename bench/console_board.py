@@ -32,7 +32,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibration import calibration_line
-from bench.common import p99_line, percentile, scratch_database, serve_locally
+from bench.common import bench_parser, p99_line, percentile, scratch_database, serve_locally
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.store import agencies as agency_store
@@ -182,12 +182,7 @@ async def _measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
-    parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--listeners", type=int, default=20)
-    parser.add_argument("--volunteers", type=int, default=5)
-    asyncio.run(run(parser.parse_args()))
+    asyncio.run(run(bench_parser(__doc__, runs=40, listeners=20, volunteers=5).parse_args()))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import aiohttp
@@ -44,6 +43,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibration import calibration_line
+from bench.common import bench_parser, scratch_database, served, service_env
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
 LAT0, LAT1, LON0, LON1 = 59.22, 59.40, 17.85, 18.21
@@ -144,119 +144,107 @@ async def _statements(session: aiohttp.ClientSession, base: str) -> dict[str, fl
 
 
 async def run(args: argparse.Namespace) -> None:
-    name = f"dispatch_bench_engine_{secrets.token_hex(4)}"
     print(await calibration_line(args.database_url), flush=True)
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
-    # The service's own defaults for its polling loops, not the test harness's faster ones.
-    env = {
-        "DATABASE_URL": dsn,
-        "DISPATCH_LOG_LEVEL": "warning",
-        "DISPATCH_NOTIFIER_POLL_S": "0.2",
-        "DISPATCH_POSITION_FLUSH_S": "0.2",
-    }
-    server = None
-    try:
+    async with scratch_database(args.database_url, "dispatch_bench_engine") as dsn:
+        # The service's own defaults for its polling loops, not the test harness's faster ones.
+        env = service_env(dsn, DISPATCH_NOTIFIER_POLL_S="0.2", DISPATCH_POSITION_FLUSH_S="0.2")
         agency = await run_cli(env, "agency", "create", "--name", "Bench")
         await _load(dsn, UUID(agency["agency_id"]), args.volunteers)
-        server = ServeProcess(env, Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log")
-        startup = await server.wait_ready(timeout_s=120)
-        url = f"{server.base}/v1/cad/{agency['agency_id']}/incidents"
-        headers = {"Authorization": f"Bearer {agency['integration_key']}"}
-        rng = random.Random(11)
-        counter = itertools.count()
-        probe = await asyncpg.connect(dsn)
+        async with served(env, timeout_s=120) as (server, startup):
+            await _measure(args, dsn, server, agency, startup)
 
-        async def one(session: aiohttp.ClientSession, phase: Phase | None) -> None:
-            body = {
-                "incident_id": f"bench-{next(counter)}",
-                "call_type": {"code": "09-E-01"},
-                "received_at": datetime.now(UTC).isoformat(),
-                "location": {
-                    "lat": rng.uniform(LAT0 + 0.01, LAT1 - 0.01),
-                    "lon": rng.uniform(LON0 + 0.02, LON1 - 0.02),
-                },
-                "place_type": "public",
-            }
-            started = time.perf_counter()
-            async with session.post(url, json=body, headers=headers) as resp:
-                answer = await resp.json()
-            if phase is not None:
-                phase.latencies.append((time.perf_counter() - started) * 1000)
-                phase.queued.append(answer["alerts_queued"])
 
-        async def measure(session: aiohttp.ClientSession, rate: float, seconds: float) -> Phase:
-            phase = Phase(rate)
-            backends = await _backends(probe)
-            before = await _statements(session, server.base)
-            cpu_before = _cpu_s([server.proc.pid]), _cpu_s(backends)
-            total = int(rate * seconds)
-            start = time.perf_counter()
-            tasks = []
-            for n in range(total):
-                delay = start + n / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(session, phase)))
-            await asyncio.gather(*tasks)
-            await asyncio.sleep(1.0)  # let the notifier send this phase's alerts
-            after = await _statements(session, server.base)
-            phase.service_cpu_s = _cpu_s([server.proc.pid]) - cpu_before[0]
-            phase.postgres_cpu_s = _cpu_s(backends) - cpu_before[1]
-            phase.statements = {k: v - before.get(k, 0.0) for k, v in after.items()}
-            return phase
+async def _measure(
+    args: argparse.Namespace,
+    dsn: str,
+    server: ServeProcess,
+    agency: dict[str, str],
+    startup: float,
+) -> None:
+    url = f"{server.base}/v1/cad/{agency['agency_id']}/incidents"
+    headers = {"Authorization": f"Bearer {agency['integration_key']}"}
+    rng = random.Random(11)
+    counter = itertools.count()
+    probe = await asyncpg.connect(dsn)
 
-        try:
-            async with aiohttp.ClientSession() as session:
-                for _ in range(10):  # warm-up
-                    await one(session, None)
-                low = await measure(session, args.low_rate, args.low_seconds)
-                spy = None
-                if args.py_spy:
-                    # Collapsed stacks of the service during the load phase: where time goes.
-                    spy = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited)
-                        ["py-spy", "record", "--pid", str(server.proc.pid), "--rate", "250",
-                         "--format", "raw", "--output", args.py_spy, "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
-                high = await measure(session, args.rate, args.seconds)
-                if spy is not None:
-                    spy.send_signal(signal.SIGINT)
-                    await asyncio.to_thread(spy.wait, 30)
-        finally:
-            await probe.close()
-        print(
-            f"dispatch: {args.volunteers:,} volunteers (index rebuilt at start; ready in"
-            f" {startup:.1f} s)"
-        )
-        low.show()
-        high.show()
-        ratio = high.p99() / low.p99()
-        print(
-            f"  ratio p99 at {args.rate:g}/s / p99 at {args.low_rate:g}/s: {ratio:.2f}"
-            f"  (target <= 2: {'met' if ratio <= 2 else 'NOT met'})"
-        )
+    async def one(session: aiohttp.ClientSession, phase: Phase | None) -> None:
+        body = {
+            "incident_id": f"bench-{next(counter)}",
+            "call_type": {"code": "09-E-01"},
+            "received_at": datetime.now(UTC).isoformat(),
+            "location": {
+                "lat": rng.uniform(LAT0 + 0.01, LAT1 - 0.01),
+                "lon": rng.uniform(LON0 + 0.02, LON1 - 0.02),
+            },
+            "place_type": "public",
+        }
+        started = time.perf_counter()
+        async with session.post(url, json=body, headers=headers) as resp:
+            answer = await resp.json()
+        if phase is not None:
+            phase.latencies.append((time.perf_counter() - started) * 1000)
+            phase.queued.append(answer["alerts_queued"])
+
+    async def measure(session: aiohttp.ClientSession, rate: float, seconds: float) -> Phase:
+        phase = Phase(rate)
+        backends = await _backends(probe)
+        before = await _statements(session, server.base)
+        cpu_before = _cpu_s([server.proc.pid]), _cpu_s(backends)
+        total = int(rate * seconds)
+        start = time.perf_counter()
+        tasks = []
+        for n in range(total):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, phase)))
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(1.0)  # let the notifier send this phase's alerts
+        after = await _statements(session, server.base)
+        phase.service_cpu_s = _cpu_s([server.proc.pid]) - cpu_before[0]
+        phase.postgres_cpu_s = _cpu_s(backends) - cpu_before[1]
+        phase.statements = {k: v - before.get(k, 0.0) for k, v in after.items()}
+        return phase
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(10):  # warm-up
+                await one(session, None)
+            low = await measure(session, args.low_rate, args.low_seconds)
+            spy = None
+            if args.py_spy:
+                # Collapsed stacks of the service during the load phase: where time goes.
+                spy = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited)
+                    ["py-spy", "record", "--pid", str(server.proc.pid), "--rate", "250",
+                     "--format", "raw", "--output", args.py_spy, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            high = await measure(session, args.rate, args.seconds)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await asyncio.to_thread(spy.wait, 30)
     finally:
-        if server is not None:
-            await server.terminate()
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await probe.close()
+    print(
+        f"dispatch: {args.volunteers:,} volunteers (index rebuilt at start; ready in"
+        f" {startup:.1f} s)"
+    )
+    low.show()
+    high.show()
+    ratio = high.p99() / low.p99()
+    print(
+        f"  ratio p99 at {args.rate:g}/s / p99 at {args.low_rate:g}/s: {ratio:.2f}"
+        f"  (target <= 2: {'met' if ratio <= 2 else 'NOT met'})"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--volunteers", type=int, default=100_000)
-    parser.add_argument("--low-rate", type=float, default=2)
-    parser.add_argument("--low-seconds", type=float, default=60)
-    parser.add_argument("--rate", type=float, default=50)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser = bench_parser(
+        __doc__, volunteers=100_000, low_rate=2.0, low_seconds=60.0, rate=50.0, seconds=30.0
+    )
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the service's stacks in the load phase (py-spy)"
     )
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
     asyncio.run(run(parser.parse_args()))
 
 

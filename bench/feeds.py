@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import aiohttp
@@ -33,6 +31,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibration import calibration_line
+from bench.common import bench_parser, scratch_database
 from cad_adapters.feed import FeedMapping, map_document
 from cad_adapters.feed_templates import template_mapping
 from dispatch.config import Settings
@@ -101,12 +100,7 @@ async def run(args: argparse.Namespace) -> None:
         f" {decode_s * 1000:.1f} ms, mapping {map_s * 1000:.1f} ms"
     )
 
-    name = f"dispatch_bench_feed_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
-    try:
+    async with scratch_database(args.database_url, "dispatch_bench_feed") as dsn:
         settings = Settings(database_url=dsn, db_pool_max=4, db_command_timeout_s=120)
         async with (
             open_pool(dsn, settings) as pool,
@@ -146,18 +140,10 @@ async def run(args: argparse.Namespace) -> None:
             await _poll(poller, pool, feed_id)  # hands out the validators
             not_modified, result = await _poll(poller, pool, feed_id)
             print(f"conditional poll ({result}): {not_modified * 1000:.1f} ms")
-    finally:
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=1500)
-    parser.add_argument("--polls", type=int, default=5)
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
-    asyncio.run(run(parser.parse_args()))
+    asyncio.run(run(bench_parser(__doc__, items=1500, polls=5).parse_args()))
 
 
 if __name__ == "__main__":

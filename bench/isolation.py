@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import aiohttp
@@ -38,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.calibration import calibration_line  # noqa: E402
-from bench.common import scratch_database  # noqa: E402
+from bench.common import bench_parser, scratch_database, served, service_env  # noqa: E402
 from dispatch.db.migrate import migrate  # noqa: E402
 from tests.dispatch.isolation_load import (  # noqa: E402
     Agency,
@@ -49,7 +47,6 @@ from tests.dispatch.isolation_load import (  # noqa: E402
     paced_intake,
     wrong_key_flood,
 )
-from tests.dispatch.serve_process import ServeProcess  # noqa: E402
 
 
 def _line(name: str, samples: IntakeSamples) -> str:
@@ -95,14 +92,6 @@ async def _idle(
 async def run(args: argparse.Namespace) -> None:
     print(await calibration_line(args.database_url), flush=True)
     async with scratch_database(args.database_url, "dispatch_bench") as dsn:
-        await _measure(dsn, args)
-
-
-async def _measure(dsn: str, args: argparse.Namespace) -> None:
-    name = urlsplit(dsn).path.lstrip("/")
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log"
-    server = None
-    try:
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
@@ -111,61 +100,61 @@ async def _measure(dsn: str, args: argparse.Namespace) -> None:
             other = await new_agency(conn, "Other")
         finally:
             await conn.close()
-        env = {"DATABASE_URL": dsn, "DISPATCH_LOG_LEVEL": "warning"}
+        env = service_env(dsn)
         if not args.notifier:
             env["DISPATCH_NOTIFIER_ENABLED"] = "false"
-        server = ServeProcess(env, log_path)
-        await server.wait_ready(timeout_s=60)
-        body = aed_csv(args.aed_rows)
-        interval = args.interval_ms / 1000
-        async with aiohttp.ClientSession() as session:
-            warm = asyncio.Event()
-            warm.set()
-            await paced_intake(
-                session, server.base, measured, interval_s=0.01, until=warm, prefix="w", minimum=50
-            )
-            idle = await _idle(session, server.base, measured, interval, args.idle_s, "i")
-            load_done = asyncio.Event()
-            load_task = asyncio.create_task(
-                paced_intake(
-                    session, server.base, measured, interval_s=interval, until=load_done, prefix="l"
-                )
-            )
-            flood = asyncio.create_task(
-                _flood_process(
-                    server.base, [measured.agency_id, other.agency_id], args.flood, args.concurrency
-                )
-            )
-            imports = []
-            async with aiohttp.ClientSession() as import_session:
-                while len(imports) < args.imports or not flood.done():
-                    imports.append(await import_aeds(import_session, server.base, importer, body))
-            flooded = await flood
-            load_done.set()
-            loaded = await load_task
-            # Idle again after the load, pooled with the first: other work on the machine
-            # that comes and goes then weighs on both sides of the ratio alike.
-            after = await _idle(session, server.base, measured, interval, args.idle_s, "j")
-            idle.latencies_ms += after.latencies_ms
-            for status, n in after.statuses.items():
-                idle.statuses[status] = idle.statuses.get(status, 0) + n
-        print(
-            f"AED import: {args.aed_rows} rows, {len(body) / 1024:.0f} KiB, {len(imports)} times:"
-            + "".join(f" {status} in {seconds:.2f} s;" for status, seconds in imports)
+        async with served(env, timeout_s=60) as (server, _):
+            await _measure(args, server.base, measured, importer, other)
+
+
+async def _measure(
+    args: argparse.Namespace, base: str, measured: Agency, importer: Agency, other: Agency
+) -> None:
+    body = aed_csv(args.aed_rows)
+    interval = args.interval_ms / 1000
+    async with aiohttp.ClientSession() as session:
+        warm = asyncio.Event()
+        warm.set()
+        await paced_intake(
+            session, base, measured, interval_s=0.01, until=warm, prefix="w", minimum=50
         )
-        print(
-            f"wrong-key flood: {args.flood} requests, concurrency {args.concurrency},"
-            f" {flooded['seconds']:.2f} s, statuses {flooded['statuses']}"
+        idle = await _idle(session, base, measured, interval, args.idle_s, "i")
+        load_done = asyncio.Event()
+        load_task = asyncio.create_task(
+            paced_intake(session, base, measured, interval_s=interval, until=load_done, prefix="l")
         )
-        print(f"CAD intake of the measured agency, one every {args.interval_ms:g} ms:")
-        print(_line("idle", idle))
-        print(_line("load", loaded))
-        ratio = loaded.percentile(0.99) / idle.percentile(0.99)
-        verdict = "met" if ratio <= 2 else "NOT met"
-        print(f"  p99 under load / p99 idle = {ratio:.2f}   (target <= 2: {verdict})")
-    finally:
-        if server is not None:
-            await server.terminate()
+        flood = asyncio.create_task(
+            _flood_process(
+                base, [measured.agency_id, other.agency_id], args.flood, args.concurrency
+            )
+        )
+        imports = []
+        async with aiohttp.ClientSession() as import_session:
+            while len(imports) < args.imports or not flood.done():
+                imports.append(await import_aeds(import_session, base, importer, body))
+        flooded = await flood
+        load_done.set()
+        loaded = await load_task
+        # Idle again after the load, pooled with the first: other work on the machine
+        # that comes and goes then weighs on both sides of the ratio alike.
+        after = await _idle(session, base, measured, interval, args.idle_s, "j")
+        idle.latencies_ms += after.latencies_ms
+        for status, n in after.statuses.items():
+            idle.statuses[status] = idle.statuses.get(status, 0) + n
+    print(
+        f"AED import: {args.aed_rows} rows, {len(body) / 1024:.0f} KiB, {len(imports)} times:"
+        + "".join(f" {status} in {seconds:.2f} s;" for status, seconds in imports)
+    )
+    print(
+        f"wrong-key flood: {args.flood} requests, concurrency {args.concurrency},"
+        f" {flooded['seconds']:.2f} s, statuses {flooded['statuses']}"
+    )
+    print(f"CAD intake of the measured agency, one every {args.interval_ms:g} ms:")
+    print(_line("idle", idle))
+    print(_line("load", loaded))
+    ratio = loaded.percentile(0.99) / idle.percentile(0.99)
+    verdict = "met" if ratio <= 2 else "NOT met"
+    print(f"  p99 under load / p99 idle = {ratio:.2f}   (target <= 2: {verdict})")
 
 
 def _flood_only(argv: list[str]) -> None:
@@ -185,14 +174,15 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--flood-only":
         _flood_only(sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
-    parser.add_argument("--aed-rows", type=int, default=50_000)
-    parser.add_argument("--imports", type=int, default=1)
-    parser.add_argument("--flood", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--interval-ms", type=float, default=20.0)
-    parser.add_argument("--idle-s", type=float, default=6.0)
+    parser = bench_parser(
+        __doc__,
+        aed_rows=50_000,
+        imports=1,
+        flood=3000,
+        concurrency=100,
+        interval_ms=20.0,
+        idle_s=6.0,
+    )
     parser.add_argument("--no-notifier", dest="notifier", action="store_false")
     asyncio.run(run(parser.parse_args()))
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import secrets
 import statistics
 import sys
 import time
@@ -31,16 +29,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.calibration import calibration_line  # noqa: E402
-from tests.dispatch.serve_process import ServeProcess, run_cli  # noqa: E402
+from bench.calibration import calibration_line
+from bench.common import bench_parser, scratch_database, scratch_file, served, service_env
+from tests.dispatch.serve_process import ServeProcess, run_cli
 
 # A city box (Amsterdam, ~50 km²): about 15 of 1,000 volunteers within 500 m of a call.
 LAT0, LAT1, LON0, LON1 = 52.33, 52.40, 4.85, 4.95
@@ -244,48 +241,34 @@ class Answers:
 
 async def run(args: argparse.Namespace) -> None:
     print(await calibration_line(args.database_url), flush=True)
-    name = f"dispatch_bench_soak_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(args.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(args.database_url)._replace(path="/" + name))
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    sent_file = tmp / f"{name}.sent.jsonl"
-    env = {
-        "DATABASE_URL": dsn,
-        "DISPATCH_LOG_LEVEL": "warning",
-        "DISPATCH_LOG_PROVIDER_FILE": str(sent_file),
-    }
-    server = None
-    try:
-        agency = await run_cli(env, "agency", "create", "--name", "Soak")
-        agency_id, key = agency["agency_id"], agency["integration_key"]
-        supervisor = await run_cli(
-            env, "supervisor", "create", "--agency", agency_id, "--name", "S"
-        )
-        server = ServeProcess(env, tmp / f"{name}.log")
-        await server.wait_ready(timeout_s=120)
-        pid = server.proc.pid
-        rng = random.Random(7)
-        connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            load = Load(server.base, session, rng)
-            tokens = await _setup(load, dsn, agency_id, supervisor["token"], args.volunteers)
-            print(
-                f"soak: {args.volunteers} volunteers, positions {args.positions_per_s}/s,"
-                f" incidents {args.incidents_per_s}/s (closed after 45-90 s), answers,"
-                f" {args.minutes:g} min, RSS every {args.sample_s:g} s"
-                f" (server pid {pid}, RSS after setup {_rss_mib(pid):.1f} MiB)",
-                flush=True,
+    async with scratch_database(args.database_url, "dispatch_bench_soak") as dsn:
+        sent_file = scratch_file(dsn, ".sent.jsonl")
+        env = service_env(dsn, DISPATCH_LOG_PROVIDER_FILE=str(sent_file))
+        try:
+            agency = await run_cli(env, "agency", "create", "--name", "Soak")
+            agency_id, key = agency["agency_id"], agency["integration_key"]
+            supervisor = await run_cli(
+                env, "supervisor", "create", "--agency", agency_id, "--name", "S"
             )
-            await _drive(args, load, dsn, agency_id, key, tokens, server)
-    finally:
-        if server is not None:
-            await server.terminate()
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        sent_file.unlink(missing_ok=True)
+            async with served(env, timeout_s=120) as (server, _):
+                pid = server.proc.pid
+                rng = random.Random(7)
+                connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    load = Load(server.base, session, rng)
+                    tokens = await _setup(
+                        load, dsn, agency_id, supervisor["token"], args.volunteers
+                    )
+                    print(
+                        f"soak: {args.volunteers} volunteers, positions {args.positions_per_s}/s,"
+                        f" incidents {args.incidents_per_s}/s (closed after 45-90 s), answers,"
+                        f" {args.minutes:g} min, RSS every {args.sample_s:g} s"
+                        f" (server pid {pid}, RSS after setup {_rss_mib(pid):.1f} MiB)",
+                        flush=True,
+                    )
+                    await _drive(args, load, dsn, agency_id, key, tokens, server)
+        finally:
+            sent_file.unlink(missing_ok=True)
 
 
 async def _drive(
@@ -397,13 +380,14 @@ async def _incident_life(load: Load, agency_id: str, key: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--sample-s", type=float, default=30.0)
-    parser.add_argument("--positions-per-s", type=float, default=200.0)
-    parser.add_argument("--incidents-per-s", type=float, default=2.0)
-    parser.add_argument("--volunteers", type=int, default=1000)
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
+    parser = bench_parser(
+        __doc__,
+        minutes=10.0,
+        sample_s=30.0,
+        positions_per_s=200.0,
+        incidents_per_s=2.0,
+        volunteers=1000,
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -29,7 +29,7 @@ from uuid import uuid4
 # Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import scratch_database
+from bench.common import bench_parser, scratch_database
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
@@ -168,12 +168,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--volunteers", type=int, default=5000)
-    parser.add_argument("--alerts-each", type=int, default=20)
-    parser.add_argument("--events-each", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--database-url", default="postgresql://127.0.0.1/postgres")
+    parser = bench_parser(__doc__, volunteers=5000, alerts_each=20, events_each=8, runs=15)
     asyncio.run(run(parser.parse_args()))
 
 
