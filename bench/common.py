@@ -10,6 +10,7 @@ import argparse
 import os
 import secrets
 import statistics
+import subprocess
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -81,7 +82,10 @@ async def served(
         startup = await server.wait_ready(timeout_s=timeout_s)
         yield server, startup
     finally:
-        await server.terminate()
+        try:
+            await server.terminate()
+        except subprocess.TimeoutExpired:
+            await server.kill()  # stuck in its shutdown: leave no child running
 
 
 def percentile(values: list[float], q: int) -> float:
