@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.loop_guard import BlockWatch, describe, leftover_tasks
+
+if TYPE_CHECKING:
+    from tests.fakes.webpush import FakeWebPush
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -21,6 +25,24 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"reference material not present at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def push_service() -> Iterator[FakeWebPush]:
+    """The Web Push service wire fake, started once per test module."""
+    from tests.fakes.webpush import FakeWebPush  # its crypto imports only where it is used
+
+    fake = FakeWebPush().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def push(push_service: FakeWebPush) -> Iterator[FakeWebPush]:
+    """The module's Web Push fake with nothing received or scripted before or after the test."""
+    push_service.reset()
+    yield push_service
+    push_service.reset()
 
 
 # Every database fixture (tests/dispatch/conftest.py) starts from this one.

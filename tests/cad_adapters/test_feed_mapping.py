@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,9 @@ from cad_adapters.errors import CadParseError
 from cad_adapters.feed import FeedMapping, check_sample, map_document, parse_feed
 from cad_adapters.feed_templates import TEMPLATES, template_mapping
 from cad_adapters.models import PlaceType
+from tests.cad_adapters.feed_fixtures import DALLAS, feed_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 NOW = datetime(2026, 11, 26, 10, 5, tzinfo=UTC)
-DALLAS = {
-    "items": "incidents",
-    "document_time": "$.summary.generated_at",
-    "fields": {
-        "id": "incident_number",
-        "call_type_code": "nature_of_call",
-        "received_at": "@document_time",
-        "address": {"join": ["block", "location"], "sep": " ", "partial": True},
-    },
-}
-
-
-def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
 
 
 def _map(document: Any, config: Any, tz: Any = UTC) -> Any:
@@ -46,7 +31,7 @@ def _map(document: Any, config: Any, tz: Any = UTC) -> Any:
 def test_pulsepoint_layout_with_missing_dates_and_string_coordinates() -> None:
     """Active items only; id = agency + ID; `{}` and "null" dates are absent, so the time is
     first sight (and says so); "0.0000000000" is an unknown position, not Null Island."""
-    snap = _map(_load("pulsepoint_incidents.json"), template_mapping("pulsepoint"))
+    snap = _map(feed_fixture("pulsepoint_incidents.json"), template_mapping("pulsepoint"))
     assert snap.refused == []
     assert [i.report.source_incident_id for i in snap.items] == [
         "EMS0001/1580001001",
@@ -71,7 +56,9 @@ def test_socrata_geojson_layout_reads_lon_lat_and_floating_local_times() -> None
     """features[].geometry.coordinates is [lon, lat]; "2026-11-26T09:58:00.000" has no zone and
     is Seattle time; a feature without geometry is stored without a position."""
     seattle = ZoneInfo("America/Los_Angeles")
-    snap = _map(_load("socrata_realtime_911.geojson"), template_mapping("socrata-geojson"), seattle)
+    snap = _map(
+        feed_fixture("socrata_realtime_911.geojson"), template_mapping("socrata-geojson"), seattle
+    )
     first, _, alarm = (i.report for i in snap.items)
     assert first.location is not None
     assert (first.location.lat, first.location.lon) == (47.6083, -122.3354)
@@ -83,7 +70,7 @@ def test_socrata_geojson_layout_reads_lon_lat_and_floating_local_times() -> None
 
 
 def test_plain_array_layout() -> None:
-    snap = _map(_load("plain_array.json"), template_mapping("json-array"))
+    snap = _map(feed_fixture("plain_array.json"), template_mapping("json-array"))
     one, two = (i.report for i in snap.items)
     assert one.location is not None
     assert one.call_type.code == "09E01"
@@ -94,7 +81,7 @@ def test_plain_array_layout() -> None:
 def test_dallas_layout_takes_the_document_time_and_joins_the_address() -> None:
     """No time and no position on the items: received_at is the snapshot's own time (marked),
     the address is block + street (an empty block is left out)."""
-    snap = _map(_load("dallas_active_calls.json"), DALLAS)
+    snap = _map(feed_fixture("dallas_active_calls.json"), DALLAS)
     assert snap.document_time == datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
     reports = [i.report for i in snap.items]
     assert [r.address.text if r.address else None for r in reports] == [
@@ -107,7 +94,7 @@ def test_dallas_layout_takes_the_document_time_and_joins_the_address() -> None:
 
 
 def test_dallas_items_are_refused_with_the_reason_when_the_document_time_is_missing() -> None:
-    document = _load("dallas_active_calls.json")
+    document = feed_fixture("dallas_active_calls.json")
     del document["summary"]["generated_at"]
     snap = _map(document, DALLAS)
     assert snap.items == []
@@ -287,7 +274,7 @@ def _check(document: Any, config: Any) -> Any:
 
 def test_sample_check_refuses_paths_that_match_nothing() -> None:
     """A root path missing from the document and an item path found in no item are named."""
-    document = _load("dallas_active_calls.json")
+    document = feed_fixture("dallas_active_calls.json")
     document["meta"] = document.pop("summary")
     broken = {**DALLAS, "fields": {**DALLAS["fields"], "call_type_code": "nature_of_cal"}}
     result = _check(document, broken)
@@ -296,7 +283,7 @@ def test_sample_check_refuses_paths_that_match_nothing() -> None:
         "document_time: path '$.summary.generated_at' matches nothing in the sample document",
     ]
     assert "every one of the sample's 3 items is refused" in result.problems[2]
-    assert _check(_load("dallas_active_calls.json"), DALLAS).problems == []
+    assert _check(feed_fixture("dallas_active_calls.json"), DALLAS).problems == []
 
 
 def test_sample_check_of_an_empty_feed_says_what_it_could_not_check() -> None:

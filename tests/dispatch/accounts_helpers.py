@@ -47,10 +47,6 @@ async def code_for(client: Any, phone: str, *, after: int = 0, timeout_s: float 
     return found.group(1)
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def sign_up(
     client: Any, agency_id: Any, phone: str, name: str = "Ann", *, device: str | None = None
 ) -> dict[str, Any]:

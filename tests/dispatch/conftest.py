@@ -14,6 +14,7 @@ from dispatch.web.app import create_app
 from geoindex import VolunteerIndex
 from tests.dispatch import pg
 from tests.dispatch.accounts_helpers import MovableClock
+from tests.dispatch.helpers import AgencyAuth
 from tests.fakes.twilio_server import FakeTwilio
 
 TWILIO_ACCOUNT_SID = "AC" + "0a1b2c3d4e5f6789" * 2
@@ -74,12 +75,21 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
     )
 
 
+async def app_client(
+    aiohttp_client: Any, settings: Settings, clock: MovableClock | None = None
+) -> TestClient[web.Request, web.Application]:
+    """A test client of the app made from ``settings`` (on ``clock`` when given)."""
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(
+        create_app(settings, clock=clock)
+    )
+    return client
+
+
 @pytest.fixture
 async def client(
     settings: Settings, aiohttp_client: Any
 ) -> TestClient[web.Request, web.Application]:
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
-    return client
+    return await app_client(aiohttp_client, settings)
 
 
 @pytest.fixture
@@ -102,25 +112,14 @@ async def clocked(
     settings: Settings, aiohttp_client: Any, clock: MovableClock
 ) -> TestClient[web.Request, web.Application]:
     """A client of an app whose clock the test moves (``clock.advance(minutes=...)``)."""
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(
-        create_app(settings, clock=clock)
-    )
-    return client
+    return await app_client(aiohttp_client, settings, clock)
 
 
-class AgencyFixture:
+class AgencyFixture(AgencyAuth):
     def __init__(self, agency_id: Any, key: str, supervisor_token: str) -> None:
         self.agency_id = agency_id
         self.key = key
         self.supervisor_token = supervisor_token
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    @property
-    def supervisor_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.supervisor_token}"}
 
 
 @pytest.fixture

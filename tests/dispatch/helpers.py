@@ -6,8 +6,11 @@ import asyncio
 import dataclasses
 import json
 import math
+import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,6 +18,7 @@ import asyncpg
 
 from dispatch.config import Settings
 from dispatch.domain.delivery_chain import Reach, Step, plan
+from tests.dispatch.serve_process import run_cli
 from tests.fakes.twilio_server import FakeTwilio
 
 # Dam Square, Amsterdam.
@@ -28,6 +32,46 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
         lat + north_m / _M_PER_DEG_LAT,
         lon + east_m / (_M_PER_DEG_LAT * math.cos(math.radians(lat))),
     )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class AgencyAuth:
+    """Request headers for what holds an agency's integration ``key`` (``auth``) and its
+    ``supervisor_token`` (``supervisor_auth``)."""
+
+    key: str
+    supervisor_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return bearer(self.key)
+
+    @property
+    def supervisor_auth(self) -> dict[str, str]:
+        return bearer(self.supervisor_token)
+
+
+async def dispatch_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m dispatch *args`` in a child process with ``env`` added to ours, whatever
+    its exit code; in a thread, so that the test's event loop stays free meanwhile."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "dispatch", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def cli_agency(env: Mapping[str, str], name: str) -> tuple[str, str]:
+    """An agency made with ``dispatch agency create``: ``(agency id, integration key)``."""
+    agency = await run_cli(env, "agency", "create", "--name", name)
+    return agency["agency_id"], agency["integration_key"]
 
 
 def sms_through(settings: Settings, twilio: FakeTwilio) -> Settings:
@@ -56,6 +100,25 @@ async def new_volunteer(
     return body["volunteer_id"], body["token"]
 
 
+async def report_position(client: Any, token: str, lat: float, lon: float, **extra: Any) -> None:
+    """The volunteer with ``token`` reports being at (lat, lon) (plus ``extra`` body fields)."""
+    resp = await client.put(
+        "/v1/me/location",
+        json={"lat": lat, "lon": lon, **extra},
+        headers=bearer(token),
+    )
+    assert resp.status == 204, await resp.text()
+
+
+async def volunteer_at(
+    client: Any, agency: Any, point: tuple[float, float], name: str = "V", **fields: Any
+) -> tuple[int, str]:
+    """``new_volunteer`` who has reported being at ``point``: ``(volunteer id, token)``."""
+    volunteer_id, token = await new_volunteer(client, agency, name, **fields)
+    await report_position(client, token, *point)
+    return volunteer_id, token
+
+
 async def volunteers_near(
     client: Any, agency: Any, point: tuple[float, float], n: int, *, step_m: float
 ) -> dict[int, str]:
@@ -63,16 +126,40 @@ async def volunteers_near(
     north of ``point``: ``{volunteer id: token}``."""
     tokens = {}
     for i in range(n):
-        volunteer_id, token = await new_volunteer(client, agency, f"V{i}", tier="professional")
-        lat, lon = offset(*point, step_m * (i + 1), 0)
-        resp = await client.put(
-            "/v1/me/location",
-            json={"lat": lat, "lon": lon},
-            headers={"Authorization": f"Bearer {token}"},
+        north = offset(*point, step_m * (i + 1), 0)
+        volunteer_id, token = await volunteer_at(
+            client, agency, north, f"V{i}", tier="professional"
         )
-        assert resp.status == 204
         tokens[volunteer_id] = token
     return tokens
+
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+
+
+def cap_alert(
+    identifier: str,
+    msg_type: str,
+    sent: str,
+    point: tuple[float, float],
+    *,
+    place: str = "Dam",
+    references: str = "",
+    event: str = "CA",
+) -> bytes:
+    """A CAP 1.2 cardiac-arrest alert from cad@example.org, a 10 m circle at ``point``."""
+    refs = f"<references>{references}</references>" if references else ""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="{CAP_NS}">
+  <identifier>{identifier}</identifier><sender>cad@example.org</sender>
+  <sent>{sent}</sent><status>Actual</status><msgType>{msg_type}</msgType>
+  <scope>Private</scope>{refs}
+  <info><category>Health</category><event>Cardiac arrest</event><urgency>Immediate</urgency>
+    <severity>Extreme</severity><certainty>Observed</certainty>
+    <eventCode><valueName>cad</valueName><value>{event}</value></eventCode>
+    <area><areaDesc>{place}</areaDesc><circle>{point[0]},{point[1]} 0.01</circle></area>
+  </info>
+</alert>""".encode()
 
 
 def chain_offsets(

@@ -21,7 +21,7 @@ import asyncpg
 
 from dispatch.secrets import TokenKind
 from dispatch.store import agencies as agency_store
-from tests.dispatch.helpers import CENTRE, incident
+from tests.dispatch.helpers import CENTRE, AgencyAuth, incident
 
 # Volunteers are spread over a square this wide around CENTRE, dense enough that every
 # incident at a random spot in it has some 40 within the default 500 m radius.
@@ -29,18 +29,10 @@ SPREAD_DEG = 0.18
 
 
 @dataclass(frozen=True)
-class Agency:
+class Agency(AgencyAuth):
     agency_id: UUID
     key: str
-    supervisor: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    @property
-    def supervisor_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.supervisor}"}
+    supervisor_token: str
 
 
 async def new_agency(conn: asyncpg.Connection, name: str, *, volunteers: int = 0) -> Agency:

@@ -22,7 +22,7 @@ from dispatch.domain.aeds import (
     plan_roles,
 )
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, volunteer_at
 
 PATIENT = CENTRE
 
@@ -167,19 +167,7 @@ async def test_incident_splits_roles_and_the_app_sees_its_aed(
     assert (await resp.json())["imported"] == 1
     tokens = {}
     for north in (40, 250):
-        resp = await client.post(
-            f"/v1/agencies/{agency.agency_id}/volunteers",
-            json={"display_name": "V"},
-            headers=agency.supervisor_auth,
-        )
-        body = await resp.json()
-        lat, lon = offset(*CENTRE, north, 0)
-        await client.put(
-            "/v1/me/location",
-            json={"lat": lat, "lon": lon},
-            headers={"Authorization": f"Bearer {body['token']}"},
-        )
-        tokens[north] = (body["volunteer_id"], body["token"])
+        tokens[north] = await volunteer_at(client, agency, offset(*CENTRE, north, 0))
     resp = await client.post(
         f"/v1/cad/{agency.agency_id}/incidents", json=incident("aed-1"), headers=agency.auth
     )

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.dispatch.helpers import cli_agency
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
 pytestmark = pytest.mark.slow
@@ -130,8 +131,7 @@ async def test_schemathesis_finds_nothing_as_supervisor_volunteer_and_agency(
     database_url: str, tmp_path: Path
 ) -> None:
     env = {"DATABASE_URL": database_url}
-    agency = await run_cli(env, "agency", "create", "--name", "Contract agency")
-    agency_id, key = agency["agency_id"], agency["integration_key"]
+    agency_id, key = await cli_agency(env, "Contract agency")
     supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
     volunteer = await run_cli(env, "volunteer", "create", "--agency", agency_id, "--name", "Vol")
     assert volunteer["token"].startswith("dvt_")

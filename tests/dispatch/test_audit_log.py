@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from dispatch.store import agencies as agency_store
-from tests.dispatch.accounts_helpers import bearer
 from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import bearer
 from tests.dispatch.serve_process import run_cli
 
 

@@ -3,23 +3,20 @@ back off on errors, never ingest twice."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from dispatch.config import Settings
 from dispatch.store import feeds
 from dispatch.web.app import create_app
 from dispatch.workers.cad_poller import backoff_s
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, drained, offset, wait_until
+from tests.dispatch.helpers import CENTRE, drained, offset, volunteer_at, wait_until
+from tests.fakes.feed_server import FeedServer, serving
 
 MAPPING = {
     "items": "data.incidents",
@@ -33,26 +30,6 @@ MAPPING = {
         "address": "Address",
     },
 }
-
-
-@dataclass
-class FakeFeed:
-    """A CAD that publishes its active incidents as JSON; tests change what it serves."""
-
-    incidents: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 200
-    delay_s: float = 0.0
-    hits: int = 0
-    headers_seen: list[str] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.hits += 1
-        self.headers_seen.append(request.headers.get("X-Api-Key", ""))
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if self.status != 200:
-            return web.Response(status=self.status, text="down")
-        return web.json_response({"data": {"incidents": self.incidents}})
 
 
 # Minutes ago: intake never alerts for an incident received more than half an hour before.
@@ -72,17 +49,17 @@ def cad_item(incident_id: str, north_m: float = 0, type_: str = "09E01") -> dict
     }
 
 
+def listing(*items: dict[str, Any]) -> dict[str, Any]:
+    """The CAD's document of its active incidents (``MAPPING`` reads it)."""
+    return {"data": {"incidents": list(items)}}
+
+
 @pytest.fixture
-async def feed_server() -> AsyncIterator[tuple[FakeFeed, str]]:
-    fake = FakeFeed()
-    app = web.Application()
-    app.router.add_get("/active.json", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield fake, str(server.make_url("/active.json"))
-    finally:
-        await server.close()
+async def feed_server() -> AsyncIterator[tuple[FeedServer, str]]:
+    """A CAD that publishes its active incidents as JSON; tests change what it serves."""
+    fake = FeedServer(document=listing())
+    async with serving(fake) as url:
+        yield fake, url
 
 
 async def _wait(predicate: Any, timeout_s: float = 10.0) -> None:
@@ -104,8 +81,17 @@ async def _poll_once(db: asyncpg.Connection, feed_id: int) -> None:
     await _wait(polled)
 
 
+async def _add_feed(
+    db: asyncpg.Connection, agency: AgencyFixture, url: str, name: str, **options: Any
+) -> int:
+    """A feed of the fake CAD's JSON (``MAPPING``) for ``agency``."""
+    return await feeds.create(
+        db, agency_id=agency.agency_id, name=name, url=url, mapping=MAPPING, **options
+    )
+
+
 async def test_feed_diff_close_and_no_duplicates_after_restart(
-    feed_server: tuple[FakeFeed, str],
+    feed_server: tuple[FeedServer, str],
     agency: AgencyFixture,
     db: asyncpg.Connection,
     settings: Settings,
@@ -114,28 +100,12 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
     """Listed incidents are ingested once, repeats change nothing (also after a restart), and
     an incident that leaves the list is closed with its volunteers stood down."""
     fake, url = feed_server
-    fake.incidents = [cad_item("F1", 10), cad_item("F2", 3000, type_="FALL")]
+    fake.document = listing(cad_item("F1", 10), cad_item("F2", 3000, type_="FALL"))
     client = await aiohttp_client(create_app(settings))
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": "V", "tier": "professional"},
-        headers=agency.supervisor_auth,
-    )
-    token = (await resp.json())["token"]
-    await client.put(
-        "/v1/me/location",
-        json={"lat": CENTRE[0], "lon": CENTRE[1]},
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    await volunteer_at(client, agency, CENTRE, tier="professional")
     # The feed is added once the volunteer is in place: a new feed is polled at once.
-    feed_id = await feeds.create(
-        db,
-        agency_id=agency.agency_id,
-        name="metro",
-        url=url,
-        mapping=MAPPING,
-        interval_s=3600,
-        headers={"X-Api-Key": "feed-secret"},
+    feed_id = await _add_feed(
+        db, agency, url, "metro", interval_s=3600, headers={"X-Api-Key": "feed-secret"}
     )
     await _poll_once(db, feed_id)
     rows = await db.fetch("SELECT source_incident_id, status FROM incidents ORDER BY 1")
@@ -144,7 +114,7 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
         ("F2", "active"),
     ]
     assert await db.fetchval("SELECT count(*) FROM alerts") == 1, "09E01 alerts, FALL does not"
-    assert fake.headers_seen[-1] == "feed-secret"
+    assert fake.requests[-1].get("X-Api-Key") == "feed-secret"
     await drained(db)  # the alert's own send is logged too; wait for it before counting
     events = await db.fetchval("SELECT count(*) FROM response_log")
 
@@ -157,7 +127,7 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
     assert await db.fetchval("SELECT count(*) FROM response_log") == events
     assert await db.fetchval("SELECT count(*) FROM incidents") == 2
 
-    fake.incidents = [cad_item("F2", 3000, type_="FALL")]
+    fake.document = listing(cad_item("F2", 3000, type_="FALL"))
     await _poll_once(db, feed_id)
     f1 = await db.fetchrow("SELECT id, status FROM incidents WHERE source_incident_id = 'F1'")
     assert f1["status"] == "closed"
@@ -172,7 +142,7 @@ async def test_feed_diff_close_and_no_duplicates_after_restart(
 
 
 async def test_feed_failures_back_off_and_never_close_incidents(
-    feed_server: tuple[FakeFeed, str],
+    feed_server: tuple[FeedServer, str],
     agency: AgencyFixture,
     db: asyncpg.Connection,
     settings: Settings,
@@ -181,16 +151,8 @@ async def test_feed_failures_back_off_and_never_close_incidents(
     """A 503, a timeout or a broken document count as failures with growing delays and
     leave the incidents alone; a refused item keeps its own incident open, the rest go on."""
     fake, url = feed_server
-    fake.incidents = [cad_item("G1")]
-    feed_id = await feeds.create(
-        db,
-        agency_id=agency.agency_id,
-        name="flaky",
-        url=url,
-        mapping=MAPPING,
-        interval_s=5,
-        timeout_s=0.5,
-    )
+    fake.document = listing(cad_item("G1"))
+    feed_id = await _add_feed(db, agency, url, "flaky", interval_s=5, timeout_s=0.5)
     await aiohttp_client(create_app(settings))
     await _poll_once(db, feed_id)
     assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1
@@ -224,7 +186,7 @@ async def test_feed_failures_back_off_and_never_close_incidents(
     assert await db.fetchval("SELECT count(*) FROM incidents WHERE status = 'active'") == 1
 
     fake.delay_s = 0
-    fake.incidents = [{**cad_item("G1"), "Received": "yesterday"}, cad_item("G2")]
+    fake.document = listing({**cad_item("G1"), "Received": "yesterday"}, cad_item("G2"))
     await _poll_once(db, feed_id)
     rows = await db.fetch("SELECT source_incident_id, status FROM incidents ORDER BY 1")
     assert [(r["source_incident_id"], r["status"]) for r in rows] == [

@@ -21,6 +21,7 @@ from dispatch.store.rejected import KEEP_BYTES, KEEP_PER_AGENCY, RejectedDocumen
 from dispatch.store.rejected import keep as keep_rejected
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import (
+    cap_alert,
     drained,
     incident,
     shift_stamps,
@@ -52,24 +53,10 @@ def eido(update: int, units: dict[str, list[str]]) -> dict[str, Any]:
     return moved
 
 
-CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
-
-
 def cap(
     identifier: str, msg_type: str, sent: str, references: str = "", event: str = "CA"
 ) -> bytes:
-    refs = f"<references>{references}</references>" if references else ""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="{CAP_NS}">
-  <identifier>{identifier}</identifier><sender>cad@example.org</sender>
-  <sent>{sent}</sent><status>Actual</status><msgType>{msg_type}</msgType>
-  <scope>Private</scope>{refs}
-  <info><category>Health</category><event>Cardiac arrest</event><urgency>Immediate</urgency>
-    <severity>Extreme</severity><certainty>Observed</certainty>
-    <eventCode><valueName>cad</valueName><value>{event}</value></eventCode>
-    <area><areaDesc>Dam</areaDesc><circle>{LIBRARY[0]},{LIBRARY[1]} 0.01</circle></area>
-  </info>
-</alert>""".encode()
+    return cap_alert(identifier, msg_type, sent, LIBRARY, references=references, event=event)
 
 
 async def _volunteers_near(client: Any, agency: AgencyFixture, n: int) -> dict[int, str]:

@@ -3,11 +3,7 @@ EDXL-DE envelopes unwrapped, empty shapes read as absent."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,30 +16,18 @@ import pytest
 from dispatch.web.openapi import openapi_document
 from tests.cad_adapters.signing import Signer, new_signer, sign
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import drained, offset, snapshot
+from tests.dispatch.helpers import cap_alert, dispatch_cli, drained, offset, snapshot, volunteer_at
 from tests.dispatch.serve_process import run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "cad_adapters" / "fixtures"
 SPOT = (52.378901, 4.900272)
-CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 
 
 def cap(
     identifier: str = "S-1", msg_type: str = "Alert", references: str = "", later_s: int = 0
 ) -> bytes:
     sent = (datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=later_s)).isoformat()
-    refs = f"<references>{references}</references>" if references else ""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="{CAP_NS}">
-  <identifier>{identifier}</identifier><sender>cad@example.org</sender>
-  <sent>{sent}</sent><status>Actual</status><msgType>{msg_type}</msgType>
-  <scope>Private</scope>{refs}
-  <info><category>Health</category><event>Cardiac arrest</event><urgency>Immediate</urgency>
-    <severity>Extreme</severity><certainty>Observed</certainty>
-    <eventCode><valueName>cad</valueName><value>CA</value></eventCode>
-    <area><areaDesc>Stationsplein</areaDesc><circle>{SPOT[0]},{SPOT[1]} 0.01</circle></area>
-  </info>
-</alert>""".encode()
+    return cap_alert(identifier, msg_type, sent, SPOT, place="Stationsplein", references=references)
 
 
 async def _post(client: Any, agency: AgencyFixture, body: bytes) -> Any:
@@ -77,19 +61,7 @@ async def _rejected(client: Any, agency: AgencyFixture) -> list[dict[str, Any]]:
 
 
 async def _volunteer_near(client: Any, agency: AgencyFixture) -> None:
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": "V", "tier": "professional"},
-        headers=agency.supervisor_auth,
-    )
-    token = (await resp.json())["token"]
-    lat, lon = offset(*SPOT, 60, 0)
-    resp = await client.put(
-        "/v1/me/location",
-        json={"lat": lat, "lon": lon},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert resp.status == 204
+    await volunteer_at(client, agency, offset(*SPOT, 60, 0), tier="professional")
 
 
 @pytest.fixture(scope="module")
@@ -251,31 +223,19 @@ async def test_cli_pins_the_certificate_from_a_file(
     agency = (await run_cli(env, "agency", "create", "--name", "CAP agency"))["agency_id"]
     pem = tmp_path / "sender.pem"
     pem.write_text(signer.pem)
-    done = await _cli(
+    done = await dispatch_cli(
         env, "agency", "configure", "--agency", agency, "--cap-signing-cert", str(pem)
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["cap_signing_cert"] == signer.pem
 
     pem.write_text(signer.pem + "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")
-    refused = await _cli(
+    refused = await dispatch_cli(
         env, "agency", "configure", "--agency", agency, "--cap-signing-cert", str(pem)
     )
     assert refused.returncode == 1
     assert "/cap_signing_cert" in refused.stderr
-    unset = await _cli(
+    unset = await dispatch_cli(
         env, "agency", "configure", "--agency", agency, "--settings", '{"cap_signing_cert": null}'
     )
     assert json.loads(unset.stdout)["cap_signing_cert"] is None
-
-
-async def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "dispatch", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.dispatch.helpers import dispatch_cli
 from tests.dispatch.serve_process import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-async def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "dispatch", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None:
@@ -38,20 +23,22 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
             env, "agency", "create", "--name", "CLI agency", "--radius-m", "800", "--limit", "5"
         )
     )["agency_id"]
-    first = json.loads((await _run(env, "agency", "policy", "--agency", agency)).stdout)
+    first = json.loads((await dispatch_cli(env, "agency", "policy", "--agency", agency)).stdout)
     assert (first["version"], first["waves"][0]) == (1, {"after_s": 0, "radius_m": 800, "live": 5})
     second = await run_cli(env, "agency", "key-add", "--agency", agency, "--label", "rotation")
     assert second["integration_key"].startswith("dak_")
-    third = await _run(env, "agency", "key-add", "--agency", agency)
+    third = await dispatch_cli(env, "agency", "key-add", "--agency", agency)
     assert third.returncode == 1
     assert "revoke one" in third.stderr
 
-    policy = await _run(
+    policy = await dispatch_cli(
         env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 2}'
     )
     assert policy.returncode == 0, policy.stderr
     assert '"target_accepted": 2' in policy.stdout
-    bad = await _run(env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 0}')
+    bad = await dispatch_cli(
+        env, "agency", "policy", "--agency", agency, "--set", '{"target_accepted": 0}'
+    )
     assert bad.returncode == 1
     assert "/target_accepted" in bad.stderr
 
@@ -59,7 +46,7 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
         env, "volunteer", "create", "--agency", agency, "--name", "Ann",
         "--settings", '{"tier": "professional"}',
     )  # fmt: skip
-    changed = await _run(
+    changed = await dispatch_cli(
         env, "volunteer", "set", "--agency", agency, "--id", volunteer["volunteer_id"],
         "--settings", '{"quiet_from": "23:00", "quiet_until": "07:00"}',
     )  # fmt: skip
@@ -77,7 +64,7 @@ async def test_admin_verbs_end_to_end(database_url: str, tmp_path: Path) -> None
     assert imported["imported"] == "2"
     broken = tmp_path / "broken.csv"
     broken.write_text("id,name,lat,lon\nB1,Bad,95,4.89\n")
-    refused = await _run(env, "aed", "import", "--agency", agency, str(broken))
+    refused = await dispatch_cli(env, "aed", "import", "--agency", agency, str(broken))
     assert refused.returncode == 1
     assert "/line/2/lat" in refused.stderr
 

@@ -25,7 +25,7 @@ import pytest_asyncio
 from tests.dispatch import pg
 from tests.dispatch.browser import CHROMIUM, launch_chromium
 from tests.dispatch.browser import artifacts as browser_artifacts
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, AgencyAuth, incident, offset
 from tests.dispatch.serve_process import ServeProcess, run_cli
 from tests.fakes.tile_server import tile_server
 
@@ -42,21 +42,13 @@ def artifacts() -> Path:
 
 
 @dataclass
-class Stack:
+class Stack(AgencyAuth):
     base: str
     database_url: str
     agency_id: str
     key: str
-    supervisor: str
+    supervisor_token: str
     volunteers: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def key_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-    @property
-    def supervisor_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.supervisor}"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -121,7 +113,7 @@ async def tab(browser: Any, stack: Stack) -> AsyncIterator[Tab]:
 async def _sign_in(tab: Tab, stack: Stack) -> None:
     page = tab.page
     await page.goto(f"{stack.base}/console/")
-    await page.fill("#token", stack.supervisor)
+    await page.fill("#token", stack.supervisor_token)
     await page.click("#signin-form button[type=submit]")
     await page.wait_for_selector("#board-status.live")
 
@@ -136,6 +128,12 @@ async def _api(
         text = await resp.text()
         assert resp.status == status, text
         return json.loads(text) if text else None
+
+
+async def _post_incident(stack: Stack, report: dict[str, Any]) -> Any:
+    """The CAD posts ``report`` with the agency's key; the 202 answer."""
+    url = f"{stack.base}/v1/cad/{stack.agency_id}/incidents"
+    return await _api("POST", url, stack.auth, report, status=202)
 
 
 async def _volunteers(stack: Stack, distances: list[float]) -> None:
@@ -202,12 +200,8 @@ async def test_board_follows_intake_and_answers_and_the_incident_page_draws_them
     await page.evaluate("window.__notReloaded = true")
 
     posted_at = time.perf_counter()
-    posted = await _api(
-        "POST",
-        f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
-        stack.key_auth,
-        incident("browser-1", address="Dam 1, Amsterdam", version=1),
-        status=202,
+    posted = await _post_incident(
+        stack, incident("browser-1", address="Dam 1, Amsterdam", version=1)
     )
     incident_id = posted["incident_id"]
     row = page.locator(f'tr[data-incident="{incident_id}"]')
@@ -241,9 +235,7 @@ async def test_board_follows_intake_and_answers_and_the_incident_page_draws_them
         version=2,
         units=[{"unit_id": "M12", "status": "en_route"}],
     )
-    await _api(
-        "POST", f"{stack.base}/v1/cad/{stack.agency_id}/incidents", stack.key_auth, update, 202
-    )
+    await _post_incident(stack, update)
     await row.get_by_text("M12: en_route").wait_for(timeout=5000)
     assert await page.evaluate("window.__notReloaded") is True
     assert await _count(page, incident_id, "alerted") == "3"
@@ -373,13 +365,7 @@ async def test_report_csv_export_matches_the_json_report_cell_by_cell(
     tab: Tab, stack: Stack
 ) -> None:
     page = tab.page
-    await _api(
-        "POST",
-        f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
-        stack.key_auth,
-        incident("report-1"),
-        status=202,
-    )
+    await _post_incident(stack, incident("report-1"))
     await _sign_in(tab, stack)
     await page.goto(f"{stack.base}/console/#/reports")
     await page.wait_for_selector("#chart-months")
@@ -419,7 +405,7 @@ async def test_every_page_renders_from_our_own_origin_only(tab: Tab, stack: Stac
     await _api(
         "POST",
         f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
-        {**stack.key_auth, "Content-Type": "application/json"},
+        {**stack.auth, "Content-Type": "application/json"},
         {"incident_id": "broken"},
         status=422,
     )
@@ -451,13 +437,7 @@ async def test_an_agency_tile_server_is_the_only_other_origin_and_only_when_set(
         await _api("PATCH", settings_url, stack.supervisor_auth, {"map_tile_url": template})
         try:
             tab.elsewhere.append(tiles.base)
-            posted = await _api(
-                "POST",
-                f"{stack.base}/v1/cad/{stack.agency_id}/incidents",
-                stack.key_auth,
-                incident("tiles-1"),
-                status=202,
-            )
+            posted = await _post_incident(stack, incident("tiles-1"))
             await _sign_in(tab, stack)
             policy = await page.evaluate(
                 "fetch('/console/').then(r => r.headers.get('Content-Security-Policy'))"

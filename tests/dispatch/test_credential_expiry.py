@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient
 
 from dispatch.config import Settings
 from dispatch.web.app import create_app
-from tests.dispatch.accounts_helpers import bearer, sent, sign_up
+from tests.dispatch.accounts_helpers import sent, sign_up
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
+from tests.dispatch.helpers import CENTRE, bearer, incident, offset, wait_until
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 
@@ -106,14 +106,22 @@ async def _in_amsterdam(client: Any, agency: AgencyFixture) -> None:
     assert resp.status == 200
 
 
+async def _signed_up_before(
+    client: Any, clock: DrillClock, agency: AgencyFixture, phone: str
+) -> tuple[date, Volunteer]:
+    """A volunteer of the agency (moved to Amsterdam) signed up at noon 20 days from now:
+    ``(a date 40 days after that, for a credential to end on, the volunteer)``."""
+    await _in_amsterdam(client, agency)
+    expiry = datetime.now(ZONE).date() + timedelta(days=60)
+    clock.set(_at(expiry - timedelta(days=40), 12, 0))
+    return expiry, Volunteer(client, await sign_up(client, agency.agency_id, phone))
+
+
 async def test_a_credential_ends_at_local_midnight_and_a_renewal_restores_alerts(
     drill: tuple[Any, DrillClock], agency: AgencyFixture
 ) -> None:
     client, clock = drill
-    await _in_amsterdam(client, agency)
-    expiry = datetime.now(ZONE).date() + timedelta(days=60)
-    clock.set(_at(expiry - timedelta(days=40), 12, 0))
-    volunteer = Volunteer(client, await sign_up(client, agency.agency_id, "+31633330001"))
+    expiry, volunteer = await _signed_up_before(client, clock, agency, "+31633330001")
     declared = await client.post(
         "/v1/me/credentials",
         json={"kind": "cpr_bls", "issuer": "NRR", "expires_on": expiry.isoformat()},
@@ -176,10 +184,7 @@ async def test_reminders_of_a_renewed_credential_are_skipped(
     drill: tuple[Any, DrillClock], agency: AgencyFixture, db: Any
 ) -> None:
     client, clock = drill
-    await _in_amsterdam(client, agency)
-    expiry = datetime.now(ZONE).date() + timedelta(days=60)
-    clock.set(_at(expiry - timedelta(days=40), 12, 0))
-    volunteer = Volunteer(client, await sign_up(client, agency.agency_id, "+31633330002"))
+    expiry, volunteer = await _signed_up_before(client, clock, agency, "+31633330002")
     ids = []
     for ends in (expiry, expiry + timedelta(days=365)):
         resp = await client.post(

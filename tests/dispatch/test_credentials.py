@@ -12,8 +12,9 @@ import pytest
 from dispatch.domain.scans import MAX_SCAN_BYTES
 from dispatch.store import agencies as agency_store
 from tests.dispatch import scan_files
-from tests.dispatch.accounts_helpers import bearer, sent_of_kind, sign_up
+from tests.dispatch.accounts_helpers import sent_of_kind, sign_up
 from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import bearer
 
 NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
 

@@ -20,7 +20,7 @@ from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from notify.twilio_webhooks import SMS_INBOUND_PATH
 from tests.dispatch.conftest import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, sms_through, wait_until
+from tests.dispatch.helpers import CENTRE, bearer, incident, new_volunteer, sms_through, wait_until
 from tests.fakes.twilio_server import FakeTwilio
 
 PHONE = "+15550107777"
@@ -49,16 +49,11 @@ async def other_agency(db: asyncpg.Connection) -> AgencyFixture:
 
 
 async def _volunteer(client: Any, agency: AgencyFixture, phone: str | None = None) -> Any:
-    body: dict[str, Any] = {"display_name": "Ann", "certified_until": "2099-01-01T00:00:00Z"}
-    if phone:
-        body["phone_e164"] = phone
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers", json=body, headers=agency.supervisor_auth
+    phoned = {"phone_e164": phone} if phone else {}
+    volunteer_id, token = await new_volunteer(
+        client, agency, "Ann", certified_until="2099-01-01T00:00:00Z", **phoned
     )
-    assert resp.status == 201, await resp.text()
-    created = await resp.json()
-    auth = {"Authorization": f"Bearer {created['token']}"}
-    return created["volunteer_id"], auth
+    return volunteer_id, bearer(token)
 
 
 async def _events(client: Any, agency: AgencyFixture, volunteer_id: int) -> list[str]:
@@ -73,6 +68,12 @@ async def _events(client: Any, agency: AgencyFixture, volunteer_id: int) -> list
 # --- push devices ---------------------------------------------------------------------------
 
 
+async def _register_device(client: Any, token: str, platform: str, auth: dict[str, str]) -> Any:
+    return await client.put(
+        "/v1/me/devices", json={"fcm_token": token, "platform": platform}, headers=auth
+    )
+
+
 async def test_a_device_of_another_agencys_volunteer_is_refused_and_stays(
     client: Any, agency: AgencyFixture, other_agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
@@ -80,14 +81,10 @@ async def test_a_device_of_another_agencys_volunteer_is_refused_and_stays(
     ann_id, ann = await _volunteer(client, agency)
     _, bob = await _volunteer(client, other_agency)
     token = "shared-fcm-token-" + "x" * 40
-    resp = await client.put(
-        "/v1/me/devices", json={"fcm_token": token, "platform": "android"}, headers=ann
-    )
+    resp = await _register_device(client, token, "android", ann)
     assert resp.status == 200
     before = await db.fetchrow("SELECT * FROM devices")
-    resp = await client.put(
-        "/v1/me/devices", json={"fcm_token": token, "platform": "ios"}, headers=bob
-    )
+    resp = await _register_device(client, token, "ios", bob)
     assert resp.status == 409
     assert resp.content_type == "application/problem+json"
     problem = await resp.json()
@@ -105,17 +102,11 @@ async def test_a_device_moves_within_the_agency_with_an_event_for_both(
     ann_id, ann = await _volunteer(client, agency)
     bob_id, bob = await _volunteer(client, agency)
     token = "handed-on-phone-" + "y" * 40
-    first = await client.put(
-        "/v1/me/devices", json={"fcm_token": token, "platform": "android"}, headers=ann
-    )
-    again = await client.put(
-        "/v1/me/devices", json={"fcm_token": token, "platform": "android"}, headers=ann
-    )
+    first = await _register_device(client, token, "android", ann)
+    again = await _register_device(client, token, "android", ann)
     assert again.status == 200
     assert await _events(client, agency, ann_id) == [], "re-registering one's own device is no move"
-    moved = await client.put(
-        "/v1/me/devices", json={"fcm_token": token, "platform": "android"}, headers=bob
-    )
+    moved = await _register_device(client, token, "android", bob)
     assert moved.status == 200
     assert (await moved.json())["device_id"] == (await first.json())["device_id"]
     assert await db.fetchval("SELECT volunteer_id FROM devices") == bob_id

@@ -3,47 +3,21 @@ is checked against a sample before it is stored, and ``--dry-run`` shows what it
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.cad_adapters.feed_fixtures import DALLAS, feed_fixture
+from tests.dispatch.helpers import dispatch_cli
 from tests.fakes.feed_server import FeedServer, serving
 
 pytestmark = pytest.mark.slow
 
-FIXTURES = Path(__file__).parents[1] / "cad_adapters" / "fixtures" / "feeds"
-DALLAS = {
-    "items": "incidents",
-    "document_time": "$.summary.generated_at",
-    "fields": {
-        "id": "incident_number",
-        "call_type_code": "nature_of_call",
-        "received_at": "@document_time",
-        "address": {"join": ["block", "location"], "sep": " ", "partial": True},
-    },
-}
-
 
 async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    """Run ``dispatch`` in a child process without blocking this loop (it serves the feed)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dispatch", *args,
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def _fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+    done = await dispatch_cli({"DATABASE_URL": database_url}, *args)
+    return done.returncode, done.stdout, done.stderr
 
 
 async def test_feed_add_checks_the_mapping_against_a_sample(
@@ -54,7 +28,7 @@ async def test_feed_add_checks_the_mapping_against_a_sample(
     fitting mapping (or a ready one) is stored and listed with its health."""
     agency = await db.fetchval("INSERT INTO agencies (id, name) VALUES (gen_random_uuid(), 'A')"
                                " RETURNING id::text")  # fmt: skip
-    document = _fixture("dallas_active_calls.json")
+    document = feed_fixture("dallas_active_calls.json")
     document["meta"] = document.pop("summary")
     fake = FeedServer(document=document)
     async with serving(fake) as url:
@@ -67,7 +41,7 @@ async def test_feed_add_checks_the_mapping_against_a_sample(
         assert "every one of the sample's 3 items is refused" in err
         assert await db.fetchval("SELECT count(*) FROM cad_feeds") == 0
 
-        fake.document = _fixture("dallas_active_calls.json")
+        fake.document = feed_fixture("dallas_active_calls.json")
         dry = ("--mapping", json.dumps(DALLAS), "--dry-run")
         code, out, err = await _cli(database_url, *base, *dry)
         assert code == 0, err
@@ -87,7 +61,7 @@ async def test_feed_add_checks_the_mapping_against_a_sample(
         code, _, err = await _cli(database_url, *base, "--mapping", json.dumps(DALLAS))
         assert (code, "already has a feed named 'dallas'" in err) == (1, True)
 
-        fake.document = _fixture("pulsepoint_incidents.json")
+        fake.document = feed_fixture("pulsepoint_incidents.json")
         pulse = ("feed", "add", "--agency", agency, "--name", "pp", "--url", url)
         code, out, err = await _cli(database_url, *pulse, "--template", "pulsepoint")
         assert code == 0, err

@@ -4,9 +4,7 @@ coordinates) and a Dallas-style snapshot (document time, no coordinates)."""
 from __future__ import annotations
 
 import copy
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,16 +13,11 @@ from cad_adapters.feed_templates import template_mapping
 from dispatch.config import Settings
 from dispatch.store import feeds
 from dispatch.web.app import create_app
+from tests.cad_adapters.feed_fixtures import DALLAS, feed_fixture
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.feed_helpers import poll_now
-from tests.dispatch.helpers import CENTRE, drained, offset
+from tests.dispatch.helpers import CENTRE, drained, offset, volunteer_at
 from tests.fakes.feed_server import FeedServer, serving
-
-FIXTURES = Path(__file__).parents[1] / "cad_adapters" / "fixtures" / "feeds"
-
-
-def _fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
 
 
 async def _events(db: asyncpg.Connection, source_incident_id: str) -> list[tuple[str, Any]]:
@@ -38,19 +31,32 @@ async def _events(db: asyncpg.Connection, source_incident_id: str) -> list[tuple
     return [(r["event"], r["details"]) for r in rows]
 
 
-async def _volunteer_at_centre(client: Any, agency: AgencyFixture) -> None:
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        json={"display_name": "V", "tier": "professional"},
-        headers=agency.supervisor_auth,
-    )
-    token = (await resp.json())["token"]
-    resp = await client.put(
-        "/v1/me/location",
-        json={"lat": CENTRE[0], "lon": CENTRE[1]},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert resp.status == 204
+async def _polling_app(
+    aiohttp_client: Any, settings: Settings, agency: AgencyFixture, codes: list[str]
+) -> Any:
+    """A client of an app polling feeds every 50 ms; ``agency`` alerts for ``codes`` and
+    has a volunteer at the centre."""
+    client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
+    await _rules(client, agency, codes)
+    await volunteer_at(client, agency, CENTRE, tier="professional")
+    return client
+
+
+def _pulsepoint_near_centre() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The PulsePoint fixture with its first active call 20 m from the centre: the document
+    and that call."""
+    document = feed_fixture("pulsepoint_incidents.json")
+    lat, lon = offset(*CENTRE, 20, 0)
+    first = document["incidents"]["active"][0]
+    first["Latitude"], first["Longitude"] = f"{lat:.10f}", f"{lon:.10f}"
+    return document, first
+
+
+async def _add_pulsepoint(db: asyncpg.Connection, agency: AgencyFixture, url: str) -> int:
+    return await feeds.create(
+        db, agency_id=agency.agency_id, name="pp", url=url,
+        mapping=template_mapping("pulsepoint"), interval_s=3600,
+    )  # fmt: skip
 
 
 async def _rules(client: Any, agency: AgencyFixture, codes: list[str]) -> None:
@@ -68,20 +74,12 @@ async def test_pulsepoint_layout_creates_incidents_timed_at_first_sight(
     """`{}` / "null" dates: received at the poll that first saw them, marked so on the
     timeline; string coordinates alert, "0.0000000000" is no position. Later polls and a
     restart change nothing; a changed item is an update that keeps its first-sight time."""
-    document = _fixture("pulsepoint_incidents.json")
-    lat, lon = offset(*CENTRE, 20, 0)
-    first = document["incidents"]["active"][0]
-    first["Latitude"], first["Longitude"] = f"{lat:.10f}", f"{lon:.10f}"
+    document, _ = _pulsepoint_near_centre()
     # The feed's first poll lists nothing: calls listed later are known to be new.
     fake = FeedServer(document={"incidents": {"alerts": [], "active": []}})
-    client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
-    await _rules(client, agency, ["ME"])
-    await _volunteer_at_centre(client, agency)
+    client = await _polling_app(aiohttp_client, settings, agency, ["ME"])
     async with serving(fake) as url:
-        feed_id = await feeds.create(
-            db, agency_id=agency.agency_id, name="pp", url=url,
-            mapping=template_mapping("pulsepoint"), interval_s=3600,
-        )  # fmt: skip
+        feed_id = await _add_pulsepoint(db, agency, url)
         assert (await poll_now(db, feed_id))["last_result"] == "ok"
         fake.document = document
         before = datetime.now(UTC)
@@ -133,22 +131,10 @@ async def test_pulsepoint_layout_creates_incidents_timed_at_first_sight(
 
 
 def _dallas(generated_at: datetime, drop: str | None = None) -> dict[str, Any]:
-    document = _fixture("dallas_active_calls.json")
+    document = feed_fixture("dallas_active_calls.json")
     document["summary"]["generated_at"] = generated_at.isoformat(timespec="seconds")
     document["incidents"] = [i for i in document["incidents"] if i["incident_number"] != drop]
     return document
-
-
-DALLAS = {
-    "items": "incidents",
-    "document_time": "$.summary.generated_at",
-    "fields": {
-        "id": "incident_number",
-        "call_type_code": "nature_of_call",
-        "received_at": "@document_time",
-        "address": {"join": ["block", "location"], "sep": " ", "partial": True},
-    },
-}
 
 
 async def test_dallas_layout_stores_non_alerting_incidents_and_closes_vanished_ones(
@@ -157,9 +143,7 @@ async def test_dallas_layout_stores_non_alerting_incidents_and_closes_vanished_o
     """No time and no coordinates on the items: received at the snapshot's own time (marked),
     stored, alerting nobody; newer snapshots of the same calls change nothing; a call that
     leaves the list is closed."""
-    client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
-    await _rules(client, agency, ["CARDIAC ARREST"])
-    await _volunteer_at_centre(client, agency)
+    await _polling_app(aiohttp_client, settings, agency, ["CARDIAC ARREST"])
     generated = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     fake = FeedServer(document=_dallas(generated))
     async with serving(fake) as url:
@@ -203,19 +187,11 @@ async def test_calls_with_estimated_times_alert_only_when_seen_appearing(
 ) -> None:
     """A feed's first poll, or the first after a gap longer than the agency's age limit,
     lists calls whose age nobody knows: stored, never alerted (received_time_unknown)."""
-    document = _fixture("pulsepoint_incidents.json")
-    lat, lon = offset(*CENTRE, 20, 0)
-    first = document["incidents"]["active"][0]
-    first["Latitude"], first["Longitude"] = f"{lat:.10f}", f"{lon:.10f}"
+    document, first = _pulsepoint_near_centre()
     fake = FeedServer(document=document)
-    client = await aiohttp_client(create_app(settings.with_overrides(feed_tick_s=0.05)))
-    await _rules(client, agency, ["ME"])
-    await _volunteer_at_centre(client, agency)
+    await _polling_app(aiohttp_client, settings, agency, ["ME"])
     async with serving(fake) as url:
-        feed_id = await feeds.create(
-            db, agency_id=agency.agency_id, name="pp", url=url,
-            mapping=template_mapping("pulsepoint"), interval_s=3600,
-        )  # fmt: skip
+        feed_id = await _add_pulsepoint(db, agency, url)
         await poll_now(db, feed_id)
         assert await db.fetchval("SELECT count(*) FROM alerts") == 0
         located = await _events(db, "EMS0001/1580001001")

@@ -12,16 +12,15 @@ import asyncpg
 import pytest
 
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, drained, incident, new_volunteer, offset, snapshot
-
-
-async def _place(client: Any, token: str, lat: float, lon: float, **extra: Any) -> None:
-    resp = await client.put(
-        "/v1/me/location",
-        json={"lat": lat, "lon": lon, **extra},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert resp.status == 204, await resp.text()
+from tests.dispatch.helpers import (
+    CENTRE,
+    drained,
+    incident,
+    new_volunteer,
+    offset,
+    report_position,
+    snapshot,
+)
 
 
 async def _post(client: Any, agency: AgencyFixture, doc: Any, **kw: Any) -> Any:
@@ -164,7 +163,7 @@ async def test_replay_is_unchanged_and_older_version_is_stale(
 ) -> None:
     """Same document twice: same id, "unchanged", no new alerts; an older version: "stale"."""
     _, token = await new_volunteer(client, agency)
-    await _place(client, token, *offset(*CENTRE, 100, 0))
+    await report_position(client, token, *offset(*CENTRE, 100, 0))
     t0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     v2 = incident("replay-1", version=2, updated_at=(t0 + timedelta(minutes=1)).isoformat())
     first = await _post(client, agency, v2)
@@ -205,7 +204,7 @@ async def test_concurrent_identical_posts_create_one_incident(
 ) -> None:
     """Duplicate webhooks arriving together create one incident and one set of alerts."""
     _, token = await new_volunteer(client, agency)
-    await _place(client, token, *offset(*CENTRE, 50, 50))
+    await report_position(client, token, *offset(*CENTRE, 50, 50))
     doc = incident("dup-1")
     answers = await asyncio.gather(*(_post(client, agency, doc) for _ in range(5)))
     bodies = [await a.json() for a in answers]
@@ -222,13 +221,13 @@ async def test_matching_alerts_only_fresh_volunteers_inside_radius(
     inside = []
     for north in (0, 120, 250, 490):
         vid, token = await new_volunteer(client, agency)
-        await _place(client, token, *offset(*CENTRE, north, 0))
+        await report_position(client, token, *offset(*CENTRE, north, 0))
         inside.append(vid)
     outside, token = await new_volunteer(client, agency)
-    await _place(client, token, *offset(*CENTRE, 0, 520))
+    await report_position(client, token, *offset(*CENTRE, 0, 520))
     stale, token = await new_volunteer(client, agency)
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    await _place(client, token, *offset(*CENTRE, 10, 10), at=old)
+    await report_position(client, token, *offset(*CENTRE, 10, 10), at=old)
     unplaced, _ = await new_volunteer(client, agency)
 
     body = await (await _post(client, agency, incident("m-1"))).json()
@@ -244,7 +243,7 @@ async def test_not_alertable_incidents_are_recorded_without_alerts(
 ) -> None:
     """Unknown call types, tests and closed incidents never wake volunteers; the log says why."""
     _, token = await new_volunteer(client, agency)
-    await _place(client, token, *CENTRE)
+    await report_position(client, token, *CENTRE)
     cases = {
         "u-1": ({"is_cardiac_arrest": None, "call_type": {"code": "FALL"}}, "unknown_call_type"),
         "u-2": ({"is_cardiac_arrest": False}, "not_cardiac_arrest"),
@@ -269,14 +268,14 @@ async def test_test_incidents_alert_only_testers(
 ) -> None:
     """An is_test incident alerts volunteers enrolled as testers and nobody else."""
     _, token = await new_volunteer(client, agency)
-    await _place(client, token, *CENTRE)
+    await report_position(client, token, *CENTRE)
     resp = await client.post(
         f"/v1/agencies/{agency.agency_id}/volunteers",
         json={"display_name": "Tess", "is_tester": True},
         headers=agency.supervisor_auth,
     )
     tester = await resp.json()
-    await _place(client, tester["token"], *offset(*CENTRE, 30, 0))
+    await report_position(client, tester["token"], *offset(*CENTRE, 30, 0))
     body = await (await _post(client, agency, incident("t-1", is_test=True))).json()
     assert body["alerts_queued"] == 1
     assert await db.fetchval("SELECT volunteer_id FROM alerts") == tester["volunteer_id"]

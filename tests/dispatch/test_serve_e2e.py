@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
+from tests.dispatch.helpers import CENTRE, cli_agency, incident, offset, wait_until
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
 pytestmark = pytest.mark.slow
@@ -58,8 +58,7 @@ async def test_incident_to_accept_through_the_real_process(
 ) -> None:
     """Alerts reach exactly the fresh volunteers inside the radius; accept moves the state."""
     env = {"DATABASE_URL": database_url}
-    agency = await run_cli(env, "agency", "create", "--name", "E2E agency")
-    agency_id, key = agency["agency_id"], agency["integration_key"]
+    agency_id, key = await cli_agency(env, "E2E agency")
     supervisor = await run_cli(env, "supervisor", "create", "--agency", agency_id, "--name", "Sup")
     sent_file = tmp_path / "sent.jsonl"
     server = ServeProcess({**env, "DISPATCH_LOG_PROVIDER_FILE": str(sent_file)}, tmp_path / "log")
@@ -148,8 +147,7 @@ async def test_crash_after_commit_sends_every_alert_exactly_once(
 ) -> None:
     """SIGKILL after the incident commits but before any send: after restart, each alert once."""
     env = {"DATABASE_URL": database_url}
-    agency = await run_cli(env, "agency", "create", "--name", "Crash agency")
-    agency_id, key = agency["agency_id"], agency["integration_key"]
+    agency_id, key = await cli_agency(env, "Crash agency")
     sent_file = tmp_path / "sent.jsonl"
     conn = await asyncpg.connect(database_url)
     try:

@@ -9,9 +9,9 @@ import asyncpg
 
 from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
-from tests.dispatch.accounts_helpers import MovableClock, bearer, sent_of_kind, sign_up
+from tests.dispatch.accounts_helpers import MovableClock, sent_of_kind, sign_up
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
+from tests.dispatch.helpers import CENTRE, bearer, incident, offset, wait_until
 
 
 async def _legacy(client: Any, agency: AgencyFixture, name: str = "Ann", **settings: Any) -> Any:

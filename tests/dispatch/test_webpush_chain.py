@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -17,16 +19,14 @@ EVERYTHING = VENDORS | {Step.WEB_PUSH, Step.LIVE}
 NO_VENDOR = frozenset({Step.LOG, Step.WEB_PUSH, Step.LIVE})
 
 
-def _reach(**overrides: object) -> Reach:
-    values: dict[str, object] = {
-        "has_device": False,
-        "has_phone": True,
-        "sms_allowed": True,
-        "voice_allowed": True,
-        "has_web_push": True,
-    }
-    values.update(overrides)
-    return Reach(**values)  # type: ignore[arg-type]
+# No app device; a Web Push subscription and a phone that takes texts and calls.
+BROWSER_AND_PHONE = Reach(
+    has_device=False, has_phone=True, sms_allowed=True, voice_allowed=True, has_web_push=True
+)
+
+
+def _reach(**overrides: Any) -> Reach:
+    return replace(BROWSER_AND_PHONE, **overrides)
 
 
 @pytest.mark.parametrize(

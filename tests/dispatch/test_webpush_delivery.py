@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -21,8 +20,8 @@ from aiohttp.test_utils import TestClient
 from dispatch.config import Settings
 from dispatch.web.app import create_app
 from tests.dispatch.accounts_helpers import MovableClock
-from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, sms_through
+from tests.dispatch.conftest import AgencyFixture, app_client
+from tests.dispatch.helpers import CENTRE, bearer, incident, sms_through, volunteer_at
 from tests.fakes.twilio_server import FakeTwilio
 from tests.fakes.webpush import BrowserSubscription, FakeWebPush, PushReply
 
@@ -30,20 +29,6 @@ pytestmark = pytest.mark.storage
 
 PHONE = "+15550104242"
 PUSH_KEYS = {"alert_id", "incident_id", "role", "expires_at", "call_type"}
-
-
-@pytest.fixture(scope="module")
-def push_service() -> Iterator[FakeWebPush]:
-    fake = FakeWebPush().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def push(push_service: FakeWebPush) -> Iterator[FakeWebPush]:
-    push_service.reset()
-    yield push_service
-    push_service.reset()
 
 
 @pytest.fixture
@@ -56,36 +41,20 @@ async def wp_client(
     wp_settings: Settings, aiohttp_client: Any, clock: MovableClock
 ) -> TestClient[web.Request, web.Application]:
     """Log provider only (no vendor account), Web Push and live on; a clock the test moves."""
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(
-        create_app(wp_settings, clock=clock)
-    )
-    return client
+    return await app_client(aiohttp_client, wp_settings, clock)
 
 
 @pytest.fixture
 async def sms_client(
     wp_settings: Settings, twilio: FakeTwilio, aiohttp_client: Any
 ) -> TestClient[web.Request, web.Application]:
-    client: TestClient[web.Request, web.Application] = await aiohttp_client(
-        create_app(sms_through(wp_settings, twilio))
-    )
-    return client
+    return await app_client(aiohttp_client, sms_through(wp_settings, twilio))
 
 
 async def _volunteer(client: Any, agency: AgencyFixture, phone: str | None = None) -> Any:
-    body: dict[str, Any] = {"display_name": "Ann"}
-    if phone:
-        body["phone_e164"] = phone
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/volunteers", json=body, headers=agency.supervisor_auth
-    )
-    assert resp.status == 201, await resp.text()
-    auth = {"Authorization": f"Bearer {(await resp.json())['token']}"}
-    resp = await client.put(
-        "/v1/me/location", json={"lat": CENTRE[0], "lon": CENTRE[1]}, headers=auth
-    )
-    assert resp.status == 204
-    return auth
+    phoned = {"phone_e164": phone} if phone else {}
+    _, token = await volunteer_at(client, agency, CENTRE, "Ann", **phoned)
+    return bearer(token)
 
 
 async def _subscribe(client: Any, push: FakeWebPush, auth: dict[str, str]) -> BrowserSubscription:

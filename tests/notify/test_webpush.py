@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,20 +38,6 @@ SUBJECT = "mailto:ops@example.org"
 
 
 @pytest.fixture(scope="module")
-def push_service() -> Iterator[FakeWebPush]:
-    fake = FakeWebPush().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake(push_service: FakeWebPush) -> Iterator[FakeWebPush]:
-    push_service.reset()
-    yield push_service
-    push_service.reset()
-
-
-@pytest.fixture(scope="module")
 def vapid_key() -> ec.EllipticCurvePrivateKey:
     return generate_vapid_key()
 
@@ -71,16 +57,16 @@ def _address(sub: BrowserSubscription) -> str:
 
 
 async def test_a_subscription_gets_the_alert_with_the_same_data_keys_as_fcm(
-    fake: FakeWebPush, webpush: WebPushNotifier, service_account_file: Path
+    push: FakeWebPush, webpush: WebPushNotifier, service_account_file: Path
 ) -> None:
-    sub = fake.subscribe(webpush.public_key)
+    sub = push.subscribe(webpush.public_key)
     alert = make_alert(address=_address(sub))
 
     result = await webpush.send(alert, timeout_s=2.0)
 
     assert result.outcome is DeliveryOutcome.ACCEPTED, result
     assert result.provider_message_id is not None
-    (got,) = fake.received_by(sub)
+    (got,) = push.received_by(sub)
     fcm = FcmNotifier(service_account_file=service_account_file, clock=fixed_clock)
     try:
         fcm_data = fcm.build_message(alert, 180).data
@@ -93,7 +79,7 @@ async def test_a_subscription_gets_the_alert_with_the_same_data_keys_as_fcm(
     assert got.headers["TTL"] == "180"  # the alert's remaining life
     assert got.headers["Topic"] == "al-7f3a9c2e4b1d"
     assert topic_for("0b7e6c1a-1f2d-4c3b-9a8e-7d6c5b4a3f21") == "0b7e6c1a1f2d4c3b9a8e7d6c5b4a3f21"
-    assert got.claims["aud"] == fake.url
+    assert got.claims["aud"] == push.url
     assert got.claims["sub"] == SUBJECT
 
 
@@ -108,34 +94,34 @@ async def test_a_subscription_gets_the_alert_with_the_same_data_keys_as_fcm(
     ],
 )
 async def test_push_service_answers_map_like_fcm(
-    fake: FakeWebPush,
+    push: FakeWebPush,
     webpush: WebPushNotifier,
     status: int,
     outcome: DeliveryOutcome,
     code: ErrorCode,
 ) -> None:
-    sub = fake.subscribe(webpush.public_key)
-    fake.replies[sub.sub_id] = PushReply(status, retry_after="7" if status == 429 else None)
+    sub = push.subscribe(webpush.public_key)
+    push.replies[sub.sub_id] = PushReply(status, retry_after="7" if status == 429 else None)
 
     result = await webpush.send(make_alert(address=_address(sub)), timeout_s=2.0)
 
     assert (result.outcome, result.error_code) == (outcome, code)
     assert result.retry_after_s == (7.0 if status == 429 else None)
-    assert len(fake.received_by(sub)) == 1  # it passed every check before the scripted answer
+    assert len(push.received_by(sub)) == 1  # it passed every check before the scripted answer
 
 
 async def test_a_provider_with_another_vapid_key_is_refused(
-    fake: FakeWebPush, webpush: WebPushNotifier
+    push: FakeWebPush, webpush: WebPushNotifier
 ) -> None:
-    sub = fake.subscribe(webpush.public_key)
+    sub = push.subscribe(webpush.public_key)
     impostor = WebPushNotifier(vapid_key=generate_vapid_key(), subject=SUBJECT, clock=fixed_clock)
     try:
         result = await impostor.send(make_alert(address=_address(sub)), timeout_s=2.0)
     finally:
         await impostor.aclose()
     assert (result.outcome, result.error_code) == (DeliveryOutcome.PERMANENT, ErrorCode.AUTH_ERROR)
-    assert fake.received == []
-    assert "not the key" in fake.rejections[-1].reason
+    assert push.received == []
+    assert "not the key" in push.rejections[-1].reason
 
 
 async def _raw_post(url: str, headers: dict[str, str], body: bytes) -> int:
@@ -151,12 +137,12 @@ def _headers(auth: str) -> dict[str, str]:
 
 
 async def test_the_fake_cannot_be_fooled(
-    fake: FakeWebPush, vapid_key: ec.EllipticCurvePrivateKey
+    push: FakeWebPush, vapid_key: ec.EllipticCurvePrivateKey
 ) -> None:
     """Forged signature, wrong audience, expired token, body for other keys: all refused."""
     public = public_key_b64(vapid_key)
-    sub = fake.subscribe(public)
-    other = fake.subscribe(public)
+    sub = push.subscribe(public)
+    other = push.subscribe(public)
     good = parse_subscription(sub.endpoint, sub.p256dh, sub.auth_b64, allow_http_loopback=True)
     wrong_keys = parse_subscription(
         other.endpoint, other.p256dh, other.auth_b64, allow_http_loopback=True
@@ -165,7 +151,7 @@ async def test_the_fake_cannot_be_fooled(
     now = int(time.time())
 
     def signed(key: ec.EllipticCurvePrivateKey, **claims: object) -> str:
-        base = {"aud": fake.url, "exp": now + 3600, "sub": SUBJECT} | claims
+        base = {"aud": push.url, "exp": now + 3600, "sub": SUBJECT} | claims
         token = Vapid02(key).sign(base)["Authorization"]
         return str(token)
 
@@ -187,24 +173,24 @@ async def test_the_fake_cannot_be_fooled(
     for name, (auth, payload, status, reason) in cases.items():
         got = await _raw_post(sub.endpoint, _headers(auth), payload)
         assert got == status, name
-        assert reason in fake.rejections[-1].reason, name
-    assert fake.received == []
+        assert reason in push.rejections[-1].reason, name
+    assert push.received == []
     # The control: the same request, honestly signed and encrypted, is accepted.
     assert await _raw_post(sub.endpoint, _headers(signed(vapid_key)), body) == 201
-    assert len(fake.received) == 1
+    assert len(push.received) == 1
 
 
 async def test_expired_alert_and_bad_address_send_nothing(
-    fake: FakeWebPush, webpush: WebPushNotifier
+    push: FakeWebPush, webpush: WebPushNotifier
 ) -> None:
-    sub = fake.subscribe(webpush.public_key)
+    sub = push.subscribe(webpush.public_key)
     expired = make_alert(address=_address(sub), expires_at=NOW - timedelta(seconds=1))
     assert (await webpush.send(expired, timeout_s=2.0)).error_code == ErrorCode.EXPIRED
     broken = make_alert(address=json.dumps({"endpoint": sub.endpoint, "keys": {}}))
     result = await webpush.send(broken, timeout_s=2.0)
     assert result.error_code == ErrorCode.INVALID_MESSAGE
     assert sub.endpoint not in (result.detail or "")
-    assert fake.received == []
+    assert push.received == []
 
 
 async def test_network_failure_is_retryable(webpush: WebPushNotifier) -> None:
