@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from cad_adapters.eido import parse_eido, unit_status
 from cad_adapters.errors import CadParseError
 from cad_adapters.models import IncidentStatus, PlaceType, UnitStatus
+from tests.cad_adapters.conftest import parsed_point
 
 from .conftest import fixture_json, sample_bytes
 
@@ -370,14 +371,6 @@ def test_arbitrary_bytes_only_raise_cad_parse_error(data: bytes) -> None:
 def test_out_of_range_pos_property(lat: float, lon: float) -> None:
     """Any gml:pos out of range in the incident location is a CadParseError at that location."""
     document = _with(LOC, BAD_LOCATION.format(pos=f"{lat!r} {lon!r}"))
-    in_range = -90 <= lat <= 90 and -180 <= lon <= 180
-    if in_range and abs(lat) < 1e-9 and abs(lon) < 1e-9:
-        assert parse_eido(document).location is None
-    elif in_range:
-        location = parse_eido(document).location
-        assert location is not None
-        assert (location.lat, location.lon) == (lat, lon)
-    else:
-        with pytest.raises(CadParseError) as info:
-            parse_eido(document)
-        assert info.value.pointer.startswith("/locationComponent/1/locationByValue")
+    point = parsed_point(parse_eido, document, lat, lon)
+    if isinstance(point, CadParseError):
+        assert point.pointer.startswith("/locationComponent/1/locationByValue")
