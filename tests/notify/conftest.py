@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from notify.fcm import FcmNotifier
-from notify.ports import AlertMessage
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
 from tests.fakes.fcm_server import FakeFcm, TokenEndpointReply
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -43,6 +43,14 @@ def make_alert(**overrides: Any) -> AlertMessage:
     }
     values.update(overrides)
     return AlertMessage(**values)
+
+
+def assert_accepted(result: DeliveryResult, channel: Channel, id_prefix: str) -> None:
+    """The provider took the send on ``channel``, naming it with an id that starts ``id_prefix``."""
+    assert result.channel is channel
+    assert result.outcome is DeliveryOutcome.ACCEPTED, result
+    assert result.provider_message_id is not None
+    assert result.provider_message_id.startswith(id_prefix)
 
 
 def closed_port() -> int:

@@ -14,7 +14,14 @@ from notify.fcm import FcmNotifier
 from notify.ports import Channel, DeliveryOutcome
 from tests.fakes.fcm_server import FakeFcm, FcmReply, TokenEndpointReply
 from tests.notify._contracts import assert_valid_fcm_message
-from tests.notify.conftest import NOW, PROJECT_ID, closed_port, fixed_clock, make_alert
+from tests.notify.conftest import (
+    NOW,
+    PROJECT_ID,
+    assert_accepted,
+    closed_port,
+    fixed_clock,
+    make_alert,
+)
 
 
 async def test_send_posts_v1_message_with_android_apns_and_data(
@@ -22,10 +29,7 @@ async def test_send_posts_v1_message_with_android_apns_and_data(
 ) -> None:
     result = await fcm.send(make_alert(), timeout_s=5)
 
-    assert result.channel is Channel.PUSH
-    assert result.outcome is DeliveryOutcome.ACCEPTED, result
-    assert result.provider_message_id is not None
-    assert result.provider_message_id.startswith(f"projects/{PROJECT_ID}/messages/")
+    assert_accepted(result, Channel.PUSH, f"projects/{PROJECT_ID}/messages/")
     assert result.error_code is None
     assert result.latency_ms > 0
     (sent,) = fcm_fake.sends

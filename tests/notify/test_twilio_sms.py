@@ -22,6 +22,7 @@ from tests.notify.conftest import (
     AUTH_TOKEN,
     MESSAGING_SERVICE_SID,
     NOW,
+    assert_accepted,
     closed_port,
     fixed_clock,
     make_alert,
@@ -53,10 +54,7 @@ async def test_send_creates_message_with_validity_and_callback(
     alert = make_alert(address=TO)
     result = await sms.send(alert, timeout_s=5)
 
-    assert result.channel is Channel.SMS
-    assert result.outcome is DeliveryOutcome.ACCEPTED, result
-    assert result.provider_message_id is not None
-    assert result.provider_message_id.startswith("SM")
+    assert_accepted(result, Channel.SMS, "SM")
     (sent,) = twilio_fake.posts("/Messages.json")
     assert sent.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()

@@ -13,7 +13,7 @@ from notify.ports import Channel, DeliveryOutcome
 from notify.twilio_voice import MAX_TWIML_CHARS, TwilioVoiceNotifier, build_alert_twiml
 from tests.fakes.twilio_server import FakeTwilio, TwilioReply
 from tests.notify._contracts import assert_valid_twilio_form
-from tests.notify.conftest import ACCOUNT_SID, AUTH_TOKEN, fixed_clock, make_alert
+from tests.notify.conftest import ACCOUNT_SID, AUTH_TOKEN, assert_accepted, fixed_clock, make_alert
 
 CALLS_PATH = "/2010-04-01/Accounts/{AccountSid}/Calls.json"
 GATHER = "https://dispatch.example.org/v1/twilio/voice/{alert_id}/gather"
@@ -103,10 +103,7 @@ async def test_call_sends_inline_twiml(voice: TwilioVoiceNotifier, twilio_fake: 
     alert = make_alert(address=TO, alert_id="al/1 2")
     result = await voice.send(alert, timeout_s=5)
 
-    assert result.channel is Channel.VOICE
-    assert result.outcome is DeliveryOutcome.ACCEPTED, result
-    assert result.provider_message_id is not None
-    assert result.provider_message_id.startswith("CA")
+    assert_accepted(result, Channel.VOICE, "CA")
     (sent,) = twilio_fake.posts("/Calls.json")
     assert sent.one("To") == TO
     assert sent.one("From") == "+15550008888"
