@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from notify.fcm import FcmNotifier
-from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
+from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
 from tests.fakes.fcm_server import FakeFcm, TokenEndpointReply
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -51,6 +52,15 @@ def assert_accepted(result: DeliveryResult, channel: Channel, id_prefix: str) ->
     assert result.outcome is DeliveryOutcome.ACCEPTED, result
     assert result.provider_message_id is not None
     assert result.provider_message_id.startswith(id_prefix)
+
+
+async def timed_send(
+    notifier: Notifier, address: str, *, timeout_s: float
+) -> tuple[DeliveryResult, float]:
+    """``notifier`` sends an alert to ``address``: its result and the seconds that took."""
+    started = time.perf_counter()
+    result = await notifier.send(make_alert(address=address), timeout_s=timeout_s)
+    return result, time.perf_counter() - started
 
 
 def closed_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from tests.notify.conftest import (
     closed_port,
     fixed_clock,
     make_alert,
+    timed_send,
 )
 
 MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
@@ -175,10 +175,7 @@ async def test_stalled_twilio_hits_our_deadline(
     sms: TwilioSmsNotifier, twilio_fake: FakeTwilio
 ) -> None:
     twilio_fake.replies[TO] = TwilioReply(delay_s=5)
-    started = time.perf_counter()
-    result = await sms.send(make_alert(address=TO), timeout_s=0.4)
-    elapsed = time.perf_counter() - started
-
+    result, elapsed = await timed_send(sms, TO, timeout_s=0.4)
     assert (result.outcome, result.error_code) == (DeliveryOutcome.RETRYABLE, ErrorCode.TIMEOUT)
     assert result.error_code in AMBIGUOUS_CODES
     assert elapsed < 1.5
@@ -196,9 +193,7 @@ async def test_client_request_timeout_applies_without_outer_deadline(
         request_timeout_s=0.3,
         clock=fixed_clock,
     ) as notifier:
-        started = time.perf_counter()
-        result = await notifier.send(make_alert(address=TO), timeout_s=30)
-        elapsed = time.perf_counter() - started
+        result, elapsed = await timed_send(notifier, TO, timeout_s=30)
     assert (result.outcome, result.error_code) == (DeliveryOutcome.RETRYABLE, ErrorCode.TIMEOUT)
     assert elapsed < 1.5
 

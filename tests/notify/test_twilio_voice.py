@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 
@@ -13,7 +12,14 @@ from notify.ports import Channel, DeliveryOutcome
 from notify.twilio_voice import MAX_TWIML_CHARS, TwilioVoiceNotifier, build_alert_twiml
 from tests.fakes.twilio_server import FakeTwilio, TwilioReply
 from tests.notify._contracts import assert_valid_twilio_form
-from tests.notify.conftest import ACCOUNT_SID, AUTH_TOKEN, assert_accepted, fixed_clock, make_alert
+from tests.notify.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    assert_accepted,
+    fixed_clock,
+    make_alert,
+    timed_send,
+)
 
 CALLS_PATH = "/2010-04-01/Accounts/{AccountSid}/Calls.json"
 GATHER = "https://dispatch.example.org/v1/twilio/voice/{alert_id}/gather"
@@ -156,7 +162,6 @@ async def test_stalled_call_create_hits_deadline(
     voice: TwilioVoiceNotifier, twilio_fake: FakeTwilio
 ) -> None:
     twilio_fake.replies[TO] = TwilioReply(delay_s=5)
-    started = time.perf_counter()
-    result = await voice.send(make_alert(address=TO), timeout_s=0.4)
+    result, elapsed = await timed_send(voice, TO, timeout_s=0.4)
     assert (result.outcome, result.error_code) == (DeliveryOutcome.RETRYABLE, ErrorCode.TIMEOUT)
-    assert time.perf_counter() - started < 1.5
+    assert elapsed < 1.5
