@@ -24,8 +24,8 @@ from tests.dispatch.serve_process import ServeProcess
 
 
 def bench_parser(doc: str | None, **defaults: float | str) -> argparse.ArgumentParser:
-    """A benchmark's options: ``--database-url`` and one option a default, spelled as the
-    keyword with dashes (``sample_s=30.0`` is ``--sample-s``) and typed as its default."""
+    """A benchmark's options: ``--database-url`` and one per keyword, spelled with dashes
+    (``sample_s=30.0`` is ``--sample-s``), typed as its default; ``doc`` is the help text."""
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
