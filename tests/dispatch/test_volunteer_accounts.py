@@ -10,7 +10,6 @@ import asyncpg
 from dispatch.secrets import hash_token
 from tests.dispatch.accounts_helpers import (
     MovableClock,
-    bearer,
     code_for,
     codes_sent,
     sent,
@@ -19,6 +18,7 @@ from tests.dispatch.accounts_helpers import (
     verify,
 )
 from tests.dispatch.conftest import AgencyFixture
+from tests.dispatch.helpers import bearer
 
 
 async def _signin(client: Any, agency: AgencyFixture, phone: str) -> Any:
