@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.domain.clock import Clock
 from dispatch.store import board as board_store
 
@@ -137,7 +138,8 @@ class BoardHub:
                     since = max(0, now_mark[0] - _WINDOW)
                     async with self._pool.acquire() as conn:
                         mark = await board_store.change_mark(conn, since)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
+                # Every error a restarting server makes asyncpg raise: the hub must outlive it.
                 log.warning("board_watch_failed", error=type(exc).__name__)
             await _sleep_or_stop(stop, self._tick_s)
 

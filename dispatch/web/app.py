@@ -144,6 +144,8 @@ def _logging_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterato
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         configure_logging(log_format=settings.log_format, level=settings.log_level)
         yield
+        # Last of all: a rolling restart waits for this line (or the exit) before the next node.
+        log.info("shutdown_complete")
 
     return ctx
 
@@ -335,6 +337,8 @@ async def _board_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _end_streams(app: web.Application) -> None:
+    # aiohttp has closed the listening socket; requests already taken are still answered.
+    log.info("shutdown_started")
     # Before aiohttp waits for running handlers: an open event stream would hold it.
     if keys.BOARD_HUB in app:
         app[keys.BOARD_HUB].close()

@@ -29,10 +29,7 @@ async def run_rounds(
         try:
             busy = await round_()
         except DATABASE_ERRORS as exc:
-            if is_unavailable(exc):
-                log.warning("worker_round_failed", worker=name, error=type(exc).__name__)
-            else:
-                log.exception("worker_round_failed", worker=name)
+            round_failed(name, exc)
         if busy:
             continue
         try:
@@ -40,3 +37,16 @@ async def run_rounds(
                 await stop.wait()
         except TimeoutError:
             pass
+
+
+def round_failed(name: str, exc: BaseException) -> None:
+    """Log a round that failed on a database error (from inside its ``except``).
+
+    An outage is one warning line per round, without a traceback (a restart of the
+    server would otherwise fill the log with them); any other error is a bug, logged
+    with its traceback.
+    """
+    if is_unavailable(exc):
+        log.warning("worker_round_failed", worker=name, error=type(exc).__name__)
+    else:
+        log.exception("worker_round_failed", worker=name)

@@ -21,6 +21,7 @@ from typing import Final
 import asyncpg
 import structlog
 
+from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.db.types import Conn
 from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import DEACTIVATE_DEVICE, Step
@@ -32,6 +33,7 @@ from dispatch.store import notices as notice_store
 from dispatch.store import volunteer_events as event_store
 from dispatch.store.notices import ClaimedNotice
 from dispatch.store.volunteer_events import VolunteerEvent
+from dispatch.workers.loop import round_failed
 from notify.ports import DeliveryOutcome, DeliveryResult, Notifier
 
 log = structlog.get_logger(__name__)
@@ -73,8 +75,11 @@ class NoticeWorker:
             busy = False
             try:
                 busy = await self.run_once() >= _BATCH
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                log.exception("worker_round_failed", worker="notices")
+            except DATABASE_ERRORS as exc:
+                # Not only OSError and PostgresError: asyncpg raises InterfaceError and
+                # InternalClientError on a connection the server closed, and the worker
+                # must live through a database restart.
+                round_failed("notices", exc)
             if busy:
                 continue
             waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())}

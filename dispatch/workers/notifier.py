@@ -11,12 +11,15 @@ the intake transaction (nothing to send is lost), a row is leased to one worker
 at a time (``FOR UPDATE SKIP LOCKED`` plus a lease that outlives the send
 timeout), and completion is conditional on the row not being done already. A
 crash after the provider accepted but before the result was committed is the
-one window left. A row leased again after such a lapsed lease (``reclaimed``) is
-an ambiguous send: an SMS is looked up at Twilio before it is sent again (as after
-a 5xx), and a push goes again under the same collapse identifiers (the alert id), so
-the phone replaces the first notification rather than showing a second; the alert
-id travels in every push so the app drops a duplicate, and the timeline records
-``alert_resent_after_crash``. Voice calls cannot be looked up: one may ring twice.
+one window left (a database restart in between is not: the result is recorded
+once the database is back, and nothing is claimed meanwhile; see
+``outbox_records.Bookkeeper``). A row leased again after such a lapsed lease
+(``reclaimed``) is an ambiguous send: an SMS is looked up at Twilio before it is
+sent again (as after a 5xx), and a push goes again under the same collapse
+identifiers (the alert id), so the phone replaces the first notification rather
+than showing a second; the alert id travels in every push so the app drops a
+duplicate, and the timeline records ``alert_resent_after_crash``. Voice calls
+cannot be looked up: one may ring twice.
 
 One claimed batch is sent concurrently (push messages in chunks, one
 ``send_many`` call each) and finished in one transaction. Up to ``pipeline``
@@ -48,14 +51,14 @@ from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 from dispatch.domain import delivery_decisions as decisions
 from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import Step
-from dispatch.domain.delivery_decisions import DueStep, StepDecision
+from dispatch.domain.delivery_decisions import DueStep
 from dispatch.metrics import Metrics
 from dispatch.service.alert_messages import compose
 from dispatch.service.live import LiveNotifier
 from dispatch.service.providers import Providers, SharedPacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import ClaimedDelivery, DeviceAddress, WebPushAddress
-from dispatch.workers.outbox_records import Attempt, record_batch
+from dispatch.workers.outbox_records import Attempt, Bookkeeper
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
 from notify.retry import UniformRng, next_attempt_delay
 from notify.webpush import Subscription, subscription_address
@@ -136,6 +139,7 @@ class OutboxWorker:
         self._push_chunk = max(1, min(_PUSH_CHUNK, max_in_flight))
         self._push_chunks = asyncio.Semaphore(max(1, max_in_flight // self._push_chunk))
         self.wakeup = asyncio.Event()
+        self._book = Bookkeeper(pool, clock, self._backoff)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; batches already leased are finished first (drain).
@@ -155,6 +159,11 @@ class OutboxWorker:
 
         try:
             while not stop.is_set():
+                if self._book.waiting:
+                    # Nothing new is claimed while a sent batch waits to be recorded: its
+                    # rows' lease may lapse meanwhile, and a claim would send them again.
+                    await asyncio.sleep(self._poll_s)
+                    continue
                 await slots.acquire()
                 # Cleared before claiming: a commit during the claim leaves it set, so the
                 # rows it made are claimed next round rather than at the next poll.
@@ -194,11 +203,12 @@ class OutboxWorker:
     async def _deliver(self, claimed: Sequence[ClaimedDelivery], now: datetime) -> None:
         attempts = [self._prepare(d, now) for d in claimed]
         await self._send_all(attempts)
-        try:
-            await self._finish(attempts)
-        except DATABASE_ERRORS:
-            # The rows stay leased and are sent again after the lease: at least once.
-            log.exception("outbox_finish_failed", rows=len(attempts))
+        for a in attempts:
+            if a.result is not None:
+                self._metrics.notifications.labels(
+                    a.result.channel.value, a.result.outcome.value
+                ).inc()
+        await self._book.record(attempts)
 
     def _prepare(self, delivery: ClaimedDelivery, now: datetime) -> Attempt:
         plan = decisions.plan_step(
@@ -383,29 +393,6 @@ class OutboxWorker:
         if wait > 0:
             await asyncio.sleep(wait)
         return True
-
-    # --- recording ------------------------------------------------------------------------
-
-    async def _finish(self, attempts: Sequence[Attempt]) -> None:
-        now = self._clock.now()
-        for a in attempts:
-            if a.result is not None:
-                self._metrics.notifications.labels(
-                    a.result.channel.value, a.result.outcome.value
-                ).inc()
-        outcomes = [self._decide(a, now) for a in attempts]
-        async with self._pool.acquire() as conn, conn.transaction():
-            await record_batch(conn, attempts, outcomes, now=now)
-
-    def _decide(self, attempt: Attempt, now: datetime) -> StepDecision:
-        d = attempt.delivery
-        return decisions.decide(
-            attempt.result,
-            attempts=d.attempts,
-            expires_at=d.expires_at,
-            now=now,
-            backoff=self._backoff,
-        )
 
 
 def _due(delivery: ClaimedDelivery, live: LiveNotifier | None) -> DueStep:

@@ -1,23 +1,30 @@
 """The bookkeeping of one sent batch: outbox rows, alert states, devices, the timeline.
 
-All of a batch's writes happen in one transaction the worker opens; rows another
-worker finished after our lease ran out are left alone.
+All of a batch's writes happen in one transaction; rows another worker finished after
+our lease ran out are left alone. ``Bookkeeper`` opens that transaction, and opens it
+again until the database takes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
+import asyncpg
+import structlog
+
+from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 from dispatch.db.types import Conn
 from dispatch.domain import delivery_chain as chain
 from dispatch.domain import delivery_decisions as decisions
 from dispatch.domain.alert_states import AlertEvent, AlertState, IllegalTransition, apply
+from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import Step
-from dispatch.domain.delivery_decisions import StepDecision
+from dispatch.domain.delivery_decisions import Backoff, StepDecision
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.store import outbox as outbox_store
@@ -50,6 +57,67 @@ class Attempt:
     """Sent again although an earlier, unrecorded attempt may have reached the provider."""
     notice: bool = False
     """A stand-down notice rather than a step of the alert's chain."""
+
+
+log = structlog.get_logger(__name__)
+
+# Recording a sent batch again while the database is away: first pause, and the longest.
+_RETRY_S: Final = (0.2, 2.0)
+
+
+class Bookkeeper:
+    """Records sent batches through the worker's pool, outlasting a database restart.
+
+    Given up, a batch's rows would be sent again once their lease lapsed: a second alert
+    to the same volunteer after every database restart that caught a batch in flight.
+    Recording again is safe (only rows not done yet are recorded). While a batch waits
+    (``waiting``), the worker claims nothing: a claim could lease its rows again once
+    their lease lapsed. Shutdown bounds the trying (the grace period, then cancellation).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, backoff: Backoff) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._backoff = backoff
+        self.waiting = 0
+
+    async def record(self, attempts: Sequence[Attempt]) -> None:
+        pause, longest = _RETRY_S
+        counted = False
+        try:
+            while True:
+                try:
+                    await self._once(attempts)
+                    return
+                except DATABASE_ERRORS as exc:
+                    if not is_unavailable(exc):
+                        # A bug, not an outage: the rows are sent again after their lease.
+                        log.exception("outbox_finish_failed", rows=len(attempts))
+                        return
+                    log.warning("outbox_finish_retry", rows=len(attempts), error=type(exc).__name__)
+                if not counted:
+                    counted = True
+                    self.waiting += 1
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, longest)
+        finally:
+            if counted:
+                self.waiting -= 1
+
+    async def _once(self, attempts: Sequence[Attempt]) -> None:
+        now = self._clock.now()
+        outcomes = [
+            decisions.decide(
+                a.result,
+                attempts=a.delivery.attempts,
+                expires_at=a.delivery.expires_at,
+                now=now,
+                backoff=self._backoff,
+            )
+            for a in attempts
+        ]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await record_batch(conn, attempts, outcomes, now=now)
 
 
 def _step_value(step: Step | None) -> str | None:

@@ -26,7 +26,7 @@ class ServeProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {
+        self._env = {
             **os.environ,
             "DISPATCH_LOG_FORMAT": "json",
             "DISPATCH_NOTIFIER_POLL_S": "0.05",
@@ -34,14 +34,25 @@ class ServeProcess:
             "DISPATCH_SHUTDOWN_GRACE_S": "5",
             **env,
         }
+        self._args = args
         self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dispatch", "serve", "--port", str(self.port), *args],
-            env=full_env,
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dispatch", "serve", "--port", str(self.port), *self._args],
+            env=self._env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+    def restart(self) -> None:
+        """Start the same command again, on the same port (as a load balancer knows it),
+        after the previous process exited; its output goes on in the same log."""
+        assert self.proc.poll() is not None, "restart() after terminate() or kill()"
+        self._log = self.log_path.open("ab")
+        self.proc = self._spawn()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -4,7 +4,9 @@ First, positions are reported round-robin across them and incidents posted round
 each incident must alert exactly the volunteers its positions call for (as one process
 would), every alert is sent exactly once in total, the second wave (the deadline ticker of
 whichever process claims it) is opened once, and a CAD feed is polled by one process at a
-time. Then one process is SIGKILLed in the middle of a burst: nothing is lost.
+time. Then a rolling restart under a continuous burst of CAD posts (SIGTERM one process,
+restart it, await /readyz, next): no client sees a 5xx, nothing is lost or sent twice.
+Last, one process is SIGKILLed in the middle of a burst: nothing is lost.
 
 One test, one set of processes: starting three processes is most of its time.
 """
@@ -28,6 +30,7 @@ from aiohttp.test_utils import TestServer
 
 from dispatch.db.pool import init_connection
 from dispatch.store import feeds
+from tests.dispatch.cad_burst import CadBurst, alerted_once_each, place_volunteers
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.serve_process import ServeProcess, run_cli
 
@@ -102,7 +105,9 @@ async def _indexed(session: aiohttp.ClientSession, server: ServeProcess) -> floa
     raise AssertionError("no dispatch_indexed_volunteers metric")
 
 
-async def test_three_processes_alert_as_one_and_lose_nothing_when_one_is_killed(
+# Three start-ups and three restarts: the suite's 120 s is tight on a loaded machine.
+@pytest.mark.timeout(240)
+async def test_three_processes_alert_as_one_and_lose_nothing_in_a_rolling_restart_or_a_kill(
     database_url: str, tmp_path: Path
 ) -> None:
     env = {"DATABASE_URL": database_url}
@@ -158,6 +163,7 @@ async def test_three_processes_alert_as_one_and_lose_nothing_when_one_is_killed(
         await asyncio.gather(*(s.wait_ready(60) for s in cluster.servers))
         async with aiohttp.ClientSession() as session:
             await _round_robin(cluster, session, conn)
+            await _rolling_restart(cluster, session, conn)
             await _killed_mid_burst(cluster, session, conn, victim)
         assert feed.hits >= 3
         assert feed.most_at_once == 1, "a feed is polled by one process at a time"
@@ -263,6 +269,45 @@ async def _round_robin(
     assert sorted(r["n"] for r in escalations) == [1] * len(SITES), "each wave opened once"
 
 
+async def _rolling_restart(
+    cluster: Cluster, session: aiohttp.ClientSession, conn: asyncpg.Connection
+) -> None:
+    """SIGTERM one process at a time while CAD posts keep coming, restart it, await
+    /readyz, then the next.
+
+    A terminated process stops listening (the balancing client goes to the next one),
+    answers the requests it has taken, sends and records the alerts it has leased, and
+    exits 0. So no CAD client sees a 5xx, every incident answered 2xx is stored with the
+    alerts its answer counted, and each of those is sent exactly once in total.
+    """
+    sites = [offset(*CENTRE, 4000 * n, 40_000) for n in range(4)]
+    await _volunteers_at(cluster, session, conn, sites)
+    burst = CadBurst(
+        session,
+        lambda: [s.base for s in cluster.servers],
+        str(cluster.agency_id),
+        cluster.key,
+        sites,
+        prefix="roll",
+    )
+    async with burst.running(clients=3):
+        await burst.more(6)
+        for server in cluster.servers:
+            code = await server.terminate()
+            assert code == 0, server.output()[-3000:]
+            assert "worker_drain_timeout" not in server.output(), "drained within the grace"
+            server.restart()
+            await server.wait_ready(60)
+            await burst.answered_by(server.base)
+        await burst.more(6)
+    statuses = Counter(burst.statuses())
+    assert all(200 <= status < 300 for status in statuses), f"CAD clients were told {statuses}"
+    stored = await alerted_once_each(
+        conn, burst, lambda: [x["alert_id"] for x in _sent(cluster.sent_files)], like="roll-%"
+    )
+    assert set(stored) == set(burst.accepted()), "stored: the incidents answered 2xx, no other"
+
+
 async def _killed_mid_burst(
     cluster: Cluster,
     session: aiohttp.ClientSession,
@@ -274,35 +319,10 @@ async def _killed_mid_burst(
     CAD posts the dead process cannot answer are sent again to another (intake is
     idempotent). Every incident is alerted; an alert reaches the log provider twice only
     through the documented window (sent, then killed before it was recorded), and then
-    its timeline says so. Its volunteers are written straight to the table: the running
-    processes learn them from the change feed.
+    its timeline says so.
     """
     sites = [offset(*CENTRE, 4000 * n, 20_000) for n in range(12)]
-    expected: list[set[int]] = []
-    for lat, lon in sites:
-        near = set()
-        for north in (50, 150):
-            vid = await conn.fetchval(
-                "INSERT INTO volunteers (agency_id, display_name, token_hash, certified_until)"
-                " VALUES ($1, 'V', gen_random_uuid()::text::bytea, now() + interval '1 year')"
-                " RETURNING id",
-                cluster.agency_id,
-            )
-            vlat, vlon = offset(lat, lon, north, 0)
-            await conn.execute(
-                "INSERT INTO volunteer_positions (volunteer_id, agency_id, lat, lon,"
-                " reported_at) VALUES ($1, $2, $3, $4, now())",
-                vid,
-                cluster.agency_id,
-                vlat,
-                vlon,
-            )
-            near.add(vid)
-        expected.append(near)
-    indexed = await conn.fetchval("SELECT count(*) FROM volunteer_positions")
-    async with asyncio.timeout(10):
-        while [await _indexed(session, s) for s in cluster.servers] != [indexed] * 3:
-            await asyncio.sleep(0.05)
+    expected = await _volunteers_at(cluster, session, conn, sites)
 
     servers = cluster.servers
     for n, (lat, lon) in enumerate(sites):
@@ -350,3 +370,18 @@ async def _killed_mid_burst(
     }
     assert twice <= resent, "a second send only after a lapsed lease, and on the record"
     assert max(per_alert.values()) <= 2
+
+
+async def _volunteers_at(
+    cluster: Cluster,
+    session: aiohttp.ClientSession,
+    conn: asyncpg.Connection,
+    sites: list[tuple[float, float]],
+) -> list[set[int]]:
+    """Volunteers placed near ``sites`` (each site's set), once every process indexed them."""
+    expected = await place_volunteers(conn, cluster.agency_id, sites)
+    indexed = await conn.fetchval("SELECT count(*) FROM volunteer_positions")
+    async with asyncio.timeout(10):
+        while [await _indexed(session, s) for s in cluster.servers] != [indexed] * 3:
+            await asyncio.sleep(0.05)
+    return expected
