@@ -85,10 +85,14 @@ CREATE TRIGGER incidents_report_updated
 
 -- alert_firsts rows go when a volunteer's alerts are deleted with the account, and change
 -- volunteer on erasure: the burden per volunteer may move. Rare, so counted whatever the
--- incident's age.
+-- incident's age. (Its other updates, an earlier time, reach incident_review.)
 CREATE FUNCTION alert_firsts_report_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM report_changed(array_agg(DISTINCT o.agency_id)) FROM old_rows o;
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM report_changed(ARRAY[NEW.agency_id]);
+    ELSE
+        PERFORM report_changed(array_agg(DISTINCT o.agency_id)) FROM old_rows o;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -96,66 +100,23 @@ CREATE TRIGGER alert_firsts_report_deleted
     AFTER DELETE ON alert_firsts REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION alert_firsts_report_changed();
 CREATE TRIGGER alert_firsts_report_updated
-    AFTER UPDATE ON alert_firsts REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION alert_firsts_report_changed();
+    AFTER UPDATE ON alert_firsts FOR EACH ROW
+    WHEN (OLD.volunteer_id IS DISTINCT FROM NEW.volunteer_id)
+    EXECUTE FUNCTION alert_firsts_report_changed();
 
--- The response log's summary trigger (0016), unchanged but for its last statement: an
--- answer logged for an incident received more than a day ago counts as a change.
-CREATE OR REPLACE FUNCTION incident_review_record() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The response log's answers reach the report through its summary (0016), whose rows the
+-- summary trigger inserts or updates only when an answer changes a count or a first time.
+CREATE FUNCTION incident_review_report_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM new_rows
-        WHERE event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'not_alertable')
-    ) THEN
-        RETURN NULL;
-    END IF;
-    -- Rows are locked in key order (alerts, then incidents) so that two statements
-    -- covering the same incidents cannot deadlock on each other.
-    WITH firsts AS (
-        INSERT INTO alert_firsts AS f (alert_id, event, incident_id, agency_id, volunteer_id, at)
-        SELECT DISTINCT ON (n.alert_id, n.event)
-               n.alert_id, n.event, n.incident_id, n.agency_id, a.volunteer_id, n.at
-        FROM new_rows n JOIN alerts a ON a.id = n.alert_id
-        WHERE n.alert_id IS NOT NULL
-          AND n.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene')
-        ORDER BY n.alert_id, n.event, n.at
-        ON CONFLICT (alert_id, event) DO UPDATE SET at = EXCLUDED.at WHERE EXCLUDED.at < f.at
-        RETURNING f.alert_id, f.event, f.incident_id, f.agency_id, f.at, f.xmax = 0 AS inserted
-    )
-    INSERT INTO incident_review AS r (incident_id, agency_id, alerts_sent, alerts_accepted,
-        alerts_on_scene, aed_on_scene, first_sent_at, first_accept_at, first_on_scene_at)
-    SELECT f.incident_id, f.agency_id,
-           count(*) FILTER (WHERE f.inserted AND f.event = 'alert_sent'),
-           count(*) FILTER (WHERE f.inserted AND f.event = 'alert_accepted'),
-           count(*) FILTER (WHERE f.inserted AND f.event = 'alert_on_scene'),
-           coalesce(bool_or(a.role = 'aed') FILTER (WHERE f.event = 'alert_on_scene'), false),
-           min(f.at) FILTER (WHERE f.event = 'alert_sent'),
-           min(f.at) FILTER (WHERE f.event = 'alert_accepted'),
-           min(f.at) FILTER (WHERE f.event = 'alert_on_scene')
-    FROM firsts f JOIN alerts a ON a.id = f.alert_id
-    GROUP BY f.incident_id, f.agency_id
-    ORDER BY f.incident_id
-    ON CONFLICT (incident_id) DO UPDATE SET
-        alerts_sent = r.alerts_sent + EXCLUDED.alerts_sent,
-        alerts_accepted = r.alerts_accepted + EXCLUDED.alerts_accepted,
-        alerts_on_scene = r.alerts_on_scene + EXCLUDED.alerts_on_scene,
-        aed_on_scene = r.aed_on_scene OR EXCLUDED.aed_on_scene,
-        first_sent_at = least(r.first_sent_at, EXCLUDED.first_sent_at),
-        first_accept_at = least(r.first_accept_at, EXCLUDED.first_accept_at),
-        first_on_scene_at = least(r.first_on_scene_at, EXCLUDED.first_on_scene_at);
-
-    INSERT INTO incident_review AS r (incident_id, agency_id, not_alertable)
-    SELECT DISTINCT ON (n.incident_id) n.incident_id, n.agency_id, n.details ->> 'reason'
-    FROM new_rows n
-    WHERE n.event = 'not_alertable'
-    ORDER BY n.incident_id, n.id
-    ON CONFLICT (incident_id) DO UPDATE
-        SET not_alertable = coalesce(r.not_alertable, EXCLUDED.not_alertable);
-
     PERFORM report_changed(array_agg(DISTINCT i.agency_id))
     FROM new_rows n JOIN incidents i ON i.id = n.incident_id
-    WHERE n.event IN ('alert_sent', 'alert_accepted', 'alert_on_scene', 'not_alertable')
-      AND report_settled(i.received_at);
+    WHERE report_settled(i.received_at);
     RETURN NULL;
 END
 $$;
+CREATE TRIGGER incident_review_report_inserted
+    AFTER INSERT ON incident_review REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_review_report_changed();
+CREATE TRIGGER incident_review_report_updated
+    AFTER UPDATE ON incident_review REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_review_report_changed();
