@@ -124,21 +124,34 @@ async def incidents(
     """
     w = _incident_where(agency_id, f)
     limit_param = w.param(limit)
-    rows = await conn.fetch(
-        f"""
-        SELECT i.id, i.source_incident_id, i.source, i.received_at, i.state, i.status,
-               i.call_type_code, i.is_cardiac_arrest, i.is_test,
-               i.report #>> '{{address,text}}' AS address, i.first_ems_on_scene_at,
-               coalesce(r.alerts_sent, 0) AS alerted,
+    # The page first, then its summary rows: a page chosen by sorting matches (text search)
+    # would otherwise look up the summary of every match, not only of the page's.
+    query = f"""
+        SELECT i.*, coalesce(r.alerts_sent, 0) AS alerted,
                coalesce(r.alerts_accepted, 0) AS accepted,
                coalesce(r.alerts_on_scene, 0) AS on_scene
-        FROM incidents i LEFT JOIN incident_review r ON r.incident_id = i.id
-        WHERE {w.sql()}
+        FROM (
+            SELECT i.id, i.source_incident_id, i.source, i.received_at, i.state, i.status,
+                   i.call_type_code, i.is_cardiac_arrest, i.is_test,
+                   i.report #>> '{{address,text}}' AS address, i.first_ems_on_scene_at
+            FROM incidents i
+            WHERE {w.sql()}
+            ORDER BY i.received_at DESC, i.id DESC
+            LIMIT {limit_param}
+        ) i
+        LEFT JOIN incident_review r ON r.incident_id = i.id
         ORDER BY i.received_at DESC, i.id DESC
-        LIMIT {limit_param}
-        """,  # noqa: S608 - fixed fragments; every value is a bound parameter
-        *w.args,
-    )
+        """  # noqa: S608 - fixed fragments; every value is a bound parameter
+    if not f.text:
+        rows = await conn.fetch(query, *w.args)
+    else:
+        # After five runs of a prepared statement PostgreSQL may switch to its generic plan,
+        # which cannot know how rare the text is: it read the agency's incidents newest first
+        # and filtered 11,000 of them for a page (68 ms). Planned for the text, it reads the
+        # trigram indexes.
+        async with conn.transaction(readonly=True):
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            rows = await conn.fetch(query, *w.args)
     return [
         IncidentRow(
             incident_id=r["id"],
