@@ -368,7 +368,9 @@ async def _measure(
 
 async def _write_cost(dsn: str, args: argparse.Namespace) -> None:
     """What the summary trigger adds to the write path: one statement logging an alert's
-    sent, accepted and on-scene events (new alerts each time), with and without it."""
+    sent, accepted and on-scene events (new alerts each time), with and without it. The
+    alerts are of past incidents, so "with" also counts a change for the kept activations
+    reports (migration 0018), as a late answer does; a live incident's answer does not."""
     conn = await asyncpg.connect(dsn)
     try:
         picks = await conn.fetch(
