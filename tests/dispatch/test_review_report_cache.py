@@ -348,3 +348,24 @@ async def test_a_range_that_has_not_ended_is_computed_every_time(
     assert await db.fetchval(changes, agency.agency_id) == before
     second = await _report(client, agency, until_now)
     assert second["total"]["activations"] == first["total"]["activations"] + 1
+
+
+async def test_a_kept_report_is_served_until_the_count_moves(
+    client: Any, db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    """The comparisons above read the kept copy: marked here, it is what the route returns."""
+    seeded = await _history(db, agency)
+    computed = await _report(client, agency)
+    await db.execute(
+        """
+        UPDATE activations_cache SET groups = (
+            SELECT jsonb_agg(CASE WHEN g ->> 0 = 'total'
+                                  THEN jsonb_set(g, '{2,activations}', '999') ELSE g END)
+            FROM jsonb_array_elements(groups) g)
+        """
+    )
+    assert (await _report(client, agency))["total"]["activations"] == 999
+    await _ems_recorded_late(db, agency, seeded)
+    after = await _report(client, agency)
+    assert after["total"]["activations"] == computed["total"]["activations"]
+    assert after == await _fresh(client, db, agency)
