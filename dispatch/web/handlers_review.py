@@ -17,6 +17,7 @@ from aiohttp import web
 from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import NotAlertable
 from dispatch.store import review as review_store
+from dispatch.store import review_activations
 from dispatch.web import app_keys as keys
 from dispatch.web import review_params as qp
 from dispatch.web.params import supervisor
@@ -236,7 +237,7 @@ async def activations_report(request: web.Request) -> web.Response:
     )
     fmt = qp.output_format(request)
     async with request.app[keys.POOL].acquire() as conn:
-        groups = await review_store.activations(conn, agency_id, start, stop, tz.key)
+        groups = await review_activations.activations(conn, agency_id, start, stop, tz.key)
     report = {
         "from": start.isoformat(),
         "to": stop.isoformat(),
