@@ -97,9 +97,11 @@ async def timeline(conn: Conn, incident_id: UUID) -> list[dict[str, Any]]:
 _PARTITION_LOCK: Final = 0x44535052544C4F47 >> 8
 """Advisory lock for partition upkeep ("DSPRTLOG"): one process at a time."""
 
-_LOCK_TIMEOUT: Final = "2s"
-"""Attaching and detaching lock the log: rather than queue intake behind a long report
-read, give up and try again next round (months are created three ahead)."""
+_LOCK_TIMEOUT: Final = "500ms"
+"""Detaching waits for every reader of the log and, while it waits, holds up every write
+queued behind it (intake included): rather than stall intake behind a long read, give up
+and try again next round. Attaching waits likewise on the default partition's readers
+(months are created three ahead, so a skipped round costs nothing)."""
 
 # A bound as PostgreSQL prints it ("FOR VALUES FROM ('…') TO ('…')", MINVALUE unquoted,
 # or "DEFAULT"), read back as timestamptz in the same session, so its time zone matches.

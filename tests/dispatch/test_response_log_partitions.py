@@ -337,3 +337,29 @@ def test_retention_is_off_by_default_and_takes_a_month_or_more() -> None:
     )
     with pytest.raises(ConfigError):
         Settings(response_log_retention_days=7)
+
+
+async def test_a_drop_that_would_queue_intake_behind_a_long_read_waits_for_the_next_round(
+    db: asyncpg.Connection, pool: asyncpg.Pool, database_url: str
+) -> None:
+    await keep_log_months(pool, datetime(2090, 3, 15, tzinfo=UTC), 0)
+    now, retention = datetime(2090, 8, 10, tzinfo=UTC), 62
+    reader = await asyncpg.connect(database_url)
+    try:
+        async with reader.transaction():
+            await reader.fetchval("SELECT count(*) FROM response_log")
+            held = await keep_log_months(pool, now, retention)
+            # Nothing stays locked: intake writes while the read goes on.
+            await _seed_at(db, *(await _agency_and_volunteer(db)), now)
+        assert held["log_months_dropped"] == 0
+        assert "response_log_2090_03" in await _names(db)
+    finally:
+        await reader.close()
+    later = await keep_log_months(pool, now, retention)
+    assert later["log_months_dropped"] > 0
+    assert "response_log_2090_03" not in await _names(db)
+
+
+async def _agency_and_volunteer(db: asyncpg.Connection) -> tuple[UUID, int]:
+    agency_id, _ = await agencies.create_agency(db, name="Intake")
+    return agency_id, await volunteer(db, agency_id)
