@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from dispatch.domain.log_months import MIN_RETENTION_DAYS
+
 
 class ConfigError(ValueError):
     """An environment variable has a value the service cannot use."""
@@ -52,6 +54,8 @@ class Settings:
     auth_agency_failures: int = 60
     notice_tick_s: float = 1.0
     housekeeping_s: float = 30.0
+    response_log_retention_days: int = 0
+    """Drop response-log months wholly older than this; 0 keeps the log for ever."""
     # --- delivery providers. Nothing configured: the log provider only. ---
     fcm_service_account_file: Path | None = None
     fcm_base_url: str | None = None
@@ -115,6 +119,17 @@ def _check_pairs(s: Settings) -> None:
         raise ConfigError(
             f"DISPATCH_NOTIFIER_LEASE_S ({s.notifier_lease_s:g}) must be at least twice"
             f" DISPATCH_NOTIFIER_SEND_TIMEOUT_S ({s.notifier_send_timeout_s:g})"
+        )
+    _check_log_retention(s.response_log_retention_days)
+
+
+def _check_log_retention(days: int) -> None:
+    # Below a month a partition would be dropped while its incidents are still reviewed
+    # (the monthly partitions keep between `days` and `days` + 31 days anyway).
+    if days < 0 or 0 < days < MIN_RETENTION_DAYS:
+        raise ConfigError(
+            f"DISPATCH_RESPONSE_LOG_RETENTION_DAYS ({days}) must be 0 (keep everything)"
+            f" or at least {MIN_RETENTION_DAYS}"
         )
 
 
@@ -234,6 +249,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         notice_tick_s=_number(env, "DISPATCH_NOTICE_TICK_S", d.notice_tick_s, minimum=0.05),
         housekeeping_s=_number(env, "DISPATCH_HOUSEKEEPING_S", d.housekeeping_s, minimum=0.1),
+        response_log_retention_days=_integer(
+            env,
+            "DISPATCH_RESPONSE_LOG_RETENTION_DAYS",
+            d.response_log_retention_days,
+            minimum=0,
+        ),
         fcm_service_account_file=(
             _path(env, "DISPATCH_FCM_SERVICE_ACCOUNT_FILE") or d.fcm_service_account_file
         ),

@@ -3,6 +3,8 @@
 Every round: positions older than their agency's freshness limit (database and the
 in-memory index) and positions of volunteers off duty; sign-in codes past their rate
 windows; sessions long revoked or lapsed; notices long done; old position tombstones.
+And the response log's monthly partitions: the next months made ahead, months wholly
+older than the retention dropped (``DISPATCH_RESPONSE_LOG_RETENTION_DAYS``).
 Every process runs it; the database part runs in one process at a time (an advisory
 lock taken without waiting), and its deletes are idempotent anyway.
 """
@@ -10,12 +12,14 @@ lock taken without waiting), and its deletes are idempotent anyway.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import asyncpg
 import structlog
 
+from dispatch.db.types import Conn
+from dispatch.domain import log_months
 from dispatch.domain.clock import Clock
 from dispatch.domain.phone_codes import CODE_KEEP
 from dispatch.service.positions import PositionCache
@@ -23,6 +27,7 @@ from dispatch.store import accounts as account_store
 from dispatch.store import console_sessions
 from dispatch.store import notices as notice_store
 from dispatch.store import position_changes as change_store
+from dispatch.store import response_log as log_store
 from dispatch.store import review as review_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.workers.loop import run_rounds
@@ -37,12 +42,19 @@ TOMBSTONE_KEEP: Final = timedelta(hours=1)
 
 class Housekeeper:
     def __init__(
-        self, pool: asyncpg.Pool, positions: PositionCache, clock: Clock, *, tick_s: float
+        self,
+        pool: asyncpg.Pool,
+        positions: PositionCache,
+        clock: Clock,
+        *,
+        tick_s: float,
+        log_retention_days: int = 0,
     ) -> None:
         self._pool = pool
         self._positions = positions
         self._clock = clock
         self._tick_s = tick_s
+        self._log_retention_days = log_retention_days
 
     async def run(self, stop: asyncio.Event) -> None:
         async def round_() -> bool:
@@ -77,6 +89,60 @@ class Housekeeper:
             done["coverage_presence"] = await review_store.purge_presence(
                 conn, now - review_store.COVERAGE_WINDOW
             )
+        done.update(await keep_log_months(self._pool, now, self._log_retention_days))
         if any(done.values()):
             log.info("housekeeping", **done)
         return done
+
+
+async def keep_log_months(pool: asyncpg.Pool, now: datetime, retention_days: int) -> dict[str, int]:
+    """Make the response log's coming months and drop the expired ones; one process at a time.
+
+    Each change is its own transaction, so a lock not granted in time (a long report read
+    holding the log) skips that change until the next round and costs nothing else.
+    """
+    done = {"log_months_created": 0, "log_rows_moved": 0, "log_months_dropped": 0}
+    async with pool.acquire() as conn:
+        if not await log_store.try_partition_lock(conn):
+            return done
+        try:
+            await _add_months(conn, now, done)
+            cutoff = log_months.retention_cutoff(now, retention_days)
+            if cutoff is not None:
+                await _drop_months(conn, cutoff, done)
+        finally:
+            await log_store.release_partition_lock(conn)
+    return done
+
+
+async def _add_months(conn: Conn, now: datetime, done: dict[str, int]) -> None:
+    existing = await log_store.partitions(conn)
+    default = next((p.name for p in existing if p.is_default), None)
+    ranges = [(p.lower, p.upper) for p in existing if not p.is_default]
+    for month in log_months.months_needed(now):
+        if log_months.covered(month, ranges):
+            continue
+        try:
+            async with conn.transaction():
+                moved = await log_store.add_month(conn, month.name, month.start, month.end, default)
+        except (asyncpg.LockNotAvailableError, asyncpg.DuplicateTableError) as exc:
+            log.warning("log_month_not_created", month=month.name, reason=type(exc).__name__)
+            return
+        done["log_months_created"] += 1
+        done["log_rows_moved"] += moved
+
+
+async def _drop_months(conn: Conn, cutoff: datetime, done: dict[str, int]) -> None:
+    for part in await log_store.partitions(conn):
+        if part.is_default or part.upper is None or part.upper > cutoff:
+            continue
+        try:
+            async with conn.transaction():
+                await log_store.drop_partition(conn, part.name)
+        except asyncpg.LockNotAvailableError:
+            log.warning("log_month_not_dropped", partition=part.name, reason="lock_timeout")
+            return
+        done["log_months_dropped"] += 1
+    default = next((p.name for p in await log_store.partitions(conn) if p.is_default), None)
+    if default is not None:
+        done["log_default_rows_purged"] = await log_store.purge_default(conn, default, cutoff)
