@@ -203,9 +203,14 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 async def postgres_pids(pool: asyncpg.Pool) -> list[int]:
-    """The server's processes (backends and its own workers) that run on this machine."""
+    """The server's processes that work for this run: backends connected to the scratch
+    database and the server's own workers (WAL writer, checkpointer); not the backends of
+    other databases on a shared server."""
     async with pool.acquire() as conn:
-        return [r["pid"] for r in await conn.fetch("SELECT pid FROM pg_stat_activity")]
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL"
+        )
+        return [r["pid"] for r in rows]
 
 
 def percentile(values: list[float], q: float) -> float:
