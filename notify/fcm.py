@@ -18,10 +18,11 @@ What the SDK is told (see ``notes/integrations.md`` §1):
 ``transport="aiohttp"`` (the default) keeps the SDK for what it is good at (OAuth
 credentials, the mapping of FCM error bodies to ``FirebaseError``) but writes each
 ``messages:send`` body itself (:func:`encode_request`, held byte for byte to the SDK's
-encoding by a test) and posts it with one shared ``aiohttp`` session. ``transport="sdk"`` is the SDK's own ``send_each_async``: on a 2-core machine it
-tops out near 400 messages/s, 2.2 ms of CPU per message in httpx/httpcore (pool
-bookkeeping that grows with the requests queued in it), against ~2,400/s for the aiohttp
-path (bench/notify.py). Both produce identical requests (tests/notify/test_fcm_transports.py).
+encoding by a test) and posts it with one shared ``aiohttp`` session.
+``transport="sdk"`` is the SDK's own ``send_each_async``: on a 2-core machine it tops
+out near 400 messages/s, 2.2 ms of CPU per message in httpx/httpcore (pool bookkeeping
+that grows with the requests queued in it), several times slower than the aiohttp path
+(bench/notify.py). Both produce identical requests (tests/notify/test_fcm_transports.py).
 """
 
 from __future__ import annotations
