@@ -372,6 +372,8 @@ class FcmNotifier:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 timeout=aiohttp.ClientTimeout(total=self._http_timeout_s),
+                # FCM sets no cookies; a real jar costs a look-up and a merge per request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
