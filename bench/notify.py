@@ -184,6 +184,16 @@ async def wait_sent(pool: asyncpg.Pool, timeout_s: float = 120.0) -> None:
             await asyncio.sleep(0.02)
 
 
+class StatementCount:
+    """Statements run on the worker's connections (asyncpg's query logger)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def count(self, _query: object) -> None:
+        self.n += 1
+
+
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
     """User + system CPU of these processes so far (Linux /proc; left out where unreadable)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -203,9 +213,14 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 async def postgres_pids(pool: asyncpg.Pool) -> list[int]:
-    """The server's processes (backends and its own workers) that run on this machine."""
+    """The server's processes that work for this run: backends connected to the scratch
+    database and the server's own workers (WAL writer, checkpointer); not the backends of
+    other databases on a shared server."""
     async with pool.acquire() as conn:
-        return [r["pid"] for r in await conn.fetch("SELECT pid FROM pg_stat_activity")]
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL"
+        )
+        return [r["pid"] for r in rows]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -246,6 +261,7 @@ async def run(args: argparse.Namespace) -> None:
         async with database() as dsn:
             print(await calibration_line(dsn), flush=True)
             settings = Settings(database_url=dsn, db_pool_min=2, db_pool_max=10)
+            statements = StatementCount()
             # The bench's own connection: no command timeout, so a slower machine's bulk
             # statements finish instead of failing the run.
             conn = await asyncpg.connect(dsn)
@@ -256,7 +272,11 @@ async def run(args: argparse.Namespace) -> None:
                 open_pool(dsn, settings) as pool,
                 # As in the service: the worker has its own connections (dispatch.web.app).
                 open_pool(
-                    dsn, settings, min_size=1, max_size=args.workers * (args.pipeline + 1)
+                    dsn,
+                    settings,
+                    min_size=1,
+                    max_size=args.workers * (args.pipeline + 1),
+                    on_statement=statements.count,
                 ) as worker_pool,
                 aiohttp.ClientSession() as session,
             ):
@@ -296,7 +316,15 @@ async def run(args: argparse.Namespace) -> None:
                     bare_rate = await http_rate(session, fcm.fcm_url, 3000)
                     floor_ms = await http_floor(session, fcm.fcm_url, 600)
                     rate = await throughput(
-                        conn, pool, session, fake_url, workers, agency_id, volunteers, fake.pid
+                        conn,
+                        pool,
+                        session,
+                        fake_url,
+                        workers,
+                        agency_id,
+                        volunteers,
+                        fake.pid,
+                        statements,
                     )
                     if args.profile:
                         profile.disable()
@@ -326,6 +354,7 @@ async def throughput(
     agency_id: UUID,
     volunteers: list[int],
     fake_pid: int | None,
+    statements: StatementCount,
 ) -> float:
     n = len(volunteers)
     per = 100
@@ -347,11 +376,13 @@ async def throughput(
     committed = time.time()
     pg = cpu_seconds(await postgres_pids(pool))
     me, fake = time.process_time(), cpu_seconds([fake_pid or 0])
+    statements.n = 0
     for w in workers:
         w.wakeup.set()
     await wait_sent(pool)
     done = time.time()
     worker_us = (time.process_time() - me) / n * 1e6
+    worker_statements = statements.n
     pg_us = cpu_used(pg, cpu_seconds(await postgres_pids(pool))) / n * 1e6
     fake_us = cpu_used(fake, cpu_seconds([fake_pid or 0])) / n * 1e6
     arrivals = await journal(session, fake_url)
@@ -369,6 +400,10 @@ async def throughput(
         f"  CPU per alert: worker process {worker_us:.0f} µs, PostgreSQL {pg_us:.0f} µs, "
         f"fake {fake_us:.0f} µs (2 cores: {2e6 / (worker_us + pg_us + fake_us):,.0f} alerts/s "
         "if nothing else ran)"
+    )
+    print(
+        f"  worker statements (round trips, BEGIN and COMMIT included, polls too): "
+        f"{worker_statements} = {worker_statements / n * 100:.1f} per 100 alerts"
     )
     return n / (last - committed)
 

@@ -15,13 +15,14 @@ What the SDK is told (see ``notes/integrations.md`` §1):
 - OAuth tokens are refreshed in a worker thread *before* sending, so the SDK's
   synchronous refresh (``requests`` inside the event loop) does not run on the loop.
 
-``transport="aiohttp"`` (the default) keeps the SDK for what it is good at (message
-encoding and validation, OAuth credentials, the mapping of FCM error bodies to
-``FirebaseError``) but posts each ``messages:send`` request with one shared ``aiohttp``
-session. ``transport="sdk"`` is the SDK's own ``send_each_async``: on a 2-core machine it
-tops out near 400 messages/s, 2.2 ms of CPU per message in httpx/httpcore (pool
-bookkeeping that grows with the requests queued in it), against ~2,400/s for the aiohttp
-path (bench/notify.py). Both produce identical requests (tests/notify/test_fcm_transports.py).
+``transport="aiohttp"`` (the default) keeps the SDK for what it is good at (OAuth
+credentials, the mapping of FCM error bodies to ``FirebaseError``) but writes each
+``messages:send`` body itself (:func:`encode_request`, held byte for byte to the SDK's
+encoding by a test) and posts it with one shared ``aiohttp`` session.
+``transport="sdk"`` is the SDK's own ``send_each_async``: on a 2-core machine it tops
+out near 400 messages/s, 2.2 ms of CPU per message in httpx/httpcore (pool bookkeeping
+that grows with the requests queued in it), several times slower than the aiohttp path
+(bench/notify.py). Both produce identical requests (tests/notify/test_fcm_transports.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from firebase_admin import _http_client, _retry, credentials, messaging
 
 from notify.errors import ConfigurationError, ErrorCode, redact
 from notify.fcm_errors import classify_auth_failure, classify_fcm_error
+from notify.payload import push_data
 from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult
 from notify.results import accepted, failed, unreached
 
@@ -75,6 +77,52 @@ def collapse_key_for(message: AlertMessage) -> str:
     """
     key = message.collapse_key or alert_collapse_id(message.alert_id)
     return key.encode()[:64].decode(errors="ignore")
+
+
+_CRITICAL_SOUND: dict[str, Any] = {"name": "default", "volume": 1.0, "critical": 1}
+
+
+def encode_request(message: AlertMessage, ttl_s: int, address_field: str = "token") -> bytes:
+    """The ``messages:send`` body for one alert, byte for byte what the SDK would post.
+
+    The SDK builds a tree of ``messaging`` objects and validates every field of every
+    option FCM has: ~130 µs per message, more than the HTTP request itself. We know the
+    shape of ours, so it is written directly; ``tests/notify/test_fcm_encoding.py``
+    holds it to the SDK's output (:meth:`FcmNotifier.build_message` + its encoder).
+    Raises ``ValueError`` where the SDK would: a blank address, a non-string data value.
+    """
+    if not message.address:
+        raise ValueError(f"Message.{address_field} must be a non-empty string.")
+    data: dict[Any, Any] = push_data(message)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ValueError("Message.data must not contain non-string keys or values.")
+    collapse = collapse_key_for(message)
+    body = {
+        "message": {
+            "android": {"collapse_key": collapse, "priority": "high", "ttl": f"{ttl_s}s"},
+            "apns": {
+                "headers": {
+                    "apns-priority": "10",
+                    "apns-push-type": "alert",
+                    "apns-expiration": str(math.floor(message.expires_at.timestamp())),
+                    "apns-collapse-id": collapse,
+                },
+                "payload": {
+                    "aps": {
+                        "alert": {"title": message.title, "body": message.body},
+                        "sound": _CRITICAL_SOUND if message.critical else "default",
+                        "thread-id": f"incident-{message.incident_id}",
+                        "interruption-level": (
+                            "critical" if message.critical else "time-sensitive"
+                        ),
+                    }
+                },
+            },
+            "data": data,
+            address_field: message.address,
+        }
+    }
+    return json.dumps(body).encode()
 
 
 class FcmNotifier:
@@ -129,6 +177,7 @@ class FcmNotifier:
             retry_config=_retry.HttpxRetry(max_retries=0),
         )
         self._service = service
+        self._url = str(service._fcm_url)
         self._address_field = address_field
         self._clock = clock
         self._refresh_lock = asyncio.Lock()
@@ -179,13 +228,7 @@ class FcmNotifier:
         """The ``messaging.Message`` for one alert (Android high priority, APNs priority 10)."""
         collapse = collapse_key_for(message)
         expires = message.expires_at.astimezone(UTC)
-        data = {
-            **message.data,
-            "alert_id": message.alert_id,
-            "incident_id": message.incident_id,
-            "role": message.role,
-            "expires_at": expires.isoformat().replace("+00:00", "Z"),
-        }
+        data = push_data(message)
         android = messaging.AndroidConfig(
             priority="high", ttl=timedelta(seconds=ttl_s), collapse_key=collapse
         )
@@ -243,8 +286,13 @@ class FcmNotifier:
                     "alert expired",
                 )
                 continue
+            ttl_s = min(MAX_TTL_S, int(remaining))
             try:
-                built = self.build_message(alert, min(MAX_TTL_S, int(remaining)))
+                built = (
+                    encode_request(alert, ttl_s, self._address_field)
+                    if self._transport == "aiohttp"
+                    else self.build_message(alert, ttl_s)
+                )
             except (ValueError, TypeError) as exc:
                 results[index] = failed(
                     Channel.PUSH,
@@ -324,6 +372,8 @@ class FcmNotifier:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 timeout=aiohttp.ClientTimeout(total=self._http_timeout_s),
+                # FCM sets no cookies; a real jar costs a look-up and a merge per request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -341,12 +391,11 @@ class FcmNotifier:
         return self._headers_cache
 
     async def _post_one(
-        self, index: int, built: Any, results: list[DeliveryResult | None], started: float
+        self, index: int, body: bytes, results: list[DeliveryResult | None], started: float
     ) -> None:
         """One ``messages:send`` over aiohttp; errors go through the SDK's own FCM error mapping."""
         service = self._service
-        url = str(service._fcm_url)
-        body = json.dumps(service._message_data(built, False))
+        url = self._url
         try:
             async with self._http_session().post(url, data=body, headers=self._headers()) as resp:
                 status, content = resp.status, await resp.read()

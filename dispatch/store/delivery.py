@@ -9,7 +9,9 @@ from typing import Any
 from uuid import UUID
 
 from dispatch.db.types import Conn
+from dispatch.store import response_log
 from dispatch.store.alerts import AlertRow, alert_row
+from dispatch.store.response_log import LogEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +39,8 @@ async def lock_incidents_of(conn: Conn, alert_ids: Sequence[UUID]) -> None:
     )
 
 
-async def insert_steps(conn: Conn, steps: Sequence[NewStep], *, now: datetime) -> None:
-    if not steps:
-        return
-    await conn.execute(
-        """
-        INSERT INTO outbox (agency_id, alert_id, channel, available_at, created_at)
-        SELECT s.agency, s.alert, s.channel, s.at, $1
-        FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])
-             AS s(agency, alert, channel, at)
-        """,
-        now,
+def _step_columns(steps: Sequence[NewStep]) -> tuple[list[Any], ...]:
+    return (
         [s.agency_id for s in steps],
         [s.alert_id for s in steps],
         [s.channel for s in steps],
@@ -55,61 +48,83 @@ async def insert_steps(conn: Conn, steps: Sequence[NewStep], *, now: datetime) -
     )
 
 
-async def finish_steps(
+async def end_leases(
     conn: Conn,
-    rows: Sequence[tuple[int, str, str | None, str | None, str | None]],
+    finished: Sequence[tuple[int, str, str | None, str | None, str | None]],
+    retried: Sequence[tuple[int, datetime | None, str, str | None, bool]],
     *,
     now: datetime,
 ) -> set[int]:
-    """Mark leased rows done: ``(id, outcome, error, channel, provider_ref)``.
+    """Mark leased rows done, ``(id, outcome, error, channel, provider_ref)``, and put others
+    back for another attempt, ``(id, at, error, channel, verify)``: one statement.
 
-    Returns the ids actually finished here; a row another worker finished after our
-    lease ran out is left alone (its result is recorded once, by that worker).
+    Returns the ids actually ended here; a row another worker finished after our lease
+    ran out is left alone (its result is recorded once, by that worker).
     """
-    if not rows:
+    if not finished and not retried:
         return set()
-    done = await conn.fetch(
+    rows = await conn.fetch(
         """
-        UPDATE outbox o SET done_at = $1, outcome = x.outcome, last_error = x.error,
-                            lease_until = NULL, channel = coalesce(x.channel, o.channel),
-                            provider_ref = x.ref
-        FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-             AS x(id, outcome, error, channel, ref)
-        WHERE o.id = x.id AND o.done_at IS NULL
-        RETURNING o.id
+        WITH done AS (
+            UPDATE outbox o SET done_at = $1, outcome = x.outcome, last_error = x.error,
+                                lease_until = NULL, channel = coalesce(x.channel, o.channel),
+                                provider_ref = x.ref
+            FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+                 AS x(id, outcome, error, channel, ref)
+            WHERE o.id = x.id AND o.done_at IS NULL
+            RETURNING o.id
+        ), again AS (
+            UPDATE outbox o SET available_at = x.at, lease_until = NULL, last_error = x.error,
+                                channel = coalesce(x.channel, o.channel),
+                                verify_before_send = x.verify
+            FROM unnest($7::bigint[], $8::timestamptz[], $9::text[], $10::text[], $11::bool[])
+                 AS x(id, at, error, channel, verify)
+            WHERE o.id = x.id AND o.done_at IS NULL
+            RETURNING o.id
+        )
+        SELECT id FROM done UNION ALL SELECT id FROM again
         """,
         now,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [r[4] for r in rows],
+        *([r[i] for r in finished] for i in range(5)),
+        *([r[i] for r in retried] for i in range(5)),
     )
-    return {r["id"] for r in done}
+    return {r["id"] for r in rows}
 
 
-async def retry_steps(
-    conn: Conn, rows: Sequence[tuple[int, datetime | None, str, str | None, bool]]
-) -> set[int]:
-    """Put leased rows back for another attempt: ``(id, at, error, channel, verify)``."""
-    if not rows:
-        return set()
-    done = await conn.fetch(
+async def record_changes(
+    conn: Conn,
+    steps: Sequence[NewStep],
+    states: Sequence[tuple[UUID, str]],
+    events: Sequence[LogEvent],
+    *,
+    now: datetime,
+) -> None:
+    """A finished batch's later chain steps, new alert states and timeline rows: one
+    statement (the timeline rows' trigger sees the states written beside them)."""
+    if not steps and not states and not events:
+        return
+    await conn.execute(
         """
-        UPDATE outbox o SET available_at = x.at, lease_until = NULL, last_error = x.error,
-                            channel = coalesce(x.channel, o.channel), verify_before_send = x.verify
-        FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::bool[])
-             AS x(id, at, error, channel, verify)
-        WHERE o.id = x.id AND o.done_at IS NULL
-        RETURNING o.id
+        WITH steps AS (
+            INSERT INTO outbox (agency_id, alert_id, channel, available_at, created_at)
+            SELECT s.agency, s.alert, s.channel, s.at, $1
+            FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])
+                 AS s(agency, alert, channel, at)
+        ), states AS (
+            UPDATE alerts a SET state = x.state, updated_at = $1
+            FROM unnest($6::uuid[], $7::text[]) AS x(id, state) WHERE a.id = x.id
+        )
+        INSERT INTO response_log
+            (agency_id, incident_id, alert_id, volunteer_id, event, at, details)
+        SELECT * FROM unnest($8::uuid[], $9::uuid[], $10::uuid[], $11::bigint[], $12::text[],
+                             $13::timestamptz[], $14::jsonb[])
         """,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [r[4] for r in rows],
+        now,
+        *_step_columns(steps),
+        [alert_id for alert_id, _ in states],
+        [state for _, state in states],
+        *response_log.columns(events),
     )
-    return {r["id"] for r in done}
 
 
 async def bring_forward(conn: Conn, alert_id: UUID, *, now: datetime) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from uuid import UUID
 
 from dispatch.db.types import Conn
@@ -18,23 +17,6 @@ async def lock_states(conn: Conn, alert_ids: Sequence[UUID]) -> dict[UUID, Alert
         sorted(alert_ids),
     )
     return {r["id"]: AlertState(r["state"]) for r in rows}
-
-
-async def set_states(
-    conn: Conn, changes: Sequence[tuple[UUID, AlertState]], *, now: datetime
-) -> None:
-    """Several alerts' new states in one statement."""
-    if not changes:
-        return
-    await conn.execute(
-        """
-        UPDATE alerts a SET state = x.state, updated_at = $3
-        FROM unnest($1::uuid[], $2::text[]) AS x(id, state) WHERE a.id = x.id
-        """,
-        [alert_id for alert_id, _ in changes],
-        [state.value for _, state in changes],
-        now,
-    )
 
 
 async def alert_of_provider_ref(conn: Conn, provider_ref: str) -> UUID | None:

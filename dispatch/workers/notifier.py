@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -138,6 +138,7 @@ class OutboxWorker:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._push_chunk = max(1, min(_PUSH_CHUNK, max_in_flight))
         self._push_chunks = asyncio.Semaphore(max(1, max_in_flight // self._push_chunk))
+        self._finishing = asyncio.Semaphore(self._pipeline)
         self.wakeup = asyncio.Event()
         self._book = Bookkeeper(pool, clock, self._backoff)
 
@@ -145,15 +146,18 @@ class OutboxWorker:
         """Work until ``stop`` is set; batches already leased are finished first (drain).
 
         Claiming does not wait for the previous batch to be sent and recorded: up to
-        ``pipeline`` batches are in flight, so alerts committed while one batch is out
-        are leased and sent at once instead of queueing behind its bookkeeping.
+        ``pipeline`` batches are being sent at once, so alerts committed while one batch
+        is out are leased and sent at once. A batch gives its slot back when its sends
+        are answered, not when its bookkeeping is committed: in a burst the small first
+        claims would otherwise hold every slot through their finishing transactions
+        while later incidents' alerts wait (up to ``pipeline`` batches are finishing at
+        once, a bound of their own).
         """
         slots = asyncio.Semaphore(self._pipeline)
         batches: set[asyncio.Task[None]] = set()
 
         def done(task: asyncio.Task[None]) -> None:
             batches.discard(task)
-            slots.release()
             if not task.cancelled() and task.exception() is not None:
                 log.error("outbox_batch_failed", error=repr(task.exception()))
 
@@ -171,7 +175,7 @@ class OutboxWorker:
                 now = self._clock.now()
                 claimed = await self._claim(now)
                 if claimed:
-                    task = asyncio.create_task(self._deliver(claimed, now))
+                    task = asyncio.create_task(self._deliver(claimed, now, slots.release))
                     batches.add(task)
                     task.add_done_callback(done)
                     continue
@@ -200,15 +204,22 @@ class OutboxWorker:
                 log.exception("outbox_cycle_failed")
             return []
 
-    async def _deliver(self, claimed: Sequence[ClaimedDelivery], now: datetime) -> None:
-        attempts = [self._prepare(d, now) for d in claimed]
-        await self._send_all(attempts)
+    async def _deliver(
+        self, claimed: Sequence[ClaimedDelivery], now: datetime, sent: Callable[[], None]
+    ) -> None:
+        """Send a claimed batch, call ``sent``, then record it."""
+        try:
+            attempts = [self._prepare(d, now) for d in claimed]
+            await self._send_all(attempts)
+        finally:
+            sent()
         for a in attempts:
             if a.result is not None:
                 self._metrics.notifications.labels(
                     a.result.channel.value, a.result.outcome.value
                 ).inc()
-        await self._book.record(attempts)
+        async with self._finishing:
+            await self._book.record(attempts)
 
     def _prepare(self, delivery: ClaimedDelivery, now: datetime) -> Attempt:
         plan = decisions.plan_step(

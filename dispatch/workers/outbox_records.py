@@ -28,7 +28,6 @@ from dispatch.domain.delivery_decisions import Backoff, StepDecision
 from dispatch.store import delivery as delivery_store
 from dispatch.store import devices as device_store
 from dispatch.store import outbox as outbox_store
-from dispatch.store import response_log
 from dispatch.store import webpush as webpush_store
 from dispatch.store.alerts import ClaimedDelivery, DeviceAddress, WebPushAddress
 from dispatch.store.delivery import NewStep
@@ -137,16 +136,13 @@ async def record_batch(
     states = await outbox_store.lock_states(conn, ids)
     pairs = list(zip(attempts, outcomes, strict=True))
     # Rows finished by another worker after our lease ran out are not ours to record.
-    owned = await delivery_store.finish_steps(
+    owned = await delivery_store.end_leases(
         conn,
         [
             (a.delivery.outbox_id, d.outcome, d.error, _step_value(a.step), d.ref)
             for a, d in pairs
             if d.retry_at is None
         ],
-        now=now,
-    ) | await delivery_store.retry_steps(
-        conn,
         [
             (
                 a.delivery.outbox_id,
@@ -158,6 +154,7 @@ async def record_batch(
             for a, d in pairs
             if d.retry_at is not None
         ],
+        now=now,
     )
     recorder = Recorder(conn, now, states)
     for attempt, decision in pairs:
@@ -314,17 +311,15 @@ class Recorder:
         )
 
     async def flush(self) -> None:
-        if self._steps:
-            await delivery_store.insert_steps(self.conn, self._steps, now=self.now)
-            self._steps = []
+        """Write what is buffered: one statement, whatever it holds."""
         changed = [
-            (alert_id, state)
+            (alert_id, state.value)
             for alert_id, state in self._states.items()
             if state != self._original.get(alert_id)
         ]
-        if changed:
-            await outbox_store.set_states(self.conn, changed, now=self.now)
-            self._original = dict(self._states)
-        if self._events:
-            await response_log.append(self.conn, self._events)
-            self._events = []
+        await delivery_store.record_changes(
+            self.conn, self._steps, changed, self._events, now=self.now
+        )
+        self._original = dict(self._states)
+        self._steps = []
+        self._events = []
