@@ -29,8 +29,8 @@ from dispatch.store import volunteer_events as volunteer_event_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import check, json_body, read_upload
-from dispatch.web.params import int_param, page, supervisor
-from dispatch.web.problems import Problem, invalid, malformed, not_found
+from dispatch.web.params import int_param, newest_page, page, supervisor
+from dispatch.web.problems import Problem, found_json, invalid, malformed, not_found
 
 routes = web.RouteTableDef()
 
@@ -60,9 +60,7 @@ async def get_settings(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
         current = await agency_store.settings(conn, agency_id)
-    if current is None:
-        raise not_found("agency")
-    return web.json_response(current)
+    return found_json(current, not_found("agency"))
 
 
 @routes.patch("/v1/agencies/{agency_id}/settings")
@@ -106,9 +104,7 @@ async def get_volunteer(request: web.Request) -> web.Response:
         found = await volunteer_store.settings_of(
             conn, agency_id, int_param(request, "volunteer_id")
         )
-    if found is None:
-        raise not_found("volunteer")
-    return web.json_response(found)
+    return found_json(found, not_found("volunteer"))
 
 
 @routes.patch("/v1/agencies/{agency_id}/volunteers/{volunteer_id}")
@@ -220,10 +216,7 @@ async def list_aeds(request: web.Request) -> web.Response:
 async def list_rejected_documents(request: web.Request) -> web.Response:
     """CAD documents the intake refused, newest first, with why (page with ``before``)."""
     agency_id, _ = await supervisor(request)
-    limit, before = page(request, default=50, maximum=200)
-    async with request.app[keys.POOL].acquire() as conn:
-        docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
-    return web.json_response({"documents": docs})
+    return await newest_page(request, agency_id, "documents", rejected_store.newest)
 
 
 @routes.get("/v1/agencies/{agency_id}/feeds")

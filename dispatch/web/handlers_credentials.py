@@ -19,7 +19,7 @@ from dispatch.store import credentials as credential_store
 from dispatch.web import app_keys as keys
 from dispatch.web.auth import volunteer_of
 from dispatch.web.body import json_body, read_upload
-from dispatch.web.params import int_param, page, query_choice, supervisor
+from dispatch.web.params import int_param, newest_page, query_choice, supervisor
 from dispatch.web.problems import Problem, invalid, not_found
 
 routes = web.RouteTableDef()
@@ -109,12 +109,9 @@ async def upload_scan(request: web.Request) -> web.Response:
 async def agency_credentials(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
     state = query_choice(request, "state", ("pending", "approved", "rejected"), None)
-    limit, before = page(request, default=50, maximum=200)
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await credential_store.for_agency(
-            conn, agency_id, state=state, limit=limit, before_id=before
-        )
-    return web.json_response({"credentials": found})
+    return await newest_page(
+        request, agency_id, "credentials", credential_store.for_agency, state=state
+    )
 
 
 @routes.get("/v1/agencies/{agency_id}/credentials/{credential_id}/scan")

@@ -11,8 +11,8 @@ from dispatch.store import audit
 from dispatch.store import volunteer_data as volunteer_data_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import json_body
-from dispatch.web.params import int_param, page, query_choice, supervisor
-from dispatch.web.problems import Problem, not_found
+from dispatch.web.params import int_param, newest_page, query_choice, supervisor
+from dispatch.web.problems import Problem, found_json, not_found
 
 routes = web.RouteTableDef()
 
@@ -21,13 +21,10 @@ routes = web.RouteTableDef()
 async def debrief_requests(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
     state = query_choice(request, "state", ("open", "handled", "all"), "open")
-    limit, before = page(request, default=50, maximum=200)
     handled = {"open": False, "handled": True}.get(state or "open")
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await aftercare_store.debrief_requests(
-            conn, agency_id, handled=handled, limit=limit, before_id=before
-        )
-    return web.json_response({"requests": found})
+    return await newest_page(
+        request, agency_id, "requests", aftercare_store.debrief_requests, handled=handled
+    )
 
 
 @routes.post("/v1/agencies/{agency_id}/debrief-requests/{request_id}/handled")
@@ -56,10 +53,7 @@ async def debrief_handled(request: web.Request) -> web.Response:
 @routes.get("/v1/agencies/{agency_id}/audit-log")
 async def audit_log(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
-    limit, before = page(request, default=50, maximum=200)
-    async with request.app[keys.POOL].acquire() as conn:
-        entries = await audit.newest(conn, agency_id, limit=limit, before_id=before)
-    return web.json_response({"entries": entries})
+    return await newest_page(request, agency_id, "entries", audit.newest)
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}/export")
@@ -73,6 +67,4 @@ async def export_volunteer(request: web.Request) -> web.Response:
     document = await volunteer_data.export(
         request.app[keys.POOL], volunteer_id, now=request.app[keys.CLOCK].now(), by=actor
     )
-    if document is None:
-        raise not_found("volunteer")
-    return web.json_response(document)
+    return found_json(document, not_found("volunteer"))

@@ -6,6 +6,7 @@ opaque ``cursor``; every table answers JSON or CSV with the same cells.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from dispatch.db.types import Conn
 from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import NotAlertable
 from dispatch.store import review as review_store
@@ -82,6 +84,24 @@ def _table(
     )
 
 
+async def _keyset_page(
+    request: web.Request,
+    key: str,
+    columns: tuple[str, ...],
+    search: Callable[[Conn, int], Awaitable[Sequence[Any]]],
+    *,
+    default_limit: int,
+    cursor_keys: tuple[str, ...],
+) -> web.Response:
+    """One keyset page of ``search(conn, limit)``'s rows (dataclasses) as a table."""
+    limit = qp.integer(request, "limit", default=default_limit, low=1, high=1000)
+    fmt = qp.output_format(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await search(conn, limit)
+    rows = [asdict(r) for r in found]
+    return _table(key, columns, rows, page_cursor(rows, limit, cursor_keys), fmt)
+
+
 @routes.get("/v1/agencies/{agency_id}/incidents")
 async def list_incidents(request: web.Request) -> web.Response:
     agency_id, tz = await _agency(request)
@@ -96,13 +116,14 @@ async def list_incidents(request: web.Request) -> web.Response:
         text=qp.text(request, "q"),
         after=qp.time_id_cursor(request),
     )
-    limit = qp.integer(request, "limit", default=50, low=1, high=1000)
-    fmt = qp.output_format(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await review_store.incidents(conn, agency_id, f, limit=limit)
-    rows = [asdict(r) for r in found]
-    cursor = page_cursor(rows, limit, ("received_at", "incident_id"))
-    return _table("incidents", INCIDENT_COLUMNS, rows, cursor, fmt)
+    return await _keyset_page(
+        request,
+        "incidents",
+        INCIDENT_COLUMNS,
+        lambda conn, limit: review_store.incidents(conn, agency_id, f, limit=limit),
+        default_limit=50,
+        cursor_keys=("received_at", "incident_id"),
+    )
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers")
@@ -115,13 +136,14 @@ async def list_volunteers(request: web.Request) -> web.Response:
         on_duty=qp.flag(request, "on_duty"),
         after_id=qp.int_cursor(request),
     )
-    limit = qp.integer(request, "limit", default=100, low=1, high=1000)
-    fmt = qp.output_format(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await review_store.volunteers(conn, agency_id, f, limit=limit)
-    rows = [asdict(r) for r in found]
-    cursor = page_cursor(rows, limit, ("volunteer_id",))
-    return _table("volunteers", VOLUNTEER_COLUMNS, rows, cursor, fmt)
+    return await _keyset_page(
+        request,
+        "volunteers",
+        VOLUNTEER_COLUMNS,
+        lambda conn, limit: review_store.volunteers(conn, agency_id, f, limit=limit),
+        default_limit=100,
+        cursor_keys=("volunteer_id",),
+    )
 
 
 # --- activations report ------------------------------------------------------------------------
