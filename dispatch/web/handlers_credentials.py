@@ -7,7 +7,7 @@ A scan is served only to the agency's supervisors, always as an attachment with
 from __future__ import annotations
 
 from datetime import date
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -107,11 +107,11 @@ async def upload_scan(request: web.Request) -> web.Response:
 
 @routes.get("/v1/agencies/{agency_id}/credentials")
 async def agency_credentials(request: web.Request) -> web.Response:
-    agency_id, _ = await supervisor(request)
-    state = query_choice(request, "state", ("pending", "approved", "rejected"), None)
-    return await newest_page(
-        request, agency_id, "credentials", credential_store.for_agency, state=state
-    )
+    return await newest_page(request, "credentials", credential_store.for_agency, _state)
+
+
+def _state(request: web.Request) -> dict[str, Any]:
+    return {"state": query_choice(request, "state", ("pending", "approved", "rejected"), None)}
 
 
 @routes.get("/v1/agencies/{agency_id}/credentials/{credential_id}/scan")

@@ -3,6 +3,8 @@ the audit log, and a volunteer's full export (itself audited)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from dispatch.service import aftercare, volunteer_data
@@ -19,12 +21,12 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/agencies/{agency_id}/debrief-requests")
 async def debrief_requests(request: web.Request) -> web.Response:
-    agency_id, _ = await supervisor(request)
+    return await newest_page(request, "requests", aftercare_store.debrief_requests, _handled)
+
+
+def _handled(request: web.Request) -> dict[str, Any]:
     state = query_choice(request, "state", ("open", "handled", "all"), "open")
-    handled = {"open": False, "handled": True}.get(state or "open")
-    return await newest_page(
-        request, agency_id, "requests", aftercare_store.debrief_requests, handled=handled
-    )
+    return {"handled": {"open": False, "handled": True}.get(state or "open")}
 
 
 @routes.post("/v1/agencies/{agency_id}/debrief-requests/{request_id}/handled")
@@ -52,8 +54,7 @@ async def debrief_handled(request: web.Request) -> web.Response:
 
 @routes.get("/v1/agencies/{agency_id}/audit-log")
 async def audit_log(request: web.Request) -> web.Response:
-    agency_id, _ = await supervisor(request)
-    return await newest_page(request, agency_id, "entries", audit.newest)
+    return await newest_page(request, "entries", audit.newest)
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}/export")

@@ -78,21 +78,24 @@ def page(request: web.Request, *, default: int, maximum: int) -> tuple[int, int]
     return limit, query_int(request, "before", default=_NEWEST, low=1, high=_NEWEST)
 
 
+def _no_filters(request: web.Request) -> dict[str, Any]:
+    return {}
+
+
 async def newest_page(
     request: web.Request,
-    agency_id: UUID,
     key: str,
     newest: Callable[..., Awaitable[list[dict[str, Any]]]],
-    **filters: Any,
+    filters: Callable[[web.Request], dict[str, Any]] = _no_filters,
 ) -> web.Response:
-    """One page of an agency's newest-first listing ``newest`` as ``{key: [...]}``.
-
-    The caller has checked the supervisor and read its own filters first, so a bad token
-    answers 401 before any query parameter is judged.
-    """
+    """For the agency's supervisor, one page of ``newest(conn, agency_id, limit=, before_id=,
+    **filters(request))`` as ``{key: [...]}``. The filters are read after the token is checked
+    (a bad token is a 401 whatever the query) and before the page."""
+    agency_id, _ = await supervisor(request)
+    filters_ = filters(request)
     limit, before = page(request, default=50, maximum=200)
     async with request.app[keys.POOL].acquire() as conn:
-        found = await newest(conn, agency_id, limit=limit, before_id=before, **filters)
+        found = await newest(conn, agency_id, limit=limit, before_id=before, **filters_)
     return web.json_response({key: found})
 
 
