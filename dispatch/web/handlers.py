@@ -33,6 +33,7 @@ from dispatch.web.problems import (
     invalid,
     not_found,
     unauthorized,
+    wrong_state,
 )
 
 routes = web.RouteTableDef()
@@ -166,12 +167,8 @@ async def _answer(request: web.Request, event: AlertEvent) -> web.Response:
     except AlertNotFound:
         raise not_found("alert") from None
     except IllegalTransition as exc:
-        raise Problem(
-            409,
-            "illegal-transition",
-            "The alert cannot make this move",
-            str(exc),
-            extra={"state": exc.state.value},
+        raise wrong_state(
+            "illegal-transition", "The alert cannot make this move", exc, exc.state.value
         ) from None
     if result.alerts_queued:
         request.app[keys.OUTBOX_WORKER].wakeup.set()

@@ -20,7 +20,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web.auth import volunteer_of
 from dispatch.web.body import json_body, read_upload
 from dispatch.web.params import int_param, newest_page, query_choice, supervisor
-from dispatch.web.problems import Problem, invalid, not_found
+from dispatch.web.problems import Problem, invalid, not_found, wrong_state
 
 routes = web.RouteTableDef()
 
@@ -28,13 +28,7 @@ _EXTENSIONS: Final = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png"
 
 
 def _wrong_state(exc: credential_service.WrongState) -> Problem:
-    return Problem(
-        409,
-        "credential-state",
-        "Not possible in this state",
-        str(exc),
-        extra={"state": exc.state.value},
-    )
+    return wrong_state("credential-state", "Not possible in this state", exc, exc.state.value)
 
 
 # --- volunteers -----------------------------------------------------------------------------

@@ -81,6 +81,11 @@ def not_found(what: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"no such {what}")
 
 
+def wrong_state(slug: str, title: str, exc: Exception, state: str) -> Problem:
+    """409: the resource is in ``state``, where this move does not apply (``exc`` says why)."""
+    return Problem(409, slug, title, str(exc), extra={"state": state})
+
+
 def held_elsewhere(what: str, address: str, pointer: str) -> Problem:
     """409: the push ``address`` (token, subscription) is held in another agency."""
     return Problem(
