@@ -179,27 +179,27 @@ def parse_subscription(
         raise InvalidSubscription("endpoint", "must name a host")
     if parts.scheme != "https" and not (allow_http_loopback and _loopback_http(parts)):
         raise InvalidSubscription("endpoint", "must be an https URL")
-    if not isinstance(p256dh, str):
-        raise InvalidSubscription("keys/p256dh", "must be a base64url string")
-    try:
-        point = b64url_decode(p256dh)
-    except ValueError:
-        raise InvalidSubscription("keys/p256dh", "must be base64url") from None
+    point = _key_bytes(p256dh, "keys/p256dh")
     if len(point) != P256DH_LEN or point[0] != 4:
         raise InvalidSubscription("keys/p256dh", "must be an uncompressed P-256 point (65 bytes)")
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
     except ValueError:
         raise InvalidSubscription("keys/p256dh", "is not a point on P-256") from None
-    if not isinstance(auth, str):
-        raise InvalidSubscription("keys/auth", "must be a base64url string")
-    try:
-        secret = b64url_decode(auth)
-    except ValueError:
-        raise InvalidSubscription("keys/auth", "must be base64url") from None
+    secret = _key_bytes(auth, "keys/auth")
     if len(secret) != AUTH_LEN:
         raise InvalidSubscription("keys/auth", "must be 16 bytes")
     return Subscription(endpoint, point, secret)
+
+
+def _key_bytes(value: object, field: str) -> bytes:
+    """A subscription key as the browser gives it (base64url text), decoded."""
+    if not isinstance(value, str):
+        raise InvalidSubscription(field, "must be a base64url string")
+    try:
+        return b64url_decode(value)
+    except ValueError:
+        raise InvalidSubscription(field, "must be base64url") from None
 
 
 def subscription_address(sub: Subscription) -> str:

@@ -63,6 +63,17 @@ class _Reader:
         column = self.pos - self.text.rfind("\n", 0, self.pos)
         return JsonSyntaxError(f"malformed JSON at line {line} column {column}: {what}")
 
+    def ends_after_item(self, close: str) -> bool:
+        """Past the separator after an item: True at ``close``, False at ``,``."""
+        following = self.skip()
+        if following == close:
+            self.pos += 1
+            return True
+        if following != ",":
+            raise self.error(f"expected ',' or {close!r}")
+        self.pos += 1
+        return False
+
     def elements(self) -> Iterator[Any]:
         """The elements of the array starting here, decoded one at a time."""
         self.expect("[")
@@ -71,13 +82,8 @@ class _Reader:
             return
         while True:
             yield self.value()
-            following = self.skip()
-            self.pos += 1
-            if following == "]":
+            if self.ends_after_item("]"):
                 return
-            if following != ",":
-                self.pos -= 1
-                raise self.error("expected ',' or ']'")
 
 
 def object_members(text: str, *, streamed: frozenset[str]) -> Iterator[tuple[str, Any]]:
@@ -104,12 +110,7 @@ def object_members(text: str, *, streamed: frozenset[str]) -> Iterator[tuple[str
                     pass
             else:
                 yield name, reader.value()
-            following = reader.skip()
-            reader.pos += 1
-            if following == "}":
+            if reader.ends_after_item("}"):
                 break
-            if following != ",":
-                reader.pos -= 1
-                raise reader.error("expected ',' or '}'")
     if reader.skip():
         raise reader.error("unexpected data after the object")

@@ -95,17 +95,27 @@ async def _callback_alert(conn: Conn, alert_id: UUID | None, sid: str) -> AlertR
     return await alert_store.lock_alert(conn, alert_id)
 
 
+async def _record_callback(
+    conn: Conn, alert_id: UUID | None, event: str, details: dict[str, Any], *, now: datetime
+) -> AlertRow | None:
+    """A Twilio status callback on its alert's timeline; None (logged) for an unknown alert."""
+    alert = await _callback_alert(conn, alert_id, details["sid"])
+    if alert is None:
+        log.info("twilio_status_unknown_alert", status=details["status"])
+        return None
+    await response_log.append(conn, [_event(alert, event, now, **details)])
+    return alert
+
+
 async def sms_status(
     pool: asyncpg.Pool, receipt: SmsStatus, *, alert_id: UUID | None, now: datetime
 ) -> bool:
     """A message status callback. True when the next step was brought forward."""
+    details = {"status": receipt.status, "error_code": receipt.error_code, "sid": receipt.sid}
     async with pool.acquire() as conn, conn.transaction():
-        alert = await _callback_alert(conn, alert_id, receipt.sid)
+        alert = await _record_callback(conn, alert_id, "sms_status", details, now=now)
         if alert is None:
-            log.info("twilio_status_unknown_alert", status=receipt.status)
             return False
-        details = {"status": receipt.status, "error_code": receipt.error_code, "sid": receipt.sid}
-        await response_log.append(conn, [_event(alert, "sms_status", now, **details)])
         if receipt.delivered:
             await _mark_delivered(conn, alert, channel=Step.SMS.value, now=now)
             return False
@@ -134,15 +144,11 @@ async def voice_status(
     pool: asyncpg.Pool, receipt: CallStatus, *, alert_id: UUID | None, now: datetime
 ) -> None:
     """A call status callback: recorded on the alert's timeline."""
+    details: dict[str, Any] = {"status": receipt.status, "sid": receipt.sid}
+    if receipt.answered_by:
+        details["answered_by"] = receipt.answered_by
     async with pool.acquire() as conn, conn.transaction():
-        alert = await _callback_alert(conn, alert_id, receipt.sid)
-        if alert is None:
-            log.info("twilio_status_unknown_alert", status=receipt.status)
-            return
-        details: dict[str, Any] = {"status": receipt.status, "sid": receipt.sid}
-        if receipt.answered_by:
-            details["answered_by"] = receipt.answered_by
-        await response_log.append(conn, [_event(alert, "voice_status", now, **details)])
+        await _record_callback(conn, alert_id, "voice_status", details, now=now)
 
 
 async def _answer(

@@ -13,6 +13,7 @@ import asyncpg
 from dispatch.db.types import Conn
 from dispatch.domain.aed_import import AedRecord, hours_as_times
 from dispatch.domain.aeds import Aed, within
+from dispatch.store.unnest import columns
 
 _M_PER_DEG: float = 111_320.0
 
@@ -50,13 +51,16 @@ async def upsert_chunk(
         """,
         agency_id,
         now,
-        [r.external_id for r in records],
-        [r.name for r in records],
-        [r.lat for r in records],
-        [r.lon for r in records],
-        [r.access_hours for r in records],
-        [r.indoor_description for r in records],
-        [r.access_notes for r in records],
+        *columns(
+            records,
+            "external_id",
+            "name",
+            "lat",
+            "lon",
+            "access_hours",
+            "indoor_description",
+            "access_notes",
+        ),
     )
 
 

@@ -13,6 +13,7 @@ import asyncpg
 from dispatch.db.types import Conn
 from dispatch.domain.alert_states import AlertState
 from dispatch.domain.waves import AlertView
+from dispatch.store.unnest import columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +151,7 @@ async def insert_with_outbox(
         incident_id,
         expires_at,
         now,
-        [a.alert_id for a in alerts],
-        [a.volunteer_id for a in alerts],
-        [a.role for a in alerts],
-        [a.distance_m for a in alerts],
-        [a.channel for a in alerts],
+        *columns(alerts, "alert_id", "volunteer_id", "role", "distance_m", "channel"),
         wave,
     )
     return {r["volunteer_id"] for r in rows}

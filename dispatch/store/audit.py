@@ -13,6 +13,8 @@ from datetime import date, datetime, time
 from typing import Any
 from uuid import UUID
 
+from asyncpg import Record
+
 from dispatch.db.types import Conn
 
 
@@ -84,20 +86,8 @@ async def newest(
         before_id,
         limit,
     )
-    return [
-        {
-            "seq": r["id"],
-            "at": r["at"].isoformat(),
-            "actor": r["actor"],
-            "supervisor_id": r["supervisor_id"],
-            "action": r["action"],
-            "target_type": r["target_type"],
-            "target_id": r["target_id"],
-            "before": r["before"],
-            "after": r["after"],
-        }
-        for r in rows
-    ]
+    fields = ("actor", "supervisor_id", "action", "target_type", "target_id", "before", "after")
+    return [_entry(r, fields) for r in rows]
 
 
 async def about_volunteer(conn: Conn, volunteer_id: int) -> list[dict[str, Any]]:
@@ -110,14 +100,9 @@ async def about_volunteer(conn: Conn, volunteer_id: int) -> list[dict[str, Any]]
         """,
         str(volunteer_id),
     )
-    return [
-        {
-            "seq": r["id"],
-            "at": r["at"].isoformat(),
-            "actor": r["actor"],
-            "action": r["action"],
-            "before": r["before"],
-            "after": r["after"],
-        }
-        for r in rows
-    ]
+    return [_entry(r, ("actor", "action", "before", "after")) for r in rows]
+
+
+def _entry(row: Record, fields: tuple[str, ...]) -> dict[str, Any]:
+    """An entry as shown: its place in the log, its time, then ``fields`` as stored."""
+    return {"seq": row["id"], "at": row["at"].isoformat(), **{f: row[f] for f in fields}}

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from asyncpg import Record
+
 from dispatch.db.types import Conn
 
 # Accepted at some point: still responding, or released after responding.
@@ -34,6 +36,19 @@ def _address(report: dict[str, Any]) -> str | None:
     return str(text)[:200] if text else None
 
 
+def _summary(r: Record) -> dict[str, Any]:
+    """What the board's row and the scene's header both start with."""
+    return {
+        "incident_id": str(r["id"]),
+        "source_incident_id": r["source_incident_id"],
+        "call_type": _call_type(r["report"], r["call_type_code"]),
+        "address": _address(r["report"]),
+        "received_at": _iso(r["received_at"]),
+        "state": r["state"],
+        "is_test": r["is_test"],
+    }
+
+
 async def active_incidents(conn: Conn, agency_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
@@ -55,13 +70,7 @@ async def active_incidents(conn: Conn, agency_id: UUID) -> list[dict[str, Any]]:
     units = await _units(conn, [r["id"] for r in rows])
     return [
         {
-            "incident_id": str(r["id"]),
-            "source_incident_id": r["source_incident_id"],
-            "call_type": _call_type(r["report"], r["call_type_code"]),
-            "address": _address(r["report"]),
-            "received_at": _iso(r["received_at"]),
-            "state": r["state"],
-            "is_test": r["is_test"],
+            **_summary(r),
             "is_cardiac_arrest": r["is_cardiac_arrest"],
             "volunteers": {
                 "alerted": r["alerted"],
@@ -161,14 +170,8 @@ async def scene(conn: Conn, incident_id: UUID) -> dict[str, Any]:
         )
     reach = max((w["radius_m"] or 0.0 for w in waves), default=0.0) + _AED_MARGIN_M
     return {
-        "incident_id": str(incident_id),
-        "source_incident_id": incident["source_incident_id"],
-        "call_type": _call_type(incident["report"], incident["call_type_code"]),
-        "address": _address(incident["report"]),
-        "received_at": _iso(incident["received_at"]),
-        "state": incident["state"],
+        **_summary(incident),
         "status": incident["status"],
-        "is_test": incident["is_test"],
         "location": {"lat": lat, "lon": lon} if lat is not None else None,
         "waves": [
             {"wave": w["wave"], "radius_m": w["radius_m"], "started_at": _iso(w["started_at"])}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
@@ -116,22 +116,20 @@ async def for_agency(
     return [{**view(r), "display_name": r["display_name"]} for r in rows]
 
 
+_ONE: Final = "SELECT id, agency_id, volunteer_id, kind, expires_on, state FROM credentials"
+
+
 async def lock(conn: Conn, credential_id: int) -> CredentialRow | None:
-    row = await conn.fetchrow(
-        "SELECT id, agency_id, volunteer_id, kind, expires_on, state FROM credentials"
-        " WHERE id = $1 FOR NO KEY UPDATE",
-        credential_id,
-    )
-    return None if row is None else _credential_row(row)
+    return await _one(conn, credential_id, " FOR NO KEY UPDATE")
 
 
 async def get(conn: Conn, credential_id: int) -> CredentialRow | None:
     """The credential as it stands, without a lock."""
-    row = await conn.fetchrow(
-        "SELECT id, agency_id, volunteer_id, kind, expires_on, state FROM credentials"
-        " WHERE id = $1",
-        credential_id,
-    )
+    return await _one(conn, credential_id, "")
+
+
+async def _one(conn: Conn, credential_id: int, suffix: str) -> CredentialRow | None:
+    row = await conn.fetchrow(f"{_ONE} WHERE id = $1{suffix}", credential_id)
     return None if row is None else _credential_row(row)
 
 

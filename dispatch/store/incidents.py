@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from asyncpg import Record
+
 from cad_adapters.models import IncidentReport, IncidentStatus, PlaceType
 from dispatch.db.types import Conn
 from dispatch.domain.incident_states import IncidentState
@@ -32,7 +34,11 @@ async def lock_existing(
     )
     if row is None:
         return None
-    return row["id"], StoredVersion(
+    return row["id"], _stored_version(row)
+
+
+def _stored_version(row: Record) -> StoredVersion:
+    return StoredVersion(
         version_key=(row["version_at"], row["version_seq"]),
         content_hash=row["content_hash"],
         status=IncidentStatus(row["status"]),
@@ -112,11 +118,7 @@ async def insert_or_lock(
         return found
     if row["created"]:
         return row["id"], None
-    return row["id"], StoredVersion(
-        version_key=(row["version_at"], row["version_seq"]),
-        content_hash=row["content_hash"],
-        status=IncidentStatus(row["status"]),
-    )
+    return row["id"], _stored_version(row)
 
 
 async def update(

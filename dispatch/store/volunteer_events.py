@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from dispatch.db.types import Conn
+from dispatch.store.unnest import columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +30,7 @@ async def append(conn: Conn, events: Sequence[VolunteerEvent]) -> None:
         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[],
                              $5::jsonb[])
         """,
-        [e.agency_id for e in events],
-        [e.volunteer_id for e in events],
-        [e.event for e in events],
-        [e.at for e in events],
+        *columns(events, "agency_id", "volunteer_id", "event", "at"),
         [dict(e.details) for e in events],
     )
 

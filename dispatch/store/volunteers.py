@@ -13,6 +13,7 @@ from dispatch.domain.eligibility import Tier, VolunteerProfile
 from dispatch.domain.volunteer_settings import CERTIFICATE_VALIDITY
 from dispatch.domain.volunteer_settings import FIELDS as VOLUNTEER_FIELDS
 from dispatch.secrets import TokenKind, hash_token, new_token, token_matches
+from dispatch.store.unnest import columns
 from geoindex import point_cell
 
 
@@ -55,11 +56,11 @@ async def create_volunteer(
     token = new_token(TokenKind.VOLUNTEER)
     values = dict(settings or {})
     values.setdefault("certified_until", (now or datetime.now(UTC)) + CERTIFICATE_VALIDITY)
-    columns = ["agency_id", "display_name", "phone_e164", "language", "token_hash", *values]
+    names = ["agency_id", "display_name", "phone_e164", "language", "token_hash", *values]
     assert set(values) <= set(VOLUNTEER_FIELDS)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     # Column names come from the validated, fixed field list, never from input.
-    sql = f"INSERT INTO volunteers ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
+    sql = f"INSERT INTO volunteers ({', '.join(names)}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
     volunteer_id: int = await conn.fetchval(
         sql,
         agency_id,
@@ -154,12 +155,7 @@ async def upsert_positions(conn: Conn, rows: Sequence[PositionRow]) -> None:
                 change_seq = EXCLUDED.change_seq
             WHERE p.reported_at <= EXCLUDED.reported_at
         """,
-        [r.volunteer_id for r in rows],
-        [r.agency_id for r in rows],
-        [r.lat for r in rows],
-        [r.lon for r in rows],
-        [r.accuracy_m for r in rows],
-        [r.reported_at for r in rows],
+        *columns(rows, "volunteer_id", "agency_id", "lat", "lon", "accuracy_m", "reported_at"),
         # Computed once per write so a rebuild needs no h3 call per row.
         [point_cell(r.lat, r.lon) for r in rows],
     )

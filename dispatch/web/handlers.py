@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from aiohttp import web
@@ -33,6 +33,7 @@ from dispatch.web.problems import (
     invalid,
     not_found,
     unauthorized,
+    wrong_state,
 )
 
 routes = web.RouteTableDef()
@@ -166,12 +167,8 @@ async def _answer(request: web.Request, event: AlertEvent) -> web.Response:
     except AlertNotFound:
         raise not_found("alert") from None
     except IllegalTransition as exc:
-        raise Problem(
-            409,
-            "illegal-transition",
-            "The alert cannot make this move",
-            str(exc),
-            extra={"state": exc.state.value},
+        raise wrong_state(
+            "illegal-transition", "The alert cannot make this move", exc, exc.state.value
         ) from None
     if result.alerts_queued:
         request.app[keys.OUTBOX_WORKER].wakeup.set()
@@ -230,30 +227,26 @@ async def get_alert(request: web.Request) -> web.Response:
     return web.json_response(_alert_view(found))
 
 
-@routes.post("/v1/alerts/{alert_id}/accept")
-async def accept_alert(request: web.Request) -> web.Response:
-    return await _answer(request, AlertEvent.ACCEPT)
+# The volunteer's answers, each a POST to /v1/alerts/{alert_id}/<name>. ``cancel``: the
+# volunteer cannot go after all (before or after accepting); the slot is refilled.
+ANSWERS: Final = {
+    "accept": AlertEvent.ACCEPT,
+    "decline": AlertEvent.DECLINE,
+    "en-route": AlertEvent.DEPART,
+    "arrived": AlertEvent.ARRIVE,
+    "cancel": AlertEvent.CANCEL,
+}
 
 
-@routes.post("/v1/alerts/{alert_id}/decline")
-async def decline_alert(request: web.Request) -> web.Response:
-    return await _answer(request, AlertEvent.DECLINE)
+def _answer_handler(event: AlertEvent) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def answer(request: web.Request) -> web.Response:
+        return await _answer(request, event)
+
+    return answer
 
 
-@routes.post("/v1/alerts/{alert_id}/en-route")
-async def alert_en_route(request: web.Request) -> web.Response:
-    return await _answer(request, AlertEvent.DEPART)
-
-
-@routes.post("/v1/alerts/{alert_id}/arrived")
-async def alert_arrived(request: web.Request) -> web.Response:
-    return await _answer(request, AlertEvent.ARRIVE)
-
-
-@routes.post("/v1/alerts/{alert_id}/cancel")
-async def alert_cancel(request: web.Request) -> web.Response:
-    """The volunteer cannot go after all (before or after accepting); the slot is refilled."""
-    return await _answer(request, AlertEvent.CANCEL)
+for _name, _event in ANSWERS.items():
+    routes.post(f"/v1/alerts/{{alert_id}}/{_name}")(_answer_handler(_event))
 
 
 # --- supervisors ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ app use the API the same way.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from dispatch.domain.volunteer_settings import validate_identity
 from dispatch.service import accounts
 from dispatch.service.accounts import InvalidCode, RefreshRefused, Throttled, UnknownAgency
 from dispatch.store import accounts as account_store
+from dispatch.store.accounts import SessionTokens
 from dispatch.web import app_keys as keys
 from dispatch.web.auth import volunteer_of
 from dispatch.web.body import json_body
@@ -69,52 +71,63 @@ async def signin(request: web.Request) -> web.Response:
 @routes.post("/v1/volunteers/verify")
 async def verify(request: web.Request) -> web.Response:
     data = await json_body(request, "Verify")
-    limits = request.app[keys.ADDRESS_LIMITS]
-    try:
-        limits.check_failures(request.remote)
-        tokens = await accounts.verify(
+    return await _tokens(
+        request,
+        lambda: accounts.verify(
             request.app[keys.POOL],
             agency_id=UUID(data["agency_id"]),
             phone_e164=data["phone_e164"],
             code=data["code"],
             device_label=data.get("device_label"),
             now=request.app[keys.CLOCK].now(),
-        )
-    except Throttled as exc:
-        raise too_many(
-            exc.wait_s, "too many wrong codes from this client or for this number; ask again later"
-        ) from None
-    except InvalidCode:
-        limits.failed(request.remote)
-        raise Problem(
-            401, "invalid-code", "The code is not valid", "wrong, expired or already used"
-        ) from None
-    return web.json_response(tokens.to_json())
+        ),
+        throttled="too many wrong codes from this client or for this number; ask again later",
+    )
 
 
 @routes.post("/v1/volunteers/refresh")
 async def refresh(request: web.Request) -> web.Response:
     data = await json_body(request, "Refresh")
+    return await _tokens(
+        request,
+        lambda: accounts.refresh(
+            request.app[keys.POOL], data["refresh_token"], now=request.app[keys.CLOCK].now()
+        ),
+        throttled="too many invalid refresh tokens from this client",
+    )
+
+
+def _refused(exc: InvalidCode | RefreshRefused) -> Problem:
+    if isinstance(exc, InvalidCode):
+        return Problem(
+            401, "invalid-code", "The code is not valid", "wrong, expired or already used"
+        )
+    if exc.reused:
+        return Problem(
+            401,
+            "refresh-token-reused",
+            "Refresh token reused",
+            "this refresh token was used before: the session is revoked; sign in again",
+        )
+    return Problem(
+        401, "invalid-refresh-token", "Refresh token not valid", "unknown, expired or revoked"
+    )
+
+
+async def _tokens(
+    request: web.Request, sign_in: Callable[[], Awaitable[SessionTokens]], *, throttled: str
+) -> web.Response:
+    """New session tokens for a presented secret (code or refresh token). A client that has
+    presented too many wrong ones is held off before trying; each wrong one counts."""
     limits = request.app[keys.ADDRESS_LIMITS]
     try:
         limits.check_failures(request.remote)
-        tokens = await accounts.refresh(
-            request.app[keys.POOL], data["refresh_token"], now=request.app[keys.CLOCK].now()
-        )
+        tokens = await sign_in()
     except Throttled as exc:
-        raise too_many(exc.wait_s, "too many invalid refresh tokens from this client") from None
-    except RefreshRefused as exc:
+        raise too_many(exc.wait_s, throttled) from None
+    except (InvalidCode, RefreshRefused) as exc:
         limits.failed(request.remote)
-        if exc.reused:
-            raise Problem(
-                401,
-                "refresh-token-reused",
-                "Refresh token reused",
-                "this refresh token was used before: the session is revoked; sign in again",
-            ) from None
-        raise Problem(
-            401, "invalid-refresh-token", "Refresh token not valid", "unknown, expired or revoked"
-        ) from None
+        raise _refused(exc) from None
     return web.json_response(tokens.to_json())
 
 

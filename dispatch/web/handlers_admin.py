@@ -6,7 +6,7 @@ reads the request, names the actor and turns refusals into problem+json.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
@@ -29,8 +29,8 @@ from dispatch.store import volunteer_events as volunteer_event_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import check, json_body, read_upload
-from dispatch.web.params import int_param, page, supervisor
-from dispatch.web.problems import Problem, invalid, malformed, not_found
+from dispatch.web.params import int_param, newest_page, page, supervisor
+from dispatch.web.problems import Problem, found_json, invalid, malformed, not_found
 
 routes = web.RouteTableDef()
 
@@ -55,47 +55,45 @@ async def _admin(request: web.Request) -> AsyncIterator[tuple[Any, datetime]]:
             raise not_found(exc.what) from None
 
 
+async def _admin_change(
+    request: web.Request, schema: str, use_case: Callable[..., Awaitable[Any]], **extra: Any
+) -> Any:
+    """Run ``use_case(conn, agency_id, document, actor=, now=, **extra)`` for the supervisor
+    calling, on the request's ``schema``-checked JSON body."""
+    agency_id, actor = await supervisor(request)
+    data = await json_body(request, schema)
+    async with _admin(request) as (conn, now):
+        return await use_case(conn, agency_id, data, actor=actor, now=now, **extra)
+
+
 @routes.get("/v1/agencies/{agency_id}/settings")
 async def get_settings(request: web.Request) -> web.Response:
     agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
         current = await agency_store.settings(conn, agency_id)
-    if current is None:
-        raise not_found("agency")
-    return web.json_response(current)
+    return found_json(current, not_found("agency"))
 
 
 @routes.patch("/v1/agencies/{agency_id}/settings")
 async def patch_settings(request: web.Request) -> web.Response:
     """Change alerting parameters and intake rules; unnamed settings stay as they are."""
-    agency_id, actor = await supervisor(request)
-    data = await json_body(request, "AgencySettingsChange")
-    async with _admin(request) as (conn, now):
-        current = await admin.change_settings(
-            conn, agency_id, data, actor=actor, now=now, followers=_followers(request)
-        )
+    current = await _admin_change(
+        request, "AgencySettingsChange", admin.change_settings, followers=_followers(request)
+    )
     return web.json_response(current)
 
 
 @routes.put("/v1/agencies/{agency_id}/delivery-settings")
 async def put_delivery_settings(request: web.Request) -> web.Response:
     """The delivery chain's windows and the iOS critical-alert flag; others stay."""
-    agency_id, actor = await supervisor(request)
-    data = await json_body(request, "DeliverySettingsChange")
-    async with _admin(request) as (conn, now):
-        stored = await admin.change_delivery_settings(conn, agency_id, data, actor=actor, now=now)
+    stored = await _admin_change(request, "DeliverySettingsChange", admin.change_delivery_settings)
     return web.json_response(stored)
 
 
 @routes.post("/v1/agencies/{agency_id}/volunteers")
 async def create_volunteer(request: web.Request) -> web.Response:
     """Register a volunteer; the bearer token is in the answer, once."""
-    agency_id, actor = await supervisor(request)
-    data = await json_body(request, "NewVolunteer")
-    async with _admin(request) as (conn, now):
-        volunteer_id, token = await admin.create_volunteer(
-            conn, agency_id, data, actor=actor, now=now
-        )
+    volunteer_id, token = await _admin_change(request, "NewVolunteer", admin.create_volunteer)
     return web.json_response({"volunteer_id": volunteer_id, "token": token}, status=201)
 
 
@@ -106,9 +104,7 @@ async def get_volunteer(request: web.Request) -> web.Response:
         found = await volunteer_store.settings_of(
             conn, agency_id, int_param(request, "volunteer_id")
         )
-    if found is None:
-        raise not_found("volunteer")
-    return web.json_response(found)
+    return found_json(found, not_found("volunteer"))
 
 
 @routes.patch("/v1/agencies/{agency_id}/volunteers/{volunteer_id}")
@@ -150,12 +146,9 @@ async def get_policy(request: web.Request) -> web.Response:
 @routes.put("/v1/agencies/{agency_id}/policy")
 async def put_policy(request: web.Request) -> web.Response:
     """A whole policy document (fields left out take the documented defaults)."""
-    agency_id, actor = await supervisor(request)
-    data = await json_body(request, "PolicyDocument")
-    async with _admin(request) as (conn, now):
-        policy = await admin.store_policy(
-            conn, agency_id, data, actor=actor, now=now, followers=_followers(request)
-        )
+    policy = await _admin_change(
+        request, "PolicyDocument", admin.store_policy, followers=_followers(request)
+    )
     return web.json_response(admin.policy_view(policy))
 
 
@@ -219,11 +212,7 @@ async def list_aeds(request: web.Request) -> web.Response:
 @routes.get("/v1/agencies/{agency_id}/rejected-documents")
 async def list_rejected_documents(request: web.Request) -> web.Response:
     """CAD documents the intake refused, newest first, with why (page with ``before``)."""
-    agency_id, _ = await supervisor(request)
-    limit, before = page(request, default=50, maximum=200)
-    async with request.app[keys.POOL].acquire() as conn:
-        docs = await rejected_store.newest(conn, agency_id, limit=limit, before_id=before)
-    return web.json_response({"documents": docs})
+    return await newest_page(request, "documents", rejected_store.newest)
 
 
 @routes.get("/v1/agencies/{agency_id}/feeds")

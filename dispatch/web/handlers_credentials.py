@@ -7,7 +7,7 @@ A scan is served only to the agency's supervisors, always as an attachment with
 from __future__ import annotations
 
 from datetime import date
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -19,8 +19,8 @@ from dispatch.store import credentials as credential_store
 from dispatch.web import app_keys as keys
 from dispatch.web.auth import volunteer_of
 from dispatch.web.body import json_body, read_upload
-from dispatch.web.params import int_param, page, query_choice, supervisor
-from dispatch.web.problems import Problem, invalid, not_found
+from dispatch.web.params import int_param, newest_page, query_choice, supervisor
+from dispatch.web.problems import Problem, invalid, not_found, wrong_state
 
 routes = web.RouteTableDef()
 
@@ -28,13 +28,7 @@ _EXTENSIONS: Final = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png"
 
 
 def _wrong_state(exc: credential_service.WrongState) -> Problem:
-    return Problem(
-        409,
-        "credential-state",
-        "Not possible in this state",
-        str(exc),
-        extra={"state": exc.state.value},
-    )
+    return wrong_state("credential-state", "Not possible in this state", exc, exc.state.value)
 
 
 # --- volunteers -----------------------------------------------------------------------------
@@ -107,14 +101,11 @@ async def upload_scan(request: web.Request) -> web.Response:
 
 @routes.get("/v1/agencies/{agency_id}/credentials")
 async def agency_credentials(request: web.Request) -> web.Response:
-    agency_id, _ = await supervisor(request)
-    state = query_choice(request, "state", ("pending", "approved", "rejected"), None)
-    limit, before = page(request, default=50, maximum=200)
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await credential_store.for_agency(
-            conn, agency_id, state=state, limit=limit, before_id=before
-        )
-    return web.json_response({"credentials": found})
+    return await newest_page(request, "credentials", credential_store.for_agency, _state)
+
+
+def _state(request: web.Request) -> dict[str, Any]:
+    return {"state": query_choice(request, "state", ("pending", "approved", "rejected"), None)}
 
 
 @routes.get("/v1/agencies/{agency_id}/credentials/{credential_id}/scan")

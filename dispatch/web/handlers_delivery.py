@@ -26,7 +26,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web.body import check, json_body, json_document
 from dispatch.web.handlers import _uuid, _volunteer
 from dispatch.web.handlers_webpush import put_web_push
-from dispatch.web.problems import Problem, invalid, not_found
+from dispatch.web.problems import Problem, held_elsewhere, invalid, not_found
 from notify import twilio_webhooks as twilio
 
 log = structlog.get_logger(__name__)
@@ -60,13 +60,7 @@ async def put_device(request: web.Request) -> web.Response:
             now=request.app[keys.CLOCK].now(),
         )
     except device_service.DeviceHeldElsewhere:
-        raise Problem(
-            409,
-            "device-registered-elsewhere",
-            "Device registered elsewhere",
-            "this push token belongs to a volunteer of another agency",
-            pointer="/fcm_token",
-        ) from None
+        raise held_elsewhere("Device", "push token", "/fcm_token") from None
     return web.json_response({"device_id": device_id, "platform": platform, "active": True})
 
 

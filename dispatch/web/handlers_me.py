@@ -16,7 +16,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web.auth import volunteer_of
 from dispatch.web.body import json_body
 from dispatch.web.params import too_many, uuid_param
-from dispatch.web.problems import invalid, not_found, unauthorized
+from dispatch.web.problems import found_json, invalid, not_found, unauthorized
 
 routes = web.RouteTableDef()
 
@@ -29,9 +29,7 @@ async def get_me(request: web.Request) -> web.Response:
     found = await profile_service.get(
         request.app[keys.POOL], volunteer.volunteer_id, request.app[keys.CLOCK].now()
     )
-    if found is None:
-        raise unauthorized()
-    return web.json_response(found)
+    return found_json(found, unauthorized())
 
 
 @routes.patch("/v1/me")
@@ -50,9 +48,7 @@ async def patch_me(request: web.Request) -> web.Response:
         writer=request.app[keys.POSITION_WRITER],
         now=request.app[keys.CLOCK].now(),
     )
-    if found is None:
-        raise unauthorized()
-    return web.json_response(found)
+    return found_json(found, unauthorized())
 
 
 @routes.delete("/v1/me")

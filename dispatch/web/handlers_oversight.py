@@ -3,6 +3,8 @@ the audit log, and a volunteer's full export (itself audited)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from dispatch.service import aftercare, volunteer_data
@@ -11,23 +13,20 @@ from dispatch.store import audit
 from dispatch.store import volunteer_data as volunteer_data_store
 from dispatch.web import app_keys as keys
 from dispatch.web.body import json_body
-from dispatch.web.params import int_param, page, query_choice, supervisor
-from dispatch.web.problems import Problem, not_found
+from dispatch.web.params import int_param, newest_page, query_choice, supervisor
+from dispatch.web.problems import Problem, found_json, not_found
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/v1/agencies/{agency_id}/debrief-requests")
 async def debrief_requests(request: web.Request) -> web.Response:
-    agency_id, _ = await supervisor(request)
+    return await newest_page(request, "requests", aftercare_store.debrief_requests, _handled)
+
+
+def _handled(request: web.Request) -> dict[str, Any]:
     state = query_choice(request, "state", ("open", "handled", "all"), "open")
-    limit, before = page(request, default=50, maximum=200)
-    handled = {"open": False, "handled": True}.get(state or "open")
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await aftercare_store.debrief_requests(
-            conn, agency_id, handled=handled, limit=limit, before_id=before
-        )
-    return web.json_response({"requests": found})
+    return {"handled": {"open": False, "handled": True}.get(state or "open")}
 
 
 @routes.post("/v1/agencies/{agency_id}/debrief-requests/{request_id}/handled")
@@ -55,11 +54,7 @@ async def debrief_handled(request: web.Request) -> web.Response:
 
 @routes.get("/v1/agencies/{agency_id}/audit-log")
 async def audit_log(request: web.Request) -> web.Response:
-    agency_id, _ = await supervisor(request)
-    limit, before = page(request, default=50, maximum=200)
-    async with request.app[keys.POOL].acquire() as conn:
-        entries = await audit.newest(conn, agency_id, limit=limit, before_id=before)
-    return web.json_response({"entries": entries})
+    return await newest_page(request, "entries", audit.newest)
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers/{volunteer_id}/export")
@@ -73,6 +68,4 @@ async def export_volunteer(request: web.Request) -> web.Response:
     document = await volunteer_data.export(
         request.app[keys.POOL], volunteer_id, now=request.app[keys.CLOCK].now(), by=actor
     )
-    if document is None:
-        raise not_found("volunteer")
-    return web.json_response(document)
+    return found_json(document, not_found("volunteer"))

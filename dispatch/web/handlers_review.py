@@ -6,9 +6,10 @@ opaque ``cursor``; every table answers JSON or CSV with the same cells.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -83,6 +84,30 @@ def _table(
     )
 
 
+# Per keyset-paged table: its columns, the keys its cursor is made of, the default page size.
+_PAGED: Final = {
+    "incidents": (INCIDENT_COLUMNS, ("received_at", "incident_id"), 50),
+    "volunteers": (VOLUNTEER_COLUMNS, ("volunteer_id",), 100),
+}
+
+
+async def _keyset_page(
+    request: web.Request,
+    key: str,
+    search: Callable[..., Awaitable[Sequence[Any]]],
+    agency_id: UUID,
+    f: Any,
+) -> web.Response:
+    """One page of ``search(conn, agency_id, f, limit=)``'s rows (dataclasses) as table ``key``."""
+    columns, cursor_keys, default_limit = _PAGED[key]
+    limit = qp.integer(request, "limit", default=default_limit, low=1, high=1000)
+    fmt = qp.output_format(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await search(conn, agency_id, f, limit=limit)
+    rows = [asdict(r) for r in found]
+    return _table(key, columns, rows, page_cursor(rows, limit, cursor_keys), fmt)
+
+
 @routes.get("/v1/agencies/{agency_id}/incidents")
 async def list_incidents(request: web.Request) -> web.Response:
     agency_id, tz = await _agency(request)
@@ -97,13 +122,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         text=qp.text(request, "q"),
         after=qp.time_id_cursor(request),
     )
-    limit = qp.integer(request, "limit", default=50, low=1, high=1000)
-    fmt = qp.output_format(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await review_store.incidents(conn, agency_id, f, limit=limit)
-    rows = [asdict(r) for r in found]
-    cursor = page_cursor(rows, limit, ("received_at", "incident_id"))
-    return _table("incidents", INCIDENT_COLUMNS, rows, cursor, fmt)
+    return await _keyset_page(request, "incidents", review_store.incidents, agency_id, f)
 
 
 @routes.get("/v1/agencies/{agency_id}/volunteers")
@@ -116,13 +135,7 @@ async def list_volunteers(request: web.Request) -> web.Response:
         on_duty=qp.flag(request, "on_duty"),
         after_id=qp.int_cursor(request),
     )
-    limit = qp.integer(request, "limit", default=100, low=1, high=1000)
-    fmt = qp.output_format(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        found = await review_store.volunteers(conn, agency_id, f, limit=limit)
-    rows = [asdict(r) for r in found]
-    cursor = page_cursor(rows, limit, ("volunteer_id",))
-    return _table("volunteers", VOLUNTEER_COLUMNS, rows, cursor, fmt)
+    return await _keyset_page(request, "volunteers", review_store.volunteers, agency_id, f)
 
 
 # --- activations report ------------------------------------------------------------------------
@@ -232,9 +245,7 @@ def _report_range(request: web.Request, tz: ZoneInfo) -> tuple[datetime, datetim
 @routes.get("/v1/agencies/{agency_id}/reports/activations")
 async def activations_report(request: web.Request) -> web.Response:
     agency_id, tz = await _agency(request)
-    start, stop = qp.report_range(
-        request, tz, request.app[keys.CLOCK].now(), max_days=MAX_RANGE_DAYS
-    )
+    start, stop = _report_range(request, tz)
     fmt = qp.output_format(request)
     async with request.app[keys.POOL].acquire() as conn:
         groups = await review_activations.activations(conn, agency_id, start, stop, tz.key)
@@ -321,9 +332,7 @@ UTSTEIN_COLUMNS = tuple(f.name for f in fields(review_store.UtsteinRow))
 @routes.get("/v1/agencies/{agency_id}/reports/utstein.csv")
 async def utstein_export(request: web.Request) -> web.Response:
     agency_id, tz = await _agency(request)
-    start, stop = qp.report_range(
-        request, tz, request.app[keys.CLOCK].now(), max_days=MAX_RANGE_DAYS
-    )
+    start, stop = _report_range(request, tz)
     after = qp.time_id_cursor(request)
     limit = qp.integer(request, "limit", default=1000, low=1, high=10000)
     async with request.app[keys.POOL].acquire() as conn:

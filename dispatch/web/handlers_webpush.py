@@ -55,7 +55,7 @@ from dispatch.service.live import LiveEvent
 from dispatch.store.volunteers import VolunteerIdentity
 from dispatch.web import app_keys as keys
 from dispatch.web.handlers import _volunteer
-from dispatch.web.problems import Problem, invalid
+from dispatch.web.problems import Problem, held_elsewhere, invalid
 from notify.webpush import InvalidSubscription, parse_subscription
 
 log = structlog.get_logger(__name__)
@@ -106,13 +106,7 @@ async def put_web_push(
             now=request.app[keys.CLOCK].now(),
         )
     except webpush_service.SubscriptionHeldElsewhere:
-        raise Problem(
-            409,
-            "device-registered-elsewhere",
-            "Subscription registered elsewhere",
-            "this push subscription belongs to a volunteer of another agency",
-            pointer="/endpoint",
-        ) from None
+        raise held_elsewhere("Subscription", "push subscription", "/endpoint") from None
     return web.json_response(
         {"subscription_id": subscription_id, "kind": "web_push", "platform": "web", "active": True}
     )

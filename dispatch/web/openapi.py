@@ -15,8 +15,8 @@ from dispatch.web.openapi_common import (
     VOLUNTEER_ID,
     json_request,
     json_response,
+    newest_page_op,
     operation,
-    page,
     path_uuid,
     problem,
     supervised_resource,
@@ -223,26 +223,21 @@ def _supervisor_paths() -> dict[str, Any]:
             body="PolicyDocument",
         ),
         "/v1/agencies/{agency_id}/volunteers/{volunteer_id}/events": {
-            "get": operation(
+            "get": newest_page_op(
                 "A volunteer's timeline outside incidents (devices, opt-outs), newest first",
-                {
-                    "200": {"description": "Events with time, name and details"},
-                    "400": problem("A query parameter is invalid; `invalid-params` names it"),
-                    "404": missing_volunteer,
-                },
-                security=SUPERVISOR,
-                parameters=[AGENCY, VOLUNTEER_ID, *page("events", default=50, maximum=200)],
+                {"description": "Events with time, name and details"},
+                "events",
+                filters=(VOLUNTEER_ID,),
+                errors={"404": missing_volunteer},
             )
         },
         "/v1/agencies/{agency_id}/aeds": {
-            "get": operation(
+            "get": newest_page_op(
                 "The agency's AED registry, newest first, a page at a time",
-                {
-                    "200": {"description": "AEDs and `next_before`, the next page's cursor"},
-                    "400": problem("A query parameter is invalid; `invalid-params` names it"),
-                },
-                security=SUPERVISOR,
-                parameters=[AGENCY, *page("AEDs", default=500, maximum=1000)],
+                {"description": "AEDs and `next_before`, the next page's cursor"},
+                "AEDs",
+                default=500,
+                maximum=1000,
             ),
             "post": operation(
                 "Import AEDs from CSV or GeoJSON (insert or update by id)",
@@ -257,14 +252,10 @@ def _supervisor_paths() -> dict[str, Any]:
             ),
         },
         "/v1/agencies/{agency_id}/rejected-documents": {
-            "get": operation(
+            "get": newest_page_op(
                 "CAD documents the intake refused, newest first, kept for audit",
-                {
-                    "200": {"description": "Refused documents with status and reason"},
-                    "400": problem("A query parameter is invalid"),
-                },
-                security=SUPERVISOR,
-                parameters=[AGENCY, *page("documents", default=50, maximum=200)],
+                {"description": "Refused documents with status and reason"},
+                "documents",
             )
         },
     }

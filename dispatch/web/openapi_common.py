@@ -130,6 +130,30 @@ def operation(
     return op
 
 
+def newest_page_op(
+    summary: str,
+    ok: dict[str, Any],
+    what: str,
+    *,
+    filters: tuple[dict[str, Any], ...] = (),
+    default: int = 50,
+    maximum: int = 200,
+    errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A supervisor's newest-first page of one of the agency's lists (``what``), a page at a
+    time; ``filters`` are the parameters between the agency and the page's."""
+    return operation(
+        summary,
+        {
+            "200": ok,
+            "400": problem("A query parameter is invalid; `invalid-params` names it"),
+            **(errors or {}),
+        },
+        security=SUPERVISOR,
+        parameters=[AGENCY, *filters, *page(what, default=default, maximum=maximum)],
+    )
+
+
 def supervised_resource(
     read: str,
     current: dict[str, Any],

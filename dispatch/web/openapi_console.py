@@ -140,17 +140,21 @@ def console_schemas() -> dict[str, Any]:
             "status_at": _MAYBE_TIME,
         },
     }
+    # What the board's row and the scene's header both start with (store.board's _summary).
+    summary = {
+        "incident_id": {"type": "string", "format": "uuid"},
+        "source_incident_id": {"type": "string"},
+        "call_type": call_type,
+        "address": {"type": ["string", "null"]},
+        "received_at": _TIME,
+        "state": {"type": "string"},
+        "is_test": {"type": "boolean"},
+    }
     active = {
         "type": "object",
         "required": ["incident_id", "call_type", "received_at", "state", "volunteers", "units"],
         "properties": {
-            "incident_id": {"type": "string", "format": "uuid"},
-            "source_incident_id": {"type": "string"},
-            "call_type": call_type,
-            "address": {"type": ["string", "null"]},
-            "received_at": _TIME,
-            "state": {"type": "string"},
-            "is_test": {"type": "boolean"},
+            **summary,
             "is_cardiac_arrest": {"type": ["boolean", "null"]},
             "volunteers": _counts(),
             "units": {"type": "array", "items": unit},
@@ -202,14 +206,8 @@ def console_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["incident_id", "location", "waves", "responders", "aeds", "units"],
             "properties": {
-                "incident_id": {"type": "string", "format": "uuid"},
-                "source_incident_id": {"type": "string"},
-                "call_type": call_type,
-                "address": {"type": ["string", "null"]},
-                "received_at": _TIME,
-                "state": {"type": "string"},
+                **summary,
                 "status": {"type": "string"},
-                "is_test": {"type": "boolean"},
                 "location": {"oneOf": [point, {"type": "null"}]},
                 "waves": {
                     "type": "array",

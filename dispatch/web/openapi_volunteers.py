@@ -11,8 +11,8 @@ from dispatch.web.openapi_common import (
     VOLUNTEER_ID,
     json_request,
     json_response,
+    newest_page_op,
     operation,
-    page,
     path_int,
     path_uuid,
     problem,
@@ -194,7 +194,6 @@ def _review_paths() -> dict[str, Any]:
         "required": False,
         "schema": {"enum": ["pending", "approved", "rejected"]},
     }
-    bad_query = {"400": problem("A query parameter is invalid")}
     download = {
         "description": "The scan, as an attachment",
         "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
@@ -202,11 +201,11 @@ def _review_paths() -> dict[str, Any]:
     }
     return {
         "/v1/agencies/{agency_id}/credentials": {
-            "get": operation(
+            "get": newest_page_op(
                 "Credentials to review (`state=pending`) or reviewed, newest first",
-                {"200": json_response("CredentialList", "Credentials"), **bad_query},
-                security=SUPERVISOR,
-                parameters=[AGENCY, state, *page("credentials", default=50, maximum=200)],
+                json_response("CredentialList", "Credentials"),
+                "credentials",
+                filters=(state,),
             )
         },
         "/v1/agencies/{agency_id}/credentials/{credential_id}/scan": {
@@ -244,14 +243,13 @@ def _oversight_paths() -> dict[str, Any]:
         "required": False,
         "schema": {"enum": ["open", "handled", "all"], "default": "open"},
     }
-    bad_query = {"400": problem("A query parameter is invalid")}
     return {
         "/v1/agencies/{agency_id}/debrief-requests": {
-            "get": operation(
+            "get": newest_page_op(
                 "Volunteers who asked to talk to someone after an alert",
-                {"200": json_response("DebriefRequests", "Newest first"), **bad_query},
-                security=SUPERVISOR,
-                parameters=[AGENCY, state, *page("requests", default=50, maximum=200)],
+                json_response("DebriefRequests", "Newest first"),
+                "requests",
+                filters=(state,),
             )
         },
         "/v1/agencies/{agency_id}/debrief-requests/{request_id}/handled": {
@@ -268,11 +266,10 @@ def _oversight_paths() -> dict[str, Any]:
             )
         },
         "/v1/agencies/{agency_id}/audit-log": {
-            "get": operation(
+            "get": newest_page_op(
                 "Supervisor and operator actions, newest first (append-only)",
-                {"200": json_response("AuditLog", "Entries"), **bad_query},
-                security=SUPERVISOR,
-                parameters=[AGENCY, *page("entries", default=50, maximum=200)],
+                json_response("AuditLog", "Entries"),
+                "entries",
             )
         },
         "/v1/agencies/{agency_id}/volunteers/{volunteer_id}/export": {

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 from uuid import UUID
 
 from aiohttp import web
 
 from dispatch.store.audit import Actor
+from dispatch.web import app_keys as keys
 from dispatch.web.auth import supervisor_of
 from dispatch.web.problems import Problem, not_found
 
@@ -75,6 +76,27 @@ def page(request: web.Request, *, default: int, maximum: int) -> tuple[int, int]
     """``limit`` and ``before`` (an id) of a newest-first listing, 400 when out of range."""
     limit = query_int(request, "limit", default=default, low=1, high=maximum)
     return limit, query_int(request, "before", default=_NEWEST, low=1, high=_NEWEST)
+
+
+def _no_filters(request: web.Request) -> dict[str, Any]:
+    return {}
+
+
+async def newest_page(
+    request: web.Request,
+    key: str,
+    newest: Callable[..., Awaitable[list[dict[str, Any]]]],
+    filters: Callable[[web.Request], dict[str, Any]] = _no_filters,
+) -> web.Response:
+    """For the agency's supervisor, one page of ``newest(conn, agency_id, limit=, before_id=,
+    **filters(request))`` as ``{key: [...]}``. The filters are read after the token is checked
+    (a bad token is a 401 whatever the query) and before the page."""
+    agency_id, _ = await supervisor(request)
+    filters_ = filters(request)
+    limit, before = page(request, default=50, maximum=200)
+    async with request.app[keys.POOL].acquire() as conn:
+        found = await newest(conn, agency_id, limit=limit, before_id=before, **filters_)
+    return web.json_response({key: found})
 
 
 async def supervisor(request: web.Request) -> tuple[UUID, Actor]:

@@ -81,6 +81,29 @@ def not_found(what: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"no such {what}")
 
 
+def wrong_state(slug: str, title: str, exc: Exception, state: str) -> Problem:
+    """409: the resource is in ``state``, where this move does not apply (``exc`` says why)."""
+    return Problem(409, slug, title, str(exc), extra={"state": state})
+
+
+def held_elsewhere(what: str, address: str, pointer: str) -> Problem:
+    """409: the push ``address`` (token, subscription) is held in another agency."""
+    return Problem(
+        409,
+        "device-registered-elsewhere",
+        f"{what} registered elsewhere",
+        f"this {address} belongs to a volunteer of another agency",
+        pointer=pointer,
+    )
+
+
+def found_json(found: Any, missing: Problem) -> web.Response:
+    """``found`` as the JSON answer; ``None`` (a lookup that found nothing) raises ``missing``."""
+    if found is None:
+        raise missing
+    return web.json_response(found)
+
+
 def unavailable(retry_after_s: int) -> Problem:
     """503: the database is overloaded or down; the request changed nothing, send it again."""
     return Problem(
