@@ -11,9 +11,10 @@ import os
 import secrets
 import statistics
 import subprocess
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -21,6 +22,19 @@ from aiohttp import web
 
 from bench.calibration import DEFAULT_DSN
 from tests.dispatch.serve_process import ServeProcess
+
+INCIDENT_KEY_COLUMNS: Final = (
+    "id agency_id source source_incident_id version_at version_seq content_hash status is_test"
+    " is_cardiac_arrest call_type_code"
+)
+"""The incident columns every bench fill writes first (its rows start with these values)."""
+
+
+async def copy_rows(
+    conn: asyncpg.Connection, table: str, rows: Sequence[tuple[Any, ...]], columns: str
+) -> None:
+    """Binary COPY of ``rows`` into ``table``; ``columns`` names their values, space-separated."""
+    await conn.copy_records_to_table(table, records=rows, columns=columns.split())
 
 
 def bench_parser(doc: str | None, **defaults: float | str) -> argparse.ArgumentParser:

@@ -45,7 +45,14 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibration import calibration_line
-from bench.common import p99_line, percentile, scratch_database, serve_locally
+from bench.common import (
+    INCIDENT_KEY_COLUMNS,
+    copy_rows,
+    p99_line,
+    percentile,
+    scratch_database,
+    serve_locally,
+)
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.store import agencies as agency_store
@@ -175,69 +182,39 @@ async def _fill(conn: asyncpg.Connection, args: argparse.Namespace) -> tuple[UUI
         "UPDATE agencies SET time_zone = 'Europe/Amsterdam' WHERE id = $1", agency_id
     )
     _, token = await agency_store.create_supervisor(conn, agency_id=agency_id, name="Sup")
-    await conn.copy_records_to_table(
+    await copy_rows(
+        conn,
         "volunteers",
-        records=[
+        [
             (agency_id, f"V{i}", secrets.token_bytes(32), rng.random() < 0.9, "lay")
             for i in range(VOLUNTEERS)
         ],
-        columns=["agency_id", "display_name", "token_hash", "verified", "tier"],
+        "agency_id display_name token_hash verified tier",
     )
     volunteers = [r["id"] for r in await conn.fetch("SELECT id FROM volunteers ORDER BY id")]
     started = time.perf_counter()
     incidents, alerts, events = _incidents(agency_id, volunteers, args, rng)
     built = time.perf_counter()
-    await conn.copy_records_to_table(
+    await copy_rows(
+        conn,
         "incidents",
-        records=incidents,
-        columns=[
-            "id",
-            "agency_id",
-            "source",
-            "source_incident_id",
-            "version_at",
-            "version_seq",
-            "content_hash",
-            "status",
-            "is_test",
-            "is_cardiac_arrest",
-            "call_type_code",
-            "lat",
-            "lon",
-            "place_type",
-            "received_at",
-            "report",
-            "state",
-            "created_at",
-            "alerting_started_at",
-            "first_ems_on_scene_at",
-            "alert_blocked",
-        ],
+        incidents,
+        INCIDENT_KEY_COLUMNS
+        + " lat lon place_type received_at report state created_at alerting_started_at"
+        " first_ems_on_scene_at alert_blocked",
     )
-    await conn.copy_records_to_table(
+    await copy_rows(
+        conn,
         "alerts",
-        records=alerts,
-        columns=[
-            "id",
-            "agency_id",
-            "incident_id",
-            "volunteer_id",
-            "role",
-            "state",
-            "distance_m",
-            "expires_at",
-        ],
+        alerts,
+        "id agency_id incident_id volunteer_id role state distance_m expires_at",
     )
-    await conn.copy_records_to_table(
-        "response_log",
-        records=events,
-        columns=["agency_id", "incident_id", "alert_id", "volunteer_id", "event", "at", "details"],
+    await copy_rows(
+        conn, "response_log", events, "agency_id incident_id alert_id volunteer_id event at details"
     )
     presence = _presence(agency_id, volunteers, rng)
-    await conn.copy_records_to_table(
-        "coverage_presence",
-        records=presence,
-        columns=["volunteer_id", "agency_id", "hour_of_week", "cell", "last_seen_at"],
+    await copy_rows(
+        conn, "coverage_presence", presence, "volunteer_id agency_id hour_of_week cell last_seen_at"
     )
     await conn.execute("VACUUM ANALYZE")
     print(

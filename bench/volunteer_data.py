@@ -29,7 +29,7 @@ from uuid import uuid4
 # Ahead of this folder, whose dispatch.py would otherwise shadow the dispatch package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_parser, scratch_database
+from bench.common import INCIDENT_KEY_COLUMNS, bench_parser, copy_rows, scratch_database
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.db.pool import open_pool
@@ -42,10 +42,11 @@ async def _fill(conn: Any, args: argparse.Namespace, rng: random.Random) -> list
     # Binary COPY has no jsonb encoder: empty reports by default, in this throwaway database.
     await conn.execute("ALTER TABLE incidents ALTER COLUMN report SET DEFAULT '{}'::jsonb")
     await conn.execute("INSERT INTO agencies (id, name) VALUES ($1, 'bench')", agency_id)
-    await conn.copy_records_to_table(
+    await copy_rows(
+        conn,
         "volunteers",
-        records=[(agency_id, f"V{i}", secrets.token_bytes(32)) for i in range(args.volunteers)],
-        columns=["agency_id", "display_name", "token_hash"],
+        [(agency_id, f"V{i}", secrets.token_bytes(32)) for i in range(args.volunteers)],
+        "agency_id display_name token_hash",
     )
     ids = [r["id"] for r in await conn.fetch("SELECT id FROM volunteers ORDER BY id")]
     incidents = args.volunteers * args.alerts_each // 5
@@ -77,43 +78,12 @@ async def _fill(conn: Any, args: argparse.Namespace, rng: random.Random) -> list
                 (agency_id, incident, alert, volunteer, f"e{k}", at)
                 for k in range(args.events_each)
             ]
-    await conn.copy_records_to_table(
-        "incidents",
-        records=rows,
-        columns=[
-            "id",
-            "agency_id",
-            "source",
-            "source_incident_id",
-            "version_at",
-            "version_seq",
-            "content_hash",
-            "status",
-            "is_test",
-            "is_cardiac_arrest",
-            "call_type_code",
-            "place_type",
-            "received_at",
-            "state",
-        ],
+    await copy_rows(conn, "incidents", rows, INCIDENT_KEY_COLUMNS + " place_type received_at state")
+    await copy_rows(
+        conn, "alerts", alerts, "id agency_id incident_id volunteer_id state distance_m expires_at"
     )
-    await conn.copy_records_to_table(
-        "alerts",
-        records=alerts,
-        columns=[
-            "id",
-            "agency_id",
-            "incident_id",
-            "volunteer_id",
-            "state",
-            "distance_m",
-            "expires_at",
-        ],
-    )
-    await conn.copy_records_to_table(
-        "response_log",
-        records=events,
-        columns=["agency_id", "incident_id", "alert_id", "volunteer_id", "event", "at"],
+    await copy_rows(
+        conn, "response_log", events, "agency_id incident_id alert_id volunteer_id event at"
     )
     await conn.execute("ANALYZE")
     print(
