@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+__all__ = [
+    "Address",
+    "CallType",
+    "Coordinates",
+    "IncidentReport",
+    "IncidentStatus",
+    "PlaceType",
+    "UnitReport",
+    "UnitStatus",
+]
+
 
 class PlaceType(StrEnum):
     PUBLIC = "public"
