@@ -6,10 +6,7 @@ import asyncio
 import dataclasses
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -52,20 +49,6 @@ class AgencyAuth:
     @property
     def supervisor_auth(self) -> dict[str, str]:
         return bearer(self.supervisor_token)
-
-
-async def dispatch_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m dispatch *args`` in a child process with ``env`` added to ours, whatever
-    its exit code; in a thread, so that the test's event loop stays free meanwhile."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "dispatch", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def cli_agency(env: Mapping[str, str], name: str) -> tuple[str, str]:

@@ -88,10 +88,10 @@ class ServeProcess:
         self._log.close()
 
 
-async def run_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
-    """Run a ``dispatch`` admin verb; returns its ``key: value`` output lines."""
-    # In a thread: the test's event loop stays free while the command runs.
-    done = await asyncio.to_thread(
+async def dispatch_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m dispatch *args`` in a child process with ``env`` added to ours, whatever
+    its exit code; in a thread, so that the test's event loop stays free meanwhile."""
+    return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "dispatch", *args],
         env={**os.environ, **env},
@@ -100,6 +100,11 @@ async def run_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
         timeout=60,
         check=False,
     )
+
+
+async def run_cli(env: Mapping[str, str], *args: str) -> dict[str, str]:
+    """Run a ``dispatch`` admin verb that must succeed; returns its ``key: value`` lines."""
+    done = await dispatch_cli(env, *args)
     assert done.returncode == 0, done.stderr
     pairs = {}
     for line in done.stdout.splitlines():

@@ -16,21 +16,7 @@ from dispatch.web.app import create_app
 from dispatch.workers.cad_poller import backoff_s
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import CENTRE, drained, offset, volunteer_at, wait_until
-from tests.fakes.feed_server import FeedServer, serving
-
-MAPPING = {
-    "items": "data.incidents",
-    "fields": {
-        "id": "ID",
-        "call_type_code": "Type",
-        "call_type_text": "TypeText",
-        "received_at": "Received",
-        "lat": "Latitude",
-        "lon": "Longitude",
-        "address": "Address",
-    },
-}
-
+from tests.fakes.feed_server import CAD_MAPPING, FeedServer, serving
 
 # Minutes ago: intake never alerts for an incident received more than half an hour before.
 RECEIVED = (datetime.now(UTC) - timedelta(minutes=3)).isoformat(timespec="seconds")
@@ -50,7 +36,7 @@ def cad_item(incident_id: str, north_m: float = 0, type_: str = "09E01") -> dict
 
 
 def listing(*items: dict[str, Any]) -> dict[str, Any]:
-    """The CAD's document of its active incidents (``MAPPING`` reads it)."""
+    """The CAD's document of its active incidents (``CAD_MAPPING`` reads it)."""
     return {"data": {"incidents": list(items)}}
 
 
@@ -84,9 +70,9 @@ async def _poll_once(db: asyncpg.Connection, feed_id: int) -> None:
 async def _add_feed(
     db: asyncpg.Connection, agency: AgencyFixture, url: str, name: str, **options: Any
 ) -> int:
-    """A feed of the fake CAD's JSON (``MAPPING``) for ``agency``."""
+    """A feed of the fake CAD's JSON (``CAD_MAPPING``) for ``agency``."""
     return await feeds.create(
-        db, agency_id=agency.agency_id, name=name, url=url, mapping=MAPPING, **options
+        db, agency_id=agency.agency_id, name=name, url=url, mapping=CAD_MAPPING, **options
     )
 
 

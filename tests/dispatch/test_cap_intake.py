@@ -16,8 +16,8 @@ import pytest
 from dispatch.web.openapi import openapi_document
 from tests.cad_adapters.signing import Signer, new_signer, sign
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import cap_alert, dispatch_cli, drained, offset, snapshot, volunteer_at
-from tests.dispatch.serve_process import run_cli
+from tests.dispatch.helpers import cap_alert, drained, offset, snapshot, volunteer_at
+from tests.dispatch.serve_process import dispatch_cli, run_cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "cad_adapters" / "fixtures"
 SPOT = (52.378901, 4.900272)

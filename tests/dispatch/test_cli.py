@@ -8,8 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.dispatch.helpers import dispatch_cli
-from tests.dispatch.serve_process import run_cli
+from tests.dispatch.serve_process import dispatch_cli, run_cli
 
 pytestmark = pytest.mark.slow
 

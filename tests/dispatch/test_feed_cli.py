@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from tests.cad_adapters.feed_fixtures import DALLAS, feed_fixture
-from tests.dispatch.helpers import dispatch_cli
+from tests.dispatch.serve_process import dispatch_cli
 from tests.fakes.feed_server import FeedServer, serving
 
 pytestmark = pytest.mark.slow

@@ -33,6 +33,7 @@ from dispatch.store import feeds
 from tests.dispatch.cad_burst import CadBurst, alerted_once_each, place_volunteers
 from tests.dispatch.helpers import CENTRE, incident, offset
 from tests.dispatch.serve_process import ServeProcess, run_cli
+from tests.fakes.feed_server import CAD_MAPPING
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +43,6 @@ SITES = [offset(*CENTRE, 6000 * n, 0) for n in range(6)]
 FIRST_WAVE = ((0, 100), (250, 0), (-300, 200))
 SECOND_WAVE = ((0, 800),)
 NEVER = ((0, 2500),)
-FEED_MAPPING = {
-    "items": "data.incidents",
-    "fields": {
-        "id": "ID",
-        "call_type_code": "Type",
-        "call_type_text": "TypeText",
-        "received_at": "Received",
-        "lat": "Latitude",
-        "lon": "Longitude",
-        "address": "Address",
-    },
-}
 POLICY = {
     "waves": [
         {"after_s": 0, "radius_m": 500, "live": 7},
@@ -157,7 +146,7 @@ async def test_three_processes_alert_as_one_and_lose_nothing_in_a_rolling_restar
             agency_id=cluster.agency_id,
             name="metro",
             url=str(feed_server.make_url("/active.json")),
-            mapping=FEED_MAPPING,
+            mapping=CAD_MAPPING,
             interval_s=1.0,
         )
         await asyncio.gather(*(s.wait_ready(60) for s in cluster.servers))

@@ -22,6 +22,21 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+CAD_MAPPING: dict[str, Any] = {
+    "items": "data.incidents",
+    "fields": {
+        "id": "ID",
+        "call_type_code": "Type",
+        "call_type_text": "TypeText",
+        "received_at": "Received",
+        "lat": "Latitude",
+        "lon": "Longitude",
+        "address": "Address",
+    },
+}
+"""How a feed reads the fake CAD's documents: ``{"data": {"incidents": [...]}}`` of items
+with these keys (what the feed tests serve)."""
+
 
 @dataclass
 class FeedServer:
