@@ -62,6 +62,7 @@ from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert
 from dispatch.workers.notifier import OutboxWorker
 from notify.fcm import FcmNotifier
+from tests.dispatch.helpers import bare_incident
 
 PROJECT = "bench-project"
 
@@ -131,23 +132,6 @@ async def seed_volunteers(conn: asyncpg.Connection, agency_id: UUID, n: int) -> 
     return ids
 
 
-async def new_incident(conn: Any, agency_id: UUID, name: str) -> UUID:
-    incident_id = uuid4()
-    await conn.execute(
-        """
-        INSERT INTO incidents (id, agency_id, source, source_incident_id, version_at, version_seq,
-                               content_hash, status, is_test, call_type_code, place_type,
-                               received_at, report)
-        VALUES ($1, $2, 'bench', $3, now(), 1, '\\x00', 'active', false, '09-E-01', 'public',
-                now(), '{}')
-        """,
-        incident_id,
-        agency_id,
-        name,
-    )
-    return incident_id
-
-
 async def queue(
     pool: asyncpg.Pool, agency_id: UUID, volunteers: list[int], name: str
 ) -> tuple[float, list[int]]:
@@ -155,7 +139,7 @@ async def queue(
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         async with conn.transaction():
-            incident_id = await new_incident(conn, agency_id, name)
+            incident_id = await bare_incident(conn, agency_id, name, source="bench")
             await alert_store.insert_with_outbox(
                 conn,
                 agency_id=agency_id,
@@ -361,7 +345,7 @@ async def throughput(
     now = datetime.now(UTC)
     async with conn.transaction():
         for start in range(0, n, per):
-            incident_id = await new_incident(conn, agency_id, f"tp-{start}")
+            incident_id = await bare_incident(conn, agency_id, f"tp-{start}", source="bench")
             await alert_store.insert_with_outbox(
                 conn,
                 agency_id=agency_id,

@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -264,3 +265,23 @@ async def wait_until(
         seen = f"; last seen: {show()}" if show is not None else f"; last answer: {last!r}"
         raise AssertionError(f"{what} not met within {timeout_s} s{seen}") from None
     return last
+
+
+async def bare_incident(conn: Any, agency_id: Any, name: str, *, source: str = "test") -> UUID:
+    """An active incident row and nothing else (no report, no alerts): for the delivery chain's
+    tests and benchmarks, which only need alerts to hang off an incident."""
+    incident_id = uuid4()
+    await conn.execute(
+        """
+        INSERT INTO incidents (id, agency_id, source, source_incident_id, version_at, version_seq,
+                               content_hash, status, is_test, call_type_code, place_type,
+                               received_at, report)
+        VALUES ($1, $2, $4, $3, now(), 1, '\\x00', 'active', false, '09-E-01', 'public',
+                now(), '{}')
+        """,
+        incident_id,
+        agency_id,
+        name,
+        source,
+    )
+    return incident_id

@@ -21,7 +21,7 @@ from dispatch.service.providers import Pacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import NewAlert
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import chain_offsets
+from tests.dispatch.helpers import bare_incident, chain_offsets
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 ALL = frozenset({Step.PUSH, Step.SMS, Step.VOICE})
@@ -98,23 +98,6 @@ def test_pacer_spaces_sends_and_refuses_long_waits() -> None:
     assert 1.9 < third <= 2.0
 
 
-async def _incident(db: asyncpg.Connection, agency_id: object, name: str) -> object:
-    incident_id = uuid4()
-    await db.execute(
-        """
-        INSERT INTO incidents (id, agency_id, source, source_incident_id, version_at, version_seq,
-                               content_hash, status, is_test, call_type_code, place_type,
-                               received_at, report)
-        VALUES ($1, $2, 'test', $3, now(), 1, '\\x00', 'active', false, '09-E-01', 'public',
-                now(), '{}')
-        """,
-        incident_id,
-        agency_id,
-        name,
-    )
-    return incident_id
-
-
 async def test_leasing_shares_out_work_round_robin_by_incident(
     db: asyncpg.Connection, agency: AgencyFixture
 ) -> None:
@@ -128,8 +111,8 @@ async def test_leasing_shares_out_work_round_robin_by_incident(
         )
         for _ in range(31)
     ]
-    big = await _incident(db, agency.agency_id, "big")
-    small = await _incident(db, agency.agency_id, "small")
+    big = await bare_incident(db, agency.agency_id, "big")
+    small = await bare_incident(db, agency.agency_id, "small")
     async with db.transaction():
         await alert_store.insert_with_outbox(
             db,
