@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -299,23 +300,12 @@ async def run(args: argparse.Namespace) -> None:
                         profile.enable()
                     bare_rate = await http_rate(session, fcm.fcm_url, 3000)
                     floor_ms = await http_floor(session, fcm.fcm_url, 600)
-                    rate = await throughput(
-                        conn,
-                        pool,
-                        session,
-                        fake_url,
-                        workers,
-                        agency_id,
-                        volunteers,
-                        fake.pid,
-                        statements,
-                    )
+                    rig = Rig(conn, pool, session, fake_url, workers, agency_id, volunteers)
+                    rate = await throughput(rig, fake.pid, statements)
                     if args.profile:
                         profile.disable()
                         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
-                    p99 = await latency(
-                        conn, pool, session, fake_url, workers, agency_id, volunteers
-                    )
+                    p99 = await latency(rig)
                     report(bare_rate, floor_ms, rate, p99)
                 finally:
                     stop.set()
@@ -329,47 +319,56 @@ async def run(args: argparse.Namespace) -> None:
         fake.join(5)
 
 
+@dataclass(frozen=True, slots=True)
+class Rig:
+    """What both measurements drive: the database, the workers and the fake FCM."""
+
+    conn: asyncpg.Connection
+    pool: asyncpg.Pool
+    session: aiohttp.ClientSession
+    fake_url: str
+    workers: list[OutboxWorker]
+    agency_id: UUID
+    volunteers: list[int]
+
+
 async def throughput(
-    conn: asyncpg.Connection,
-    pool: asyncpg.Pool,
-    session: aiohttp.ClientSession,
-    fake_url: str,
-    workers: list[OutboxWorker],
-    agency_id: UUID,
-    volunteers: list[int],
+    rig: Rig,
     fake_pid: int | None,
     statements: StatementCount,
 ) -> float:
-    n = len(volunteers)
+    n = len(rig.volunteers)
     per = 100
     now = datetime.now(UTC)
-    async with conn.transaction():
+    async with rig.conn.transaction():
         for start in range(0, n, per):
-            incident_id = await bare_incident(conn, agency_id, f"tp-{start}", source="bench")
+            incident_id = await bare_incident(
+                rig.conn, rig.agency_id, f"tp-{start}", source="bench"
+            )
             await alert_store.insert_with_outbox(
-                conn,
-                agency_id=agency_id,
+                rig.conn,
+                agency_id=rig.agency_id,
                 incident_id=incident_id,
                 alerts=[
                     NewAlert(uuid4(), v, 50.0, "cpr", "auto")
-                    for v in volunteers[start : start + per]
+                    for v in rig.volunteers[start : start + per]
                 ],
                 expires_at=now + timedelta(minutes=10),
                 now=now,
             )
     committed = time.time()
-    pg = cpu_seconds(await postgres_pids(pool))
+    pg = cpu_seconds(await postgres_pids(rig.pool))
     me, fake = time.process_time(), cpu_seconds([fake_pid or 0])
     statements.n = 0
-    for w in workers:
+    for w in rig.workers:
         w.wakeup.set()
-    await wait_sent(pool)
+    await wait_sent(rig.pool)
     done = time.time()
     worker_us = (time.process_time() - me) / n * 1e6
     worker_statements = statements.n
-    pg_us = cpu_used(pg, cpu_seconds(await postgres_pids(pool))) / n * 1e6
+    pg_us = cpu_used(pg, cpu_seconds(await postgres_pids(rig.pool))) / n * 1e6
     fake_us = cpu_used(fake, cpu_seconds([fake_pid or 0])) / n * 1e6
-    arrivals = await journal(session, fake_url)
+    arrivals = await journal(rig.session, rig.fake_url)
     last = max(arrivals.values())
     print(f"throughput: {n} alerts, {len(arrivals)} requests at the fake")
     print(
@@ -393,26 +392,20 @@ async def throughput(
 
 
 async def latency(
-    conn: asyncpg.Connection,
-    pool: asyncpg.Pool,
-    session: aiohttp.ClientSession,
-    fake_url: str,
-    workers: list[OutboxWorker],
-    agency_id: UUID,
-    volunteers: list[int],
+    rig: Rig,
 ) -> float:
-    await conn.execute("DELETE FROM alerts")
-    groups = [volunteers[i * 30 : (i + 1) * 30] for i in range(20)]
+    await rig.conn.execute("DELETE FROM alerts")
+    groups = [rig.volunteers[i * 30 : (i + 1) * 30] for i in range(20)]
 
     async def one(index: int, group: list[int]) -> tuple[float, list[int]]:
-        result = await queue(pool, agency_id, group, f"lat-{index}")
-        for w in workers:
+        result = await queue(rig.pool, rig.agency_id, group, f"lat-{index}")
+        for w in rig.workers:
             w.wakeup.set()  # what the intake handler does after its commit
         return result
 
     commits = await asyncio.gather(*(one(i, g) for i, g in enumerate(groups)))
-    await wait_sent(pool)
-    arrivals = await journal(session, fake_url)
+    await wait_sent(rig.pool)
+    arrivals = await journal(rig.session, rig.fake_url)
     delays: list[float] = []
     firsts: list[float] = []
     for committed, group in commits:
