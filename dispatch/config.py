@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -28,6 +28,7 @@ class _Var:
     kind: Literal["text", "path", "number", "integer", "flag", "choice"]
     minimum: float = 0
     choices: tuple[str, ...] = ()
+    check: Callable[[str], str] | None = None
 
     def read(self, env: Mapping[str, str], default: Any) -> Any:
         """The variable's value, or ``default`` when it is unset or empty."""
@@ -44,15 +45,23 @@ class _Var:
             return _parse_flag(self.name, raw)
         if self.kind == "choice" and raw not in self.choices:
             raise ConfigError(f"{self.name} must be one of {sorted(self.choices)}, got {raw!r}")
-        return raw
+        return raw if self.check is None else self.check(raw)
+
+
+def _vapid_subject(raw: str) -> str:
+    if not raw.startswith(("mailto:", "https://")):
+        raise ConfigError("DISPATCH_WEBPUSH_SUBJECT must be a mailto: or https:// URL")
+    return raw
 
 
 def _declare(default: _T, var: _Var, *, secret: bool = False) -> _T:
     return field(default=default, repr=not secret, metadata={_ENV: var})
 
 
-def _text(name: str, default: _T, *, secret: bool = False) -> _T:
-    return _declare(default, _Var(name, "text"), secret=secret)
+def _text(
+    name: str, default: _T, *, secret: bool = False, check: Callable[[str], str] | None = None
+) -> _T:
+    return _declare(default, _Var(name, "text", check=check), secret=secret)
 
 
 def _path(name: str, default: _T) -> _T:
@@ -169,7 +178,7 @@ class Settings:
     retry_cap_s: float = _number("DISPATCH_RETRY_CAP_S", 30.0, minimum=0.1)
     # --- Web Push and the live stream: no vendor account, on unless switched off. ---
     webpush_enabled: bool = _flag("DISPATCH_WEBPUSH_ENABLED", True)
-    webpush_subject: str | None = _text("DISPATCH_WEBPUSH_SUBJECT", None)
+    webpush_subject: str | None = _text("DISPATCH_WEBPUSH_SUBJECT", None, check=_vapid_subject)
     """VAPID ``sub``: a mailto: or https: contact; default the https public URL, else mailto."""
     webpush_key_passphrase: str | None = _text("DISPATCH_WEBPUSH_KEY_PASSPHRASE", None, secret=True)
     """Seals the stored VAPID private key (PKCS#8 encryption); unset: stored unsealed."""
@@ -237,7 +246,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         var = f.metadata.get(_ENV)
         if isinstance(var, _Var):
             values[f.name] = var.read(env, f.default)
-    values["webpush_subject"] = _vapid_subject(values["webpush_subject"])
     return Settings(
         **values,
         twilio_account_sid=twilio.account_sid,
@@ -246,12 +254,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_messaging_service_sid=twilio.messaging_service_sid,
         twilio_voice_from_number=env.get("DISPATCH_TWILIO_VOICE_FROM") or twilio.from_number,
     )
-
-
-def _vapid_subject(raw: str | None) -> str | None:
-    if raw is not None and not raw.startswith(("mailto:", "https://")):
-        raise ConfigError("DISPATCH_WEBPUSH_SUBJECT must be a mailto: or https:// URL")
-    return raw
 
 
 @dataclass(frozen=True, slots=True)
