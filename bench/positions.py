@@ -27,10 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import secrets
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,12 +80,43 @@ async def _through_writer(writer: PositionWriter, rows: list[PositionRow], batch
     return time.perf_counter() - started
 
 
+def _process_cpu_s(pid: int) -> float:
+    """CPU seconds a local process has spent (NaN when it is not on this machine)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _server_cpu_s(pool: asyncpg.Pool) -> float:
+    """CPU seconds spent so far by the server processes serving this database's clients (the
+    pool's, which live through the run): less moved by the machine's load than rates are.
+    NaN unless the server runs on this machine."""
+    rows = await pool.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND backend_type = 'client backend'"
+    )
+    return sum(_process_cpu_s(r["pid"]) for r in rows)
+
+
+@dataclass
+class _Compared:
+    rate: float
+    rate_off: float
+    cpu_us: float
+    """Server CPU per update, µs."""
+    cpu_us_off: float
+    presence_per_fix: float
+
+
 async def _compare(
     pool: asyncpg.Pool, writer: PositionWriter, streams: list[list[PositionRow]], batch: int
-) -> tuple[float, float, float]:
-    """Updates/s with coverage presence and with its triggers off, in alternating chunks so
-    that the shared machine's load falls on both alike; and new presence rows per update."""
+) -> _Compared:
+    """Coverage presence on and its triggers off, in alternating chunks so that the shared
+    machine's load falls on both alike: rates, server CPU, new presence rows per update."""
     took = [0.0, 0.0]
+    cpu = [0.0, 0.0]
     done = [0, 0]
     presence = 0
     for k, rows in enumerate(streams):
@@ -91,13 +124,21 @@ async def _compare(
         before = await pool.fetchval("SELECT count(*) FROM coverage_presence")
         if off:
             await pool.execute(_PRESENCE_OFF)
+        cpu_before = await _server_cpu_s(pool)
         took[off] += await _through_writer(writer, rows, batch)
+        cpu[off] += await _server_cpu_s(pool) - cpu_before
         if off:
             await pool.execute(_PRESENCE_ON)
         else:
             presence += await pool.fetchval("SELECT count(*) FROM coverage_presence") - before
         done[off] += len(rows)
-    return done[0] / took[0], done[1] / took[1], presence / done[0]
+    return _Compared(
+        done[0] / took[0],
+        done[1] / took[1],
+        cpu[0] / done[0] * 1e6,
+        cpu[1] / done[1] * 1e6,
+        presence / done[0],
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -164,9 +205,10 @@ async def run(args: argparse.Namespace) -> None:
             # Every fix a teleport to a random point: nearly every one enters a new cell.
             chunk = args.updates // 4
             teleports = [[fix(rng.choice(ids), now) for _ in range(chunk)] for _ in range(8)]
-            persisted, alone, entered = await _compare(pool, writer, teleports, args.batch)
+            teleported = await _compare(pool, writer, teleports, args.batch)
+            persisted = teleported.rate
             walks = [[walk(rng.choice(ids)) for _ in range(chunk)] for _ in range(8)]
-            walked, walked_alone, walked_entered = await _compare(pool, writer, walks, args.batch)
+            walked = await _compare(pool, writer, walks, args.batch)
 
             # The compiled query kernels load once per process, whatever the data.
             started = time.perf_counter()
@@ -186,16 +228,15 @@ async def run(args: argparse.Namespace) -> None:
         print(f"positions: {args.volunteers:,} volunteers, batches of {args.batch:,} rows")
         verdict = "met" if persisted >= 20_000 else "NOT met"
         print(f"  persisted updates {persisted:12,.0f} /s   (target >= 20,000/s: {verdict})")
-        print(
-            f"    each fix a random point in the city, {entered:.2f} new presence rows per fix;"
-            f" presence triggers off {alone:,.0f}/s in the same run,"
-            f" ratio {persisted / alone:.2f}"
-        )
-        print(
-            f"  walking (30 s apart, <= {STEP_M:.0f} m): {walked:,.0f}/s,"
-            f" {walked_entered:.3f} new presence rows per fix; triggers off"
-            f" {walked_alone:,.0f}/s, ratio {walked / walked_alone:.2f}"
-        )
+        for name, c in (("each fix a random point in the city", teleported), ("walking", walked)):
+            print(
+                f"  {name}: {c.rate:,.0f}/s with presence ({c.presence_per_fix:.3f} new rows"
+                f" per fix), {c.rate_off:,.0f}/s with its triggers off:"
+                f" ratio {c.rate / c.rate_off:.2f};"
+                f" server CPU per fix {c.cpu_us:.1f} vs {c.cpu_us_off:.1f} us:"
+                f" ratio {c.cpu_us_off / c.cpu_us:.2f}"
+            )
+        print(f"    (walking: fixes 30 s apart, steps of up to {STEP_M:.0f} m)")
         verdict = "met" if rebuilt <= 10 else "NOT met"
         indexed = rebuilt - fetched
         print(
