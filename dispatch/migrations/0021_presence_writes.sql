@@ -1,14 +1,14 @@
 -- Coverage presence without a foreign-key check per row.
 --
 -- With presence written (0016), persisted fixes fell from 44,000 to 18,000/s when every fix
--- enters a new cell. PostgreSQL's CPU per fix in one run: 17.5 us for the position alone,
--- 38.7 with presence, 29.0 with presence and without these two keys (bench/positions.py
--- and the alternatives in docs/benchmarks.md). Each presence row's key checks looked up
--- the volunteer and the agency and locked both rows (FOR KEY SHARE), although the same
--- statement had just joined the volunteer. The statement trigger was not the cost: the
--- same rows written from the position writer's own statement cost as much (29.0 us), and
--- a body without the array round trip no less; so 0016's trigger stays as it is, and
--- every writer, of this release or the previous one, records presence alike.
+-- enters a new cell. PostgreSQL's CPU per such fix in one run: 14.0 us with presence off,
+-- 35.0 with 0016's trigger and keys, 24.9 without the keys (docs/benchmarks.md). Each
+-- presence row's key checks looked up the volunteer and the agency and locked both rows
+-- (FOR KEY SHARE), although the same statement had just joined the volunteer. The statement
+-- trigger was not the cost: writing the same rows from the position writer's own statement
+-- cost as much (29.0 vs 28.9 us in another run), and a body without the array round trip no
+-- less; so 0016's trigger stays as it is, and every writer, of this release or the previous
+-- one, records presence alike.
 --
 -- The keys' one remaining job, deleting a deleted volunteer's presence (erasure; deleting
 -- an agency deletes its volunteers), is done by the trigger below, once per statement. A

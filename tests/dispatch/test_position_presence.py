@@ -25,7 +25,7 @@ from tests.dispatch.review_helpers import volunteer
 
 pytestmark = pytest.mark.storage
 
-# A and NEAR_A share a resolution-8 cell; B and C are cells of their own.
+# The first two points share a resolution-8 cell; the other two are cells of their own.
 POINTS = [CENTRE, offset(*CENTRE, 20, 20), offset(*CENTRE, 3000, 0), offset(*CENTRE, 0, 3000)]
 # Steps of the clock: fixes 30 s apart, longer pauses, an hour on, a week on.
 STEPS = [timedelta(seconds=30)] * 6 + [
