@@ -1,7 +1,7 @@
-"""Coverage presence as the position writer records it (migrations 0016 and 0021).
+"""Coverage presence as the position writer records it (migrations 0016 and 0020).
 
 The reference is 0016 as shipped: its statement trigger, installed from the file under
-other names, and the foreign keys 0021 replaced. Whatever records presence now must
+other names, and the foreign keys 0020 replaced. Whatever records presence now must
 record exactly what that recorded for the same fixes.
 """
 
