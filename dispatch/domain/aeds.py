@@ -135,7 +135,8 @@ def _assign(
     if assigned[nearest] is None:
         assigned[nearest] = _DIRECT
         direct += 1
-    legs: list[float] = []  # each AED to the patient, computed once when first needed
+    # Each AED (id, position, leg to the patient), made once when first needed.
+    spots: list[tuple[int, float, float, float]] = []
     for i in sorted(range(n), key=rank.__getitem__):
         if assigned[i] is not None:
             continue
@@ -143,23 +144,23 @@ def _assign(
             assigned[i] = _DIRECT
             direct += 1
             continue
-        if not legs:
-            legs = [distance(a.lat, a.lon, *patient) for a in aeds]
+        if not spots:
+            spots = [(a.aed_id, a.lat, a.lon, distance(a.lat, a.lon, *patient)) for a in aeds]
         r = responders[i]
-        best: tuple[float, int] | None = None
-        for aed, leg in zip(aeds, legs, strict=True):
-            if aed.aed_id in taken:
+        lat, lon, to_patient = r.lat, r.lon, r.to_patient_m
+        best, best_id = math.inf, 0
+        for aed_id, a_lat, a_lon, leg in spots:
+            if aed_id in taken:
                 continue
-            route = distance(r.lat, r.lon, aed.lat, aed.lon) + leg
-            detour = route - r.to_patient_m
-            if detour <= max_detour_m and (best is None or detour < best[0]):
-                best = (detour, aed.aed_id)
-        if best is None:
+            detour = distance(lat, lon, a_lat, a_lon) + leg - to_patient
+            if detour <= max_detour_m and detour < best:
+                best, best_id = detour, aed_id
+        if best == math.inf:  # no open AED within the detour (a found one is finite)
             assigned[i] = _DIRECT
             direct += 1
         else:
-            assigned[i] = Assignment(Role.AED, best[1])
-            taken.add(best[1])
+            assigned[i] = Assignment(Role.AED, best_id)
+            taken.add(best_id)
     return [a or _DIRECT for a in assigned]
 
 
