@@ -37,6 +37,7 @@ from dispatch.domain.aeds import (
     Assignment,
     Responder,
     Role,
+    direct_needed,
     distance_m,
     is_accessible,
     replan_roles,
@@ -268,11 +269,11 @@ class _Run:
         local = now.astimezone(scene.zone) if self.hours else now
         opened = tuple(is_accessible(a, local) for a in scene.aeds) if self.hours else ()
         responding = tuple(ours)
-        # What responders' roles depend on: who responds, how many are live, whether the
-        # nearest live alert is a responder's.
+        # What responders' roles depend on: who responds, how many must go direct, whether
+        # the nearest live alert is a responder's (the others are planned after them).
         reduced = (
             responding,
-            len(live),
+            direct_needed(len(live)),
             nearest if alerts[nearest].state in RESPONDING else -1,
             opened,
         )
@@ -354,9 +355,11 @@ class _Run:
 
     def set_state(self, k: int, state: AlertState, now_us: int) -> None:
         a = self.alerts[k]
-        self.responding += (state in RESPONDING) - (a.state in RESPONDING)
+        change = (state in RESPONDING) - (a.state in RESPONDING)
+        if change:
+            self.responding += change
+            a.responder = None  # the role planner's view of them changes with it
         a.state = state
-        a.responder = None
         if state not in _LIVE and a.gone is None:
             a.gone = now_us
 
