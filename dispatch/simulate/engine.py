@@ -18,10 +18,14 @@ Three shortcuts, all exact (and checked against the service by a property test):
 * an answer the state machine refuses (after a time-out or a stand-down: a 409 in the
   service) changes nothing, so the planner is not asked again for it;
 * re-planning roles when no live alert changed is skipped: the role planner given its
-  own answer answers the same (a property test says so). While nobody is responding, a
-  re-plan reads nothing from the one before (a role given earlier counts only for someone
-  responding), so those wait until someone accepts, and run then on the alerts as they
-  stood. Traced runs (the parity test) re-plan at every step, as the service does.
+  own answer answers the same (a property test says so). Outside traced runs only
+  responders' roles are read (at departure, and by the next re-plan: a role given earlier
+  counts only for someone responding), and those depend on nothing but who responds, how
+  many must go direct (``aeds.direct_needed``) and whether the nearest live alert is a
+  responder's: the alerts still waiting are planned after them (property-tested against
+  the role planner). A re-plan none of these changed is put off; the last one put off runs,
+  on the alerts as they stood, when someone accepts (the accepter's waiting role is read
+  then). Traced runs (the parity test) re-plan at every step, as the service does.
 """
 
 from __future__ import annotations
