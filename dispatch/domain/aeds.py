@@ -81,6 +81,13 @@ class Assignment:
 
 
 _DIRECT: Final = Assignment(Role.CPR)
+DIRECT_SHARE: Final = 1 / 3
+"""At least this share of live alerts goes straight to the patient."""
+
+
+def direct_needed(live: int, share: float = DIRECT_SHARE) -> int:
+    """How many of ``live`` alerts must go straight to the patient (at least one)."""
+    return max(1, math.ceil(live * share))
 
 
 Distance = Callable[[float, float, float, float], float]
@@ -92,7 +99,7 @@ def plan_roles(
     *,
     patient: tuple[float, float],
     max_detour_m: float,
-    direct_share: float = 1 / 3,
+    direct_share: float = DIRECT_SHARE,
     distance: Distance = distance_m,
 ) -> dict[UUID, Assignment]:
     """Roles for every live alert; ``aeds`` are the ones open now near the patient.
@@ -129,37 +136,38 @@ def _assign(
     # UUIDs order as their (fixed-width, lower-case hex) text does, without making the text.
     nearness = [(r.to_patient_m, r.alert_id) for r in responders]
     rank = [(not r.responding, *near) for r, near in zip(responders, nearness, strict=True)]
-    direct_needed = max(1, math.ceil(n * direct_share))
+    needed = direct_needed(n, direct_share)
     direct = 0
     nearest = min(range(n), key=nearness.__getitem__)
     if assigned[nearest] is None:
         assigned[nearest] = _DIRECT
         direct += 1
-    legs: list[float] = []  # each AED to the patient, computed once when first needed
+    # Each AED (id, position, leg to the patient), made once when first needed.
+    spots: list[tuple[int, float, float, float]] = []
     for i in sorted(range(n), key=rank.__getitem__):
         if assigned[i] is not None:
             continue
-        if direct < direct_needed:
+        if direct < needed:
             assigned[i] = _DIRECT
             direct += 1
             continue
-        if not legs:
-            legs = [distance(a.lat, a.lon, *patient) for a in aeds]
+        if not spots:
+            spots = [(a.aed_id, a.lat, a.lon, distance(a.lat, a.lon, *patient)) for a in aeds]
         r = responders[i]
-        best: tuple[float, int] | None = None
-        for aed, leg in zip(aeds, legs, strict=True):
-            if aed.aed_id in taken:
+        lat, lon, to_patient = r.lat, r.lon, r.to_patient_m
+        best, best_id = math.inf, 0
+        for aed_id, a_lat, a_lon, leg in spots:
+            if aed_id in taken:
                 continue
-            route = distance(r.lat, r.lon, aed.lat, aed.lon) + leg
-            detour = route - r.to_patient_m
-            if detour <= max_detour_m and (best is None or detour < best[0]):
-                best = (detour, aed.aed_id)
-        if best is None:
+            detour = distance(lat, lon, a_lat, a_lon) + leg - to_patient
+            if detour <= max_detour_m and detour < best:
+                best, best_id = detour, aed_id
+        if best == math.inf:  # no open AED within the detour (a found one is finite)
             assigned[i] = _DIRECT
             direct += 1
         else:
-            assigned[i] = Assignment(Role.AED, best[1])
-            taken.add(best[1])
+            assigned[i] = Assignment(Role.AED, best_id)
+            taken.add(best_id)
     return [a or _DIRECT for a in assigned]
 
 
@@ -195,7 +203,7 @@ def replan_roles(
     """
     open_aeds = [a for a in nearby if is_accessible(a, local)]
     if open_aeds:
-        assigned = _assign(responders, open_aeds, patient, max_detour_m, 1 / 3, distance)
+        assigned = _assign(responders, open_aeds, patient, max_detour_m, DIRECT_SHARE, distance)
     else:
         # What plan_roles decides without AEDs, minus the work.
         assigned = [_DIRECT] * len(responders)

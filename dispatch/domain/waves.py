@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from dispatch.domain.alert_states import AlertState
@@ -21,6 +22,26 @@ RESPONDING = frozenset({AlertState.ACCEPTED, AlertState.EN_ROUTE, AlertState.ON_
 RECHECK = timedelta(seconds=15)
 # Declined, timed out and cancelled-after-accepting free their slot for the next nearest.
 _REPLACEABLE = frozenset({AlertState.DECLINED, AlertState.TIMED_OUT, AlertState.CANCELLED})
+
+
+class AlertLike(Protocol):
+    """What the planner reads of an alert: :class:`AlertView`, or a record of the same
+    fields kept by ``dispatch simulate`` (which changes its state in place)."""
+
+    @property
+    def alert_id(self) -> UUID: ...
+
+    @property
+    def volunteer_id(self) -> int: ...
+
+    @property
+    def state(self) -> AlertState: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def wave(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +73,37 @@ class Plan:
     nobody moves during an incident, comes back only then)."""
 
 
+_SPANS: dict[float, timedelta] = {}
+
+
+def _span(seconds: float) -> timedelta:
+    """``timedelta(seconds=...)``, kept: a policy has a handful of spans and the simulator asks
+    the planner millions of times (making a timedelta is a third of a decision)."""
+    span = _SPANS.get(seconds)
+    if span is None:
+        if len(_SPANS) > 1024:
+            _SPANS.clear()
+        span = _SPANS[seconds] = timedelta(seconds=seconds)
+    return span
+
+
 def _wave_in_force(policy: AlertPolicy, started_at: datetime, now: datetime) -> int:
     # A wave is in force from the very datetime the planner hands out as its deadline (after_s
     # in float seconds would disagree with it below a microsecond: the same check, forever).
     wave = 0
     for index, w in enumerate(policy.waves):
-        if started_at + timedelta(seconds=w.after_s) <= now:
+        if started_at + _span(w.after_s) <= now:
             wave = index
     return wave
 
 
 def _sort(
-    alerts: Sequence[AlertView], now: datetime, answer_window: timedelta
-) -> tuple[tuple[UUID, ...], list[AlertView], int]:
+    alerts: Sequence[AlertLike], now: datetime, answer_window: timedelta
+) -> tuple[tuple[UUID, ...], list[AlertLike], int]:
     """In one pass (the simulator calls this millions of times): silent too long, still
     waiting, and how many are responding."""
     expired: list[UUID] = []
-    waiting: list[AlertView] = []
+    waiting: list[AlertLike] = []
     responding = 0
     for a in alerts:
         if a.state in WAITING:
@@ -83,7 +118,7 @@ def _sort(
 
 def plan(
     policy: AlertPolicy,
-    alerts: Sequence[AlertView],
+    alerts: Sequence[AlertLike],
     *,
     started_at: datetime,
     now: datetime,
@@ -110,7 +145,7 @@ def plan(
         )
 
     window_s = policy.not_coming_after_s if answer_window_s is None else answer_window_s
-    answer_window = timedelta(seconds=window_s)
+    answer_window = _span(window_s)
     timed_out, waiting, responding = _sort(alerts, now, answer_window)
 
     if responding >= policy.target_accepted:
@@ -123,7 +158,7 @@ def plan(
             reason="target_reached",
         )
 
-    stop_at = started_at + timedelta(seconds=policy.stop_after_s)
+    stop_at = started_at + _span(policy.stop_after_s)
     if now >= stop_at:
         expiries = [a.created_at + answer_window for a in waiting]
         due = min(expiries) if expiries else None
@@ -146,7 +181,7 @@ def plan(
 
     deadlines = [a.created_at + answer_window for a in waiting]
     if wave + 1 < len(policy.waves):
-        deadlines.append(started_at + timedelta(seconds=policy.waves[wave + 1].after_s))
+        deadlines.append(started_at + _span(policy.waves[wave + 1].after_s))
     if deadlines or new:
         deadlines.append(stop_at)
     due = min(deadlines) if deadlines else None

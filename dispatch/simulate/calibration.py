@@ -94,6 +94,11 @@ CASES: Final = (
             "SMS-livräddare acceptance 29% (Scquizzato et al., Resuscitation 2020) split by "
             "period; EMS median 8:11 (same Stockholm paper)"
         ),
+        note=(
+            "a weak check: this share (of incidents a volunteer reached) moves little with the "
+            "assumed density, which the paper does not give (docs/simulate.md), so it tests "
+            "volunteers' trips against EMS times more than the population"
+        ),
     ),
     Case(
         name="Systematic review 2020: before EMS",

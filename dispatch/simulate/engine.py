@@ -18,14 +18,19 @@ Three shortcuts, all exact (and checked against the service by a property test):
 * an answer the state machine refuses (after a time-out or a stand-down: a 409 in the
   service) changes nothing, so the planner is not asked again for it;
 * re-planning roles when no live alert changed is skipped: the role planner given its
-  own answer answers the same (a property test says so). While nobody is responding, a
-  re-plan reads nothing from the one before (a role given earlier counts only for someone
-  responding), so those wait until someone accepts, and run then on the alerts as they
-  stood. Traced runs (the parity test) re-plan at every step, as the service does.
+  own answer answers the same (a property test says so). Outside traced runs only
+  responders' roles are read (at departure, and by the next re-plan: a role given earlier
+  counts only for someone responding), and those depend on nothing but who responds, how
+  many must go direct (``aeds.direct_needed``) and whether the nearest live alert is a
+  responder's: the alerts still waiting are planned after them (property-tested against
+  the role planner). A re-plan none of these changed is put off; the last one put off runs,
+  on the alerts as they stood, when someone accepts (the accepter's waiting role is read
+  then). Traced runs (the parity test) re-plan at every step, as the service does.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from heapq import heappop, heappush
@@ -36,6 +41,7 @@ from dispatch.domain.aeds import (
     Assignment,
     Responder,
     Role,
+    direct_needed,
     distance_m,
     is_accessible,
     replan_roles,
@@ -102,18 +108,50 @@ def _answer_window_s(policy: AlertPolicy) -> float:
     )
 
 
-class _Slot:
-    """What the engine keeps per alert beside the service's own view of it."""
+class _Alert:
+    """One alert: what the planner reads of it (as :class:`AlertView` has it), changed in
+    place rather than made anew at every step, and the engine's own notes."""
 
-    __slots__ = ("arrival", "distance", "gone", "reply", "responder", "with_aed")
+    __slots__ = (
+        "alert_id",
+        "arrival",
+        "created_at",
+        "distance",
+        "gone",
+        "reply",
+        "responder",
+        "role",
+        "state",
+        "volunteer_id",
+        "wave",
+        "with_aed",
+    )
 
-    def __init__(self, distance: float, reply: Response) -> None:
+    def __init__(
+        self, k: int, volunteer_id: int, created_at: datetime, wave: int, distance: float
+    ) -> None:
+        self.alert_id = ALERT_IDS[k]
+        self.volunteer_id = volunteer_id
+        self.state = AlertState.QUEUED
+        self.created_at = created_at
+        self.wave = wave
+        self.role = _CPR
         self.distance = distance
-        self.reply = reply
+        self.reply: Response | None = None
         self.responder: Responder | None = None
         self.arrival: int | None = None
         self.with_aed = False
         self.gone: int | None = None
+
+    def view(self) -> AlertView:
+        return AlertView(self.alert_id, self.volunteer_id, self.state, self.created_at, self.wave)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Alert | AlertView):
+            return self.view() == (other.view() if isinstance(other, _Alert) else other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class _Run:
@@ -126,12 +164,11 @@ class _Run:
         "outcome",
         "planned",
         "profiles",
+        "reduced",
         "responding",
         "responses",
-        "roles",
         "scene",
         "seq",
-        "slots",
         "stale",
         "window_s",
     )
@@ -148,14 +185,14 @@ class _Run:
         self.responses = responses
         self.profiles = profiles
         self.available = available
-        self.alerts: list[AlertView] = []
-        self.roles: list[Assignment] = []
-        self.slots: list[_Slot] = []
+        self.alerts: list[_Alert] = []
         self.alerted: set[int] = set()
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
-        self.outcome = Outcome(self.alerts, self.roles)
-        self.planned: tuple[tuple[int, ...], tuple[bool, ...]] | None = None
+        self.outcome = Outcome(self.alerts, [])
+        self.planned: tuple[tuple[int, ...], tuple[int, ...], tuple[bool, ...]] | None = None
+        self.reduced: tuple[tuple[int, ...], int, int, tuple[bool, ...]] | None = None
+        """The last re-plan's inputs that responders' roles depend on (see ``plan_roles``)."""
         self.stale: datetime | None = None
         """When a role re-plan was put off (nobody responding): the moment it stands for."""
         self.hours = any(a.access_hours is not None for a in scene.aeds)
@@ -191,14 +228,14 @@ class _Run:
         excluded: dict[str, int] = {}
         chosen = pick_eligible(self.walk(radius_m), self.profiles(now), facts, wanted, excluded)
         window_us = int(self.window_s * US)
+        alerts = self.alerts
         for hit in chosen:
-            k = len(self.alerts)
+            k = len(alerts)
             vid = hit.volunteer_id
-            self.alerts.append(AlertView(ALERT_IDS[k], vid, AlertState.QUEUED, now, wave))
+            alert = _Alert(k, vid, now, wave, hit.distance_m)
+            alerts.append(alert)
             self.alerted.add(vid)
-            self.roles.append(_CPR)
-            reply = self.responses(k, vid)
-            self.slots.append(_Slot(hit.distance_m, reply))
+            reply = alert.reply = self.responses(k, vid)
             if reply.answer is not None:
                 after = round(reply.answer_s * US)
                 if after < window_us:
@@ -214,44 +251,62 @@ class _Run:
         if lazy and not self.responding:
             self.stale = now
             return
-        scene = self.scene
-        live: list[Responder] = []
-        key: list[int] = []
-        responding = False
-        for k, a in enumerate(self.alerts):
-            if a.state in _LIVE:
-                slot = self.slots[k]
-                responder = slot.responder
-                if responder is None:
-                    where = scene.position_of(a.volunteer_id)
-                    assert where is not None
-                    responder = slot.responder = Responder(
-                        a.alert_id,
-                        where[0],
-                        where[1],
-                        slot.distance,
-                        a.state in RESPONDING,
-                        self.roles[k].aed_id,
-                    )
-                live.append(responder)
-                if responder.responding:
-                    responding = True
-                    key.append(k)
-                else:
-                    key.append(-1 - k)
+        alerts = self.alerts
+        live: list[int] = []
+        ours: list[int] = []
+        nearest, near_m = -1, math.inf
+        for k, a in enumerate(alerts):
+            state = a.state
+            if state in _LIVE:
+                live.append(k)
+                if state in RESPONDING:
+                    ours.append(k)
+                if a.distance < near_m:  # ties go to the lower alert id, as in the planner
+                    nearest, near_m = k, a.distance
         if not live:
             return
-        if lazy and not responding:
+        if lazy and not ours:
+            self.stale = now
+            return
+        scene = self.scene
+        # Without opening hours no AED reads the clock: the zone conversion is skipped.
+        local = now.astimezone(scene.zone) if self.hours else now
+        opened = tuple(is_accessible(a, local) for a in scene.aeds) if self.hours else ()
+        responding = tuple(ours)
+        # What responders' roles depend on: who responds, how many must go direct, whether
+        # the nearest live alert is a responder's (the others are planned after them).
+        reduced = (
+            responding,
+            direct_needed(len(live)),
+            nearest if alerts[nearest].state in RESPONDING else -1,
+            opened,
+        )
+        if lazy and reduced == self.reduced:
             self.stale = now
             return
         self.stale = None
-        local = now.astimezone(scene.zone)
-        opened = tuple(is_accessible(a, local) for a in scene.aeds) if self.hours else ()
-        signature = (tuple(key), opened)
+        signature = (tuple(live), responding, opened)
         if signature == self.planned:
+            self.reduced = reduced
             return  # same live alerts, same AEDs open: the planner would answer the same
+        team: list[Responder] = []
+        for k in live:
+            a = alerts[k]
+            responder = a.responder
+            if responder is None:
+                where = scene.position_of(a.volunteer_id)
+                assert where is not None
+                responder = a.responder = Responder(
+                    a.alert_id,
+                    where[0],
+                    where[1],
+                    a.distance,
+                    a.state in RESPONDING,
+                    a.role.aed_id,
+                )
+            team.append(responder)
         planned = replan_roles(
-            live,
+            team,
             scene.aeds,
             local=local,
             patient=(scene.lat, scene.lon),
@@ -259,20 +314,21 @@ class _Run:
             distance=scene.distance,
         )
         for alert_id, assignment in planned.changed:
-            k = alert_id.int - 1
-            self.roles[k] = assignment
-            self.slots[k].responder = None
+            a = alerts[alert_id.int - 1]
+            a.role = assignment
+            a.responder = None
         self.planned = signature
+        self.reduced = reduced
 
     def depart(self, k: int, now_us: int) -> None:
         """An accepted volunteer sets off in the role they hold now."""
         scene = self.scene
-        alert = self.alerts[k]
-        slot = self.slots[k]
-        reply = slot.reply
+        alert = slot = self.alerts[k]
+        reply = alert.reply
+        assert reply is not None
         created_us = (alert.created_at - scene.started_at) // ONE_US
         leave = max(now_us, created_us + round(reply.turnout_s * US))
-        role = self.roles[k]
+        role = alert.role
         aed = None
         if role.role is Role.AED:
             aed = next((a for a in scene.aeds if a.aed_id == role.aed_id), None)
@@ -296,19 +352,20 @@ class _Run:
     def snapshot(self) -> tuple[tuple[int, int, str, str, int | None], ...]:
         return tuple(
             sorted(
-                (a.volunteer_id, a.wave, a.state.value, r.role.value, r.aed_id)
-                for a, r in zip(self.alerts, self.roles, strict=True)
+                (a.volunteer_id, a.wave, a.state.value, a.role.role.value, a.role.aed_id)
+                for a in self.alerts
             )
         )
 
     def set_state(self, k: int, state: AlertState, now_us: int) -> None:
         a = self.alerts[k]
-        self.responding += (state in RESPONDING) - (a.state in RESPONDING)
-        self.alerts[k] = AlertView(a.alert_id, a.volunteer_id, state, a.created_at, a.wave)
-        slot = self.slots[k]
-        slot.responder = None
-        if state not in _LIVE and slot.gone is None:
-            slot.gone = now_us
+        change = (state in RESPONDING) - (a.state in RESPONDING)
+        if change:
+            self.responding += change
+            a.responder = None  # the role planner's view of them changes with it
+        a.state = state
+        if state not in _LIVE and a.gone is None:
+            a.gone = now_us
 
     def next_moment(
         self, due_us: int | None, trace: bool
@@ -349,7 +406,8 @@ class _Run:
         out = self.outcome
         first: int | None = None
         first_aed: int | None = None
-        for slot in self.slots:
+        out.roles = [a.role for a in self.alerts]
+        for slot in self.alerts:
             arrive = slot.arrival
             if arrive is None or (slot.gone is not None and slot.gone <= arrive):
                 continue

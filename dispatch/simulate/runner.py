@@ -228,6 +228,8 @@ class _Task:
         speed = _lognormal(rng, b.speed_median_mps, b.speed_sigma, (n, slots))
         drop = np.where(rng.random((n, slots)) < b.dropout, rng.random((n, slots)), -1.0)
         availability = [b.availability[int(h)] for h in hours]
+        # Rows as Python lists in one go: per incident they would cost more than its replay.
+        rows = [m.tolist() for m in (answer, answer_s, turnout, speed, drop)]
 
         first = np.full(n, np.nan, dtype=np.float32)
         aed = np.full(n, np.nan, dtype=np.float32)
@@ -247,16 +249,7 @@ class _Task:
             p = availability[i]
             out = run_incident(
                 scene,
-                _Draws(
-                    b,
-                    [
-                        answer[i].tolist(),
-                        answer_s[i].tolist(),
-                        turnout[i].tolist(),
-                        speed[i].tolist(),
-                        drop[i].tolist(),
-                    ],
-                ),
+                _Draws(b, [row[i] for row in rows]),
                 profiles_for,
                 available=None if p >= 1.0 else _Availability(p, rng),
                 ems_s=float(ems[i]) - delay,

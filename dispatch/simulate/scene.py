@@ -6,20 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from cad_adapters.models import PlaceType
 from dispatch.domain.aeds import Aed, Assignment, Distance, distance_m
 from dispatch.domain.alert_states import AlertEvent
 from dispatch.domain.policy import AlertPolicy
-from dispatch.domain.waves import AlertView
+from dispatch.domain.waves import AlertLike
 from geoindex import Hit
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    """What one alerted volunteer does (times from the alert)."""
+class Response(NamedTuple):
+    """What one alerted volunteer does (times from the alert); a tuple, made once per alert."""
 
     answer: AlertEvent | None
     """ACCEPT, DECLINE, or None: never answers (the alert times out)."""
@@ -90,7 +89,7 @@ class Step:
 
 @dataclass(slots=True)
 class Outcome:
-    alerts: list[AlertView]
+    alerts: Sequence[AlertLike]
     roles: list[Assignment]
     accepted: int = 0
     first_on_scene_s: float | None = None
