@@ -21,7 +21,6 @@ from typing import Final
 import asyncpg
 import structlog
 
-from dispatch.db.pool import DATABASE_ERRORS
 from dispatch.db.types import Conn
 from dispatch.domain.clock import Clock
 from dispatch.domain.delivery_chain import DEACTIVATE_DEVICE, Step
@@ -33,7 +32,7 @@ from dispatch.store import notices as notice_store
 from dispatch.store import volunteer_events as event_store
 from dispatch.store.notices import ClaimedNotice
 from dispatch.store.volunteer_events import VolunteerEvent
-from dispatch.workers.loop import round_failed
+from dispatch.workers.loop import run_rounds
 from notify.ports import DeliveryOutcome, DeliveryResult, Notifier
 
 log = structlog.get_logger(__name__)
@@ -70,24 +69,10 @@ class NoticeWorker:
         self.wakeup = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.wakeup.clear()
-            busy = False
-            try:
-                busy = await self.run_once() >= _BATCH
-            except DATABASE_ERRORS as exc:
-                # Not only OSError and PostgresError: asyncpg raises InterfaceError and
-                # InternalClientError on a connection the server closed, and the worker
-                # must live through a database restart.
-                round_failed("notices", exc)
-            if busy:
-                continue
-            waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wakeup.wait())}
-            try:
-                await asyncio.wait(waits, timeout=self._tick_s, return_when="FIRST_COMPLETED")
-            finally:
-                for waiter in waits:
-                    waiter.cancel()
+        async def round_() -> bool:
+            return await self.run_once() >= _BATCH
+
+        await run_rounds(stop, round_, tick_s=self._tick_s, name="notices", wakeup=self.wakeup)
 
     async def run_once(self) -> int:
         now = self._clock.now()
