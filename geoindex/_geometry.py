@@ -80,14 +80,20 @@ def unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
     return (cl * math.cos(lo), cl * math.sin(lo), math.sin(la))
 
 
-def unit_vectors(lats: npt.ArrayLike, lons: npt.ArrayLike) -> F64:
-    """Return a ``(3, n)`` array of unit vectors (rows x, y, z) for points given in degrees."""
+def unit_vectors(lats: npt.ArrayLike, lons: npt.ArrayLike, out: F64 | None = None) -> F64:
+    """Return a ``(3, n)`` array of unit vectors (rows x, y, z) for points given in degrees.
+
+    ``out``, if given, is a ``(3, n)`` array to fill (and return) instead of a new one.
+    """
     la = np.radians(np.asarray(lats, dtype=np.float64).ravel())
     lo = np.radians(np.asarray(lons, dtype=np.float64).ravel())
     cl = np.cos(la)
-    out = np.empty((3, la.shape[0]), dtype=np.float64)
-    np.multiply(cl, np.cos(lo), out=out[0])
-    np.multiply(cl, np.sin(lo), out=out[1])
+    if out is None:
+        out = np.empty((3, la.shape[0]), dtype=np.float64)
+    np.cos(lo, out=out[0])
+    out[0] *= cl
+    np.sin(lo, out=out[1])
+    out[1] *= cl
     np.sin(la, out=out[2])
     return out
 
