@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from dispatch.service.positions import PositionCache
-from dispatch.store.position_arrays import fresh_position_arrays, parse_copy
+from dispatch.store.position_arrays import PositionArrays, fresh_position_arrays, parse_copy
+from dispatch.store.volunteers import PositionRow
+from geoindex import point_cell
 
 
 async def _volunteer(db: asyncpg.Connection, agency: UUID, *, eligible: bool = True) -> int:
@@ -140,3 +142,58 @@ async def test_positions_are_stored_with_their_cell_and_rebuilt_without_h3(
             agency, row.lat, row.lon, radius_m=5, limit=1, max_age_s=10**9, now=at, exclude=set()
         )
         assert [h.volunteer_id for h in hits] == [row.volunteer_id]
+
+
+def _random_columns(n: int, agencies: list[UUID], seed: int) -> PositionArrays:
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(3 * n, n, replace=False).astype(np.int64)
+    ids[:3] = [-7, 2**45, 10**12]  # ids the dense map cannot hold
+    lats = rng.uniform(59.22, 59.40, n)
+    lons = rng.uniform(17.85, 18.21, n)
+    picked = rng.integers(0, len(agencies), n)
+    raw = np.array([a.bytes for a in agencies], dtype="V16")[picked]
+    at = np.datetime64("2026-11-30T12:00:00", "us") - rng.integers(0, 10**9, n)
+    cells = np.array([point_cell(a, b) for a, b in zip(lats, lons, strict=True)], np.int64)
+    cells[rng.random(n) < 0.05] = 0
+    return PositionArrays(ids, raw, lats, lons, at.astype("datetime64[us]"), cells)
+
+
+@pytest.mark.parametrize("agency_count", [1, 3])
+def test_a_bulk_rebuild_equals_upserting_every_row(agency_count: int) -> None:
+    """Per agency: the same volunteers, positions and answers as upserts in table order."""
+    agencies = [uuid4() for _ in range(agency_count)]
+    columns = _random_columns(4_000, agencies, seed=agency_count)
+    loaded = PositionCache()
+    loaded.load_arrays(columns)
+    upserted = PositionCache()
+    for i in range(len(columns)):
+        upserted.upsert(
+            PositionRow(
+                int(columns.volunteer_ids[i]),
+                UUID(bytes=columns.agency_ids[i].tobytes()),
+                float(columns.lats[i]),
+                float(columns.lons[i]),
+                None,
+                columns.reported_at[i].item().replace(tzinfo=UTC),
+            )
+        )
+    assert len(loaded) == len(upserted) == len(columns)
+    for vid in columns.volunteer_ids.tolist():
+        assert loaded.position(vid) == upserted.position(vid)
+        assert loaded.reported_at(vid) == upserted.reported_at(vid)
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    rng = np.random.default_rng(9)
+    for _ in range(40):
+        lat, lon = float(rng.uniform(59.22, 59.40)), float(rng.uniform(17.85, 18.21))
+        agency = agencies[int(rng.integers(0, agency_count))]
+        kw = {"radius_m": 1_500.0, "limit": 25, "max_age_s": 5e8, "now": now, "exclude": {1}}
+        got = loaded.nearest(agency, lat, lon, **kw)  # type: ignore[arg-type]
+        assert got == upserted.nearest(agency, lat, lon, **kw)  # type: ignore[arg-type]
+    # Moves between agencies and removals after the rebuild keep each volunteer in one index.
+    moved = int(columns.volunteer_ids[5])
+    loaded.upsert(PositionRow(moved, uuid4(), 59.3, 18.0, None, now))
+    loaded.remove(int(columns.volunteer_ids[6]))
+    loaded.remove(int(columns.volunteer_ids[0]))  # a sparse id
+    assert len(loaded) == len(columns) - 2
+    assert loaded.position(moved) == (59.3, 18.0)
+    assert loaded.position(int(columns.volunteer_ids[0])) is None
