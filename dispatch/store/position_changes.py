@@ -8,14 +8,13 @@ nothing.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID
 
 from dispatch.db.types import Conn
-from dispatch.store.position_arrays import QUERY, PositionArrays, parse_copy
+from dispatch.store.position_arrays import PositionArrays, copy_positions, parse_copy
 
 CHANNEL: Final = "dispatch_positions"
 """Notified (by a trigger) when a transaction that wrote positions commits."""
@@ -91,9 +90,8 @@ async def snapshot(conn: Conn) -> tuple[int, PositionArrays]:
             "SELECT greatest((SELECT max(change_seq) FROM volunteer_positions),"
             " (SELECT max(change_seq) FROM position_tombstones), 0)"
         )
-        buffer = io.BytesIO()
-        await conn.copy_from_query(QUERY, output=buffer, format="binary")
-    return upto, parse_copy(buffer.getvalue())
+        data = await copy_positions(conn)
+    return upto, parse_copy(data)
 
 
 async def prune_tombstones(conn: Conn, keep: timedelta) -> int:
