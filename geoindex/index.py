@@ -23,11 +23,12 @@ main region is already sorted, so only the delta is sorted and merged in (O(n) n
 1M). Measured at 1M (200k moves): ~350k upserts/s; the former design (one ``dict`` of cell ->
 slots per query resolution, kept up to date on every upsert, and a full argsort per rebuild) did
 ~165k/s, 60% of it in the five dicts (cache misses and growth at 1M) and 20% in rebuilds.
-``bulk_load`` appends and rebuilds once. Ids map to slots through a dense ``int32`` array when
-ids are small non-negative integers (database sequences) and a ``dict`` for the others (~100
-bytes more per such id). With capacity slack, the index takes ~77 bytes per volunteer
-(tracemalloc, ``bench/geoindex.py``), plus its share of the cell table below (11-26 bytes per
-volunteer at 100k-1M, clustered the most).
+``bulk_load`` into an empty index (a start-up rebuild) puts the rows in key order as the main
+region at once; into a populated one it appends and rebuilds once. Ids map to slots through a
+dense ``int32`` array when ids are small non-negative integers (database sequences) and a
+``dict`` for the others (~100 bytes more per such id). With capacity slack, the index takes ~77
+bytes per volunteer (tracemalloc, ``bench/geoindex.py``), plus its share of the cell table below
+(11-26 bytes per volunteer at 100k-1M, clustered the most).
 
 Resolutions
 -----------
@@ -240,7 +241,7 @@ def _stable_order(keys: I64) -> I64:
 
     The keys' varying bits and the row number are packed into one int64, unique, so any
     sort gives the stable order and numpy's fastest (unstable, vectorised) one can be used.
-    H3 cells of one city vary in ~25 bits, leaving room for row numbers of any table size.
+    H3 cells of one city vary in ~24 bits, leaving room for row numbers of any table size.
     """
     n = keys.shape[0]
     if n < 2:
@@ -653,7 +654,7 @@ class VolunteerIndex:
         if known.shape[0] != n:
             raise ValueError("cells must have one entry per row")
         # Keep the last row per id, as sequential upserts would. A sort finds duplicates
-        # at a third of the cost of the unique() that drops them (a table's primary key
+        # at under half the cost of the unique() that drops them (a table's primary key
         # never has any).
         by_id = np.sort(id_arr)
         if (by_id[1:] == by_id[:-1]).any():
