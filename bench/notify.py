@@ -160,13 +160,23 @@ async def journal(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
 
 
 async def wait_sent(pool: asyncpg.Pool, timeout_s: float = 120.0) -> None:
+    """Until no outbox row is left to do.
+
+    Polled every 50 ms with a look at the first pending row: a count of the pending rows
+    every 20 ms took a tenth of the database's CPU in the throughput run (the index of
+    pending rows keeps entries of finished rows until a vacuum), CPU the worker then
+    did not have.
+    """
     async with asyncio.timeout(timeout_s):
         while True:
             async with pool.acquire() as conn:
-                left = await conn.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+                left = await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE done_at IS NULL"
+                    " ORDER BY available_at, id LIMIT 1)"
+                )
             if not left:
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
 
 
 class StatementCount:

@@ -209,7 +209,9 @@ class OutboxWorker:
     ) -> None:
         """Send a claimed batch, call ``sent``, then record it."""
         try:
-            attempts = [self._prepare(d, now) for d in claimed]
+            # Read once per batch: the set is built from every provider slot.
+            configured = self._providers.configured
+            attempts = [self._prepare(d, now, configured) for d in claimed]
             await self._send_all(attempts)
         finally:
             sent()
@@ -221,9 +223,11 @@ class OutboxWorker:
         async with self._finishing:
             await self._book.record(attempts)
 
-    def _prepare(self, delivery: ClaimedDelivery, now: datetime) -> Attempt:
+    def _prepare(
+        self, delivery: ClaimedDelivery, now: datetime, configured: frozenset[Step]
+    ) -> Attempt:
         plan = decisions.plan_step(
-            _due(delivery, self._providers.live), configured=self._providers.configured, now=now
+            _due(delivery, self._providers.live), configured=configured, now=now
         )
         attempt = Attempt(
             delivery,
