@@ -193,7 +193,8 @@ class OutboxWorker:
     async def _claim(self, now: datetime) -> list[ClaimedDelivery]:
         """Due rows leased to us; none when the database cannot be reached (logged)."""
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            # One statement, so its own transaction: no BEGIN and COMMIT round trips.
+            async with self._pool.acquire() as conn:
                 return await alert_store.claim_due(
                     conn, now=now, limit=self._batch, lease=self._lease
                 )
