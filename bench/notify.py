@@ -308,7 +308,7 @@ async def run(args: argparse.Namespace) -> None:
 
                         profile = cProfile.Profile()
                         profile.enable()
-                    bare_rate = await http_rate(session, fcm.fcm_url, 3000)
+                    bare_rate = await http_rate(session, fcm.fcm_url, 3000, fake.pid)
                     floor_ms = await http_floor(session, fcm.fcm_url, 600)
                     rig = Rig(conn, pool, session, fake_url, workers, agency_id, volunteers)
                     rate = await throughput(rig, fake.pid, statements)
@@ -450,11 +450,23 @@ async def _ready_made(session: aiohttp.ClientSession, url: str, n: int) -> float
     return time.perf_counter() - started
 
 
-async def http_rate(session: aiohttp.ClientSession, url: str, n: int) -> float:
-    """The bare HTTP rate (requests/s): no database, no SDK, the ceiling for throughput."""
+async def http_rate(
+    session: aiohttp.ClientSession, url: str, n: int, fake_pid: int | None = None
+) -> float:
+    """The bare HTTP rate (requests/s): no database, no SDK, the ceiling for throughput.
+
+    Also prints the CPU per request on each side, to set beside the throughput run's: the
+    client's is the part of the worker's that is HTTP alone.
+    """
     await _ready_made(session, url, 600)  # warm the connections
+    me, fake = time.process_time(), cpu_seconds([fake_pid or 0])
     took = await _ready_made(session, url, n)
-    print(f"HTTP alone: {n} ready-made requests to the fake: {n / took:,.0f} requests/s")
+    client_us = (time.process_time() - me) / n * 1e6
+    fake_us = cpu_used(fake, cpu_seconds([fake_pid or 0])) / n * 1e6
+    print(
+        f"HTTP alone: {n} ready-made requests to the fake: {n / took:,.0f} requests/s"
+        f" (CPU per request: client {client_us:.0f} µs, fake {fake_us:.0f} µs)"
+    )
     return n / took
 
 

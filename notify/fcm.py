@@ -43,6 +43,7 @@ import aiohttp
 import firebase_admin
 import httpx
 from firebase_admin import _http_client, _retry, credentials, messaging
+from multidict import CIMultiDict
 
 from notify.errors import ConfigurationError, ErrorCode, redact
 from notify.fcm_errors import classify_auth_failure, classify_fcm_error
@@ -187,7 +188,7 @@ class FcmNotifier:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._headers_for: str | None = None
-        self._headers_cache: dict[str, str] = {}
+        self._headers_cache: CIMultiDict[str] = CIMultiDict()
 
     @property
     def channel(self) -> Channel:
@@ -377,17 +378,20 @@ class FcmNotifier:
             )
         return self._session
 
-    def _headers(self) -> dict[str, str]:
-        """The request headers, rebuilt only when the access token changes."""
+    def _headers(self) -> CIMultiDict[str]:
+        """The request headers, rebuilt only when the access token changes (built as the
+        case-insensitive mapping aiohttp would otherwise make of a dict on every request)."""
         token = self._app.credential.get_credential().token
         if self._headers_for != token:
             self._headers_for = token
-            self._headers_cache = {
-                **self._service._fcm_headers,
-                **_http_client.METRICS_HEADERS,
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-            }
+            self._headers_cache = CIMultiDict(
+                {
+                    **self._service._fcm_headers,
+                    **_http_client.METRICS_HEADERS,
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                }
+            )
         return self._headers_cache
 
     async def _post_one(

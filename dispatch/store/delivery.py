@@ -100,10 +100,7 @@ async def record_changes(
     now: datetime,
 ) -> None:
     """A finished batch's later chain steps, new alert states and timeline rows: one
-    statement (the timeline rows' trigger sees the states written beside them). Alerts are
-    also matched with ``= ANY`` on their key: joined to ``unnest`` alone, the planner took
-    a table grown since its statistics for a few rows and hashed a full scan of it for
-    every batch."""
+    statement (the timeline rows' trigger sees the states written beside them)."""
     if not steps and not states and not events:
         return
     await conn.execute(
@@ -115,8 +112,7 @@ async def record_changes(
                  AS s(agency, alert, channel, at)
         ), states AS (
             UPDATE alerts a SET state = x.state, updated_at = $1
-            FROM unnest($6::uuid[], $7::text[]) AS x(id, state)
-            WHERE a.id = x.id AND a.id = ANY($6::uuid[])
+            FROM unnest($6::uuid[], $7::text[]) AS x(id, state) WHERE a.id = x.id
         )
         INSERT INTO response_log
             (agency_id, incident_id, alert_id, volunteer_id, event, at, details)
