@@ -238,7 +238,8 @@ async def set_roles(conn: Conn, changed: Sequence[tuple[UUID, str, int | None]])
 # least, and per row it leases: every row of the window costs a look-up and a place in two
 # sorts, so a fixed 2000 made a claim of 100 rows do twenty rows' work for each one it took
 # (half of the claim's time). Five per leased row still spreads a claim of 100 over the
-# first alerts of every incident among the oldest 500 due rows (sixteen of thirty alerts).
+# first alerts of every incident among the oldest 500 due rows (sixteen incidents of thirty
+# alerts each).
 _CLAIM_WINDOW = 500
 _CLAIM_WINDOW_PER_ROW = 5
 
