@@ -12,9 +12,16 @@ from dispatch.store.alerts import AlertRow, alert_row
 
 async def lock_states(conn: Conn, alert_ids: Sequence[UUID]) -> dict[UUID, AlertState]:
     """Lock these alerts (in id order, so two workers cannot deadlock) and read their states."""
+    # Each alert looked up by its key in turn (the ids come sorted): a plan made without
+    # statistics for the table filtered a full scan of it by the whole list instead.
     rows = await conn.fetch(
-        "SELECT id, state FROM alerts WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE",
-        sorted(alert_ids),
+        """
+        SELECT a.id, a.state FROM unnest($1::uuid[]) AS k(id)
+        CROSS JOIN LATERAL (
+            SELECT id, state FROM alerts WHERE id = k.id FOR NO KEY UPDATE
+        ) a
+        """,
+        sorted(set(alert_ids)),
     )
     return {r["id"]: AlertState(r["state"]) for r in rows}
 

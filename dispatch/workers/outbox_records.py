@@ -132,7 +132,8 @@ async def record_batch(
 ) -> None:
     """Record a sent batch in the caller's transaction."""
     ids = sorted({a.delivery.alert.alert_id for a in attempts})
-    await delivery_store.lock_incidents_of(conn, ids)
+    # An alert's incident never changes: the claimed row names it.
+    await delivery_store.lock_incidents(conn, [a.delivery.alert.incident_id for a in attempts])
     states = await outbox_store.lock_states(conn, ids)
     pairs = list(zip(attempts, outcomes, strict=True))
     # Rows finished by another worker after our lease ran out are not ours to record.

@@ -1,0 +1,11 @@
+-- Room on every outbox page for the versions a send writes.
+--
+-- A row is updated twice on its way out: leased (lease_until, attempts), then done
+-- (done_at, outcome). Intake fills pages to the brim, so the lease could not put the new
+-- version beside the old one and wrote a new entry in each of the table's indexes; with
+-- room on the page it is a heap-only update (none of its columns is indexed). The second
+-- update changes done_at, which the index of pending rows names, and writes its entries
+-- either way. In bench/notify.py this took the claim from 19 to 14 ms and the recording of
+-- results from 5.7 to 3.6 ms of PostgreSQL CPU per batch of 100 (a loaded machine).
+-- Pages written from now on keep half their room free; existing pages as they are.
+ALTER TABLE outbox SET (fillfactor = 50);
