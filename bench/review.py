@@ -340,19 +340,19 @@ async def _measure(
     cases: dict[str, Callable[[], tuple[str, dict[str, str]]]] = {
         "unit: volunteer by primary key": lambda: (f"{base}/volunteers/{volunteer_id}", {}),
         **{label: (lambda p=params: (f"{base}/incidents", p)) for label, params in lists.items()},
-        "activations, year, kept after background warm-up": lambda: (
+        "report: year, kept after warm-up": lambda: (
             f"{base}/reports/activations",
             year,
         ),
-        "activations, month, kept after background warm-up": lambda: (
+        "report: month, kept after warm-up": lambda: (
             f"{base}/reports/activations",
             rng.choice(months),
         ),
-        "activations, year, computed afresh": lambda: (
+        "report: year, computed afresh": lambda: (
             f"{base}/reports/activations",
             {"from": year["from"], "to": next(fresh_ends)},
         ),
-        "activations, default 12 months (never kept)": lambda: (
+        "report: default 12 months, afresh": lambda: (
             f"{base}/reports/activations",
             {},
         ),
@@ -379,8 +379,8 @@ async def _measure(
                 await call(label)
             samples.clear()
             heavy = {
-                "activations, year, computed afresh",
-                "activations, default 12 months (never kept)",
+                "report: year, computed afresh",
+                "report: default 12 months, afresh",
             }
             for _ in range(args.runs):
                 for label in cases:

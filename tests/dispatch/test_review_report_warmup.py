@@ -27,6 +27,7 @@ from tests.dispatch.test_review_report_cache import (
     _local,
     _numbers,
     _report,
+    late_accept,
 )
 
 pytestmark = pytest.mark.storage
@@ -123,20 +124,7 @@ async def test_settled_months_and_years_are_kept_before_anyone_asks_and_after_a_
 
     # Weeks later, the accept of an alert of the first month arrives: every kept report of
     # the agency is invalid, and one housekeeping round later each is kept again.
-    alert_id = await db.fetchval(
-        "SELECT id FROM alerts WHERE incident_id = $1 AND volunteer_id = $2",
-        seeded["incidents"][2],
-        seeded["volunteers"][3],
-    )
-    await db.execute(
-        """
-        INSERT INTO response_log (agency_id, incident_id, alert_id, volunteer_id, event, at)
-        SELECT agency_id, incident_id, id, volunteer_id, 'alert_accepted',
-               created_at + interval '15.4 seconds'
-        FROM alerts WHERE id = $1
-        """,
-        alert_id,
-    )
+    await late_accept(db, seeded)
     assert await _kept_at(db, agency.agency_id, _month(FIRST)) is None
     assert await _warm_all(client) == len(expected)
     after = [await _served_kept(client, db, agency, params) for params in ranges]
