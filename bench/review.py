@@ -10,16 +10,27 @@ it includes authentication, the query and JSON or CSV encoding) for:
 - the unit: ``GET /v1/agencies/{id}/volunteers/{volunteer_id}`` (supervisor token, one
   row by primary key),
 - the incident list, first page, with each of several filters,
-- the activations report for the last full year, as kept once computed (every request but
-  the first is answered from ``activations_cache``), and computed afresh (each request asks
-  a range a second shorter than the one before, so none was kept),
+- the activations report for the last calendar year and for a random settled calendar
+  month, as kept by the service's background warm-up (housekeeping computes every settled
+  month and year before the measurement starts, and the run waits for it), and computed
+  afresh: each request asks a range of the year a second shorter than the one before, so
+  none was kept; and the default range (twelve months to the end of this one), which
+  includes today and is therefore always computed,
 - the coverage report for a random hour of the week.
 
 Prints the calibration line first, then p50 and p99 of each and p99 as a multiple of the
-unit's p99 (the target is at most 5). Numbers only, not a test.
+unit's p99 (the target is at most 5). Then how long the warm-up took, and how long after a
+late change (an accept logged for a year-old alert) every kept report was computed again.
+Then the write path: one statement logging an alert's three answers, plain (no summary
+trigger), with the summary trigger only, and with it and the change-count triggers of
+migration 0018, each as a ratio to the plain insert. Numbers only, not a test.
 
     python bench/review.py [--database-url postgresql://127.0.0.1/postgres]
-        [--incidents 100000] [--events 2000000] [--runs 200]
+        [--incidents 100000] [--events 2000000] [--runs 200] [--keep]
+        [--reuse postgresql://127.0.0.1/dispatch_bench_review_…]
+
+``--reuse`` measures a database an earlier ``--keep`` run loaded (migrated to this version,
+its kept reports deleted, a new supervisor token), skipping the load.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -55,6 +67,7 @@ from bench.common import (
 )
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
+from dispatch.domain.report_ranges import standard_ranges
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from geoindex import latlng_to_cell
@@ -238,8 +251,27 @@ def _timed(samples: dict[str, list[float]]) -> Any:
     return timing
 
 
+async def _reused(conn: asyncpg.Connection) -> tuple[UUID, str, int]:
+    await migrate(conn)
+    await conn.execute("DELETE FROM activations_cache")
+    agency_id: UUID = await conn.fetchval("SELECT id FROM agencies WHERE name = 'Bench'")
+    _, token = await agency_store.create_supervisor(conn, agency_id=agency_id, name="Sup")
+    volunteers = [r["id"] for r in await conn.fetch("SELECT id FROM volunteers ORDER BY id")]
+    print(f"reused: {await conn.fetchval('SELECT current_database()')}, nothing kept")
+    return agency_id, token, volunteers[len(volunteers) // 2]
+
+
 async def run(args: argparse.Namespace) -> None:
     print(await calibration_line(args.database_url))
+    if args.reuse:
+        conn = await asyncpg.connect(args.reuse)
+        try:
+            agency_id, token, volunteer_id = await _reused(conn)
+        finally:
+            await conn.close()
+        await _measure(args.reuse, agency_id, token, volunteer_id, args)
+        await _write_cost(args.reuse, args)
+        return
     async with scratch_database(args.database_url, "dispatch_bench_review", keep=args.keep) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
@@ -272,6 +304,7 @@ async def _measure(
         ticker_enabled=False,
         feeds_enabled=False,
         db_command_timeout_s=300,
+        report_warmup_s=args.warmup_tick,
     )
     app = create_app(settings)
     samples: dict[str, list[float]] = {}
@@ -281,6 +314,14 @@ async def _measure(
     rng = random.Random(3)
     now = datetime.now(UTC)
     year = {"from": f"{now.year - 1}-01-01", "to": f"{now.year - 1}-12-31"}
+    # Last year's months: settled, so kept by the warm-up.
+    months = [
+        {
+            "from": f"{now.year - 1}-{m:02d}-01",
+            "to": f"{now.year - 1}-{m:02d}-{_last_day(now.year - 1, m):02d}",
+        }
+        for m in range(1, 13)
+    ]
     # Each a new range: 23:59:59, 23:59:58, ... on the last day of the year (UTC+1 in winter).
     fresh_ends = (
         f"{now.year - 1}-12-31T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}+01:00"
@@ -299,10 +340,21 @@ async def _measure(
     cases: dict[str, Callable[[], tuple[str, dict[str, str]]]] = {
         "unit: volunteer by primary key": lambda: (f"{base}/volunteers/{volunteer_id}", {}),
         **{label: (lambda p=params: (f"{base}/incidents", p)) for label, params in lists.items()},
-        "activations report, one year": lambda: (f"{base}/reports/activations", year),
-        "activations report, one year, not kept": lambda: (
+        "report: year, kept after warm-up": lambda: (
+            f"{base}/reports/activations",
+            year,
+        ),
+        "report: month, kept after warm-up": lambda: (
+            f"{base}/reports/activations",
+            rng.choice(months),
+        ),
+        "report: year, computed afresh": lambda: (
             f"{base}/reports/activations",
             {"from": year["from"], "to": next(fresh_ends)},
+        ),
+        "report: default 12 months, afresh": lambda: (
+            f"{base}/reports/activations",
+            {},
         ),
         "coverage report, random hour": lambda: (
             f"{base}/reports/coverage",
@@ -311,6 +363,8 @@ async def _measure(
     }
     headers = {"Authorization": f"Bearer {token}"}
     try:
+        warmed_in = await _until_kept(dsn, agency_id)
+        print(f"background warm-up: every standard report kept {warmed_in:.1f} s after start")
         async with aiohttp.ClientSession() as session:
 
             async def call(label: str) -> None:
@@ -324,7 +378,10 @@ async def _measure(
             for label in cases:  # warm every plan and cache once
                 await call(label)
             samples.clear()
-            heavy = {"activations report, one year, not kept"}
+            heavy = {
+                "report: year, computed afresh",
+                "report: default 12 months, afresh",
+            }
             for _ in range(args.runs):
                 for label in cases:
                     if label not in heavy:
@@ -332,59 +389,188 @@ async def _measure(
             for _ in range(args.report_runs):
                 for label in heavy:
                     await call(label)
+        unit = percentile(samples["unit: volunteer by primary key"], 99)
+        print(
+            f"server time, {args.runs} requests each"
+            f" ({args.report_runs} for the reports computed afresh):"
+        )
+        for label in cases:
+            print(p99_line(label, samples[label], unit))
+        await _late_change(dsn, agency_id, args)
     finally:
         await runner.cleanup()
-    unit = percentile(samples["unit: volunteer by primary key"], 99)
-    print(
-        f"server time, {args.runs} requests each"
-        f" ({args.report_runs} for the yearly report computed afresh):"
+
+
+def _last_day(year: int, month: int) -> int:
+    following = datetime(year + month // 12, month % 12 + 1, 1)
+    return (following - timedelta(days=1)).day
+
+
+async def _kept_status(conn: asyncpg.Connection, agency_id: UUID) -> tuple[int, int]:
+    """(standard reports valid now, standard reports there are) for the agency."""
+    now, first, zone = await conn.fetchrow(
+        """
+        SELECT now(), (SELECT min(received_at) FROM incidents WHERE agency_id = $1), time_zone
+        FROM agencies WHERE id = $1
+        """,
+        agency_id,
     )
-    for label in cases:
-        print(p99_line(label, samples[label], unit))
+    ranges = standard_ranges(ZoneInfo(zone), now, first)
+    valid: int = await conn.fetchval(
+        """
+        SELECT count(*) FROM activations_cache c
+        WHERE c.agency_id = $1 AND c.warmed
+          AND (c.range_from, c.range_to) IN (
+              SELECT * FROM unnest($2::timestamptz[], $3::timestamptz[]))
+          AND c.changes = coalesce(
+              (SELECT k.changes FROM report_changes k WHERE k.agency_id = $1), 0)
+        """,
+        agency_id,
+        [r[0] for r in ranges],
+        [r[1] for r in ranges],
+    )
+    return valid, len(ranges)
+
+
+async def _until_kept(dsn: str, agency_id: UUID, timeout_s: float = 900) -> float:
+    """Seconds until every standard report of the agency is kept and valid."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        while time.perf_counter() - started < timeout_s:
+            valid, wanted = await _kept_status(conn, agency_id)
+            if valid == wanted:
+                return time.perf_counter() - started
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise RuntimeError("the background warm-up did not finish")
+
+
+async def _late_change(dsn: str, agency_id: UUID, args: argparse.Namespace) -> None:
+    """A late accept for an alert of last year's summer: every kept report goes invalid;
+    how long until housekeeping has them all again."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        _, wanted = await _kept_status(conn, agency_id)
+        await conn.execute(
+            """
+            INSERT INTO response_log (agency_id, incident_id, alert_id, volunteer_id, event, at)
+            SELECT a.agency_id, a.incident_id, a.id, a.volunteer_id, 'alert_accepted',
+                   i.created_at + interval '60 s'
+            FROM alerts a JOIN incidents i ON i.id = a.incident_id
+            WHERE a.agency_id = $1 AND i.received_at < now() - interval '300 days'
+              AND NOT EXISTS (SELECT 1 FROM alert_firsts f
+                              WHERE f.alert_id = a.id AND f.event = 'alert_accepted')
+            LIMIT 1
+            """,
+            agency_id,
+        )
+        valid, _ = await _kept_status(conn, agency_id)
+    finally:
+        await conn.close()
+    again = await _until_kept(dsn, agency_id)
+    print(
+        f"after a late change ({valid} of {wanted} kept reports still valid): all kept again"
+        f" {again:.1f} s later (warm-up tick {args.warmup_tick:g} s)"
+    )
+
+
+# Per variant of the write path, the triggers turned off (table, trigger) while it runs.
+_WRITE_VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "plain": (("response_log", "incident_review_record"),),
+    "summary": (
+        ("incident_review", "incident_review_report_inserted"),
+        ("incident_review", "incident_review_report_updated"),
+    ),
+    "summary + change count": (),
+}
+_LOG_ANSWERS = """
+    INSERT INTO response_log (agency_id, incident_id, alert_id, event, at)
+    SELECT $1, $2, $3, e, now() FROM unnest(
+        ARRAY['alert_sent', 'alert_accepted', 'alert_on_scene']) AS e
+"""
 
 
 async def _write_cost(dsn: str, args: argparse.Namespace) -> None:
-    """What the summary trigger adds to the write path: one statement logging an alert's
-    sent, accepted and on-scene events (new alerts each time), with and without it. The
-    alerts are of past incidents, so "with" also counts a change for the kept activations
-    reports (migration 0018), as a late answer does; a live incident's answer does not."""
+    """What the summary trigger and the change count add to the write path: one statement
+    logging an alert's sent, accepted and on-scene events (new alerts each time), plain (the
+    summary trigger off), with the summary trigger but not the change-count triggers of
+    migration 0018 on its table, and with both. For alerts of a live incident (received an
+    hour ago: the change count only looks) and of a past one (a late answer: it counts a
+    change). The live incidents' received times are put back afterwards."""
     conn = await asyncpg.connect(dsn)
+    blocks = max(1, args.runs // 19)
     try:
         picks = await conn.fetch(
             "SELECT id, incident_id, agency_id FROM alerts ORDER BY random() LIMIT $1",
-            2 * args.runs,
+            2 * len(_WRITE_VARIANTS) * 20 * blocks,
         )
         await conn.execute(
             "DELETE FROM alert_firsts WHERE alert_id = ANY($1::uuid[])", [p["id"] for p in picks]
         )
-        insert = """
-            INSERT INTO response_log (agency_id, incident_id, alert_id, event, at)
-            SELECT $1, $2, $3, e, now() FROM unnest(
-                ARRAY['alert_sent', 'alert_accepted', 'alert_on_scene']) AS e
-        """
-        timings: dict[str, list[float]] = {"with": [], "without": []}
-        for n, pick in enumerate(picks):
-            label = "with" if n % 2 == 0 else "without"
-            async with conn.transaction():
-                if label == "without":
-                    await conn.execute(
-                        "ALTER TABLE response_log DISABLE TRIGGER incident_review_record"
-                    )
-                started = time.perf_counter()
-                await conn.execute(insert, pick["agency_id"], pick["incident_id"], pick["id"])
-                timings[label].append((time.perf_counter() - started) * 1000)
-                if label == "without":
-                    await conn.execute(
-                        "ALTER TABLE response_log ENABLE TRIGGER incident_review_record"
-                    )
+        live, past = picks[: len(picks) // 2], picks[len(picks) // 2 :]
+        moved = await conn.fetch(
+            """
+            UPDATE incidents i SET received_at = now() - interval '1 hour'
+            FROM (SELECT id, received_at FROM incidents WHERE id = ANY($1::uuid[])) o
+            WHERE i.id = o.id RETURNING i.id, o.received_at
+            """,
+            list({p["incident_id"] for p in live}),
+        )
+        timings: dict[str, list[float]] = {}
+        try:
+            for kind, rows in (("live", live), ("past", past)):
+                rest = iter(rows)
+                for _ in range(blocks):
+                    for label, off in _WRITE_VARIANTS.items():
+                        timings.setdefault(f"{kind}: {label}", []).extend(
+                            await _write_block(conn, off, [next(rest) for _ in range(20)])
+                        )
+        finally:
+            await conn.execute(
+                "UPDATE incidents i SET received_at = o.at FROM unnest($1::uuid[],"
+                " $2::timestamptz[]) o(id, at) WHERE i.id = o.id",
+                [m["id"] for m in moved],
+                [m["received_at"] for m in moved],
+            )
     finally:
         await conn.close()
-    with_ms, without_ms = (statistics.median(timings[k]) for k in ("with", "without"))
+    count = len(timings["live: plain"])
     print(
-        f"write path: logging three answers of an alert in one statement, p50"
-        f" {with_ms:.3f} ms with the summary trigger, {without_ms:.3f} ms without"
-        f" (+{with_ms - without_ms:.3f} ms, {args.runs} each)"
+        "write path: one statement logging an alert's three answers, in blocks of 20 in one"
+        f" transaction, p50 ({count} each):"
     )
+    for kind in ("live", "past"):
+        plain = statistics.median(timings[f"{kind}: plain"])
+        for label in _WRITE_VARIANTS:
+            p50 = statistics.median(timings[f"{kind}: {label}"])
+            print(
+                f"  {kind + ': ' + label:30s} {p50:7.3f} ms  = {p50 / plain:5.2f}x the plain"
+                f" insert  (+{p50 - plain:.3f} ms)"
+            )
+
+
+async def _write_block(
+    conn: asyncpg.Connection, off: tuple[tuple[str, str], ...], picks: list[Any]
+) -> list[float]:
+    """Times of the statements of one block but its first (planned after the switch)."""
+    for table, trigger in off:
+        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    times = []
+    try:
+        # The statement's own time (its triggers run at its end), without a commit's WAL
+        # flush, which is the same for every variant.
+        async with conn.transaction():
+            for n, pick in enumerate(picks):
+                started = time.perf_counter()
+                await conn.execute(_LOG_ANSWERS, pick["agency_id"], pick["incident_id"], pick["id"])
+                if n > 0:
+                    times.append((time.perf_counter() - started) * 1000)
+    finally:
+        for table, trigger in off:
+            await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+    return times
 
 
 def main() -> None:
@@ -396,6 +582,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--report-runs", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--reuse", help="a database a --keep run loaded: measure it again")
+    parser.add_argument(
+        "--warmup-tick", type=float, default=5.0, help="DISPATCH_REPORT_WARMUP_S of the service"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -155,6 +155,8 @@ class Settings:
     auth_agency_failures: int = _integer("DISPATCH_AUTH_AGENCY_FAILURES", 60, minimum=1)
     notice_tick_s: float = _number("DISPATCH_NOTICE_TICK_S", 1.0, minimum=0.05)
     housekeeping_s: float = _number("DISPATCH_HOUSEKEEPING_S", 30.0, minimum=0.1)
+    # Tick of keeping the standard activations reports computed; 0 turns it off.
+    report_warmup_s: float = _number("DISPATCH_REPORT_WARMUP_S", 5.0, minimum=0.0)
     response_log_retention_days: int = _integer(
         "DISPATCH_RESPONSE_LOG_RETENTION_DAYS", 0, minimum=0
     )

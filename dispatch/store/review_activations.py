@@ -6,18 +6,24 @@ merge from partial sums), and a range that ended at least two days ago is kept i
 ``report_changes`` count is the one it was computed at: migration 0018 makes every change
 that can move a number of an incident received more than a day ago add one to that count,
 in the same transaction. So a kept report is always the one a computation would give now.
+
+Housekeeping keeps the standard ranges (settled calendar months and years) computed ahead
+of any request, and computes them again after a change moved the count (``warm``); those
+are marked ``warmed`` and never pushed out by the limit on other kept ranges.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from dispatch.db.types import Conn
 
-# Reports kept per agency: the ones computed most recently.
+# Reports kept per agency besides the warmed ones: the ones computed most recently.
 CACHE_PER_AGENCY = 64
 
 # Per incident of the range: its local month and hour, and its firsts and counts (the log's,
@@ -119,7 +125,7 @@ _ACTIVATIONS = f"""
     UNION ALL SELECT 'burden', to_jsonb(b) FROM burden b
     UNION ALL SELECT 'stamp', jsonb_build_object(
         'changes', coalesce((SELECT changes FROM report_changes WHERE agency_id = $1), 0),
-        'settled', $3 <= now() - interval '2 days')
+        'settled', $3 <= now() - interval '2 days', 'at', now())
 """  # noqa: S608 - built from fixed fragments only
 
 
@@ -136,9 +142,27 @@ def _group(row: dict[str, Any]) -> GroupKey:
     return ("hour", row["hour"])
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    groups: Groups
+    computed_at: datetime
+    """The snapshot the numbers were computed in (the database's clock)."""
+    kept: bool
+    """Served from ``activations_cache`` rather than computed for this request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    groups: Groups
+    changes: int
+    """The agency's change count, read in the same snapshot as the incidents."""
+    settled: bool
+    computed_at: datetime
+
+
 async def activations(
     conn: Conn, agency_id: UUID, start: datetime, stop: datetime, zone: str
-) -> Groups:
+) -> Report:
     """Activation counts, medians, exclusions and alert burden of the incidents received in
     [start, stop): for the whole range (``("total", None)``), each local month
     (``("month", "YYYY-MM")``) and each local hour of day (``("hour", 0..23)``).
@@ -150,15 +174,15 @@ async def activations(
     kept = await _kept(conn, agency_id, start, stop, zone)
     if kept is not None:
         return kept
-    groups, changes, settled = await compute(conn, agency_id, start, stop, zone)
-    if settled:
-        await _keep(conn, agency_id, start, stop, zone, groups, changes)
-    return groups
+    done = await compute(conn, agency_id, start, stop, zone)
+    if done.settled:
+        await _keep(conn, agency_id, start, stop, zone, done, warmed=False)
+    return Report(done.groups, done.computed_at, kept=False)
 
 
 async def compute(
     conn: Conn, agency_id: UUID, start: datetime, stop: datetime, zone: str
-) -> tuple[Groups, int, bool]:
+) -> Computed:
     """The report computed from the incidents, never from what is kept; with the agency's
     change count read in the same snapshot, and whether the range is settled."""
     groups: Groups = {}
@@ -166,11 +190,11 @@ async def compute(
         # A year of incidents sorts a few MB per percentile: in memory, not on disk.
         await conn.execute("SET LOCAL work_mem = '32MB'")
         records = await conn.fetch(_ACTIVATIONS, agency_id, start, stop, zone)
-    changes, settled = 0, False
+    stamp: dict[str, Any] = {}
     for record in records:
         row: dict[str, Any] = _json(record["row"])
         if record["part"] == "stamp":
-            changes, settled = int(row["changes"]), bool(row["settled"])
+            stamp = row
             continue
         key = _group(row)
         values = groups.setdefault(key, {"exclusions": {}})
@@ -178,7 +202,12 @@ async def compute(
             values["exclusions"][row["reason"]] = row["n"]
             continue
         values.update({k: v for k, v in row.items() if k not in _KEYS})
-    return groups, changes, settled
+    return Computed(
+        groups,
+        changes=int(stamp["changes"]),
+        settled=bool(stamp["settled"]),
+        computed_at=datetime.fromisoformat(stamp["at"]),
+    )
 
 
 def _json(value: Any) -> Any:
@@ -188,10 +217,10 @@ def _json(value: Any) -> Any:
 
 async def _kept(
     conn: Conn, agency_id: UUID, start: datetime, stop: datetime, zone: str
-) -> Groups | None:
-    text: str | None = await conn.fetchval(
+) -> Report | None:
+    row = await conn.fetchrow(
         """
-        SELECT c.groups::text FROM activations_cache c
+        SELECT c.groups::text AS groups, c.computed_at FROM activations_cache c
         WHERE c.agency_id = $1 AND c.time_zone = $4 AND c.range_from = $2 AND c.range_to = $3
           AND c.changes = coalesce(
               (SELECT k.changes FROM report_changes k WHERE k.agency_id = $1), 0)
@@ -201,9 +230,10 @@ async def _kept(
         stop,
         zone,
     )
-    if text is None:
+    if row is None:
         return None
-    return {(group, key): values for group, key, values in json.loads(text)}
+    groups = {(group, key): values for group, key, values in json.loads(row["groups"])}
+    return Report(groups, row["computed_at"], kept=True)
 
 
 async def _keep(
@@ -212,38 +242,134 @@ async def _keep(
     start: datetime,
     stop: datetime,
     zone: str,
-    groups: Groups,
-    changes: int,
+    done: Computed,
+    *,
+    warmed: bool,
 ) -> None:
     # JSON keeps every number as it was: floats are written in their shortest exact form.
-    text = json.dumps([[group, key, values] for (group, key), values in groups.items()])
+    text = json.dumps([[group, key, values] for (group, key), values in done.groups.items()])
     async with conn.transaction():
         await conn.execute(
             """
             INSERT INTO activations_cache AS c
-                (agency_id, time_zone, range_from, range_to, changes, groups)
-            VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)
+                (agency_id, time_zone, range_from, range_to, changes, groups, computed_at,
+                 warmed)
+            VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8)
             ON CONFLICT (agency_id, time_zone, range_from, range_to) DO UPDATE
-                SET changes = EXCLUDED.changes, groups = EXCLUDED.groups, computed_at = now()
+                SET changes = EXCLUDED.changes, groups = EXCLUDED.groups,
+                    computed_at = EXCLUDED.computed_at, warmed = c.warmed OR EXCLUDED.warmed
                 WHERE c.changes <= EXCLUDED.changes
             """,
             agency_id,
             zone,
             start,
             stop,
-            changes,
+            done.changes,
             text,
+            done.computed_at,
+            warmed,
         )
         # Reports of an older count can never be used again; past the limit, the ranges
-        # computed longest ago go.
+        # computed longest ago go, except the standard ones housekeeping keeps computed.
         await conn.execute(
             """
             DELETE FROM activations_cache c
-            WHERE c.agency_id = $1 AND (c.changes < $2 OR (c.time_zone, c.range_from, c.range_to)
-                NOT IN (SELECT k.time_zone, k.range_from, k.range_to FROM activations_cache k
-                        WHERE k.agency_id = $1 ORDER BY k.computed_at DESC LIMIT $3))
+            WHERE c.agency_id = $1 AND (c.changes < $2 OR (NOT c.warmed
+                AND (c.time_zone, c.range_from, c.range_to) NOT IN (
+                    SELECT k.time_zone, k.range_from, k.range_to FROM activations_cache k
+                    WHERE k.agency_id = $1 AND NOT k.warmed
+                    ORDER BY k.computed_at DESC LIMIT $3)))
             """,
             agency_id,
-            changes,
+            done.changes,
             CACHE_PER_AGENCY,
         )
+
+
+# --- kept ahead of requests ---------------------------------------------------------------------
+
+# Advisory lock key for the warm-up ("DSRPTWRM"): one process computes at a time.
+_WARM_LOCK = 0x4453_5250_5457_524D
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyHistory:
+    agency_id: UUID
+    time_zone: str
+    first_received: datetime | None
+
+
+async def try_warm_lock(conn: Conn) -> bool:
+    """Take the warm-up lock for this session unless another process holds it."""
+    taken: bool = await conn.fetchval("SELECT pg_try_advisory_lock($1)", _WARM_LOCK)
+    return taken
+
+
+async def release_warm_lock(conn: Conn) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1)", _WARM_LOCK)
+
+
+async def histories(conn: Conn) -> tuple[datetime, list[AgencyHistory]]:
+    """The database's clock (the one that decides what is settled), and each agency's zone
+    and first received incident."""
+    rows = await conn.fetch(
+        """
+        SELECT now() AS now, a.id, a.time_zone,
+               (SELECT min(i.received_at) FROM incidents i WHERE i.agency_id = a.id) AS first
+        FROM agencies a ORDER BY a.id
+        """
+    )
+    if not rows:
+        return await conn.fetchval("SELECT now()"), []
+    return rows[0]["now"], [AgencyHistory(r["id"], r["time_zone"], r["first"]) for r in rows]
+
+
+async def warm(
+    conn: Conn,
+    agency_id: UUID,
+    zone: str,
+    ranges: Sequence[tuple[datetime, datetime]],
+    *,
+    limit: int,
+) -> int:
+    """Compute and keep, in the order given, up to ``limit`` of ``ranges`` that have no
+    valid kept report; returns how many were computed."""
+    valid = {
+        (r["range_from"], r["range_to"]): r["warmed"]
+        for r in await conn.fetch(
+            """
+            SELECT c.range_from, c.range_to, c.warmed FROM activations_cache c
+            WHERE c.agency_id = $1 AND c.time_zone = $2
+              AND c.changes = coalesce(
+                  (SELECT k.changes FROM report_changes k WHERE k.agency_id = $1), 0)
+            """,
+            agency_id,
+            zone,
+        )
+    }
+    # A standard range a request computed first is kept like the others from now on.
+    unmarked = [r for r in ranges if valid.get(r) is False]
+    if unmarked:
+        await conn.execute(
+            """
+            UPDATE activations_cache SET warmed = true
+            WHERE agency_id = $1 AND time_zone = $2
+              AND (range_from, range_to) IN (
+                  SELECT * FROM unnest($3::timestamptz[], $4::timestamptz[]))
+            """,
+            agency_id,
+            zone,
+            [r[0] for r in unmarked],
+            [r[1] for r in unmarked],
+        )
+    computed = 0
+    for start, stop in ranges:
+        if computed >= limit:
+            break
+        if (start, stop) in valid:
+            continue
+        done = await compute(conn, agency_id, start, stop, zone)
+        if done.settled:
+            await _keep(conn, agency_id, start, stop, zone, done, warmed=True)
+        computed += 1
+    return computed

@@ -42,6 +42,7 @@ async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.CLOCK],
         tick_s=app[keys.SETTINGS].housekeeping_s,
         log_retention_days=app[keys.SETTINGS].response_log_retention_days,
+        report_warmup_s=app[keys.SETTINGS].report_warmup_s,
     )
     async for _ in _owned_task(app, "housekeeping", keeper.run):
         yield

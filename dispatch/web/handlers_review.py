@@ -248,11 +248,14 @@ async def activations_report(request: web.Request) -> web.Response:
     start, stop = _report_range(request, tz)
     fmt = qp.output_format(request)
     async with request.app[keys.POOL].acquire() as conn:
-        groups = await review_activations.activations(conn, agency_id, start, stop, tz.key)
+        found = await review_activations.activations(conn, agency_id, start, stop, tz.key)
+    groups = found.groups
+    computed_at = plain(found.computed_at)
     report = {
         "from": start.isoformat(),
         "to": stop.isoformat(),
         "time_zone": tz.key,
+        "computed_at": computed_at,
         "total": _metrics(groups.get(("total", None))),
         "by_month": [
             {"month": m, **_metrics(groups.get(("month", m)))} for m in _months(start, stop, tz)
@@ -260,9 +263,11 @@ async def activations_report(request: web.Request) -> web.Response:
         "by_hour": [{"hour": h, **_metrics(groups.get(("hour", h)))} for h in range(24)],
     }
     if fmt == "csv":
-        return csv_response(
+        response = csv_response(
             csv_text(REPORT_COLUMNS, report_rows(report)), filename="activations.csv"
         )
+        response.headers["Report-Computed-At"] = computed_at
+        return response
     return web.json_response(report)
 
 

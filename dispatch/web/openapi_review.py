@@ -331,11 +331,17 @@ def _report_schemas() -> dict[str, Any]:
         "ReportGroup": group,
         "ActivationsReport": {
             "type": "object",
-            "required": ["from", "to", "time_zone", "total", "by_month", "by_hour"],
+            "required": ["from", "to", "time_zone", "computed_at", "total", "by_month", "by_hour"],
             "properties": {
                 "from": {"type": "string", "format": "date-time"},
                 "to": {"type": "string", "format": "date-time"},
                 "time_zone": {"type": "string"},
+                "computed_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When these figures were computed: a kept report's time, "
+                    "or this request's (CSV: the Report-Computed-At header)",
+                },
                 "total": ref("ReportGroup"),
                 "by_month": {"type": "array", "items": month},
                 "by_hour": {"type": "array", "items": hour, "minItems": 24, "maxItems": 24},

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from dispatch.domain.report_ranges import report_zone
 from dispatch.web.params import invalid_query
 from dispatch.web.problems import Problem
 
@@ -99,11 +100,7 @@ def required_integer(request: web.Request, name: str, *, low: int, high: int) ->
 
 
 def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        # A zone that no longer exists reads as UTC rather than failing every report.
-        return ZoneInfo("UTC")
+    return report_zone(name)
 
 
 def instant(request: web.Request, name: str, tz: ZoneInfo, *, end: bool) -> datetime | None:

@@ -7,6 +7,11 @@ And the response log's monthly partitions: the next months made ahead, months wh
 older than the retention dropped (``DISPATCH_RESPONSE_LOG_RETENTION_DAYS``).
 Every process runs it; the database part runs in one process at a time (an advisory
 lock taken without waiting), and its deletes are idempotent anyway.
+
+Beside those rounds, on its own shorter tick: the activations report of every settled
+calendar month and year (agency time) is kept computed, and computed again soon after a
+late change made the kept one invalid, so that a supervisor asking for one is answered
+from the kept figures rather than waiting for a computation over the whole range.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from dispatch.db.types import Conn
 from dispatch.domain import log_months
 from dispatch.domain.clock import Clock
 from dispatch.domain.phone_codes import CODE_KEEP
+from dispatch.domain.report_ranges import report_zone, standard_ranges
 from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
-from dispatch.store import console_sessions
+from dispatch.store import console_sessions, review_activations
 from dispatch.store import notices as notice_store
 from dispatch.store import position_changes as change_store
 from dispatch.store import response_log as log_store
@@ -38,6 +44,8 @@ SESSION_KEEP: Final = timedelta(days=30)
 NOTICE_KEEP: Final = timedelta(days=30)
 TOMBSTONE_KEEP: Final = timedelta(hours=1)
 """A process that has not read the position changes for this long rebuilds its index."""
+REPORTS_PER_ROUND: Final = 4
+"""Reports computed per warm-up round; more waiting means the next round starts at once."""
 
 
 class Housekeeper:
@@ -49,19 +57,29 @@ class Housekeeper:
         *,
         tick_s: float,
         log_retention_days: int = 0,
+        report_warmup_s: float = 0.0,
     ) -> None:
         self._pool = pool
         self._positions = positions
         self._clock = clock
         self._tick_s = tick_s
         self._log_retention_days = log_retention_days
+        self._report_warmup_s = report_warmup_s
 
     async def run(self, stop: asyncio.Event) -> None:
         async def round_() -> bool:
             await self.run_once()
             return False
 
-        await run_rounds(stop, round_, tick_s=self._tick_s, name="housekeeping")
+        async def warm_round() -> bool:
+            return await warm_reports(self._pool) >= REPORTS_PER_ROUND
+
+        rounds = [run_rounds(stop, round_, tick_s=self._tick_s, name="housekeeping")]
+        if self._report_warmup_s > 0:
+            rounds.append(
+                run_rounds(stop, warm_round, tick_s=self._report_warmup_s, name="report_warmup")
+            )
+        await asyncio.gather(*rounds)
 
     async def run_once(self) -> dict[str, int]:
         now = self._clock.now()
@@ -93,6 +111,32 @@ class Housekeeper:
         if any(done.values()):
             log.info("housekeeping", **done)
         return done
+
+
+async def warm_reports(pool: asyncpg.Pool, *, limit: int = REPORTS_PER_ROUND) -> int:
+    """Compute up to ``limit`` standard activations reports that have no valid kept copy,
+    newest ranges first; one process at a time. Returns how many were computed."""
+    computed = 0
+    async with pool.acquire() as conn:
+        if not await review_activations.try_warm_lock(conn):
+            return 0
+        try:
+            now, agencies = await review_activations.histories(conn)
+            for agency in agencies:
+                tz = report_zone(agency.time_zone)
+                ranges = standard_ranges(tz, now, agency.first_received)
+                if not ranges:
+                    continue
+                computed += await review_activations.warm(
+                    conn, agency.agency_id, tz.key, ranges, limit=limit - computed
+                )
+                if computed >= limit:
+                    break
+        finally:
+            await review_activations.release_warm_lock(conn)
+    if computed:
+        log.info("reports_warmed", reports=computed)
+    return computed
 
 
 async def keep_log_months(pool: asyncpg.Pool, now: datetime, retention_days: int) -> dict[str, int]:

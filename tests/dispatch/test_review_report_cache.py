@@ -14,10 +14,18 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from dispatch.config import Settings
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.review_helpers import Responder, Seeded, seed, volunteer
 
 pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Only requests keep reports here: housekeeping's warm-up has its own tests."""
+    return settings.with_overrides(report_warmup_s=0)
+
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 REASONS = (
@@ -101,9 +109,17 @@ async def _report(client: Any, agency: AgencyFixture, params: dict[str, str] = R
 
 
 async def _fresh(client: Any, db: asyncpg.Connection, agency: AgencyFixture) -> Any:
-    """The report computed from the tables, nothing kept."""
+    """The report computed from the tables, nothing kept (without its computation time,
+    which is this request's)."""
     await db.execute("DELETE FROM activations_cache")
-    return await _report(client, agency)
+    report = await _report(client, agency)
+    assert await db.fetchval("SELECT count(*) FROM activations_cache") == 1
+    return _figures(report)
+
+
+def _figures(report: Any) -> Any:
+    """The report without ``computed_at``: what a computation now must give again."""
+    return {k: v for k, v in report.items() if k != "computed_at"}
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -262,6 +278,17 @@ async def test_kept_report_equals_the_log_recomputed_before_and_after_a_late_ans
 
     # Weeks later, the app of the volunteer alerted to the first month's third incident
     # delivers an accept it could not send at the time.
+    await late_accept(db, seeded)
+    after = await _report(client, agency)
+    assert after["by_month"][0]["alerts_accepted"] == kept["by_month"][0]["alerts_accepted"] + 1
+    assert after["total"]["median_s_to_first_accept"] != kept["total"]["median_s_to_first_accept"]
+    assert _numbers(after) == await _from_the_log(db, agency.agency_id, after)
+    assert _figures(after) == await _fresh(client, db, agency)
+
+
+async def late_accept(db: asyncpg.Connection, seeded: Any) -> None:
+    """The accept of the alert of the first month's third incident to its second volunteer,
+    logged weeks late (its app could not send it at the time)."""
     alert_id = await db.fetchval(
         "SELECT id FROM alerts WHERE incident_id = $1 AND volunteer_id = $2",
         seeded["incidents"][2],
@@ -276,11 +303,6 @@ async def test_kept_report_equals_the_log_recomputed_before_and_after_a_late_ans
         """,
         alert_id,
     )
-    after = await _report(client, agency)
-    assert after["by_month"][0]["alerts_accepted"] == kept["by_month"][0]["alerts_accepted"] + 1
-    assert after["total"]["median_s_to_first_accept"] != kept["total"]["median_s_to_first_accept"]
-    assert _numbers(after) == await _from_the_log(db, agency.agency_id, after)
-    assert after == await _fresh(client, db, agency)
 
 
 async def _late_report(db: asyncpg.Connection, agency: AgencyFixture, seeded: Any) -> None:
@@ -326,8 +348,8 @@ async def test_a_change_to_an_old_month_is_never_hidden_by_the_kept_report(
     kept = await _report(client, agency)
     await change(db, agency, seeded)
     after = await _report(client, agency)
-    assert after != kept
-    assert after == await _fresh(client, db, agency)
+    assert _figures(after) != _figures(kept)
+    assert _figures(after) == await _fresh(client, db, agency)
 
 
 async def test_a_range_that_has_not_ended_is_computed_every_time(
@@ -368,4 +390,4 @@ async def test_a_kept_report_is_served_until_the_count_moves(
     await _ems_recorded_late(db, agency, seeded)
     after = await _report(client, agency)
     assert after["total"]["activations"] == computed["total"]["activations"]
-    assert after == await _fresh(client, db, agency)
+    assert _figures(after) == await _fresh(client, db, agency)
