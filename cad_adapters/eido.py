@@ -168,34 +168,35 @@ def _req_str(obj: Mapping[str, Any], base: str, *keys: str) -> str:
 def _str_list(obj: Mapping[str, Any], base: str, key: str) -> list[str]:
     """A list of strings; a lone string is accepted as a one-element list."""
     pointer, value = _get(obj, base, key)
-    if value is None:
-        return []
     if isinstance(value, str):
         return [value]
-    if not isinstance(value, list):
-        raise CadParseError(pointer, f"expected an array of strings, got {type(value).__name__}")
-    out = []
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise CadParseError(_ptr(pointer, index), "expected a string")
-        if item.strip():
-            out.append(item.strip())
-    return out
+    items = _array(pointer, value, str, "strings", "a string")
+    return [item.strip() for _, item in items if item.strip()]
 
 
 def _components(root: Mapping[str, Any], *keys: str) -> list[tuple[str, Mapping[str, Any]]]:
     """A component array (or, as EIDO 1.0 has for incidentComponent, a single object)."""
     pointer, value = _get(root, "", *keys)
+    return _array(pointer, value, Mapping, "objects", "an object")
+
+
+def _array(
+    pointer: str, value: Any, kind: type, plural: str, singular: str
+) -> list[tuple[str, Any]]:
+    """The items of an array that must hold only ``kind``, each with its pointer.
+
+    Absent (None) is an empty array; a lone ``kind`` stands for an array of one.
+    """
     if value is None:
         return []
-    if isinstance(value, Mapping):
+    if isinstance(value, kind):
         return [(pointer, value)]
     if not isinstance(value, list):
-        raise CadParseError(pointer, f"expected an array of objects, got {type(value).__name__}")
+        raise CadParseError(pointer, f"expected an array of {plural}, got {type(value).__name__}")
     out = []
     for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            raise CadParseError(_ptr(pointer, index), "expected an object")
+        if not isinstance(item, kind):
+            raise CadParseError(_ptr(pointer, index), f"expected {singular}")
         out.append((_ptr(pointer, index), item))
     return out
 

@@ -32,7 +32,6 @@ from dispatch.store import notices as notice_store
 from dispatch.store import volunteer_events
 from dispatch.store.accounts import SessionTokens
 from dispatch.store.notices import NewNotice
-from dispatch.store.volunteer_events import VolunteerEvent
 
 log = structlog.get_logger(__name__)
 
@@ -258,9 +257,7 @@ async def _event(
     conn: Conn, agency_id: UUID, volunteer_id: int | None, name: str, now: datetime, **details: Any
 ) -> None:
     if volunteer_id is not None:
-        await volunteer_events.append(
-            conn, [VolunteerEvent(agency_id, volunteer_id, name, now, details)]
-        )
+        await volunteer_events.record(conn, agency_id, volunteer_id, name, now, details)
 
 
 async def refresh(pool: asyncpg.Pool, presented: str, *, now: datetime) -> SessionTokens:

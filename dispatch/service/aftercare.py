@@ -22,7 +22,6 @@ from dispatch.store import audit, notices
 from dispatch.store import volunteer_events as event_store
 from dispatch.store.audit import Actor
 from dispatch.store.notices import NewNotice
-from dispatch.store.volunteer_events import VolunteerEvent
 
 FOLLOW_UP_LIFE: Final = timedelta(days=3)
 
@@ -82,17 +81,13 @@ async def feedback(
             wants_to_talk=wants_to_talk,
             now=now,
         )
-        await event_store.append(
+        await event_store.record(
             conn,
-            [
-                VolunteerEvent(
-                    agency_id,
-                    volunteer_id,
-                    "debrief_requested" if wants_to_talk else "feedback_given",
-                    now,
-                    {"alert_id": str(alert_id), "feedback_id": feedback_id},
-                )
-            ],
+            agency_id,
+            volunteer_id,
+            "debrief_requested" if wants_to_talk else "feedback_given",
+            now,
+            {"alert_id": str(alert_id), "feedback_id": feedback_id},
         )
     return feedback_id
 

@@ -25,7 +25,6 @@ from dispatch.store import volunteer_events as event_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.audit import Actor
 from dispatch.store.notices import NewNotice
-from dispatch.store.volunteer_events import VolunteerEvent
 
 NOTICE_LIFE: Final = timedelta(days=2)
 
@@ -74,17 +73,13 @@ async def submit(
             expires_at=rules.expiry_moment(expires_on, zone),
             now=now,
         )
-        await event_store.append(
+        await event_store.record(
             conn,
-            [
-                VolunteerEvent(
-                    agency_id,
-                    volunteer_id,
-                    "credential_submitted",
-                    now,
-                    {"credential_id": created["credential_id"], "kind": kind.value},
-                )
-            ],
+            agency_id,
+            volunteer_id,
+            "credential_submitted",
+            now,
+            {"credential_id": created["credential_id"], "kind": kind.value},
         )
     return created
 

@@ -15,12 +15,12 @@ import time
 import asyncpg
 import structlog
 
-from dispatch.db.pool import DATABASE_ERRORS, is_unavailable
 from dispatch.metrics import Metrics
 from dispatch.service.positions import PositionCache
 from dispatch.store import position_changes as change_store
 from dispatch.store.position_changes import PositionChange
 from dispatch.store.volunteers import PositionRow
+from dispatch.workers.loop import run_rounds
 
 log = structlog.get_logger(__name__)
 
@@ -128,17 +128,11 @@ class PositionFollower:
             self._metrics.position_follow_age.set_function(
                 lambda: time.monotonic() - self.caught_up_at
             )
-        while not stop.is_set():
-            self.wakeup.clear()
-            try:
-                await self.catch_up()
-            except DATABASE_ERRORS as exc:
-                if is_unavailable(exc):
-                    log.warning("position_follow_failed", error=type(exc).__name__)
-                else:
-                    log.exception("position_follow_failed")
-            try:
-                async with asyncio.timeout(self._poll_s):
-                    await self.wakeup.wait()
-            except TimeoutError:
-                pass
+
+        async def round_() -> bool:
+            await self.catch_up()
+            return False
+
+        await run_rounds(
+            stop, round_, tick_s=self._poll_s, name="position_follow", wakeup=self.wakeup
+        )

@@ -20,7 +20,6 @@ from dispatch.store import devices as device_store
 from dispatch.store import volunteer_data
 from dispatch.store import volunteer_events as event_store
 from dispatch.store import volunteers as volunteer_store
-from dispatch.store.volunteer_events import VolunteerEvent
 
 
 def _stamp(value: Any) -> datetime | None:
@@ -121,9 +120,8 @@ async def change(
         if change.columns.get("on_duty") is False:
             await forget_position(conn, volunteer_id, cache, writer)
         fields = sorted(change.columns) + (["channels"] if change.refused is not None else [])
-        await event_store.append(
-            conn,
-            [VolunteerEvent(agency_id, volunteer_id, "profile_changed", now, {"fields": fields})],
+        await event_store.record(
+            conn, agency_id, volunteer_id, "profile_changed", now, {"fields": fields}
         )
         row = await volunteer_data.profile(conn, volunteer_id)
     return view(row, now) if row is not None else None

@@ -35,6 +35,18 @@ async def append(conn: Conn, events: Sequence[VolunteerEvent]) -> None:
     )
 
 
+async def record(
+    conn: Conn,
+    agency_id: UUID,
+    volunteer_id: int,
+    event: str,
+    at: datetime,
+    details: Mapping[str, Any],
+) -> None:
+    """One event on one volunteer's timeline."""
+    await append(conn, [VolunteerEvent(agency_id, volunteer_id, event, at, details)])
+
+
 async def newest(
     conn: Conn, agency_id: UUID, volunteer_id: int, *, limit: int, before_id: int
 ) -> list[dict[str, Any]]:

@@ -9,10 +9,10 @@ from cad_adapters.generic import schema as generic_schema
 from dispatch.web.openapi_cap import cap_operation, cap_schemas
 from dispatch.web.openapi_common import (
     AGENCY,
-    ALERT,
     SUPERVISOR,
     VOLUNTEER,
     VOLUNTEER_ID,
+    alert_operation,
     json_request,
     json_response,
     newest_page_op,
@@ -62,15 +62,12 @@ def _intake(summary: str, content: dict[str, Any]) -> dict[str, Any]:
 
 
 def _answer(summary: str) -> dict[str, Any]:
-    return operation(
+    return alert_operation(
         summary,
         {
             "200": json_response("AlertAnswer", "The alert's state after the answer"),
-            "404": problem("No such alert for this volunteer"),
             "409": problem("The alert's state does not allow this answer; `state` gives it"),
         },
-        security=VOLUNTEER,
-        parameters=[ALERT],
     )
 
 
@@ -137,14 +134,9 @@ def _volunteer_paths() -> dict[str, Any]:
             )
         },
         "/v1/alerts/{alert_id}": {
-            "get": operation(
+            "get": alert_operation(
                 "The volunteer's alert now: state, role, patient, AED to fetch",
-                {
-                    "200": json_response("Alert", "The alert"),
-                    "404": problem("No such alert for this volunteer"),
-                },
-                security=VOLUNTEER,
-                parameters=[ALERT],
+                {"200": json_response("Alert", "The alert")},
             )
         },
         "/v1/alerts/{alert_id}/accept": {"post": _answer("The volunteer is going")},

@@ -130,6 +130,19 @@ def operation(
     return op
 
 
+def alert_operation(
+    summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An operation on one of the volunteer's own alerts: anyone else's answers 404."""
+    return operation(
+        summary,
+        {**responses, "404": problem("No such alert for this volunteer")},
+        security=VOLUNTEER,
+        parameters=[ALERT],
+        body=body,
+    )
+
+
 def newest_page_op(
     summary: str,
     ok: dict[str, Any],

@@ -6,9 +6,9 @@ from typing import Any
 
 from dispatch.web.openapi_common import (
     AGENCY,
-    ALERT,
     SUPERVISOR,
     VOLUNTEER,
+    alert_operation,
     json_request,
     json_response,
     operation,
@@ -118,14 +118,9 @@ def delivery_paths() -> dict[str, Any]:
             )
         },
         "/v1/alerts/{alert_id}/ack": {
-            "post": operation(
+            "post": alert_operation(
                 "The device received the alert (stops the SMS fallback)",
-                {
-                    "200": json_response("AlertAnswer", "The alert's state after the receipt"),
-                    "404": problem("No such alert for this volunteer"),
-                },
-                security=VOLUNTEER,
-                parameters=[ALERT],
+                {"200": json_response("AlertAnswer", "The alert's state after the receipt")},
                 body={
                     "required": False,
                     "content": {"application/json": {"schema": ref("AckReceipt")}},

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from dispatch.domain.incident_states import IncidentState
-from dispatch.web.openapi_common import AGENCY, operation, problem, query, query_int
+from dispatch.web.openapi_common import (
+    AGENCY,
+    SUPERVISOR,
+    json_response,
+    operation,
+    problem,
+    query,
+    query_int,
+)
 from dispatch.web.review_params import MAX_CODE, MAX_TEXT, MAX_VALUES
 from dispatch.web.schemas import ref
 
-_SUP = "supervisorToken"
 _TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
 _DATE_OR_TIME = (
     "^(\\d{4}-\\d\\d-\\d\\d|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,6})?"
@@ -79,16 +86,32 @@ def _table_response(schema: str, description: str) -> dict[str, Any]:
     }
 
 
+def _table(
+    summary: str, ok: dict[str, Any], filters: list[dict[str, Any]], *, page_size: int
+) -> dict[str, Any]:
+    """A supervisor's filtered list of agency rows, a page at a time, as JSON or CSV."""
+    return operation(
+        summary,
+        {"200": ok, **_BAD},
+        security=SUPERVISOR,
+        parameters=[
+            AGENCY,
+            *filters,
+            query_int("limit", 1, 1000, "Page size", default=page_size),
+            _CURSOR,
+            _FORMAT,
+        ],
+    )
+
+
 def review_paths() -> dict[str, Any]:
     states = [s.value for s in IncidentState]
     return {
         "/v1/agencies/{agency_id}/incidents": {
-            "get": operation(
+            "get": _table(
                 "The agency's incidents, newest first, filtered, a page at a time",
-                {"200": _table_response("IncidentPage", "Incidents and the next cursor"), **_BAD},
-                security=_SUP,
-                parameters=[
-                    AGENCY,
+                _table_response("IncidentPage", "Incidents and the next cursor"),
+                [
                     *_range(False),
                     _many("state", states, "Only incidents in these states"),
                     _flag("cardiac_arrest", "true: cardiac arrests only; false: all others"),
@@ -99,19 +122,15 @@ def review_paths() -> dict[str, Any]:
                         {"type": "string", "maxLength": MAX_TEXT, "pattern": _TEXT_PATTERN},
                         "Text in the address or the incident number (case-insensitive)",
                     ),
-                    query_int("limit", 1, 1000, "Page size", default=50),
-                    _CURSOR,
-                    _FORMAT,
                 ],
+                page_size=50,
             )
         },
         "/v1/agencies/{agency_id}/volunteers": {
-            "get": operation(
+            "get": _table(
                 "The agency's volunteer roster by id, filtered, a page at a time (no positions)",
-                {"200": _table_response("VolunteerPage", "Volunteers and the next cursor"), **_BAD},
-                security=_SUP,
-                parameters=[
-                    AGENCY,
+                _table_response("VolunteerPage", "Volunteers and the next cursor"),
+                [
                     _many("tier", ["lay", "professional"], "Only these tiers"),
                     _flag("verified", "Only verified (true) or unverified (false) volunteers"),
                     query(
@@ -120,10 +139,8 @@ def review_paths() -> dict[str, Any]:
                         "Only volunteers whose certificate runs out before this date or time",
                     ),
                     _flag("on_duty", "Only volunteers on (true) or off (false) duty"),
-                    query_int("limit", 1, 1000, "Page size", default=100),
-                    _CURSOR,
-                    _FORMAT,
                 ],
+                page_size=100,
             )
         },
         "/v1/agencies/{agency_id}/reports/activations": {
@@ -140,7 +157,7 @@ def review_paths() -> dict[str, Any]:
                     },
                     **_BAD,
                 },
-                security=_SUP,
+                security=SUPERVISOR,
                 parameters=[AGENCY, *_range(True), _FORMAT],
                 description="Definitions of every number: docs/review.md.",
             )
@@ -149,8 +166,11 @@ def review_paths() -> dict[str, Any]:
             "get": operation(
                 "Verified, available volunteers per H3 cell (resolution 8) in an hour of the "
                 "week, from the last 28 days of positions reported on duty",
-                {"200": _json_ok("CoverageReport", "Cells with at least 3 volunteers"), **_BAD},
-                security=_SUP,
+                {
+                    "200": json_response("CoverageReport", "Cells with at least 3 volunteers"),
+                    **_BAD,
+                },
+                security=SUPERVISOR,
                 parameters=[
                     AGENCY,
                     {
@@ -182,7 +202,7 @@ def review_paths() -> dict[str, Any]:
                     },
                     **_BAD,
                 },
-                security=_SUP,
+                security=SUPERVISOR,
                 parameters=[
                     AGENCY,
                     *_range(True),
@@ -192,10 +212,6 @@ def review_paths() -> dict[str, Any]:
             )
         },
     }
-
-
-def _json_ok(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
 
 
 def _nullable(kind: str, **more: Any) -> dict[str, Any]:

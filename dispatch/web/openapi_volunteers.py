@@ -9,12 +9,12 @@ from dispatch.web.openapi_common import (
     SUPERVISOR,
     VOLUNTEER,
     VOLUNTEER_ID,
+    alert_operation,
     json_request,
     json_response,
     newest_page_op,
     operation,
     path_int,
-    path_uuid,
     problem,
 )
 
@@ -133,14 +133,9 @@ def _me_paths() -> dict[str, Any]:
             )
         },
         "/v1/alerts/{alert_id}/feedback": {
-            "post": operation(
+            "post": alert_operation(
                 "How the volunteer is after an alert; optionally ask to talk to someone",
-                {
-                    "201": json_response("FeedbackRecorded", "Recorded"),
-                    "404": problem("No such alert for this volunteer"),
-                },
-                security=VOLUNTEER,
-                parameters=[path_uuid("alert_id", "The alert")],
+                {"201": json_response("FeedbackRecorded", "Recorded")},
                 body=json_request("Feedback"),
             )
         },

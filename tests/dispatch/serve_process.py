@@ -8,10 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+
+from tests.dispatch import pg
 
 
 def free_port() -> int:
@@ -86,6 +89,26 @@ class ServeProcess:
         self.proc.kill()
         await asyncio.to_thread(self.proc.wait, 10)
         self._log.close()
+
+
+@contextmanager
+def served_database(
+    admin_dsn: str, template_name: str, env: Mapping[str, str], log_path: Path
+) -> Iterator[tuple[str, ServeProcess]]:
+    """A database of its own with ``dispatch serve`` on it, for a module's tests: its URL and
+    the server. On exit the server must stop cleanly (exit 0, no traceback in its log)."""
+    name = asyncio.run(pg.create_test_database(admin_dsn, template_name))
+    dsn = pg.with_database(admin_dsn, name)
+    server = ServeProcess({"DATABASE_URL": dsn, **env}, log_path)
+    try:
+        asyncio.run(server.wait_ready())
+        yield dsn, server
+    finally:
+        code = asyncio.run(server.terminate())
+        asyncio.run(pg.drop_test_database(admin_dsn, name))
+    output = server.output()
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output, output[-5000:]
 
 
 async def dispatch_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ contracts at the end of the module (when ``../shared/specs`` is present).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.dispatch import pg
 from tests.dispatch.delivery_stack import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -28,10 +26,9 @@ from tests.dispatch.delivery_stack import (
     new_scenario,
     provider_env,
     service_account,
-    start_server,
 )
 from tests.dispatch.helpers import wait_until
-from tests.dispatch.serve_process import ServeProcess
+from tests.dispatch.serve_process import ServeProcess, served_database
 from tests.fakes.fcm_server import FakeFcm, FcmReply
 from tests.fakes.twilio_server import FakeTwilio
 from tests.notify._contracts import (
@@ -70,22 +67,16 @@ def stack(
         send_callbacks=True,
     ).start()
     folder = tmp_path_factory.mktemp("delivery")
-    name = asyncio.run(pg.create_test_database(admin_dsn, template_name))
-    dsn = pg.with_database(admin_dsn, name)
     sa_file = service_account(folder / "sa.json", key, fcm.token_uri)
-    env = {"DATABASE_URL": dsn, **provider_env(fcm, twilio, sa_file)}
-    server = asyncio.run(start_server(env, folder / "serve.log"))
+    env = provider_env(fcm, twilio, sa_file)
     try:
-        yield Stack(dsn, server, fcm, twilio)
+        with served_database(admin_dsn, template_name, env, folder / "serve.log") as served:
+            dsn, server = served
+            yield Stack(dsn, server, fcm, twilio)
     finally:
-        code = asyncio.run(server.terminate())
-        output = server.output()
         fcm.stop()
         twilio.stop()
-        asyncio.run(pg.drop_test_database(admin_dsn, name))
-    assert code == 0, output[-3000:]
-    assert "worker_drain_timeout" not in output
-    assert "Traceback" not in output, output[-5000:]
+    assert "worker_drain_timeout" not in server.output()
     _check_contracts(fcm, twilio)
 
 

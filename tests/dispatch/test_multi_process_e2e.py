@@ -86,6 +86,16 @@ async def _ok(resp: aiohttp.ClientResponse, status: int) -> Any:
     return json.loads(text) if text else None
 
 
+async def _alerts_of(conn: asyncpg.Connection, prefix: str) -> list[asyncpg.Record]:
+    """Every alert of the incidents whose CAD id starts with ``prefix``."""
+    return await conn.fetch(
+        "SELECT a.id::text AS alert_id, i.source_incident_id, a.volunteer_id, a.wave"
+        " FROM alerts a JOIN incidents i ON i.id = a.incident_id"
+        " WHERE starts_with(i.source_incident_id, $1)",
+        prefix,
+    )
+
+
 async def _indexed(session: aiohttp.ClientSession, server: ServeProcess) -> float:
     async with session.get(f"{server.base}/metrics") as resp:
         for line in (await resp.text()).splitlines():
@@ -237,11 +247,7 @@ async def _round_robin(
     # Time for any duplicate send or escalation to show.
     await asyncio.sleep(1.5)
 
-    rows = await conn.fetch(
-        "SELECT a.id::text AS alert_id, i.source_incident_id, a.volunteer_id, a.wave"
-        " FROM alerts a JOIN incidents i ON i.id = a.incident_id"
-        " WHERE i.source_incident_id LIKE 'multi-%'"
-    )
+    rows = await _alerts_of(conn, "multi-")
     for n in range(len(SITES)):
         mine = [r for r in rows if r["source_incident_id"] == f"multi-{n}"]
         first_wave = min(r["wave"] for r in mine)
@@ -337,11 +343,7 @@ async def _killed_mid_burst(
         while await conn.fetchval("SELECT count(*) FROM outbox WHERE done_at IS NULL"):
             await asyncio.sleep(0.1)
 
-    rows = await conn.fetch(
-        "SELECT a.id::text AS alert_id, i.source_incident_id, a.volunteer_id"
-        " FROM alerts a JOIN incidents i ON i.id = a.incident_id"
-        " WHERE i.source_incident_id LIKE 'kill-%'"
-    )
+    rows = await _alerts_of(conn, "kill-")
     for n in range(len(sites)):
         got = {r["volunteer_id"] for r in rows if r["source_incident_id"] == f"kill-{n}"}
         assert got == expected[n], f"kill-{n}"

@@ -26,11 +26,10 @@ import pytest
 from aiohttp import web
 
 from dispatch.store import agencies as agency_store
-from tests.dispatch import pg
 from tests.dispatch.browser import CHROMIUM, launch_chromium
 from tests.dispatch.browser import artifacts as browser_artifacts
 from tests.dispatch.helpers import CENTRE, incident, offset
-from tests.dispatch.serve_process import ServeProcess, free_port
+from tests.dispatch.serve_process import ServeProcess, free_port, served_database
 
 pytestmark = pytest.mark.slow
 
@@ -80,26 +79,15 @@ def stack(
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
     folder = tmp_path_factory.mktemp("volunteer-app")
-    name = asyncio.run(pg.create_test_database(admin_dsn, template_name))
-    dsn = pg.with_database(admin_dsn, name)
     sent_file = folder / "phone.jsonl"
     proxy_port = free_port()
     env = {
-        "DATABASE_URL": dsn,
         "DISPATCH_LOG_PROVIDER_FILE": str(sent_file),
         "DISPATCH_PUBLIC_BASE_URL": f"http://127.0.0.1:{proxy_port}{PREFIX}",
         "DISPATCH_TICKER_TICK_S": "0.2",
     }
-    server = ServeProcess(env, folder / "serve.log")
-    try:
-        asyncio.run(server.wait_ready())
+    with served_database(admin_dsn, template_name, env, folder / "serve.log") as (dsn, server):
         yield Stack(dsn, server, sent_file, proxy_port)
-    finally:
-        code = asyncio.run(server.terminate())
-        output = server.output()
-        asyncio.run(pg.drop_test_database(admin_dsn, name))
-    assert code == 0, output[-3000:]
-    assert "Traceback" not in output, output[-5000:]
 
 
 @dataclass
