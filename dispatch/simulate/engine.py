@@ -14,7 +14,12 @@ Three shortcuts, all exact (and checked against the service by a property test):
   planner's periodic re-look (``Plan.next_check_at`` beyond ``Plan.due_at``) would find
   nobody again and is skipped, unless someone in range was left out for a reason that
   passes with time (busy elsewhere, quiet hours, daily budget). The first re-look after
-  new alerts is kept: it is where the service first counts their answer deadlines;
+  new alerts is where the service first counts their answer deadlines: traced runs keep
+  it; Monte Carlo runs without AED opening hours skip it when it can find nobody new
+  either (the slots asked for were filled, or everyone in range was looked at, and
+  nobody was left out for a reason that passes) and come back at the planner's deadline
+  or the new alerts' answer deadline, whichever is first — unless the re-look would come
+  later than that deadline (it times them out there);
 * an answer the state machine refuses (after a time-out or a stand-down: a 409 in the
   service) changes nothing, so the planner is not asked again for it;
 * re-planning roles when no live alert changed is skipped: the role planner given its
