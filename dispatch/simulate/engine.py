@@ -14,7 +14,12 @@ Three shortcuts, all exact (and checked against the service by a property test):
   planner's periodic re-look (``Plan.next_check_at`` beyond ``Plan.due_at``) would find
   nobody again and is skipped, unless someone in range was left out for a reason that
   passes with time (busy elsewhere, quiet hours, daily budget). The first re-look after
-  new alerts is kept: it is where the service first counts their answer deadlines;
+  new alerts is where the service first counts their answer deadlines: traced runs keep
+  it; Monte Carlo runs without AED opening hours skip it when it can find nobody new
+  either (the slots asked for were filled, or everyone in range was looked at, and
+  nobody was left out for a reason that passes) and come back at the planner's deadline
+  or the new alerts' answer deadline, whichever is first — unless the re-look would come
+  later than that deadline (it times them out there);
 * an answer the state machine refuses (after a time-out or a stand-down: a 409 in the
   service) changes nothing, so the planner is not asked again for it;
 * re-planning roles when no live alert changed is skipped: the role planner given its
@@ -169,8 +174,10 @@ class _Run:
         "responses",
         "scene",
         "seq",
+        "skip",
         "stale",
         "window_s",
+        "window_us",
     )
 
     def __init__(
@@ -182,6 +189,8 @@ class _Run:
     ) -> None:
         self.scene = scene
         self.window_s = _answer_window_s(scene.policy)
+        # As the planner counts it: a timedelta of the window, added to the alert's time.
+        self.window_us = timedelta(seconds=self.window_s) // ONE_US
         self.responses = responses
         self.profiles = profiles
         self.available = available
@@ -189,6 +198,7 @@ class _Run:
         self.alerted: set[int] = set()
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
+        self.skip = 0
         self.outcome = Outcome(self.alerts, [])
         self.planned: tuple[tuple[int, ...], tuple[int, ...], tuple[bool, ...]] | None = None
         self.reduced: tuple[tuple[int, ...], int, int, tuple[bool, ...]] | None = None
@@ -207,7 +217,9 @@ class _Run:
         cands = self.scene.candidates
         available = self.available
         alerted = self.alerted
-        i = 0
+        # Candidates before ``skip`` are alerted or away for the whole run: not looked at again.
+        i = self.skip
+        prefix = True
         while True:
             hits = cands.hits
             while i < len(hits):
@@ -215,14 +227,20 @@ class _Run:
                 if hit.distance_m > radius_m:
                     return
                 if hit.volunteer_id not in alerted and (available is None or available(i)):
+                    prefix = False
                     yield hit
+                elif prefix:
+                    self.skip = i + 1
                 i += 1
             if cands.complete:
                 return
             cands.extend()
 
-    def match(self, wanted: int, radius_m: float, wave: int, now: datetime, now_us: int) -> bool:
-        """Alert up to ``wanted``; True when the service's next re-look may matter."""
+    def match(
+        self, wanted: int, radius_m: float, wave: int, now: datetime, now_us: int
+    ) -> tuple[int, bool]:
+        """Alert up to ``wanted``: how many were, and whether anyone in range was left out
+        for a reason that passes with time (then the service's next re-look may matter)."""
         scene = self.scene
         facts = IncidentFacts(scene.place_type, scene.is_test, now, scene.policy.lay_unknown_place)
         excluded: dict[str, int] = {}
@@ -244,7 +262,7 @@ class _Run:
                         _ACCEPT if reply.answer is AlertEvent.ACCEPT else _DECLINE,
                         k,
                     )
-        return bool(chosen) or any(r in _LAPSING for r in excluded)
+        return len(chosen), any(r in _LAPSING for r in excluded)
 
     def plan_roles(self, now: datetime, *, lazy: bool) -> None:
         """Re-plan roles as the service does after every step (see the module notes)."""
@@ -440,6 +458,8 @@ def run_incident(
         run.push(ems_us, _EMS, -1)
     with_roles = bool(scene.aeds)
     lazy = not trace
+    # With AED opening hours a re-look's role re-plan reads the clock: it is kept then.
+    quick = not trace and not run.hours
     alerts = run.alerts
     now_us = 0
     accepted: int | None = None
@@ -455,16 +475,23 @@ def run_incident(
             ems_on_scene=ems_us is not None and now_us >= ems_us,
             answer_window_s=run.window_s,
         )
-        ended = (decision.time_out, decision.stand_down, decision.release)
-        for ids, event in zip(ended, _ENDS, strict=True):
-            for alert_id in ids:
-                k = alert_id.int - 1
-                target = _APPLY[alerts[k].state, event]
-                assert target is not None, (alerts[k].state, event)
-                run.set_state(k, target, now_us)
+        if decision.time_out or decision.stand_down or decision.release:
+            ended = (decision.time_out, decision.stand_down, decision.release)
+            for ids, event in zip(ended, _ENDS, strict=True):
+                for alert_id in ids:
+                    k = alert_id.int - 1
+                    target = _APPLY[alerts[k].state, event]
+                    assert target is not None, (alerts[k].state, event)
+                    run.set_state(k, target, now_us)
         relook = False
+        fresh_us: int | None = None
         if decision.new_alerts:
-            relook = run.match(decision.new_alerts, decision.radius_m, decision.wave, now, now_us)
+            chosen, lapsing = run.match(
+                decision.new_alerts, decision.radius_m, decision.wave, now, now_us
+            )
+            relook = bool(chosen) or lapsing
+            if chosen and not lapsing and quick:
+                fresh_us = now_us + run.window_us
         if with_roles:
             run.plan_roles(now, lazy=lazy)
         if accepted is not None:
@@ -474,7 +501,13 @@ def run_incident(
             step.after = run.snapshot()
             run.outcome.steps.append(step)
         due = decision.next_check_at if relook else decision.due_at
-        moment = run.next_moment(None if due is None else (due - started) // ONE_US, trace)
+        due_us = None if due is None else (due - started) // ONE_US
+        if fresh_us is not None and due_us is not None and fresh_us >= due_us:
+            # The re-look would change nothing (see the module notes): its only news is the
+            # new alerts' answer deadline, which comes no earlier than the re-look itself.
+            assert decision.due_at is not None
+            due_us = min((decision.due_at - started) // ONE_US, fresh_us)
+        moment = run.next_moment(due_us, trace)
         if moment is None:
             return run.finish()
         now_us, accepted, step = moment

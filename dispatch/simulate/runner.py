@@ -176,6 +176,11 @@ class _Task:
         self.scenes: list[Scene | None] = [None] * len(setup.incidents)
         self.aed_lists = _aeds_near(setup.incidents, setup.aeds, policy.aed_radius_m)
         self.blocked = [_blocked(i, setup.behaviour) for i in setup.incidents]
+        # Call to alerting, in seconds as the runs count it (the scene's start less the call).
+        self.delays = [
+            (i.received_at + timedelta(seconds=alert_delay_s(i, b)) - i.received_at).total_seconds()
+            for i in setup.incidents
+        ]
         self.distance = functools.lru_cache(maxsize=1 << 16)(distance_m)
 
     def position_of(self, vid: int) -> tuple[float, float] | None:
@@ -228,6 +233,7 @@ class _Task:
         speed = _lognormal(rng, b.speed_median_mps, b.speed_sigma, (n, slots))
         drop = np.where(rng.random((n, slots)) < b.dropout, rng.random((n, slots)), -1.0)
         availability = [b.availability[int(h)] for h in hours]
+        ems_list = ems.tolist()
         # Rows as Python lists in one go: per incident they would cost more than its replay.
         rows = [m.tolist() for m in (answer, answer_s, turnout, speed, drop)]
 
@@ -235,7 +241,7 @@ class _Task:
         aed = np.full(n, np.nan, dtype=np.float32)
         alerted = np.zeros(n, dtype=np.int16)
         accepted = np.zeros(n, dtype=np.int16)
-        counts = np.zeros(len(self.volunteers), dtype=np.int64)
+        alerted_ids: list[int] = []
         busy_until: dict[int, datetime] = {}
         recent: dict[int, list[datetime]] = {}
         profiles_for = self._profiles(busy_until, recent)
@@ -245,14 +251,15 @@ class _Task:
             scene = self.scene(i)
             if not scene.candidates.hits:
                 continue
-            delay = (scene.started_at - incidents[i].received_at).total_seconds()
+            delay = self.delays[i]
             p = availability[i]
+            ems_i = ems_list[i]
             out = run_incident(
                 scene,
                 _Draws(b, [row[i] for row in rows]),
                 profiles_for,
                 available=None if p >= 1.0 else _Availability(p, rng),
-                ems_s=float(ems[i]) - delay,
+                ems_s=ems_i - delay,
             )
             alerted[i] = len(out.alerts)
             accepted[i] = out.accepted
@@ -260,13 +267,16 @@ class _Task:
                 first[i] = delay + out.first_on_scene_s
             if out.first_aed_s is not None:
                 aed[i] = delay + out.first_aed_s
-            ems_end = max(float(ems[i]) - delay, 0.0) + b.busy_after_ems_s
+            ems_end = max(ems_i - delay, 0.0) + b.busy_after_ems_s
             for vid, accepted_s in out.busy:
                 busy_until[vid] = scene.started_at + timedelta(seconds=max(ems_end, accepted_s))
             for alert in out.alerts:
-                counts[alert.volunteer_id] += 1
+                alerted_ids.append(alert.volunteer_id)
                 if setup.daily_budget is not None:
                     recent.setdefault(alert.volunteer_id, []).append(alert.created_at)
+        counts = np.bincount(
+            np.array(alerted_ids, dtype=np.int64), minlength=len(self.volunteers)
+        ).astype(np.int64)
         ems32 = np.where(kept, ems, np.nan).astype(np.float32)
         return RunArrays(
             np.array([run]),
