@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from dispatch.domain.credentials import zone
 
 MONTHS_KEPT: Final = 24
 """Calendar months whose report is kept computed: those that ended in this many months."""
@@ -21,13 +23,9 @@ SETTLED: Final = timedelta(days=2)
 Range = tuple[datetime, datetime]
 
 
-def report_zone(name: str) -> ZoneInfo:
-    """The zone a report of an agency with this zone name is computed in."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        # A zone that no longer exists reads as UTC rather than failing every report.
-        return ZoneInfo("UTC")
+# The zone a report is computed in: the one credentials' expiry already reads (an unknown
+# zone reads as UTC rather than failing every report).
+report_zone = zone
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
