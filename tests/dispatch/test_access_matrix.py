@@ -284,7 +284,7 @@ async def matrix_client(
     """Background workers off (a refused call must leave the database as it was), and
     the failed-auth and code throttles wide open (hundreds of refusals from one client)."""
     quiet = settings.with_overrides(
-        notifier_enabled=False, ticker_enabled=False, feeds_enabled=False
+        notifier_enabled=False, ticker_enabled=False, feeds_enabled=False, report_warmup_s=0
     )
     app = create_app(quiet)
     app[keys.AUTH_GUARD] = AuthGuard(
