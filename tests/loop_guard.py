@@ -8,7 +8,9 @@ moment), which names the blocking call.
 The limit is generous (``BLOCK_LIMIT_S``) and counts only time the loop thread was
 running or sleeping in a call, never the time it waited for a CPU: on Linux each
 thread's run-queue wait is in ``/proc/self/task/<tid>/schedstat``, and that wait is
-subtracted. So a loaded, shared machine (many processes on two cores) slows a test
+subtracted, and so is time the garbage collector held every thread (a full collection of
+a long test session's heap takes tenths of a second on a slow machine, wherever it
+happens to fall). So a loaded, shared machine (many processes on two cores) slows a test
 down without making it fail, while a ``time.sleep``, a synchronous socket or a long
 computation inside a coroutine still trips it. (asyncio's own debug mode reports slow
 callbacks by wall-clock time alone, which a busy machine inflates, and it changes how
@@ -19,6 +21,7 @@ is used.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -28,6 +31,29 @@ from pathlib import Path
 BLOCK_LIMIT_S = 0.5
 BEAT_S = 0.05
 TASK_GRACE_S = 0.5
+
+
+class _GcClock:
+    """Seconds spent in garbage collections since import, counted from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self._total_s = 0.0
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.monotonic()
+        elif self._started is not None:
+            self._total_s += time.monotonic() - self._started
+            self._started = None
+
+    def spent_s(self) -> float:
+        running = 0.0 if self._started is None else time.monotonic() - self._started
+        return self._total_s + running
+
+
+_GC = _GcClock()
+gc.callbacks.append(_GC)
 
 
 def _run_queue_wait_s(native_id: int) -> float | None:
@@ -47,8 +73,8 @@ class BlockWatch:
         self._limit_s = limit_s
         self._ident = threading.get_ident()
         self._native_id = threading.get_native_id()
-        self._mark: tuple[float, float | None] = (time.monotonic(), None)
-        self._reported: tuple[float, float | None] | None = None
+        self._mark: tuple[float, float | None, float] = (time.monotonic(), None, 0.0)
+        self._reported: tuple[float, float | None, float] | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="loop-block-watch", daemon=True)
@@ -65,26 +91,30 @@ class BlockWatch:
             self._handle.cancel()
 
     def _beat(self) -> None:
-        # One tuple, replaced whole: the watchdog never sees a time from one beat and a
-        # run-queue figure from another.
-        self._mark = (time.monotonic(), _run_queue_wait_s(self._native_id))
+        self._mark = self._now()
         self._handle = self._loop.call_later(BEAT_S, self._beat)
+
+    def _now(self) -> tuple[float, float | None, float]:
+        # One tuple, replaced whole: the watchdog never sees a time from one beat and a
+        # run-queue or collection figure from another.
+        return (time.monotonic(), _run_queue_wait_s(self._native_id), _GC.spent_s())
 
     def _watch(self) -> None:
         while not self._stop.wait(BEAT_S):
             if not self._loop.is_running():
                 # Between a test's async steps (sync fixtures, pytest's own work) the loop
                 # is stopped: nothing is waiting on it, so the clock starts again here.
-                self._mark = (time.monotonic(), _run_queue_wait_s(self._native_id))
+                self._mark = self._now()
                 continue
             mark = self._mark
-            at, waited_before = mark
+            at, waited_before, gc_before = mark
             late_s = time.monotonic() - at - BEAT_S
             if late_s < self._limit_s or mark is self._reported:
                 continue
             waited_now = _run_queue_wait_s(self._native_id)
             if waited_before is not None and waited_now is not None:
                 late_s -= waited_now - waited_before
+            late_s -= _GC.spent_s() - gc_before
             if late_s < self._limit_s:
                 continue
             self._reported = mark
@@ -92,7 +122,8 @@ class BlockWatch:
             where = "".join(traceback.format_stack(frame)[-12:]) if frame else "(no stack)\n"
             self.blocks.append(
                 f"the event loop answered nothing for over {late_s:.2f} s"
-                f" (time waiting for a CPU not counted); the loop thread was in:\n{where}"
+                f" (time waiting for a CPU or in garbage collection not counted);"
+                f" the loop thread was in:\n{where}"
             )
 
 

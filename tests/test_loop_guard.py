@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from types import SimpleNamespace
 from typing import Any, cast
@@ -31,6 +32,31 @@ async def test_the_block_watch_is_quiet_while_the_loop_awaits() -> None:
     await asyncio.sleep(0.4)
     await asyncio.to_thread(time.sleep, 0.3)  # blocking, but off the loop
     watch.stop()
+    assert watch.blocks == []
+
+
+async def test_the_block_watch_does_not_count_a_garbage_collection() -> None:
+    """A full collection stops every thread wherever it falls; it is not the test's call."""
+
+    def cycles(n: int) -> list[list[object]]:
+        out: list[list[object]] = []
+        for _ in range(n):
+            item: list[object] = []
+            item.append(item)
+            out.append(item)
+        return out
+
+    garbage = cycles(1_000_000)
+    del garbage  # a million self-referencing lists only the collector can free
+    watch = BlockWatch(asyncio.get_running_loop(), limit_s=0.05)
+    watch.start()
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    gc.collect()
+    collected_s = time.monotonic() - started
+    await asyncio.sleep(0.1)
+    watch.stop()
+    assert collected_s > 0.1, "the collection was too quick to tell anything"
     assert watch.blocks == []
 
 
