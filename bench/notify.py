@@ -302,19 +302,21 @@ async def run(args: argparse.Namespace) -> None:
                 tasks = [asyncio.create_task(w.run(stop)) for w in workers]
                 try:
                     await asyncio.sleep(0.3)
+                    bare_rate = await http_rate(session, fcm.fcm_url, 3000, fake.pid)
+                    floor_ms = await http_floor(session, fcm.fcm_url, 600)
+                    rig = Rig(conn, pool, session, fake_url, workers, agency_id, volunteers)
                     if args.profile:
                         import cProfile
                         import pstats
 
                         profile = cProfile.Profile()
                         profile.enable()
-                    bare_rate = await http_rate(session, fcm.fcm_url, 3000, fake.pid)
-                    floor_ms = await http_floor(session, fcm.fcm_url, 600)
-                    rig = Rig(conn, pool, session, fake_url, workers, agency_id, volunteers)
                     rate = await throughput(rig, fake.pid, statements)
                     if args.profile:
                         profile.disable()
-                        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+                        pstats.Stats(profile).sort_stats("tottime").print_stats(
+                            args.profile_filter, 40
+                        )
                     p99 = await latency(rig)
                     report(bare_rate, floor_ms, rate, p99)
                 finally:
@@ -520,6 +522,9 @@ def main() -> None:
         help="FcmNotifier transport (DISPATCH_FCM_TRANSPORT)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the throughput run")
+    parser.add_argument(
+        "--profile-filter", default="", help="with --profile: only functions whose path matches"
+    )
     args = parser.parse_args()
     if args.alerts < 600:
         parser.error("--alerts must be at least 600 (the latency run uses 600 volunteers)")
