@@ -42,9 +42,13 @@ async def lock_states(
 
 
 async def alert_of_provider_ref(conn: Conn, provider_ref: str) -> UUID | None:
-    """The alert whose latest step the provider knows by this id (a message or call SID)."""
+    """The alert whose latest text or call Twilio knows by this id (a message or call SID).
+
+    Only those steps are in the index of provider ids (0023): a push's id is never asked for.
+    """
     found: UUID | None = await conn.fetchval(
-        "SELECT alert_id FROM outbox WHERE provider_ref = $1 ORDER BY id DESC LIMIT 1",
+        "SELECT alert_id FROM outbox WHERE provider_ref = $1 AND channel IN ('sms', 'voice')"
+        " ORDER BY id DESC LIMIT 1",
         provider_ref,
     )
     return found

@@ -8,11 +8,13 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+from asyncpg.connection import LoggedQuery
 
 from dispatch.db.pool import init_connection
 from dispatch.domain import delivery_decisions as decisions
 from dispatch.domain.delivery_chain import START, Step
 from dispatch.store import alerts as alert_store
+from dispatch.store import outbox as outbox_store
 from dispatch.store.alerts import ClaimedDelivery, NewAlert
 from dispatch.workers.outbox_records import Attempt, record_batch
 from notify.ports import Channel, DeliveryOutcome, DeliveryResult
@@ -154,3 +156,39 @@ async def test_recording_locks_the_incident_before_any_alert(
         await holder.close()
         await recorder.close()
     assert await _states(db, claimed) == ["sent"] * 3
+
+
+async def test_a_twilio_sid_finds_its_alert_through_the_index_of_texts_and_calls(
+    db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    """Status callbacks look an alert up by SID; pushes' FCM names are not in that index."""
+    sms, voice, push = await _claimed(db, agency.agency_id, [3])
+    for delivery, channel, ref in (
+        (sms, "sms", "SM1"),
+        (voice, "voice", "CA1"),
+        (push, "push", "projects/p/messages/1"),
+    ):
+        await db.execute(
+            "UPDATE outbox SET channel = $2, provider_ref = $3, done_at = now(), outcome = 'sent'"
+            " WHERE id = $1",
+            delivery.outbox_id,
+            channel,
+            ref,
+        )
+    asked: list[str] = []
+
+    def ask(query: LoggedQuery) -> None:
+        asked.append(query.query)
+
+    db.add_query_logger(ask)
+    try:
+        assert await outbox_store.alert_of_provider_ref(db, "SM1") == sms.alert.alert_id
+    finally:
+        db.remove_query_logger(ask)
+    assert await outbox_store.alert_of_provider_ref(db, "CA1") == voice.alert.alert_id
+    assert await outbox_store.alert_of_provider_ref(db, "SM2") is None
+    # The service's own look-up can use the index (its condition implies the index's).
+    async with db.transaction():
+        await db.execute("SET LOCAL enable_seqscan = off")
+        plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) {asked[0]}", "SM1")
+    assert "outbox_provider_ref" in str(plan)

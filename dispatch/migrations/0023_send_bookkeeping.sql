@@ -12,3 +12,14 @@
 -- alerts stay (moved to the pseudonym), and so do their rows here.
 ALTER TABLE alert_firsts DROP CONSTRAINT alert_firsts_incident_id_fkey;
 ALTER TABLE alert_firsts DROP CONSTRAINT alert_firsts_agency_id_fkey;
+
+-- The index of provider ids holds only texts and calls. Twilio's status callbacks are the
+-- one look-up by provider id (a message or call SID); FCM answers with a message name too,
+-- which is kept in the row but never looked up, and its index entry was written with every
+-- push recorded (the row's done version is a new tuple: done_at is named by the pending
+-- index). In bench/notify.py ending the leases of a batch of 100 pushes took 1.9-2.0 ms
+-- of PostgreSQL time instead of 2.1-2.5 ms (EXPLAIN ANALYZE, the same batches, loaded).
+-- A row's channel is the step it sent once it is done, so an SMS or call has its entry.
+DROP INDEX outbox_provider_ref;
+CREATE INDEX outbox_provider_ref ON outbox (provider_ref)
+    WHERE provider_ref IS NOT NULL AND channel IN ('sms', 'voice');
