@@ -46,6 +46,7 @@ from uuid import UUID, uuid4
 
 import aiohttp
 import asyncpg
+from asyncpg.connection import LoggedQuery
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -180,13 +181,21 @@ async def wait_sent(pool: asyncpg.Pool, timeout_s: float = 120.0) -> None:
 
 
 class StatementCount:
-    """Statements run on the worker's connections (asyncpg's query logger)."""
+    """Statements run on the worker's connections (asyncpg's query logger), and the time
+    each kind took from the worker's side (sent to answered; waits for CPU included)."""
 
     def __init__(self) -> None:
         self.n = 0
+        self.by_kind: dict[str, list[float]] = {}
 
-    def count(self, _query: object) -> None:
+    def count(self, query: LoggedQuery) -> None:
         self.n += 1
+        kind = " ".join(query.query.split())[:60]
+        self.by_kind.setdefault(kind, []).append(query.elapsed)
+
+    def reset(self) -> None:
+        self.n = 0
+        self.by_kind = {}
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -302,19 +311,21 @@ async def run(args: argparse.Namespace) -> None:
                 tasks = [asyncio.create_task(w.run(stop)) for w in workers]
                 try:
                     await asyncio.sleep(0.3)
+                    bare_rate = await http_rate(session, fcm.fcm_url, 3000, fake.pid)
+                    floor_ms = await http_floor(session, fcm.fcm_url, 600)
+                    rig = Rig(conn, pool, session, fake_url, workers, agency_id, volunteers)
                     if args.profile:
                         import cProfile
                         import pstats
 
                         profile = cProfile.Profile()
                         profile.enable()
-                    bare_rate = await http_rate(session, fcm.fcm_url, 3000, fake.pid)
-                    floor_ms = await http_floor(session, fcm.fcm_url, 600)
-                    rig = Rig(conn, pool, session, fake_url, workers, agency_id, volunteers)
-                    rate = await throughput(rig, fake.pid, statements)
+                    rate = await throughput(rig, fake.pid, statements, args.statements)
                     if args.profile:
                         profile.disable()
-                        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+                        pstats.Stats(profile).sort_stats("tottime").print_stats(
+                            args.profile_filter, 40
+                        )
                     p99 = await latency(rig)
                     report(bare_rate, floor_ms, rate, p99)
                 finally:
@@ -346,6 +357,7 @@ async def throughput(
     rig: Rig,
     fake_pid: int | None,
     statements: StatementCount,
+    show_statements: bool = False,
 ) -> float:
     n = len(rig.volunteers)
     per = 100
@@ -369,7 +381,7 @@ async def throughput(
     committed = time.time()
     pg = cpu_seconds(await postgres_pids(rig.pool))
     me, fake = time.process_time(), cpu_seconds([fake_pid or 0])
-    statements.n = 0
+    statements.reset()
     for w in rig.workers:
         w.wakeup.set()
     await wait_sent(rig.pool)
@@ -398,6 +410,10 @@ async def throughput(
         f"  worker statements (round trips, BEGIN and COMMIT included, polls too): "
         f"{worker_statements} = {worker_statements / n * 100:.1f} per 100 alerts"
     )
+    if show_statements:
+        print("  worker statements by kind: count, ms each (median, the worker's clock)")
+        for kind, took in sorted(statements.by_kind.items(), key=lambda kv: -sum(kv[1])):
+            print(f"    {len(took):5d} {statistics.median(took) * 1000:6.2f}  {kind}")
     return n / (last - committed)
 
 
@@ -520,6 +536,12 @@ def main() -> None:
         help="FcmNotifier transport (DISPATCH_FCM_TRANSPORT)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the throughput run")
+    parser.add_argument(
+        "--statements", action="store_true", help="the throughput run's statements by kind"
+    )
+    parser.add_argument(
+        "--profile-filter", default="", help="with --profile: only functions whose path matches"
+    )
     args = parser.parse_args()
     if args.alerts < 600:
         parser.error("--alerts must be at least 600 (the latency run uses 600 volunteers)")

@@ -132,9 +132,11 @@ async def record_batch(
 ) -> None:
     """Record a sent batch in the caller's transaction."""
     ids = sorted({a.delivery.alert.alert_id for a in attempts})
-    # An alert's incident never changes: the claimed row names it.
-    await delivery_store.lock_incidents(conn, [a.delivery.alert.incident_id for a in attempts])
-    states = await outbox_store.lock_states(conn, ids)
+    # An alert's incident never changes: the claimed row names it. Incidents are locked
+    # before the alerts, as intake locks them.
+    states = await outbox_store.lock_states(
+        conn, ids, incident_ids=[a.delivery.alert.incident_id for a in attempts]
+    )
     pairs = list(zip(attempts, outcomes, strict=True))
     # Rows finished by another worker after our lease ran out are not ours to record.
     owned = await delivery_store.end_leases(

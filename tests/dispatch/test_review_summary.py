@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
+from dispatch.store import agencies
 from dispatch.store import volunteers as volunteer_store
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import CENTRE, incident, offset
@@ -231,3 +232,32 @@ async def test_migration_backfill_sums_an_existing_log(
     await db.execute(sql[sql.index("-- What the log already holds") :])
     rows = await _same(db)
     assert [r["not_alertable"] for r in rows if r["incident_id"] == two] == ["no_location"]
+
+
+@pytest.mark.parametrize("deleted", ["incident", "agency"])
+async def test_deleting_an_incident_or_agency_takes_its_firsts_with_it(
+    db: asyncpg.Connection, agency: AgencyFixture, deleted: str
+) -> None:
+    """alert_firsts names its incident and agency without a foreign key to either (0023):
+    its rows still go with their alerts, which go with the incident and the agency."""
+    a = agency.agency_id
+    other, _ = await agencies.create_agency(db, name="Other")
+    kept = await seed(db, other, Seeded(T0, alerting=True))
+    gone = await seed(db, a, Seeded(T0, alerting=True))
+    at = T0 + timedelta(seconds=30)
+    for incident_id, agency_id in ((kept, other), (gone, a)):
+        alert_id = await _alert(db, agency_id, incident_id, "cpr")
+        await _log(
+            db,
+            [
+                (agency_id, incident_id, alert_id, "alert_sent", at, {}),
+                (agency_id, incident_id, alert_id, "alert_accepted", at, {}),
+            ],
+        )
+    if deleted == "incident":
+        await db.execute("DELETE FROM incidents WHERE id = $1", gone)
+    else:
+        await db.execute("DELETE FROM agencies WHERE id = $1", a)
+    firsts = await db.fetch("SELECT DISTINCT incident_id, agency_id FROM alert_firsts")
+    assert [(r["incident_id"], r["agency_id"]) for r in firsts] == [(kept, other)]
+    await _same(db)
