@@ -39,18 +39,6 @@ async def lock_incidents_of(conn: Conn, alert_ids: Sequence[UUID]) -> None:
     )
 
 
-async def lock_incidents(conn: Conn, incident_ids: Sequence[UUID]) -> None:
-    """Key-share-lock these incidents, in id order, each looked up by its key (what
-    :func:`lock_incidents_of` does, for a caller that knows the incidents already)."""
-    await conn.execute(
-        """
-        SELECT 1 FROM unnest($1::uuid[]) AS k(id)
-        CROSS JOIN LATERAL (SELECT 1 FROM incidents WHERE id = k.id FOR KEY SHARE) i
-        """,
-        sorted(set(incident_ids)),
-    )
-
-
 def _step_columns(steps: Sequence[NewStep]) -> tuple[list[Any], ...]:
     return (
         [s.agency_id for s in steps],
