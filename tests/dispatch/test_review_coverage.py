@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +13,7 @@ from dispatch.store import review as review_store
 from dispatch.store import volunteers as volunteer_store
 from geoindex import latlng_to_cell, point_cell
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, offset
+from tests.dispatch.helpers import CENTRE, offset, wait_until
 from tests.dispatch.review_helpers import volunteer
 
 pytestmark = pytest.mark.storage
@@ -70,11 +69,13 @@ async def test_cells_count_people_and_hide_small_cells(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert resp.status == 204
-    async with asyncio.timeout(5):
-        while not await db.fetchval(
+    await wait_until(
+        lambda: db.fetchval(
             "SELECT count(*) FROM coverage_presence WHERE volunteer_id = $1", reporter
-        ):
-            await asyncio.sleep(0.02)
+        ),
+        timeout_s=5,
+        what="the reporter's presence recorded",
+    )
     fixed_at = await db.fetchval(
         "SELECT reported_at FROM volunteer_positions WHERE volunteer_id = $1", reporter
     )
