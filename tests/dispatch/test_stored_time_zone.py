@@ -47,6 +47,14 @@ async def _refused(resp: Any) -> None:
     assert GONE in problem["detail"]
 
 
+async def _declare(client: Any, token: str) -> Any:
+    return await client.post(
+        "/v1/me/credentials",
+        json={"kind": "cpr_bls", "issuer": "Dutch Resuscitation Council", "expires_on": NEXT_YEAR},
+        headers=bearer(token),
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "params"),
     [
@@ -87,12 +95,7 @@ async def test_a_credential_is_not_declared_with_its_expiry_in_a_guessed_zone(
 ) -> None:
     tokens = await sign_up(client, agency.agency_id, "+31622229001")
     await _lose_zone(db, agency.agency_id)
-    resp = await client.post(
-        "/v1/me/credentials",
-        json={"kind": "cpr_bls", "issuer": "Dutch Resuscitation Council", "expires_on": NEXT_YEAR},
-        headers=bearer(tokens["access_token"]),
-    )
-    await _refused(resp)
+    await _refused(await _declare(client, tokens["access_token"]))
     assert await db.fetchval("SELECT count(*) FROM credentials") == 0
 
 
@@ -100,11 +103,7 @@ async def test_an_approval_computes_no_expiry_or_reminders_in_a_guessed_zone(
     client: Any, db: asyncpg.Connection, agency: AgencyFixture
 ) -> None:
     tokens = await sign_up(client, agency.agency_id, "+31622229002")
-    declared = await client.post(
-        "/v1/me/credentials",
-        json={"kind": "cpr_bls", "issuer": "Dutch Resuscitation Council", "expires_on": NEXT_YEAR},
-        headers=bearer(tokens["access_token"]),
-    )
+    declared = await _declare(client, tokens["access_token"])
     assert declared.status == 201, await declared.text()
     credential_id = (await declared.json())["credential_id"]
     await _lose_zone(db, agency.agency_id)
