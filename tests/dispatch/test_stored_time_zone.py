@@ -20,6 +20,7 @@ from dispatch.workers.housekeeping import warm_reports
 from tests.dispatch.accounts_helpers import sign_up
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.helpers import bearer, incident
+from tests.dispatch.review_helpers import supervised_get
 from tests.dispatch.test_review_report_cache import _history
 
 pytestmark = pytest.mark.storage
@@ -72,11 +73,10 @@ async def test_review_routes_refuse_an_unknown_stored_zone(
     path: str,
     params: dict[str, str],
 ) -> None:
-    url = f"/v1/agencies/{agency.agency_id}/{path}"
-    known = await client.get(url, params=params, headers=agency.supervisor_auth)
+    known = await supervised_get(client, agency, path, params)
     assert known.status == 200, await known.text()
     await _lose_zone(db, agency.agency_id)
-    await _refused(await client.get(url, params=params, headers=agency.supervisor_auth))
+    await _refused(await supervised_get(client, agency, path, params))
 
 
 async def test_cad_intake_names_the_unknown_zone_and_stores_nothing(
