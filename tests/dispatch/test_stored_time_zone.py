@@ -77,6 +77,14 @@ async def test_review_routes_refuse_an_unknown_stored_zone(
     assert known.status == 200, await known.text()
     await _lose_zone(db, agency.agency_id)
     await _refused(await supervised_get(client, agency, path, params))
+    # What the problem says fixes it: setting the zone again (a write never reads the old one).
+    fixed = await client.patch(
+        f"/v1/agencies/{agency.agency_id}/settings",
+        json={"time_zone": "Europe/Amsterdam"},
+        headers=agency.supervisor_auth,
+    )
+    assert fixed.status == 200, await fixed.text()
+    assert (await supervised_get(client, agency, path, params)).status == 200
 
 
 async def test_cad_intake_names_the_unknown_zone_and_stores_nothing(
