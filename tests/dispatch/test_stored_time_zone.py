@@ -19,7 +19,7 @@ from dispatch.web import app_keys as keys
 from dispatch.workers.housekeeping import warm_reports
 from tests.dispatch.accounts_helpers import sign_up
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import bearer, incident
+from tests.dispatch.helpers import CENTRE, bearer, incident, offset, volunteer_at
 from tests.dispatch.review_helpers import supervised_get
 from tests.dispatch.test_review_report_cache import _history
 
@@ -96,6 +96,42 @@ async def test_cad_intake_names_the_unknown_zone_and_stores_nothing(
     )
     await _refused(resp)
     assert await db.fetchval("SELECT count(*) FROM incidents") == 0
+
+
+async def test_a_running_incident_goes_on_without_new_aed_roles(
+    client: Any, db: asyncpg.Connection, agency: AgencyFixture, caplog: Any
+) -> None:
+    """AED opening hours are local: with the zone gone nobody is newly sent for an AED, but
+    answers (and the deadline ticker, through the same code) carry on."""
+    aed_lat, aed_lon = offset(*CENTRE, 150, 0)
+    imported = await client.post(
+        f"/v1/agencies/{agency.agency_id}/aeds",
+        data=f"id,name,lat,lon\nX1,Library,{aed_lat},{aed_lon}\n",
+        headers={**agency.supervisor_auth, "Content-Type": "text/csv"},
+    )
+    assert imported.status == 200, await imported.text()
+    near_id, near = await volunteer_at(client, agency, offset(*CENTRE, 40, 0))
+    await volunteer_at(client, agency, offset(*CENTRE, 250, 0))
+    posted = await client.post(
+        f"/v1/cad/{agency.agency_id}/incidents", json=incident("aed-1"), headers=agency.auth
+    )
+    assert (await posted.json())["alerts_queued"] == 2
+    roles = "SELECT volunteer_id, role, aed_id FROM alerts ORDER BY volunteer_id"
+    before = [tuple(r) for r in await db.fetch(roles)]
+    assert sorted(r[1] for r in before) == ["aed", "cpr"]
+
+    await _lose_zone(db, agency.agency_id)
+    alert_id = await db.fetchval("SELECT id FROM alerts WHERE volunteer_id = $1", near_id)
+    with caplog.at_level(logging.WARNING):
+        accepted = await client.post(f"/v1/alerts/{alert_id}/accept", headers=bearer(near))
+    assert accepted.status == 200, await accepted.text()
+    assert [tuple(r) for r in await db.fetch(roles)] == before
+    warned = [
+        r.msg
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("event") == "roles_not_planned"
+    ]
+    assert [(w["agency_id"], w["time_zone"]) for w in warned] == [(str(agency.agency_id), GONE)]
 
 
 async def test_a_credential_is_not_declared_with_its_expiry_in_a_guessed_zone(
