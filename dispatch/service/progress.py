@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID, uuid4
 
-import structlog
-
 from dispatch.db.types import Conn
 from dispatch.domain.aeds import Responder, Role, replan_roles
 from dispatch.domain.alert_states import AlertEvent, AlertState, apply
@@ -26,9 +24,9 @@ from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
 from dispatch.domain.models import AgencyPolicy
 from dispatch.domain.policy import AlertPolicy, answer_window_s
-from dispatch.domain.time_zones import AgencyZoneUnknown, agency_time_zone
 from dispatch.domain.waves import RESPONDING, plan
 from dispatch.service import aftercare
+from dispatch.service.agency_zone import zone_or_skip
 from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
 from dispatch.store import aeds as aed_store
@@ -38,8 +36,6 @@ from dispatch.store import incidents as incident_store
 from dispatch.store import volunteers as volunteer_store
 from dispatch.store.alerts import NewAlert
 from dispatch.store.incidents import IncidentProgress
-
-log = structlog.get_logger(__name__)
 
 # Candidates are fetched in batches larger than the free slots, since eligibility rules
 # (tier, duty, quiet hours…) may exclude many; at most this many batches per call.
@@ -324,17 +320,10 @@ async def _plan_roles(
     live = await alert_store.live_for_roles(conn, incident.incident_id)
     if not live:
         return
-    try:
-        tz = agency_time_zone(agency.agency_id, agency.time_zone)
-    except AgencyZoneUnknown:
-        # AED opening hours are local times: with the zone unknown nobody is newly sent for
-        # an AED, and the alerts, answers and deadlines of the incident go on regardless.
-        log.warning(
-            "roles_not_planned",
-            agency_id=str(agency.agency_id),
-            time_zone=agency.time_zone,
-            reason="unknown_time_zone",
-        )
+    # AED opening hours are local times: with the zone unknown nobody is newly sent for an
+    # AED, and the alerts, answers and deadlines of the incident go on regardless.
+    tz = zone_or_skip(agency.agency_id, agency.time_zone, skipped="roles_not_planned")
+    if tz is None:
         return
     local = events.now.astimezone(tz)
     nearby = await aed_store.near(

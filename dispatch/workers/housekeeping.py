@@ -28,7 +28,7 @@ from dispatch.domain import log_months
 from dispatch.domain.clock import Clock
 from dispatch.domain.phone_codes import CODE_KEEP
 from dispatch.domain.report_ranges import standard_ranges
-from dispatch.domain.time_zones import AgencyZoneUnknown, agency_time_zone
+from dispatch.service.agency_zone import zone_or_skip
 from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
 from dispatch.store import console_sessions, review_activations
@@ -124,16 +124,11 @@ async def warm_reports(pool: asyncpg.Pool, *, limit: int = REPORTS_PER_ROUND) ->
         try:
             now, agencies = await review_activations.histories(conn)
             for agency in agencies:
-                try:
-                    tz = agency_time_zone(agency.agency_id, agency.time_zone)
-                except AgencyZoneUnknown:
-                    # Its reports are kept in its zone or not at all; the next round retries.
-                    log.warning(
-                        "report_warmup_skipped",
-                        agency_id=str(agency.agency_id),
-                        time_zone=agency.time_zone,
-                        reason="unknown_time_zone",
-                    )
+                # Its reports are kept in its zone or not at all; the next round retries.
+                tz = zone_or_skip(
+                    agency.agency_id, agency.time_zone, skipped="report_warmup_skipped"
+                )
+                if tz is None:
                     continue
                 ranges = standard_ranges(tz, now, agency.first_received)
                 if not ranges:

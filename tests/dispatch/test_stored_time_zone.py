@@ -19,7 +19,7 @@ from dispatch.web import app_keys as keys
 from dispatch.workers.housekeeping import warm_reports
 from tests.dispatch.accounts_helpers import sign_up
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, bearer, incident, offset, volunteer_at
+from tests.dispatch.helpers import CENTRE, bearer, incident, offset, post_aeds, volunteer_at
 from tests.dispatch.review_helpers import supervised_get
 from tests.dispatch.test_review_report_cache import _history
 
@@ -104,11 +104,7 @@ async def test_a_running_incident_goes_on_without_new_aed_roles(
     """AED opening hours are local: with the zone gone nobody is newly sent for an AED, but
     answers (and the deadline ticker, through the same code) carry on."""
     aed_lat, aed_lon = offset(*CENTRE, 150, 0)
-    imported = await client.post(
-        f"/v1/agencies/{agency.agency_id}/aeds",
-        data=f"id,name,lat,lon\nX1,Library,{aed_lat},{aed_lon}\n",
-        headers={**agency.supervisor_auth, "Content-Type": "text/csv"},
-    )
+    imported = await post_aeds(client, agency, f"id,name,lat,lon\nX1,Library,{aed_lat},{aed_lon}\n")
     assert imported.status == 200, await imported.text()
     near_id, near = await volunteer_at(client, agency, offset(*CENTRE, 40, 0))
     await volunteer_at(client, agency, offset(*CENTRE, 250, 0))
