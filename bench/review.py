@@ -47,7 +47,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -68,6 +67,7 @@ from bench.common import (
 from dispatch.config import Settings
 from dispatch.db.migrate import migrate
 from dispatch.domain.report_ranges import standard_ranges
+from dispatch.domain.time_zones import agency_time_zone
 from dispatch.store import agencies as agency_store
 from dispatch.web.app import create_app
 from geoindex import latlng_to_cell
@@ -415,7 +415,7 @@ async def _kept_status(conn: asyncpg.Connection, agency_id: UUID) -> tuple[int, 
         """,
         agency_id,
     )
-    ranges = standard_ranges(ZoneInfo(zone), now, first)
+    ranges = standard_ranges(agency_time_zone(agency_id, zone), now, first)
     valid: int = await conn.fetchval(
         """
         SELECT count(*) FROM activations_cache c

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from dispatch.domain.eligibility import Tier
 
@@ -37,16 +37,13 @@ NOTICE_HOUR: Final = time(9, 0)
 """Reminders and the expiry notice go out at 09:00 local time, never in the night."""
 
 
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+def expiry_moment(expires_on: date, tz: ZoneInfo) -> datetime:
+    """00:00 on the expiry day in the agency's zone (UTC): eligibility ends then.
 
-
-def expiry_moment(expires_on: date, time_zone: str) -> datetime:
-    """00:00 on the expiry day in the agency's zone (UTC): eligibility ends then."""
-    return datetime.combine(expires_on, time(0), tzinfo=zone(time_zone)).astimezone(UTC)
+    ``tz`` comes from ``time_zones``, which refuses a name it does not know: an expiry
+    read in a wrong zone would grant or take hours of eligibility without a sign.
+    """
+    return datetime.combine(expires_on, time(0), tzinfo=tz).astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +84,13 @@ class PlannedNotice:
 
 
 def reminder_plan(
-    credential_id: int, expires_on: date, time_zone: str, now: datetime
+    credential_id: int, expires_on: date, tz: ZoneInfo, now: datetime
 ) -> list[PlannedNotice]:
     """Reminders 30 and 7 days before the expiry day and the notice on the day, all at
     09:00 local time; moments already past are left out."""
-    local = zone(time_zone)
     plan = []
     for days in (*REMINDER_DAYS, 0):
-        at = datetime.combine(expires_on - timedelta(days=days), NOTICE_HOUR, tzinfo=local)
+        at = datetime.combine(expires_on - timedelta(days=days), NOTICE_HOUR, tzinfo=tz)
         if at.astimezone(UTC) > now:
             name = f"{days}d" if days else "expired"
             plan.append(

@@ -11,8 +11,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from dispatch.domain.credentials import zone
-
 MONTHS_KEPT: Final = 24
 """Calendar months whose report is kept computed: those that ended in this many months."""
 YEARS_KEPT: Final = 10
@@ -21,11 +19,6 @@ SETTLED: Final = timedelta(days=2)
 """A range is kept only once it ended this long ago (the rule of migration 0018)."""
 
 Range = tuple[datetime, datetime]
-
-
-# The zone a report is computed in: the one credentials' expiry already reads (an unknown
-# zone reads as UTC rather than failing every report).
-report_zone = zone
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:

@@ -46,6 +46,10 @@ class NotFound(LookupError):
         super().__init__(detail)
         self.what = what
 
+    @classmethod
+    def agency(cls, agency_id: UUID) -> NotFound:
+        return cls("agency", f"no agency {agency_id}")
+
 
 @dataclass(frozen=True, slots=True)
 class Followers:
@@ -126,7 +130,7 @@ async def change_settings(
     async with conn.transaction():
         before = await agency_store.settings(conn, agency_id)
         if before is None:
-            raise NotFound("agency", f"no agency {agency_id}")
+            raise NotFound.agency(agency_id)
         await agency_store.update_settings(conn, agency_id, changes)
         current = await agency_store.settings(conn, agency_id)
         assert current is not None
@@ -153,7 +157,7 @@ async def change_delivery_settings(
         before = await delivery_store.agency_windows(conn, agency_id)
         agency = await agency_store.policy(conn, agency_id)
         if before is None or agency is None:
-            raise NotFound("agency", f"no agency {agency_id}")
+            raise NotFound.agency(agency_id)
         ack = changes.get("push_ack_timeout_s", before["push_ack_timeout_s"])
         after_text = changes.get("next_channel_after_s", before["answer_timeout_s"])
         reason = check_answer_windows(
@@ -192,7 +196,7 @@ async def change_delivery_settings(
 async def current_policy(conn: Conn, agency_id: UUID) -> AlertPolicy:
     agency = await agency_store.policy(conn, agency_id)
     if agency is None:
-        raise NotFound("agency", f"no agency {agency_id}")
+        raise NotFound.agency(agency_id)
     return agency.alert_policy
 
 
@@ -211,7 +215,7 @@ async def store_policy(
         windows = await delivery_store.agency_windows(conn, agency_id)
         previous = await agency_store.policy(conn, agency_id)
         if windows is None or previous is None:
-            raise NotFound("agency", f"no agency {agency_id}")
+            raise NotFound.agency(agency_id)
         reason = check_answer_windows(
             not_coming_after_s=policy.not_coming_after_s,
             push_ack_timeout_s=windows["push_ack_timeout_s"],
@@ -247,7 +251,7 @@ async def create_volunteer(
     )
     async with conn.transaction():
         if await agency_store.settings(conn, agency_id) is None:
-            raise NotFound("agency", f"no agency {agency_id}")
+            raise NotFound.agency(agency_id)
         volunteer_id, token = await volunteer_store.create_volunteer(
             conn,
             agency_id=agency_id,

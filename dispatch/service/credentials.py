@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -18,6 +19,7 @@ from dispatch.db.types import Conn
 from dispatch.domain import credentials as rules
 from dispatch.domain.credentials import CredentialKind, CredentialState
 from dispatch.domain.notice_texts import NoticeKind, review_text
+from dispatch.domain.time_zones import agency_time_zone
 from dispatch.store import agencies as agency_store
 from dispatch.store import audit, notices
 from dispatch.store import credentials as credential_store
@@ -43,8 +45,9 @@ class WrongState(Exception):
         self.state = state
 
 
-async def _time_zone(conn: Conn, agency_id: UUID) -> str:
-    return await agency_store.time_zone(conn, agency_id) or "UTC"
+async def _time_zone(conn: Conn, agency_id: UUID) -> ZoneInfo:
+    """The agency's zone; a stored name unknown here refuses the change (never UTC)."""
+    return agency_time_zone(agency_id, await agency_store.time_zone(conn, agency_id))
 
 
 async def submit(
@@ -59,8 +62,8 @@ async def submit(
     now: datetime,
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
-        zone = await _time_zone(conn, agency_id)
-        if rules.expiry_moment(expires_on, zone) <= now:
+        expires_at = rules.expiry_moment(expires_on, await _time_zone(conn, agency_id))
+        if expires_at <= now:
             raise Expired
         created = await credential_store.insert(
             conn,
@@ -70,7 +73,7 @@ async def submit(
             issuer=issuer,
             number=number,
             expires_on=expires_on,
-            expires_at=rules.expiry_moment(expires_on, zone),
+            expires_at=expires_at,
             now=now,
         )
         await event_store.record(
@@ -172,7 +175,7 @@ def _review_notices(
     found: credential_store.CredentialRow,
     approve: bool,
     reason: str | None,
-    zone: str,
+    zone: ZoneInfo,
     now: datetime,
 ) -> list[NewNotice]:
     title, body = review_text(found.kind, approve, reason)

@@ -24,9 +24,9 @@ from dispatch.domain.incident_states import advance as advance_state
 from dispatch.domain.intake import NotAlertable, location_imprecise, start_block
 from dispatch.domain.models import AgencyPolicy
 from dispatch.domain.policy import AlertPolicy, answer_window_s
-from dispatch.domain.time_zones import time_zone
 from dispatch.domain.waves import RESPONDING, plan
 from dispatch.service import aftercare
+from dispatch.service.agency_zone import zone_or_skip
 from dispatch.service.events import EventBuffer
 from dispatch.service.positions import PositionCache
 from dispatch.store import aeds as aed_store
@@ -320,7 +320,12 @@ async def _plan_roles(
     live = await alert_store.live_for_roles(conn, incident.incident_id)
     if not live:
         return
-    local = events.now.astimezone(time_zone(agency.time_zone))
+    # AED opening hours are local times: with the zone unknown nobody is newly sent for an
+    # AED, and the alerts, answers and deadlines of the incident go on regardless.
+    tz = zone_or_skip(agency.agency_id, agency.time_zone, skipped="roles_not_planned")
+    if tz is None:
+        return
+    local = events.now.astimezone(tz)
     nearby = await aed_store.near(
         conn, agency.agency_id, incident.lat, incident.lon, policy.aed_radius_m
     )

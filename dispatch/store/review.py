@@ -22,14 +22,6 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def agency_zone(conn: Conn, agency_id: UUID) -> str | None:
-    """The agency's IANA time zone, or None when there is no such agency."""
-    zone: str | None = await conn.fetchval(
-        "SELECT time_zone FROM agencies WHERE id = $1", agency_id
-    )
-    return zone
-
-
 class _Where:
     """Conditions joined by AND, with their values as numbered parameters."""
 

@@ -28,6 +28,7 @@ from dispatch.db.migrate import migrate
 from dispatch.db.pool import is_unavailable, open_pool
 from dispatch.domain.clock import Clock, SystemClock
 from dispatch.domain.rate_limit import RateLimiter
+from dispatch.domain.time_zones import AgencyZoneUnknown
 from dispatch.drill_clock import OffsetFileClock
 from dispatch.logging_setup import configure_logging
 from dispatch.metrics import Metrics
@@ -61,7 +62,7 @@ from dispatch.web import (
     handlers_webpush,
 )
 from dispatch.web.auth import THROTTLED_TYPE
-from dispatch.web.problems import Problem, from_http_exception, unavailable
+from dispatch.web.problems import Problem, from_http_exception, unavailable, unknown_agency_zone
 from dispatch.workers.cad_poller import FeedPoller
 from dispatch.workers.notifier import OutboxWorker
 from dispatch.workers.ticker import DeadlineTicker
@@ -118,6 +119,16 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = 499
         log.debug("client_gone", route=route_name)
         return web.Response(status=499)
+    except AgencyZoneUnknown as exc:
+        # A setting to fix, not a bug: one line naming it, and the problem says the same.
+        status = 500
+        log.warning(
+            "agency_time_zone_unknown",
+            route=route_name,
+            agency_id=str(exc.agency_id),
+            time_zone=exc.name,
+        )
+        return unknown_agency_zone(exc).to_response()
     except Exception as exc:
         if is_unavailable(exc):
             # Overload or an outage, not a bug: the client can tell and knows when to retry.

@@ -33,7 +33,7 @@ from cad_adapters.generic import decode_json, parse_generic
 from cad_adapters.models import IncidentReport
 from dispatch.domain.intake import VersionConflict
 from dispatch.domain.models import AgencyPolicy
-from dispatch.domain.time_zones import time_zone
+from dispatch.domain.time_zones import agency_time_zone
 from dispatch.secrets import (
     SIGNATURE_HEADER,
     SignatureError,
@@ -49,6 +49,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web.auth import checked
 from dispatch.web.problems import (
     Problem,
+    agency_misconfigured,
     invalid,
     not_found,
     refused_document,
@@ -93,7 +94,8 @@ def _json_then(parse: Callable[..., IncidentReport]) -> _Parse:
             raise refused_document(exc.pointer, exc.detail) from None
         if not isinstance(document, dict):
             raise invalid("", "the document must be a JSON object")
-        return _Parsed((parse(document, default_tz=time_zone(policy.time_zone)),), {})
+        tz = agency_time_zone(policy.agency_id, policy.time_zone)
+        return _Parsed((parse(document, default_tz=tz),), {})
 
     return run
 
@@ -106,14 +108,12 @@ def _cap(body: bytes, policy: AgencyPolicy, now: datetime) -> _Parsed:
             pinned = pinned_certificate(policy.cap_signing_cert)
         except ValueError:
             # Validated when stored, so only a hand-edited row gets here: refuse, never skip.
-            raise Problem(
-                500,
-                "agency-misconfigured",
-                "The agency's settings cannot be used",
-                "the agency's pinned CAP signing certificate cannot be read; set it again",
+            raise agency_misconfigured(
+                "the agency's pinned CAP signing certificate cannot be read; set it again"
             ) from None
     try:
-        document = read_cap(body, default_tz=time_zone(policy.time_zone), pinned=pinned, now=now)
+        tz = agency_time_zone(policy.agency_id, policy.time_zone)
+        document = read_cap(body, default_tz=tz, pinned=pinned, now=now)
     except CapSignatureError as exc:
         raise Problem(
             422,

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from dispatch.domain.incident_states import IncidentState
 from dispatch.domain.intake import NotAlertable
+from dispatch.domain.time_zones import agency_time_zone
+from dispatch.store import agencies as agency_store
 from dispatch.store import review as review_store
 from dispatch.store import review_activations
 from dispatch.web import app_keys as keys
@@ -64,10 +66,10 @@ TIERS = ("lay", "professional")
 async def _agency(request: web.Request) -> tuple[UUID, ZoneInfo]:
     agency_id, _ = await supervisor(request)
     async with request.app[keys.POOL].acquire() as conn:
-        name = await review_store.agency_zone(conn, agency_id)
+        name = await agency_store.time_zone(conn, agency_id)
     if name is None:
         raise not_found("agency")
-    return agency_id, qp.zone(name)
+    return agency_id, agency_time_zone(agency_id, name)
 
 
 def _table(

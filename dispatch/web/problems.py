@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.domain.time_zones import AgencyZoneUnknown
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
@@ -94,6 +96,29 @@ def held_elsewhere(what: str, address: str, pointer: str) -> Problem:
         f"{what} registered elsewhere",
         f"this {address} belongs to a volunteer of another agency",
         pointer=pointer,
+    )
+
+
+def agency_misconfigured(detail: str, **extra: Any) -> Problem:
+    """500: a stored agency setting this server cannot use. Settings are checked when
+    written, so only a hand-edited row or a server changed under it (a tzdata update that
+    dropped a zone) gets here: the request is refused, never served on a guess."""
+    return Problem(
+        500,
+        "agency-misconfigured",
+        "The agency's settings cannot be used",
+        detail,
+        extra=extra or None,
+    )
+
+
+def unknown_agency_zone(exc: AgencyZoneUnknown) -> Problem:
+    """The agency's stored ``time_zone`` is unknown to this server's time-zone data."""
+    return agency_misconfigured(
+        f"the agency's time_zone {exc.name!r} is not a time zone this server knows; set the "
+        "agency's time_zone again",
+        setting="time_zone",
+        value=exc.name,
     )
 
 

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from dispatch.domain.report_ranges import report_zone
 from dispatch.web.params import invalid_query
 from dispatch.web.problems import Problem
 
@@ -97,10 +96,6 @@ def required_integer(request: web.Request, name: str, *, low: int, high: int) ->
     if _single(request, name) is None:
         raise bad_param(name, "required")
     return integer(request, name, default=low, low=low, high=high)
-
-
-def zone(name: str) -> ZoneInfo:
-    return report_zone(name)
 
 
 def instant(request: web.Request, name: str, tz: ZoneInfo, *, end: bool) -> datetime | None:

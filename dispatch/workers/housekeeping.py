@@ -27,7 +27,8 @@ from dispatch.db.types import Conn
 from dispatch.domain import log_months
 from dispatch.domain.clock import Clock
 from dispatch.domain.phone_codes import CODE_KEEP
-from dispatch.domain.report_ranges import report_zone, standard_ranges
+from dispatch.domain.report_ranges import standard_ranges
+from dispatch.service.agency_zone import zone_or_skip
 from dispatch.service.positions import PositionCache
 from dispatch.store import accounts as account_store
 from dispatch.store import console_sessions, review_activations
@@ -123,7 +124,12 @@ async def warm_reports(pool: asyncpg.Pool, *, limit: int = REPORTS_PER_ROUND) ->
         try:
             now, agencies = await review_activations.histories(conn)
             for agency in agencies:
-                tz = report_zone(agency.time_zone)
+                # Its reports are kept in its zone or not at all; the next round retries.
+                tz = zone_or_skip(
+                    agency.agency_id, agency.time_zone, skipped="report_warmup_skipped"
+                )
+                if tz is None:
+                    continue
                 ranges = standard_ranges(tz, now, agency.first_received)
                 if not ranges:
                     continue

@@ -70,6 +70,17 @@ def sms_through(settings: Settings, twilio: FakeTwilio) -> Settings:
     )
 
 
+async def post_aeds(
+    client: Any, agency: Any, body: str | bytes, content_type: str = "text/csv"
+) -> Any:
+    """``agency``'s supervisor imports an AED file (CSV, or GeoJSON by ``content_type``)."""
+    return await client.post(
+        f"/v1/agencies/{agency.agency_id}/aeds",
+        data=body,
+        headers={**agency.supervisor_auth, "Content-Type": content_type},
+    )
+
+
 async def new_volunteer(
     client: Any, agency: Any, name: str = "V", **fields: Any
 ) -> tuple[int, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import count
@@ -16,7 +17,36 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from tests.dispatch.conftest import AgencyFixture
+
 _numbers = count(1)
+
+
+async def supervised_get(
+    client: Any, agency: AgencyFixture, path: str, params: Mapping[str, str] | None = None
+) -> Any:
+    """``GET /v1/agencies/{agency_id}/{path}`` with the agency's supervisor token."""
+    return await client.get(
+        f"/v1/agencies/{agency.agency_id}/{path}",
+        params=params or {},
+        headers=agency.supervisor_auth,
+    )
+
+
+async def supervised_json(
+    client: Any, agency: AgencyFixture, path: str, params: Mapping[str, str] | None = None
+) -> Any:
+    """The JSON of a ``supervised_get`` that must succeed."""
+    resp = await supervised_get(client, agency, path, params)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def refused_parameters(resp: Any) -> list[str]:
+    """The query parameters a 400 problem names, in its order."""
+    assert resp.status == 400, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    return [p["name"] for p in (await resp.json())["invalid-params"]]
 
 
 @dataclass

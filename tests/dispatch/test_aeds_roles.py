@@ -22,7 +22,7 @@ from dispatch.domain.aeds import (
     plan_roles,
 )
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset, volunteer_at
+from tests.dispatch.helpers import CENTRE, incident, offset, post_aeds, volunteer_at
 
 PATIENT = CENTRE
 
@@ -158,10 +158,10 @@ async def test_incident_splits_roles_and_the_app_sees_its_aed(
     """With AEDs imported, an incident's nearest volunteer does CPR and the next fetches the
     AED on the way; the volunteer's app reads the role and the AED's place and notes."""
     aed_lat, aed_lon = offset(*CENTRE, 150, 0)
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/aeds",
-        data=f"id,name,lat,lon,indoor_description\nX1,Library,{aed_lat},{aed_lon},Lobby\n",
-        headers={**agency.supervisor_auth, "Content-Type": "text/csv"},
+    resp = await post_aeds(
+        client,
+        agency,
+        f"id,name,lat,lon,indoor_description\nX1,Library,{aed_lat},{aed_lon},Lobby\n",
     )
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["imported"] == 1

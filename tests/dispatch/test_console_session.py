@@ -22,7 +22,14 @@ from dispatch.web.auth import CONSOLE_COOKIE, CSRF_HEADER
 from dispatch.web.handlers_console import CONTENT_SECURITY_POLICY
 from tests.dispatch.accounts_helpers import MovableClock
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, boards, incident, new_volunteer, offset
+from tests.dispatch.helpers import (
+    CENTRE,
+    boards,
+    incident,
+    new_volunteer,
+    offset,
+    wait_until,
+)
 
 pytestmark = pytest.mark.storage
 
@@ -210,9 +217,11 @@ async def test_the_event_stream_follows_intake_and_answers(
     assert (
         await client.put("/v1/me/location", json={"lat": lat, "lon": lon}, headers=volunteer)
     ).status == 204
-    async with asyncio.timeout(5):
-        while not await db.fetchval("SELECT count(*) FROM volunteer_positions"):
-            await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: db.fetchval("SELECT count(*) FROM volunteer_positions"),
+        timeout_s=5,
+        what="the position stored",
+    )
     stream = await client.get("/console/events", headers=cookie)
     assert stream.status == 200
     assert stream.content_type == "text/event-stream"

@@ -83,13 +83,13 @@ def stack(
 def _check_contracts(fcm: FakeFcm, twilio: FakeTwilio) -> None:
     """Every request the fakes received conforms to the vendors' published contracts."""
     if FCM_SPEC.exists():
-        for record in fcm.sends:
-            assert_valid_fcm_message(record.message)
+        for sent in fcm.sends:
+            assert_valid_fcm_message(sent.message)
     if TWILIO_SPEC.exists():
-        for record in twilio.posts("/Messages.json"):
-            assert_valid_twilio_form(MESSAGES, record.form, record.path)
-        for record in twilio.posts("/Calls.json"):
-            assert_valid_twilio_form(CALLS, record.form, record.path)
+        for posted in twilio.posts("/Messages.json"):
+            assert_valid_twilio_form(MESSAGES, posted.form, posted.path)
+        for posted in twilio.posts("/Calls.json"):
+            assert_valid_twilio_form(CALLS, posted.form, posted.path)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, snapshot
+from tests.dispatch.helpers import CENTRE, incident, post_aeds, snapshot
 
 NUL = "a\u0000b"
 SURROGATE = "a\ud800b"
@@ -121,11 +121,7 @@ async def test_aed_names_with_nul_are_refused(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     csv = f"id,name,lat,lon\nA1,Station\u0000hall,{CENTRE[0]},{CENTRE[1]}\n"
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/aeds",
-        data=csv.encode(),
-        headers={**agency.supervisor_auth, "Content-Type": "text/csv"},
-    )
+    resp = await post_aeds(client, agency, csv.encode())
     await _refused(resp, "/line/2")
     feature = {
         "type": "Feature",
@@ -133,11 +129,8 @@ async def test_aed_names_with_nul_are_refused(
         "properties": {"name": SURROGATE},
         "geometry": {"type": "Point", "coordinates": [CENTRE[1], CENTRE[0]]},
     }
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/aeds",
-        data=_raw({"type": "FeatureCollection", "features": [feature]}),
-        headers={**agency.supervisor_auth, "Content-Type": "application/geo+json"},
-    )
+    collection = {"type": "FeatureCollection", "features": [feature]}
+    resp = await post_aeds(client, agency, _raw(collection), "application/geo+json")
     await _refused(resp, "/features/0/properties/name")
     assert await db.fetchval("SELECT count(*) FROM aeds") == 0
 

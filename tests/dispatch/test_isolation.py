@@ -24,7 +24,7 @@ from dispatch.service import pacing
 from dispatch.service.auth_guard import AuthGuard, client_network
 from tests.dispatch import isolation_load
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import incident
+from tests.dispatch.helpers import incident, post_aeds
 from tests.dispatch.serve_process import ServeProcess
 
 
@@ -216,11 +216,7 @@ async def test_a_bad_row_late_in_a_file_stores_nothing(
     client: Any, agency: AgencyFixture, db: asyncpg.Connection
 ) -> None:
     body = _csv(3000) + b"aed-bad,Bad,91,4\n"
-    resp = await client.post(
-        f"/v1/agencies/{agency.agency_id}/aeds",
-        data=body,
-        headers={**agency.supervisor_auth, "Content-Type": "text/csv"},
-    )
+    resp = await post_aeds(client, agency, body)
     assert resp.status == 422
     assert (await resp.json())["pointer"] == "/line/3002/lat"
     assert await db.fetchval("SELECT count(*) FROM aeds") == 0

@@ -204,7 +204,8 @@ async def _round_robin(
     expected_first: list[set[int]] = []
     expected_second: list[set[int]] = []
     for site in SITES:
-        first, second = set(), set()
+        first: set[int] = set()
+        second: set[int] = set()
         for group, into in ((FIRST_WAVE, first), (SECOND_WAVE, second), (NEVER, None)):
             for north, east in group:
                 async with session.post(

@@ -26,7 +26,7 @@ from dispatch.store.volunteers import PositionRow
 from dispatch.web import app_keys as keys
 from dispatch.web.app import create_app
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import new_volunteer
+from tests.dispatch.helpers import new_volunteer, wait_until
 
 pytestmark = pytest.mark.storage
 
@@ -35,10 +35,10 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 async def _eventually(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
-    assert check(), what
+    async def holds() -> bool:
+        return check()
+
+    await wait_until(holds, timeout_s=timeout_s, what=what)
 
 
 async def test_a_fix_reported_to_one_process_is_matched_by_the_other(
@@ -139,11 +139,12 @@ async def test_a_write_committed_late_is_not_skipped_by_one_committed_early(
             return not quick_write.done()
 
         # The quick writer waits on the change lock until the slow one commits.
-        async with asyncio.timeout(10):
-            while not await db.fetchval(
+        await wait_until(
+            lambda: db.fetchval(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            ):
-                await asyncio.sleep(0.02)
+            ),
+            what="the quick writer waiting on the change lock",
+        )
         assert waiting()
         assert await follower.catch_up() == 0
         await slow_tx.commit()

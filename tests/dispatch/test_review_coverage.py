@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,8 +13,13 @@ from dispatch.store import review as review_store
 from dispatch.store import volunteers as volunteer_store
 from geoindex import latlng_to_cell, point_cell
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, offset
-from tests.dispatch.review_helpers import volunteer
+from tests.dispatch.helpers import CENTRE, offset, wait_until
+from tests.dispatch.review_helpers import (
+    refused_parameters,
+    supervised_get,
+    supervised_json,
+    volunteer,
+)
 
 pytestmark = pytest.mark.storage
 
@@ -46,13 +50,7 @@ async def _at(
 
 
 async def _coverage(client: Any, agency: AgencyFixture, **params: Any) -> Any:
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/coverage",
-        params=params,
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
+    return await supervised_json(client, agency, "reports/coverage", params)
 
 
 async def test_cells_count_people_and_hide_small_cells(
@@ -70,11 +68,13 @@ async def test_cells_count_people_and_hide_small_cells(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert resp.status == 204
-    async with asyncio.timeout(5):
-        while not await db.fetchval(
+    await wait_until(
+        lambda: db.fetchval(
             "SELECT count(*) FROM coverage_presence WHERE volunteer_id = $1", reporter
-        ):
-            await asyncio.sleep(0.02)
+        ),
+        timeout_s=5,
+        what="the reporter's presence recorded",
+    )
     fixed_at = await db.fetchval(
         "SELECT reported_at FROM volunteer_positions WHERE volunteer_id = $1", reporter
     )
@@ -177,14 +177,8 @@ def test_local_hours_of_the_week_map_to_utc(zone: str, day: str, local: int, utc
 async def test_bad_coverage_parameters_are_named(
     client: Any, agency: AgencyFixture, params: dict[str, str]
 ) -> None:
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/coverage",
-        params=params,
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 400
-    name = (await resp.json())["invalid-params"][0]["name"]
-    assert name == ("limit" if "limit" in params else "hour")
+    resp = await supervised_get(client, agency, "reports/coverage", params)
+    assert await refused_parameters(resp) == ["limit" if "limit" in params else "hour"]
 
 
 async def test_presence_is_written_when_a_fix_enters_another_hour_or_cell(

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.dispatch import review_helpers as review
 from tests.dispatch.conftest import AgencyFixture
 from tests.dispatch.review_helpers import Responder, Seeded, as_cell, csv_rows, seed, volunteer
 
@@ -17,11 +18,7 @@ T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 
 
 async def _get(client: Any, agency: AgencyFixture, path: str, **params: Any) -> Any:
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/{path}", params=params, headers=agency.supervisor_auth
-    )
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
+    return await review.supervised_json(client, agency, path, params)
 
 
 async def _ids(client: Any, agency: AgencyFixture, **params: Any) -> list[str]:
@@ -134,13 +131,8 @@ async def test_pages_cover_every_incident_once_in_order(
 async def test_bad_incident_filters_are_problems_naming_the_parameter(
     client: Any, agency: AgencyFixture, params: dict[str, str], name: str
 ) -> None:
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/incidents", params=params, headers=agency.supervisor_auth
-    )
-    assert resp.status == 400
-    assert resp.content_type == "application/problem+json"
-    body = await resp.json()
-    assert [p["name"] for p in body["invalid-params"]] == [name]
+    resp = await review.supervised_get(client, agency, "incidents", params)
+    assert await review.refused_parameters(resp) == [name]
 
 
 async def test_incident_csv_has_the_json_cells(
@@ -207,10 +199,5 @@ async def test_roster_filters_pages_and_never_positions(
     assert "lat" not in text
     assert "lon" not in text
     assert "phone" not in text
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/volunteers",
-        params={"verified": "maybe"},
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 400
-    assert (await resp.json())["invalid-params"][0]["name"] == "verified"
+    resp = await review.supervised_get(client, agency, "volunteers", {"verified": "maybe"})
+    assert await review.refused_parameters(resp) == ["verified"]

@@ -16,7 +16,13 @@ import pytest
 
 from dispatch.config import Settings
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.review_helpers import Responder, Seeded, seed, volunteer
+from tests.dispatch.review_helpers import (
+    Responder,
+    Seeded,
+    seed,
+    supervised_json,
+    volunteer,
+)
 
 pytestmark = pytest.mark.storage
 
@@ -99,13 +105,7 @@ async def _history(db: asyncpg.Connection, agency: AgencyFixture) -> dict[str, A
 
 
 async def _report(client: Any, agency: AgencyFixture, params: dict[str, str] = RANGE) -> Any:
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/activations",
-        params=params,
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
+    return await supervised_json(client, agency, "reports/activations", params)
 
 
 async def _fresh(client: Any, db: asyncpg.Connection, agency: AgencyFixture) -> Any:

@@ -4,7 +4,6 @@ kept figures, which are the figures the log gives when recomputed row by row."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,6 +17,7 @@ from dispatch.domain.report_ranges import standard_ranges
 from dispatch.web import app_keys as keys
 from dispatch.workers.housekeeping import warm_reports
 from tests.dispatch.conftest import AgencyFixture, app_client
+from tests.dispatch.helpers import wait_until
 from tests.dispatch.review_helpers import Responder, Seeded, seed
 from tests.dispatch.test_review_report_cache import (
     FIRST,
@@ -81,6 +81,13 @@ async def _kept_at(db: asyncpg.Connection, agency_id: UUID, params: dict[str, st
         agency_id,
         start,
         stop,
+    )
+
+
+async def _kept_soon(db: asyncpg.Connection, agency_id: UUID, params: dict[str, str]) -> None:
+    """Until the running housekeeping has kept the range's report (for the current count)."""
+    await wait_until(
+        lambda: _kept_at(db, agency_id, params), every_s=0.05, what=f"report {params} kept"
     )
 
 
@@ -149,10 +156,7 @@ async def test_the_housekeeping_loop_keeps_them_while_the_service_runs(
     client = warming
     await _seed_history(db, agency)
     month = _month(SECOND)
-    for _ in range(200):
-        if await _kept_at(db, agency.agency_id, month) is not None:
-            break
-        await asyncio.sleep(0.05)
+    await _kept_soon(db, agency.agency_id, month)
     await _served_kept(client, db, agency, month)
 
     await db.execute(
@@ -162,10 +166,7 @@ async def test_the_housekeeping_loop_keeps_them_while_the_service_runs(
         _local(SECOND, 0),
         _local(SECOND + timedelta(days=20), 0),
     )
-    for _ in range(200):
-        if await _kept_at(db, agency.agency_id, month) is not None:
-            break
-        await asyncio.sleep(0.05)
+    await _kept_soon(db, agency.agency_id, month)
     report = await _served_kept(client, db, agency, month)
     assert report["total"]["median_s_to_first_ems_on_scene"] == 95.0
 

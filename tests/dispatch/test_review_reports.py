@@ -10,7 +10,17 @@ import asyncpg
 import pytest
 
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.review_helpers import Responder, Seeded, as_cell, csv_rows, seed, volunteer
+from tests.dispatch.review_helpers import (
+    Responder,
+    Seeded,
+    as_cell,
+    csv_rows,
+    refused_parameters,
+    seed,
+    supervised_get,
+    supervised_json,
+    volunteer,
+)
 
 pytestmark = pytest.mark.storage
 
@@ -63,11 +73,7 @@ async def _history(db: asyncpg.Connection, agency: AgencyFixture) -> dict[str, A
 
 
 async def _report(client: Any, agency: AgencyFixture, **extra: str) -> Any:
-    return await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/activations",
-        params={**RANGE, **extra},
-        headers=agency.supervisor_auth,
-    )
+    return await supervised_get(client, agency, "reports/activations", {**RANGE, **extra})
 
 
 async def test_activations_report_numbers(
@@ -175,14 +181,8 @@ async def test_activations_csv_has_the_json_cells(
 async def test_bad_report_ranges_are_problems_naming_the_parameter(
     client: Any, agency: AgencyFixture, params: dict[str, str], name: str
 ) -> None:
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/activations",
-        params=params,
-        headers=agency.supervisor_auth,
-    )
-    assert resp.status == 400
-    assert resp.content_type == "application/problem+json"
-    assert [p["name"] for p in (await resp.json())["invalid-params"]] == [name]
+    resp = await supervised_get(client, agency, "reports/activations", params)
+    assert await refused_parameters(resp) == [name]
 
 
 async def test_utstein_rows_one_per_real_cardiac_arrest(
@@ -238,19 +238,11 @@ async def test_report_range_defaults_to_twelve_calendar_months(
     await db.execute(
         "UPDATE agencies SET time_zone = 'Europe/Amsterdam' WHERE id = $1", agency.agency_id
     )
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/activations", headers=agency.supervisor_auth
-    )
-    assert resp.status == 200
-    report = await resp.json()
+    report = await supervised_json(client, agency, "reports/activations")
     months = [m["month"] for m in report["by_month"]]
     assert len(months) == 12
     assert months[-1] == datetime.now(ZoneInfo("Europe/Amsterdam")).strftime("%Y-%m")
     start = datetime.fromisoformat(report["from"]).astimezone(ZoneInfo("Europe/Amsterdam"))
     assert (start.day, start.hour, start.strftime("%Y-%m")) == (1, 0, months[0])
-    resp = await client.get(
-        f"/v1/agencies/{agency.agency_id}/reports/activations",
-        params={"to": "2026-06-30"},
-        headers=agency.supervisor_auth,
-    )
+    resp = await supervised_get(client, agency, "reports/activations", {"to": "2026-06-30"})
     assert (await resp.json())["by_month"][0]["month"] == "2025-07"

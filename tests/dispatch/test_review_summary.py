@@ -16,7 +16,7 @@ import pytest
 from dispatch.store import agencies
 from dispatch.store import volunteers as volunteer_store
 from tests.dispatch.conftest import AgencyFixture
-from tests.dispatch.helpers import CENTRE, incident, offset
+from tests.dispatch.helpers import CENTRE, incident, offset, wait_until
 from tests.dispatch.review_helpers import Seeded, seed, volunteer
 
 pytestmark = pytest.mark.storage
@@ -161,9 +161,11 @@ async def test_counts_through_the_engine_match_the_incident_metrics(
     auth = {"Authorization": f"Bearer {token}"}
     lat, lon = offset(*CENTRE, 60, 0)
     assert (await client.put("/v1/me/location", json={"lat": lat, "lon": lon}, headers=auth)).ok
-    async with asyncio.timeout(5):
-        while not await db.fetchval("SELECT count(*) FROM volunteer_positions"):
-            await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: db.fetchval("SELECT count(*) FROM volunteer_positions"),
+        timeout_s=5,
+        what="the position stored",
+    )
     posted = await client.post(
         f"/v1/cad/{agency.agency_id}/incidents",
         json=incident("E2E-1", address="Dam 1, Amsterdam"),
@@ -172,9 +174,10 @@ async def test_counts_through_the_engine_match_the_incident_metrics(
     result = await posted.json()
     assert result["alerts_queued"] == 1, result
     alert_id = await db.fetchval("SELECT id FROM alerts WHERE volunteer_id = $1", volunteer_id)
-    async with asyncio.timeout(10):
-        while not await db.fetchval("SELECT count(*) FROM response_log WHERE event = 'alert_sent'"):
-            await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: db.fetchval("SELECT count(*) FROM response_log WHERE event = 'alert_sent'"),
+        what="the alert sent",
+    )
     for step in ("accept", "en-route", "arrived"):
         assert (await client.post(f"/v1/alerts/{alert_id}/{step}", headers=auth)).status == 200
     await _same(db)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import uuid4
 
 import pytest
 
 from dispatch.domain.agency_settings import validate_settings
 from dispatch.domain.field_error import FieldError
-from dispatch.domain.time_zones import UnknownTimeZone, time_zone
+from dispatch.domain.time_zones import (
+    AgencyZoneUnknown,
+    UnknownTimeZone,
+    agency_time_zone,
+    time_zone,
+)
 from dispatch.domain.volunteer_settings import validate_volunteer_settings
 
 
@@ -30,3 +36,14 @@ def test_agency_and_volunteer_settings_refuse_with_the_same_field_error() -> Non
         with pytest.raises(FieldError) as agency:
             validate({"time_zone": "Mars/Olympus"})
         assert agency.value.pointer == "/time_zone"
+
+
+def test_a_stored_agency_zone_unknown_here_is_refused_naming_the_agency_and_value() -> None:
+    agency_id = uuid4()
+    assert agency_time_zone(agency_id, "Europe/Amsterdam").key == "Europe/Amsterdam"
+    for stored in ("Mars/Olympus", None):
+        with pytest.raises(AgencyZoneUnknown) as refused:
+            agency_time_zone(agency_id, stored)
+        assert (refused.value.agency_id, refused.value.name) == (agency_id, stored)
+        # Not an input error: no handler may answer it as a 422 on the request's fields.
+        assert not isinstance(refused.value, FieldError)

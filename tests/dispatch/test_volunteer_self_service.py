@@ -274,9 +274,11 @@ async def test_stale_positions_are_purged_continuously_not_only_at_start(
     clock.advance(minutes=15, seconds=5)
     await _stand_near(client, fresh)
     await _position_row(db, volunteer_id, present=False)
+
     # Housekeeping forgets the position in memory a few queries after the database row.
-    async with asyncio.timeout(5):
-        while cache.position(volunteer_id) is not None:
-            await asyncio.sleep(0.02)
+    async def forgotten() -> bool:
+        return cache.position(volunteer_id) is None
+
+    await wait_until(forgotten, timeout_s=5, what="the position forgotten in memory")
     await _position_row(db, fresh_id, present=True)
     assert cache.position(fresh_id) is not None
