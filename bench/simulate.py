@@ -13,12 +13,16 @@ seconds and as a multiple of that calibration measured in the same run. Not a te
 numbers only.
 
     python bench/simulate.py [--incidents 10000] [--volunteers 5000] [--runs 100]
-        [--workers 2] [--draws 10]
+        [--workers 2] [--draws 10] [--uniform] [--digest]
+
+``--digest`` prints a SHA-256 of every output array, so that a change meant to be exact can
+be checked to give the same results to the last digit.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import sys
@@ -40,7 +44,7 @@ from dispatch.simulate.incidents import SimIncident
 from dispatch.simulate.model import Behaviour
 from dispatch.simulate.population import AREA_RES, Area, Population, cell_ring
 from dispatch.simulate.results import summarise
-from dispatch.simulate.runner import Setup, simulate_runs
+from dispatch.simulate.runner import RunArrays, Setup, simulate_runs
 from geoindex import latlng_to_cell
 
 CENTRE = (59.33, 18.06)
@@ -122,6 +126,19 @@ def calibration(repeat: int = 20_000) -> float:
     return best / repeat * 1e6
 
 
+def digest(arrays: RunArrays) -> str:
+    """SHA-256 of every output array (the per-cell dicts in sorted order)."""
+    h = hashlib.sha256()
+    for name in RunArrays.__slots__:
+        value = getattr(arrays, name)
+        h.update(name.encode())
+        if value.dtype == object:
+            h.update(repr([sorted(cells.items()) for cells in value]).encode())
+        else:
+            h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--incidents", type=int, default=10_000)
@@ -135,6 +152,9 @@ def main() -> None:
         action="store_true",
         help="one density over the incidents' cells (the tool's default) instead of "
         "volunteers placed like the incidents",
+    )
+    parser.add_argument(
+        "--digest", action="store_true", help="print a SHA-256 of every output array"
     )
     args = parser.parse_args()
     print_calibration()
@@ -191,6 +211,8 @@ def main() -> None:
         f"(95% CI {headline['ci95'][0]:.1%}–{headline['ci95'][1]:.1%}); "
         f"alerts per incident {summary['outcomes']['alerts_per_incident']['mean']:.1f}"
     )
+    if args.digest:
+        print(f"digest of every output array: {digest(arrays)}")
 
 
 if __name__ == "__main__":
