@@ -30,6 +30,7 @@ class Exclusion(StrEnum):
     UNKNOWN_PLACE = "lay_responder_unknown_place"
     OFF_DUTY = "off_duty"
     QUIET_HOURS = "quiet_hours"
+    QUIET_HOURS_ZONE_UNKNOWN = "quiet_hours_zone_unknown"
     BUDGET = "daily_budget_spent"
     NOT_TESTER = "not_a_tester"
     BUSY = "on_another_incident"
@@ -96,7 +97,14 @@ def exclusion(profile: VolunteerProfile, facts: IncidentFacts) -> Exclusion | No
     if not profile.on_duty:
         return Exclusion.OFF_DUTY
     if profile.quiet_from is not None and profile.quiet_until is not None:
-        local = facts.at.astimezone(time_zones.time_zone(profile.time_zone)).time()
+        try:
+            zone = time_zones.time_zone(profile.time_zone)
+        except time_zones.UnknownTimeZone:
+            # A zone this server's tzdata no longer knows (checked when it was stored):
+            # the quiet hours cannot be told, and one volunteer's setting must not stop
+            # the incident's matching for everyone else.
+            return Exclusion.QUIET_HOURS_ZONE_UNKNOWN
+        local = facts.at.astimezone(zone).time()
         if in_quiet_hours(local, profile.quiet_from, profile.quiet_until):
             return Exclusion.QUIET_HOURS
     if profile.daily_budget is not None and profile.alerts_today >= profile.daily_budget:

@@ -98,6 +98,28 @@ async def test_cad_intake_names_the_unknown_zone_and_stores_nothing(
     assert await db.fetchval("SELECT count(*) FROM incidents") == 0
 
 
+async def test_a_volunteer_whose_quiet_hours_zone_is_unknown_does_not_stop_the_others(
+    client: Any, db: asyncpg.Connection, agency: AgencyFixture
+) -> None:
+    """Quiet hours in a zone the server no longer knows cannot be told: that volunteer is
+    passed over with its own reason, and everyone else is still matched."""
+    lost_id, _ = await volunteer_at(client, agency, offset(*CENTRE, 40, 0))
+    other_id, _ = await volunteer_at(client, agency, offset(*CENTRE, 80, 0))
+    await db.execute(
+        "UPDATE volunteers SET quiet_from = '01:00', quiet_until = '02:00', time_zone = $2"
+        " WHERE id = $1",
+        lost_id,
+        GONE,
+    )
+    posted = await client.post(
+        f"/v1/cad/{agency.agency_id}/incidents", json=incident("quiet-1"), headers=agency.auth
+    )
+    assert posted.status == 202, await posted.text()
+    assert await db.fetchval("SELECT array_agg(volunteer_id) FROM alerts") == [other_id]
+    matched = await db.fetchval("SELECT details FROM response_log WHERE event = 'matched'")
+    assert matched["excluded"] == {"quiet_hours_zone_unknown": 1}
+
+
 async def test_a_running_incident_goes_on_without_new_aed_roles(
     client: Any, db: asyncpg.Connection, agency: AgencyFixture, caplog: Any
 ) -> None:
