@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
@@ -146,3 +147,89 @@ async def test_text_search_indexes_keep_no_pending_list(db: asyncpg.Connection) 
         ("incidents_address_trgm", ["fastupdate=off"]),
         ("incidents_number_trgm", ["fastupdate=off"]),
     ]
+
+
+def test_a_file_run_statement_by_statement_is_split_at_each_statement_s_end() -> None:
+    from dispatch.db.migrate import Migration
+
+    sql = (
+        "-- migrate: each statement on its own\n"
+        "-- why, in a comment\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS a;\n"
+        "CREATE INDEX CONCURRENTLY a ON t (x)\n"
+        "    INCLUDE (y);  -- a trailing comment\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS b;\n"
+        "-- nothing after this\n"
+    )
+    migration = Migration(99, "0099_x.sql", sql)
+    assert migration.outside_transaction
+    assert migration.statements() == [
+        "-- migrate: each statement on its own\n-- why, in a comment\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS a",
+        "CREATE INDEX CONCURRENTLY a ON t (x)\n    INCLUDE (y)",
+        "DROP INDEX CONCURRENTLY IF EXISTS b",
+    ]
+    assert not Migration(98, "0098_y.sql", "CREATE TABLE t (x int);").outside_transaction
+    with pytest.raises(RuntimeError, match=r"\$\$"):
+        Migration(97, "0097_z.sql", sql + "DO $$ BEGIN END $$;\n").statements()
+
+
+async def test_each_statement_files_can_run_again_after_a_crash(db: asyncpg.Connection) -> None:
+    """Such a file's row is written after its last statement, so a process that dies
+    half-way runs all of it again: on a migrated database that must succeed and leave the
+    same indexes."""
+    indexes = "SELECT indexrelid::regclass::text, indisvalid FROM pg_index ORDER BY 1"
+    before = await db.fetch(indexes)
+    outside = [m for m in shipped_migrations() if m.outside_transaction]
+    assert outside, "no migration runs outside a transaction any more"
+    for migration in outside:
+        for statement in migration.statements():
+            await db.execute(statement)
+    assert await db.fetch(indexes) == before
+
+
+async def test_the_coverage_report_reads_presence_from_its_index_alone(
+    db: asyncpg.Connection,
+) -> None:
+    """0025: the report's volunteer and time seen are carried in the index, so a vacuumed
+    table is not read (one heap page per presence row before)."""
+    agency = await db.fetchval(
+        "INSERT INTO agencies (id, name) VALUES (gen_random_uuid(), 'A') RETURNING id"
+    )
+    await db.execute(
+        "INSERT INTO coverage_presence (volunteer_id, agency_id, hour_of_week, cell, last_seen_at)"
+        " SELECT v, $1, v % 168, 613 + v % 40, now() FROM generate_series(1, 5000) v",
+        agency,
+    )
+    await db.execute("VACUUM ANALYZE coverage_presence")
+    plan = await db.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT cell, volunteer_id FROM coverage_presence"
+        " WHERE agency_id = $1 AND hour_of_week = 7 AND last_seen_at >= now() - interval '28 days'",
+        agency,
+    )
+    node = json.loads(plan)[0]["Plan"]
+    assert (node["Node Type"], node["Index Name"], node["Heap Fetches"]) == (
+        "Index Only Scan",
+        "coverage_presence_cells",
+        0,
+    )
+
+
+async def test_migrations_are_not_held_to_the_connection_s_command_timeout(admin_dsn: str) -> None:
+    """The service migrates on a pool connection, whose command timeout (5 s by default)
+    is for ordinary queries; rewriting or indexing a large table takes longer. Here a
+    timeout shorter than any migration file stands for it."""
+    name = await pg.create_test_database(admin_dsn, "template0")
+    try:
+        conn = await asyncpg.connect(pg.with_database(admin_dsn, name), command_timeout=0.001)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close(timeout=5)
+        assert len(applied) == len(shipped_migrations())
+    finally:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
