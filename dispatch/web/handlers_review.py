@@ -26,7 +26,7 @@ from dispatch.web import app_keys as keys
 from dispatch.web import review_params as qp
 from dispatch.web.params import supervisor
 from dispatch.web.problems import not_found
-from dispatch.web.review_format import csv_response, csv_text, page_cursor, plain
+from dispatch.web.review_format import csv_response, csv_text, json_response, page_cursor, plain
 from geoindex import cell_to_boundary, cell_to_latlng
 
 routes = web.RouteTableDef()
@@ -88,7 +88,7 @@ def _table(
 ) -> web.Response:
     if fmt == "csv":
         return csv_response(csv_text(columns, rows), filename=f"{key}.csv", next_cursor=next_cursor)
-    return web.json_response(
+    return json_response(
         {key: [{c: plain(r[c]) for c in columns} for r in rows], "next_cursor": next_cursor}
     )
 
@@ -277,7 +277,7 @@ async def activations_report(request: web.Request) -> web.Response:
         )
         response.headers["Report-Computed-At"] = computed_at
         return response
-    return web.json_response(report)
+    return json_response(report)
 
 
 # --- coverage ----------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ async def coverage_report(request: web.Request) -> web.Response:
             }
         )
     next_cursor = qp.encode_cursor([found.cells[-1][0]]) if len(found.cells) == limit else None
-    return web.json_response(
+    return json_response(
         {
             "hour_of_week": hour,
             "utc_hour_of_week": utc_hour,
