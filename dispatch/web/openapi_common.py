@@ -98,6 +98,14 @@ BODY_ERRORS: Final = {
     "422": problem("A field is missing, of the wrong type or out of range; `pointer` names it"),
 }
 OVERLOAD: Final = {"503": problem("Overloaded or the database is down", retry_after=True)}
+# Any route that reads an agency's settings can meet one this server cannot use (a zone its
+# tzdata no longer has); the middleware answers that on every route alike.
+SERVER_ERROR: Final = {
+    "500": problem(
+        "A stored agency setting this server cannot use (type `/problems/agency-misconfigured`,"
+        " with `setting` and `value`), or an internal error"
+    )
+}
 
 
 def operation(
@@ -126,7 +134,7 @@ def operation(
     if body is not None:
         op["requestBody"] = body
         responses = {**BODY_ERRORS, **responses}
-    op["responses"] = {**responses, **OVERLOAD}
+    op["responses"] = {**responses, **SERVER_ERROR, **OVERLOAD}
     return op
 
 

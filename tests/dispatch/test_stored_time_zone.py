@@ -16,6 +16,7 @@ import pytest
 from dispatch.config import Settings
 from dispatch.store import agencies as agency_store
 from dispatch.web import app_keys as keys
+from dispatch.web.openapi import openapi_document
 from dispatch.workers.housekeeping import warm_reports
 from tests.dispatch.accounts_helpers import sign_up
 from tests.dispatch.conftest import AgencyFixture
@@ -85,6 +86,30 @@ async def test_review_routes_refuse_an_unknown_stored_zone(
     )
     assert fixed.status == 200, await fixed.text()
     assert (await supervised_get(client, agency, path, params)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/v1/agencies/{agency_id}/incidents"),
+        ("get", "/v1/agencies/{agency_id}/reports/coverage"),
+        ("post", "/v1/cad/{agency_id}/incidents"),
+        ("post", "/v1/me/credentials"),
+    ],
+)
+def test_the_api_document_lists_the_refusal(method: str, path: str) -> None:
+    """A client generated from the OpenAPI document knows this 500 and its problem type;
+    the middleware answers it on every route alike, so every operation that takes a
+    credential (and so an agency) lists it."""
+    paths = openapi_document()["paths"]
+    guarded = [op for ops in paths.values() for op in ops.values() if "security" in op]
+    assert len(guarded) > 50
+    assert all("500" in op["responses"] for op in guarded)
+    refusal = openapi_document()["paths"][path][method]["responses"]["500"]
+    assert "/problems/agency-misconfigured" in refusal["description"]
+    assert refusal["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/Problem"
+    }
 
 
 async def test_cad_intake_names_the_unknown_zone_and_stores_nothing(
