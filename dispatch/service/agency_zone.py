@@ -17,11 +17,25 @@ from dispatch.domain.time_zones import AgencyZoneUnknown, agency_time_zone
 log = structlog.get_logger(__name__)
 
 
-def zone_or_skip(agency_id: UUID, name: str, *, skipped: str) -> ZoneInfo | None:
+def zone_or_skip(
+    agency_id: UUID,
+    name: str,
+    *,
+    skipped: str,
+    warned: set[tuple[UUID, str]] | None = None,
+) -> ZoneInfo | None:
     """The agency's zone; None when this server does not know it, after a warning whose
-    event is ``skipped`` (what is left undone), naming the agency and the stored value."""
+    event is ``skipped`` (what is left undone), naming the agency and the stored value.
+
+    A job that retries every few seconds passes ``warned``, its own record of what it has
+    said: it warns once per agency and value, not a line per round."""
     try:
         return agency_time_zone(agency_id, name)
     except AgencyZoneUnknown:
-        log.warning(skipped, agency_id=str(agency_id), time_zone=name, reason="unknown_time_zone")
+        if warned is None or (agency_id, name) not in warned:
+            log.warning(
+                skipped, agency_id=str(agency_id), time_zone=name, reason="unknown_time_zone"
+            )
+        if warned is not None:
+            warned.add((agency_id, name))
         return None

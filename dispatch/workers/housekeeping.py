@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from typing import Final
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -66,6 +67,7 @@ class Housekeeper:
         self._tick_s = tick_s
         self._log_retention_days = log_retention_days
         self._report_warmup_s = report_warmup_s
+        self._zones_warned: set[tuple[UUID, str]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         async def round_() -> bool:
@@ -73,7 +75,7 @@ class Housekeeper:
             return False
 
         async def warm_round() -> bool:
-            return await warm_reports(self._pool) >= REPORTS_PER_ROUND
+            return await warm_reports(self._pool, warned=self._zones_warned) >= REPORTS_PER_ROUND
 
         rounds = [run_rounds(stop, round_, tick_s=self._tick_s, name="housekeeping")]
         if self._report_warmup_s > 0:
@@ -114,9 +116,15 @@ class Housekeeper:
         return done
 
 
-async def warm_reports(pool: asyncpg.Pool, *, limit: int = REPORTS_PER_ROUND) -> int:
+async def warm_reports(
+    pool: asyncpg.Pool,
+    *,
+    limit: int = REPORTS_PER_ROUND,
+    warned: set[tuple[UUID, str]] | None = None,
+) -> int:
     """Compute up to ``limit`` standard activations reports that have no valid kept copy,
-    newest ranges first; one process at a time. Returns how many were computed."""
+    newest ranges first; one process at a time. Returns how many were computed. An agency
+    whose zone this server does not know is skipped, with a warning once per ``warned``."""
     computed = 0
     async with pool.acquire() as conn:
         if not await review_activations.try_warm_lock(conn):
@@ -126,7 +134,10 @@ async def warm_reports(pool: asyncpg.Pool, *, limit: int = REPORTS_PER_ROUND) ->
             for agency in agencies:
                 # Its reports are kept in its zone or not at all; the next round retries.
                 tz = zone_or_skip(
-                    agency.agency_id, agency.time_zone, skipped="report_warmup_skipped"
+                    agency.agency_id,
+                    agency.time_zone,
+                    skipped="report_warmup_skipped",
+                    warned=warned,
                 )
                 if tz is None:
                     continue
