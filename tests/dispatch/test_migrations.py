@@ -149,6 +149,20 @@ async def test_text_search_indexes_keep_no_pending_list(db: asyncpg.Connection) 
     ]
 
 
+async def test_text_search_columns_keep_a_fine_histogram(db: asyncpg.Connection) -> None:
+    """The search's row estimate comes from these histograms; with 100 entries a new
+    sample could flip its plan between runs (0026)."""
+    targets = await db.fetch(
+        "SELECT attrelid::regclass::text AS rel, attname, attstattarget FROM pg_attribute"
+        " WHERE (attrelid = 'incidents'::regclass AND attname = 'source_incident_id')"
+        "    OR attrelid = to_regclass('incidents_address_trgm') ORDER BY 1"
+    )
+    found = {r["rel"]: r["attstattarget"] for r in targets}
+    assert found["incidents"] == 1000
+    if "incidents_address_trgm" in found:
+        assert found["incidents_address_trgm"] == 1000
+
+
 def test_a_file_run_statement_by_statement_is_split_at_each_statement_s_end() -> None:
     from dispatch.db.migrate import Migration
 
