@@ -73,6 +73,18 @@ def _matcher(patterns: Sequence[str]) -> tuple[str, ...]:
     return tuple(p.strip().upper() for p in patterns if p.strip())
 
 
+def _by_call_type(
+    incidents: list[SimIncident], source: str, notes: list[str], call_types: Sequence[str]
+) -> IncidentSet:
+    """A public data set without cardiac-arrest coding: its calls of ``call_types`` stand in."""
+    return IncidentSet(
+        sorted(incidents, key=lambda i: i.received_at),
+        source,
+        notes,
+        stand_in=f"call types {', '.join(call_types)} (no cardiac-arrest coding in this data)",
+    )
+
+
 def _matches(call_type: str, patterns: tuple[str, ...]) -> bool:
     upper = call_type.strip().upper()
     return any(fnmatchcase(upper, p) for p in patterns)
@@ -173,12 +185,7 @@ def read_sf_calls(
         notes.append(f"{bad:,} unit rows without a received time or location were skipped")
     if no_ems:
         notes.append(f"{no_ems:,} incidents have no unit on scene: their EMS time is drawn")
-    return IncidentSet(
-        sorted(incidents, key=lambda i: i.received_at),
-        "SF Fire Department Calls for Service",
-        notes,
-        stand_in=f"call types {', '.join(call_types)} (no cardiac-arrest coding in this data)",
-    )
+    return _by_call_type(incidents, "SF Fire Department Calls for Service", notes, call_types)
 
 
 _SEATTLE_US = "%m/%d/%Y %I:%M:%S %p"
@@ -233,12 +240,7 @@ def read_seattle(
     ]
     if bad:
         notes.append(f"{bad:,} matching calls without a location were skipped")
-    return IncidentSet(
-        sorted(incidents, key=lambda i: i.received_at),
-        "Seattle Real Time Fire 911 Calls",
-        notes,
-        stand_in=f"call types {', '.join(call_types)} (no cardiac-arrest coding in this data)",
-    )
+    return _by_call_type(incidents, "Seattle Real Time Fire 911 Calls", notes, call_types)
 
 
 def _parse_document(path: Path, tz: tzinfo) -> list[IncidentReport]:

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Final
+from typing import Final, TypeVar
 
 import asyncpg
 import structlog
@@ -59,7 +59,14 @@ from dispatch.service.providers import Providers, SharedPacer
 from dispatch.store import alerts as alert_store
 from dispatch.store.alerts import ClaimedDelivery, DeviceAddress, WebPushAddress
 from dispatch.workers.outbox_records import Attempt, Bookkeeper
-from notify.ports import AlertMessage, Channel, DeliveryOutcome, DeliveryResult, Notifier
+from notify.ports import (
+    AlertMessage,
+    BatchNotifier,
+    Channel,
+    DeliveryOutcome,
+    DeliveryResult,
+    Notifier,
+)
 from notify.retry import UniformRng, next_attempt_delay
 from notify.webpush import Subscription, subscription_address
 
@@ -77,6 +84,7 @@ _PUSH_CHUNK: Final = 50
 
 _PushJob = tuple[Attempt, DeviceAddress, AlertMessage]
 _WebPushJob = tuple[Attempt, WebPushAddress, AlertMessage]
+_Target = TypeVar("_Target", DeviceAddress, WebPushAddress)
 
 
 class OutboxWorker:
@@ -292,21 +300,9 @@ class OutboxWorker:
             for a in attempts
             for sub in a.delivery.web_push
         ]
-        size = self._push_chunk
-
-        async def chunk(part: list[_WebPushJob]) -> None:
-            async with self._push_chunks:
-                results = await self._bounded(
-                    web_push.send_many([m for _, _, m in part], timeout_s=self._send_timeout_s),
-                    [Channel.WEB_PUSH] * len(part),
-                )
-            for (attempt, sub, _), result in zip(part, results, strict=True):
-                attempt.per_subscription.append((sub, result))
-
-        await asyncio.gather(*(chunk(jobs[i : i + size]) for i in range(0, len(jobs), size)))
-        for attempt in attempts:
-            attempt.result = _best_of([r for _, r in attempt.per_subscription])
-            attempt.resent = attempt.delivery.reclaimed
+        await self._send_in_chunks(
+            web_push, Channel.WEB_PUSH, jobs, attempts, lambda a: a.per_subscription
+        )
 
     async def _send_push(self, attempts: Sequence[Attempt]) -> None:
         fcm = self._providers.push
@@ -321,20 +317,31 @@ class OutboxWorker:
             for a in attempts
             for device in a.delivery.devices
         ]
+        await self._send_in_chunks(fcm, Channel.PUSH, jobs, attempts, lambda a: a.per_device)
+
+    async def _send_in_chunks(
+        self,
+        notifier: BatchNotifier,
+        channel: Channel,
+        jobs: list[tuple[Attempt, _Target, AlertMessage]],
+        attempts: Sequence[Attempt],
+        per_target: Callable[[Attempt], list[tuple[_Target, DeliveryResult]]],
+    ) -> None:
+        """One batch call per chunk of ``jobs``; an attempt's result is its best target's."""
         size = self._push_chunk
 
-        async def chunk(part: list[_PushJob]) -> None:
+        async def chunk(part: list[tuple[Attempt, _Target, AlertMessage]]) -> None:
             async with self._push_chunks:
                 results = await self._bounded(
-                    fcm.send_many([m for _, _, m in part], timeout_s=self._send_timeout_s),
-                    [Channel.PUSH] * len(part),
+                    notifier.send_many([m for _, _, m in part], timeout_s=self._send_timeout_s),
+                    [channel] * len(part),
                 )
-            for (attempt, device, _), result in zip(part, results, strict=True):
-                attempt.per_device.append((device, result))
+            for (attempt, target, _), result in zip(part, results, strict=True):
+                per_target(attempt).append((target, result))
 
         await asyncio.gather(*(chunk(jobs[i : i + size]) for i in range(0, len(jobs), size)))
         for attempt in attempts:
-            attempt.result = _best_of([r for _, r in attempt.per_device])
+            attempt.result = _best_of([r for _, r in per_target(attempt)])
             attempt.resent = attempt.delivery.reclaimed
 
     async def _bounded(

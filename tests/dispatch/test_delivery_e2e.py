@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.dispatch.delivery_stack import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    FROM_NUMBER,
     Scenario,
     count,
     new_scenario,
@@ -128,6 +129,14 @@ async def _post_twilio(
         return resp
 
 
+async def _text_in(
+    session: aiohttp.ClientSession, stack: Stack, phone: str, body: str, sid: str
+) -> aiohttp.ClientResponse:
+    """A text from ``phone`` to the service's number, signed as Twilio signs it."""
+    params = {"From": phone, "To": FROM_NUMBER, "Body": body, "MessageSid": sid}
+    return await _post_twilio(session, stack, "/v1/twilio/sms-inbound", params)
+
+
 async def _db_rows(dsn: str, agency_id: Any) -> dict[str, list[str]]:
     """Every row this agency owns, as text (tables all carry agency_id)."""
     conn = await asyncpg.connect(dsn)
@@ -186,12 +195,7 @@ async def test_expired_push_token_falls_back_to_sms_and_deactivates_the_device(
     assert len(stack.fcm.sends_to(token)) == 1
 
     # The volunteer texts back "yes": the alert is accepted.
-    resp = await _post_twilio(
-        session,
-        stack,
-        "/v1/twilio/sms-inbound",
-        {"From": phone, "To": "+15550000000", "Body": " yes ", "MessageSid": "SM" + "5" * 32},
-    )
+    resp = await _text_in(session, stack, phone, " yes ", "SM" + "5" * 32)
     assert resp.status == 200
     events = await scenario.wait_for(incident_id, lambda e: count(e, "alert_accepted") == 1)
     assert "sms_reply" in [e["event"] for e in events]
@@ -239,12 +243,7 @@ async def test_stop_reply_ends_texts_to_that_number(
     """STOP from a number: the next alert skips SMS and calls; START switches texts back on."""
     phone = "+15550100003"
     scenario = await _scenario(stack, session, [(None, phone)], ack_s=1, answer_s=1)
-    resp = await _post_twilio(
-        session,
-        stack,
-        "/v1/twilio/sms-inbound",
-        {"From": phone, "To": "+15550000000", "Body": "STOP", "MessageSid": "SM" + "3" * 32},
-    )
+    resp = await _text_in(session, stack, phone, "STOP", "SM" + "3" * 32)
     assert resp.status == 200
     incident_id, _ = await scenario.post_incident("stop-1")
 
@@ -252,12 +251,7 @@ async def test_stop_reply_ends_texts_to_that_number(
     assert stack.twilio.sent_to(phone) == []
     assert count(events, "alert_sent", "sms") == 0
 
-    resp = await _post_twilio(
-        session,
-        stack,
-        "/v1/twilio/sms-inbound",
-        {"From": phone, "To": "+15550000000", "Body": "START", "MessageSid": "SM" + "4" * 32},
-    )
+    resp = await _text_in(session, stack, phone, "START", "SM" + "4" * 32)
     assert resp.status == 200
     conn = await asyncpg.connect(stack.dsn)
     try:

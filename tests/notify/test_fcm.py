@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -22,6 +24,20 @@ from tests.notify.conftest import (
     fixed_clock,
     make_alert,
 )
+
+
+@contextlib.asynccontextmanager
+async def _notifier(
+    service_account_file: Path, base_url: str, **options: Any
+) -> AsyncIterator[FcmNotifier]:
+    """A notifier of its own (not the shared fixture's), on the fixed clock, closed after."""
+    notifier = FcmNotifier(
+        service_account_file=service_account_file, base_url=base_url, clock=fixed_clock, **options
+    )
+    try:
+        yield notifier
+    finally:
+        await notifier.aclose()
 
 
 async def test_send_posts_v1_message_with_android_apns_and_data(
@@ -87,16 +103,8 @@ async def test_critical_alert_uses_critical_sound_and_level(
 
 
 async def test_fid_addressing(service_account_file: Path, fcm_fake: FakeFcm) -> None:
-    notifier = FcmNotifier(
-        service_account_file=service_account_file,
-        base_url=fcm_fake.url,
-        address_field="fid",
-        clock=fixed_clock,
-    )
-    try:
+    async with _notifier(service_account_file, fcm_fake.url, address_field="fid") as notifier:
         result = await notifier.send(make_alert(address="fid-123"), timeout_s=5)
-    finally:
-        await notifier.aclose()
     assert result.outcome is DeliveryOutcome.ACCEPTED
     message = fcm_fake.sends[0].message
     assert message["fid"] == "fid-123"
@@ -256,19 +264,12 @@ async def test_stalled_fcm_hits_our_deadline(fcm: FcmNotifier, fcm_fake: FakeFcm
 async def test_stalled_fcm_hits_the_http_timeout(
     service_account_file: Path, fcm_fake: FakeFcm, transport: Literal["sdk", "aiohttp"]
 ) -> None:
-    notifier = FcmNotifier(
-        service_account_file=service_account_file,
-        base_url=fcm_fake.url,
-        http_timeout_s=0.3,
-        clock=fixed_clock,
-        transport=transport,
-    )
-    try:
+    async with _notifier(
+        service_account_file, fcm_fake.url, http_timeout_s=0.3, transport=transport
+    ) as notifier:
         await notifier.warm_up()
         fcm_fake.replies["slow"] = FcmReply(delay_s=5)
         await assert_send_times_out(notifier, "slow", timeout_s=5)
-    finally:
-        await notifier.aclose()
     assert len(fcm_fake.sends) == 1
 
 
@@ -276,16 +277,9 @@ async def test_stalled_fcm_hits_the_http_timeout(
 async def test_connection_refused_is_retryable(
     service_account_file: Path, fcm_fake: FakeFcm, transport: Literal["sdk", "aiohttp"]
 ) -> None:
-    notifier = FcmNotifier(
-        service_account_file=service_account_file,
-        base_url=f"http://127.0.0.1:{closed_port()}",
-        clock=fixed_clock,
-        transport=transport,
-    )
-    try:
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    async with _notifier(service_account_file, base_url, transport=transport) as notifier:
         result = await notifier.send(make_alert(), timeout_s=5)
-    finally:
-        await notifier.aclose()
     assert result.outcome is DeliveryOutcome.RETRYABLE
     assert result.error_code in (ErrorCode.UNAVAILABLE, ErrorCode.NETWORK_ERROR)
 

@@ -33,17 +33,21 @@ CALLBACK = "https://dispatch.example.org/v1/twilio/sms-status"
 TO = "+15551230001"
 
 
+async def _notifier(base_url: str, **options: Any) -> TwilioSmsNotifier:
+    """A notifier for the test account through the messaging service; ``options`` override."""
+    settings: dict[str, Any] = {
+        "account_sid": ACCOUNT_SID,
+        "auth_token": AUTH_TOKEN,
+        "messaging_service_sid": MESSAGING_SERVICE_SID,
+        "base_url": base_url,
+        "clock": fixed_clock,
+    }
+    return await TwilioSmsNotifier.create(**(settings | options))
+
+
 @pytest.fixture
 async def sms(twilio_fake: FakeTwilio) -> AsyncIterator[TwilioSmsNotifier]:
-    notifier = await TwilioSmsNotifier.create(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        messaging_service_sid=MESSAGING_SERVICE_SID,
-        status_callback_url=CALLBACK,
-        base_url=twilio_fake.url,
-        request_timeout_s=2.0,
-        clock=fixed_clock,
-    )
+    notifier = await _notifier(twilio_fake.url, status_callback_url=CALLBACK, request_timeout_s=2.0)
     async with notifier:
         yield notifier
 
@@ -71,12 +75,8 @@ async def test_send_creates_message_with_validity_and_callback(
 
 
 async def test_from_number_and_validity_clamped(twilio_fake: FakeTwilio) -> None:
-    async with await TwilioSmsNotifier.create(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number="+15550009999",
-        base_url=twilio_fake.url,
-        clock=fixed_clock,
+    async with await _notifier(
+        twilio_fake.url, messaging_service_sid=None, from_number="+15550009999"
     ) as notifier:
         result = await notifier.send(
             make_alert(address=TO, expires_at=NOW + timedelta(days=2)), timeout_s=5
@@ -147,13 +147,7 @@ async def test_error_table(
 
 
 async def test_wrong_credentials_are_permanent_auth_error(twilio_fake: FakeTwilio) -> None:
-    async with await TwilioSmsNotifier.create(
-        account_sid=ACCOUNT_SID,
-        auth_token="wrong",
-        messaging_service_sid=MESSAGING_SERVICE_SID,
-        base_url=twilio_fake.url,
-        clock=fixed_clock,
-    ) as notifier:
+    async with await _notifier(twilio_fake.url, auth_token="wrong") as notifier:
         result = await notifier.send(make_alert(address=TO), timeout_s=5)
     assert (result.outcome, result.error_code) == (DeliveryOutcome.PERMANENT, ErrorCode.AUTH_ERROR)
 
@@ -182,25 +176,12 @@ async def test_client_request_timeout_applies_without_outer_deadline(
     twilio_fake: FakeTwilio,
 ) -> None:
     twilio_fake.replies[TO] = TwilioReply(delay_s=5)
-    async with await TwilioSmsNotifier.create(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        messaging_service_sid=MESSAGING_SERVICE_SID,
-        base_url=twilio_fake.url,
-        request_timeout_s=0.3,
-        clock=fixed_clock,
-    ) as notifier:
+    async with await _notifier(twilio_fake.url, request_timeout_s=0.3) as notifier:
         await assert_send_times_out(notifier, TO, timeout_s=30)
 
 
 async def test_connection_refused_is_retryable() -> None:
-    async with await TwilioSmsNotifier.create(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        messaging_service_sid=MESSAGING_SERVICE_SID,
-        base_url=f"http://127.0.0.1:{closed_port()}",
-        clock=fixed_clock,
-    ) as notifier:
+    async with await _notifier(f"http://127.0.0.1:{closed_port()}") as notifier:
         result = await notifier.send(make_alert(address=TO), timeout_s=5)
     assert (result.outcome, result.error_code) == (
         DeliveryOutcome.RETRYABLE,
@@ -259,13 +240,7 @@ async def test_find_existing_returns_none_when_nothing_was_created(
 async def test_find_existing_reports_lookup_failure(
     sms: TwilioSmsNotifier, twilio_fake: FakeTwilio
 ) -> None:
-    async with await TwilioSmsNotifier.create(
-        account_sid=ACCOUNT_SID,
-        auth_token="wrong",
-        messaging_service_sid=MESSAGING_SERVICE_SID,
-        base_url=twilio_fake.url,
-        clock=fixed_clock,
-    ) as broken:
+    async with await _notifier(twilio_fake.url, auth_token="wrong") as broken:
         result = await broken.find_existing(make_alert(address=TO), timeout_s=5)
     assert result is not None
     assert result.outcome is not DeliveryOutcome.ACCEPTED
