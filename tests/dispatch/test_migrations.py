@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -19,16 +21,23 @@ async def test_shipped_migrations_are_numbered_without_gaps() -> None:
     assert all(m.sql.strip() for m in migrations)
 
 
+@asynccontextmanager
+async def _unmigrated_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database's DSN, dropped afterwards."""
+    name = await pg.create_test_database(admin_dsn, "template0")
+    try:
+        yield pg.with_database(admin_dsn, name)
+    finally:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 async def test_concurrent_migrate_applies_each_file_once(admin_dsn: str) -> None:
     """Two processes starting at once: the advisory lock lets one apply, the other sees it done."""
-    name = f"dispatch_m_{id(object()):x}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        dsn = pg.with_database(admin_dsn, name)
+    async with _unmigrated_database(admin_dsn) as dsn:
         first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
         try:
             applied = await asyncio.gather(migrate(first), migrate(second))
@@ -39,12 +48,6 @@ async def test_concurrent_migrate_applies_each_file_once(admin_dsn: str) -> None
         finally:
             await first.close()
             await second.close()
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 async def test_every_agency_owned_table_carries_agency_id(db: asyncpg.Connection) -> None:
@@ -233,17 +236,10 @@ async def test_migrations_are_not_held_to_the_connection_s_command_timeout(admin
     """The service migrates on a pool connection, whose command timeout (5 s by default)
     is for ordinary queries; rewriting or indexing a large table takes longer. Here a
     timeout shorter than any migration file stands for it."""
-    name = await pg.create_test_database(admin_dsn, "template0")
-    try:
-        conn = await asyncpg.connect(pg.with_database(admin_dsn, name), command_timeout=0.001)
+    async with _unmigrated_database(admin_dsn) as dsn:
+        conn = await asyncpg.connect(dsn, command_timeout=0.001)
         try:
             applied = await migrate(conn)
         finally:
             await conn.close(timeout=5)
         assert len(applied) == len(shipped_migrations())
-    finally:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
